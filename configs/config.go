@@ -1,0 +1,85 @@
+// Package configs defines livechatd's configuration: the Config struct, its
+// built-in defaults, loading from a YAML file, LIVECHAT_* environment
+// variables and command-line flags (with viper, kept inside this package),
+// and validation that names the failing key.
+//
+// A Config is an immutable snapshot: callers load one, validate it, and
+// swap it in whole; nothing reads viper after Load returns.
+package configs
+
+import "time"
+
+// Config is the whole daemon configuration. Field tags name the YAML key;
+// the environment variable is LIVECHAT_ + the upper-cased dotted key with
+// dots replaced by underscores (listen.tcp -> LIVECHAT_LISTEN_TCP).
+type Config struct {
+	// ServerName is the source of server-originated lines and numerics.
+	ServerName string `mapstructure:"server_name"`
+	// Network is advertised as NETWORK= in ISUPPORT.
+	Network string `mapstructure:"network"`
+	// MOTD is the message of the day, one line per line; empty sends 422.
+	MOTD string `mapstructure:"motd"`
+	// DataDir holds durable state (accounts).
+	DataDir string `mapstructure:"data_dir"`
+	// ShutdownTimeout bounds the drain on SIGINT/SIGTERM.
+	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
+
+	Listen   Listen   `mapstructure:"listen"`
+	Metrics  Metrics  `mapstructure:"metrics"`
+	Log      Log      `mapstructure:"log"`
+	Limits   Limits   `mapstructure:"limits"`
+	History  History  `mapstructure:"history"`
+	Rooms    Rooms    `mapstructure:"rooms"`
+	Accounts Accounts `mapstructure:"accounts"`
+}
+
+// Listen holds the client-facing listener addresses.
+type Listen struct {
+	TCP     string `mapstructure:"tcp"`      // "" disables plain TCP
+	TLS     string `mapstructure:"tls"`      // "" disables TLS
+	TLSCert string `mapstructure:"tls_cert"` // PEM certificate chain, required with tls
+	TLSKey  string `mapstructure:"tls_key"`  // PEM private key, required with tls
+}
+
+// Metrics configures the operator HTTP listener (/metrics, /healthz, /readyz).
+type Metrics struct {
+	Listen string `mapstructure:"listen"` // "" disables it
+	PProf  bool   `mapstructure:"pprof"`  // serve /debug/pprof on the same listener
+}
+
+// Log configures zerolog output.
+type Log struct {
+	Level  string `mapstructure:"level"`  // trace, debug, info, warn, error
+	Format string `mapstructure:"format"` // auto (console on a terminal, else JSON), console, json
+}
+
+// Limits bound what one client or the whole server may use.
+type Limits struct {
+	MaxClients          int           `mapstructure:"max_clients"`          // concurrent connections, whole server
+	MaxRooms            int           `mapstructure:"max_rooms"`            // rooms existing at once
+	MaxRoomMembers      int           `mapstructure:"max_room_members"`     // members of one room
+	MaxJoinedRooms      int           `mapstructure:"max_joined_rooms"`     // rooms one connection may be in
+	SendQBytes          int           `mapstructure:"sendq_bytes"`          // queued output before a slow consumer is dropped
+	RegistrationTimeout time.Duration `mapstructure:"registration_timeout"` // NICK/USER must finish within this
+	PingInterval        time.Duration `mapstructure:"ping_interval"`        // silence before the server PINGs
+	PingTimeout         time.Duration `mapstructure:"ping_timeout"`         // silence after the PING before disconnect
+	FloodBurst          int           `mapstructure:"flood_burst"`          // lines a client may send at once
+	FloodRate           float64       `mapstructure:"flood_rate"`           // lines per second refilled
+	FloodMaxLag         time.Duration `mapstructure:"flood_max_lag"`        // fake lag beyond which the client is dropped
+}
+
+// History sizes the per-room message ring.
+type History struct {
+	Size   int `mapstructure:"size"`   // messages kept per room
+	Replay int `mapstructure:"replay"` // of those, replayed to a joiner
+}
+
+// Rooms configures room lifetime.
+type Rooms struct {
+	IdleTTL time.Duration `mapstructure:"idle_ttl"` // an empty room with history lives this long
+}
+
+// Accounts configures the account store.
+type Accounts struct {
+	Store string `mapstructure:"store"` // file (durable, under data_dir) or memory
+}
