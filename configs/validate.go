@@ -1,0 +1,172 @@
+package configs
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+)
+
+// Validate checks every field. All problems are reported at once, so an
+// operator fixes the file in one go, on one line such as
+// `config: limits.max_rooms: must be at least 1 (got 0)`; several are
+// joined with "; ".
+func (c *Config) Validate() error {
+	var p problems
+
+	p.word("server_name", c.ServerName)
+	p.word("network", c.Network)
+	if c.Accounts.Store == "file" && c.DataDir == "" {
+		p.add("data_dir", `must not be empty when accounts.store is "file"`)
+	}
+	p.positive("shutdown_timeout", c.ShutdownTimeout)
+
+	p.addr("listen.tcp", c.Listen.TCP)
+	p.addr("listen.tls", c.Listen.TLS)
+	p.addr("metrics.listen", c.Metrics.Listen)
+	if c.Listen.TCP == "" && c.Listen.TLS == "" {
+		p.add("listen.tcp", "at least one of listen.tcp and listen.tls must be set")
+	}
+	if c.Listen.TLS != "" {
+		if c.Listen.TLSCert == "" {
+			p.add("listen.tls_cert", "required when listen.tls is set")
+		}
+		if c.Listen.TLSKey == "" {
+			p.add("listen.tls_key", "required when listen.tls is set")
+		}
+	}
+	// Two listeners on one address fail at bind time with a less helpful
+	// error; port 0 picks a fresh port each time, so it cannot clash.
+	p.distinct("listen.tls", c.Listen.TLS, "listen.tcp", c.Listen.TCP)
+	p.distinct("metrics.listen", c.Metrics.Listen, "listen.tcp", c.Listen.TCP)
+	p.distinct("metrics.listen", c.Metrics.Listen, "listen.tls", c.Listen.TLS)
+
+	p.oneOf("log.level", c.Log.Level, "trace", "debug", "info", "warn", "error")
+	p.oneOf("log.format", c.Log.Format, "auto", "console", "json")
+
+	l := c.Limits
+	p.atLeast("limits.max_clients", l.MaxClients, 1)
+	p.atLeast("limits.max_rooms", l.MaxRooms, 1)
+	p.atLeast("limits.max_room_members", l.MaxRoomMembers, 1)
+	p.atLeast("limits.max_joined_rooms", l.MaxJoinedRooms, 1)
+	// Below a few KiB a single burst of long lines would drop a healthy client.
+	p.atLeast("limits.sendq_bytes", l.SendQBytes, 4096)
+	p.positive("limits.registration_timeout", l.RegistrationTimeout)
+	p.positive("limits.ping_interval", l.PingInterval)
+	p.positive("limits.ping_timeout", l.PingTimeout)
+	p.atLeast("limits.flood_burst", l.FloodBurst, 1)
+	if !(l.FloodRate > 0) || math.IsInf(l.FloodRate, 0) {
+		p.add("limits.flood_rate", fmt.Sprintf("must be a number greater than 0 (got %v)", l.FloodRate))
+	}
+	p.positive("limits.flood_max_lag", l.FloodMaxLag)
+
+	p.atLeast("history.size", c.History.Size, 0)
+	p.atLeast("history.replay", c.History.Replay, 0)
+	if c.History.Replay > c.History.Size && c.History.Size >= 0 {
+		p.add("history.replay", fmt.Sprintf("must be at most history.size (%d) (got %d)", c.History.Size, c.History.Replay))
+	}
+
+	p.positive("rooms.idle_ttl", c.Rooms.IdleTTL)
+	p.oneOf("accounts.store", c.Accounts.Store, "file", "memory")
+
+	return p.err()
+}
+
+// Unreloadable lists the keys whose values differ between old and c but
+// only take effect on restart (listeners are bound and the account store is
+// opened once), so a SIGHUP reload can report them and keep the old values.
+func (c *Config) Unreloadable(old *Config) []string {
+	if old == nil {
+		return nil
+	}
+	var keys []string
+	for _, d := range []struct {
+		key      string
+		was, now string
+	}{
+		{"listen.tcp", old.Listen.TCP, c.Listen.TCP},
+		{"listen.tls", old.Listen.TLS, c.Listen.TLS},
+		{"metrics.listen", old.Metrics.Listen, c.Metrics.Listen},
+		// "./data" and "data" are the same directory; don't cry wolf.
+		{"data_dir", filepath.Clean(old.DataDir), filepath.Clean(c.DataDir)},
+		{"accounts.store", old.Accounts.Store, c.Accounts.Store},
+	} {
+		if d.was != d.now {
+			keys = append(keys, d.key)
+		}
+	}
+	return keys
+}
+
+// problems collects "key: message" entries for Validate.
+type problems []string
+
+func (p *problems) add(key, msg string) { *p = append(*p, key+": "+msg) }
+
+func (p problems) err() error {
+	if len(p) == 0 {
+		return nil
+	}
+	return errors.New("config: " + strings.Join(p, "; "))
+}
+
+// word checks a name that goes into protocol lines, where a space would
+// split it into two parameters.
+func (p *problems) word(key, s string) {
+	switch {
+	case s == "":
+		p.add(key, "must not be empty")
+	case strings.ContainsFunc(s, unicode.IsSpace):
+		p.add(key, fmt.Sprintf("must not contain spaces (got %q)", s))
+	}
+}
+
+func (p *problems) oneOf(key, s string, allowed ...string) {
+	if !slices.Contains(allowed, s) {
+		p.add(key, fmt.Sprintf("must be one of %s (got %q)", strings.Join(allowed, ", "), s))
+	}
+}
+
+func (p *problems) atLeast(key string, n, least int) {
+	if n < least {
+		p.add(key, fmt.Sprintf("must be at least %d (got %d)", least, n))
+	}
+}
+
+func (p *problems) positive(key string, d time.Duration) {
+	if d <= 0 {
+		p.add(key, fmt.Sprintf("must be greater than 0, like \"30s\" (got %s)", d))
+	}
+}
+
+// addr checks a listen address; "" means disabled. The port must be
+// numeric so a typo is caught here rather than by a service-name lookup.
+func (p *problems) addr(key, s string) {
+	if s == "" {
+		return
+	}
+	_, port, err := net.SplitHostPort(s)
+	if err == nil {
+		n, perr := strconv.Atoi(port)
+		if perr == nil && n >= 0 && n <= 65535 {
+			return
+		}
+	}
+	p.add(key, fmt.Sprintf("must be host:port with a port 0-65535, like \"127.0.0.1:6667\" or \":6667\" (got %q)", s))
+}
+
+func (p *problems) distinct(key, s, otherKey, other string) {
+	if s == "" || s != other {
+		return
+	}
+	if _, port, err := net.SplitHostPort(s); err == nil && port == "0" {
+		return
+	}
+	p.add(key, fmt.Sprintf("must differ from %s (both %q)", otherKey, s))
+}
