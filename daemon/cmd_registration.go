@@ -1,0 +1,223 @@
+package daemon
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/livechat/livechat/protocol"
+)
+
+func init() {
+	register(&command{name: "CAP", run: handleCAP, minParams: 1, preReg: true})
+	register(&command{name: "NICK", run: handleNICK, preReg: true, help: "NICK <nick> - change your nick"})
+	register(&command{name: "USER", run: handleUSER, minParams: 4, preReg: true})
+	register(&command{name: "PASS", run: handlePASS, minParams: 1, preReg: true})
+}
+
+// handleCAP implements capability negotiation (IRCv3 CAP, version 302).
+// No capabilities are offered yet; the negotiation still holds registration
+// until CAP END, as clients expect.
+func handleCAP(s *Session, m *protocol.Message, _ []byte) error {
+	server := s.srv.Config().ServerName
+	switch sub := strings.ToUpper(m.Params[0]); sub {
+	case "LS":
+		if !s.registered {
+			s.capPending = true
+		}
+		s.reply(protocol.Message{Source: server, Command: "CAP", Params: []string{s.Nick(), "LS", ""}})
+	case "LIST":
+		s.reply(protocol.Message{Source: server, Command: "CAP", Params: []string{s.Nick(), "LIST", ""}})
+	case "REQ":
+		if !s.registered {
+			s.capPending = true
+		}
+		s.reply(protocol.Message{Source: server, Command: "CAP", Params: []string{s.Nick(), "NAK", m.Param(1)}})
+	case "END":
+		if !s.registered && s.capPending {
+			s.capPending = false
+			s.tryRegister()
+		}
+	default:
+		return numErr(protocol.ERR_INVALIDCAPCMD, m.Params[0], "Invalid CAP subcommand")
+	}
+	return nil
+}
+
+func handlePASS(s *Session, _ *protocol.Message, _ []byte) error {
+	if s.registered {
+		return numErr(protocol.ERR_ALREADYREGISTERED, "You may not reregister")
+	}
+	return nil // no server password; accounts use SASL, LOGIN or REGISTER
+}
+
+func handleUSER(s *Session, m *protocol.Message, _ []byte) error {
+	if s.registered {
+		return numErr(protocol.ERR_ALREADYREGISTERED, "You may not reregister")
+	}
+	realname := m.Params[3]
+	if protocol.CheckText(realname) != nil {
+		realname = ""
+	}
+	s.mu.Lock()
+	s.user = "~" + sanitizeUser(m.Params[0])
+	s.realname = realname
+	s.mu.Unlock()
+	s.tryRegister()
+	return nil
+}
+
+// sanitizeUser keeps the characters of a user name that are safe inside a
+// nick!user@host prefix.
+func sanitizeUser(u string) string {
+	var b strings.Builder
+	for i := 0; i < len(u) && b.Len() < 16; i++ {
+		c := u[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("-_.[]{}\\|^`", c) >= 0 {
+			b.WriteByte(c)
+		}
+	}
+	if b.Len() == 0 {
+		return "user"
+	}
+	return b.String()
+}
+
+func handleNICK(s *Session, m *protocol.Message, _ []byte) error {
+	if len(m.Params) == 0 || m.Params[0] == "" {
+		return numErr(protocol.ERR_NONICKNAMEGIVEN, "No nickname given")
+	}
+	nick := m.Params[0]
+	if err := protocol.CheckNick(nick); err != nil {
+		return numErr(protocol.ERR_ERRONEUSNICKNAME, nick, "Erroneous nickname: use letters, digits and -_[]{}\\|^` (not first: digits, -), at most "+strconv.Itoa(protocol.NickLen)+" characters")
+	}
+	old := s.Nick()
+	if nick == old {
+		return nil
+	}
+	if !s.srv.nicks.claim(s, old, nick) {
+		return numErr(protocol.ERR_NICKNAMEINUSE, nick, "Nickname is already in use")
+	}
+	if !s.registered {
+		s.mu.Lock()
+		s.nick = nick
+		s.mu.Unlock()
+		s.tryRegister()
+		return nil
+	}
+	s.changeNick(nick)
+	return nil
+}
+
+// changeNick renames a registered session (the nick is already claimed)
+// and tells it and every peer in its rooms, each once.
+func (s *Session) changeNick(nick string) {
+	line := (&protocol.Message{Source: s.prefix(), Command: "NICK", Params: []string{nick}}).AppendTo(nil)
+	s.mu.Lock()
+	s.nick = nick
+	joined := s.rooms()
+	s.mu.Unlock()
+	seen := map[any]struct{}{s: {}}
+	s.Send(line)
+	for _, r := range joined {
+		for _, c := range r.Rename(s, nick) {
+			if _, dup := seen[c]; !dup {
+				seen[c] = struct{}{}
+				c.Send(line)
+			}
+		}
+	}
+}
+
+// tryRegister completes registration once NICK and USER are in and CAP
+// negotiation (if any) has ended.
+func (s *Session) tryRegister() {
+	s.mu.Lock()
+	ready := s.nick != "*" && s.user != ""
+	s.mu.Unlock()
+	if ready && !s.capPending {
+		s.completeRegistration()
+	}
+}
+
+// becomeGuestIfFresh is the netcat path: a connection that sends a normal
+// command before registering is registered on the spot, as a guest when it
+// has no nick yet. It refuses (false) while an IRC client is negotiating
+// capabilities, as those clients expect 451.
+func (s *Session) becomeGuestIfFresh() bool {
+	if s.capPending {
+		return false
+	}
+	s.mu.Lock()
+	if s.nick == "*" {
+		s.mu.Unlock()
+		nick := s.srv.nicks.claimGuest(s, "*")
+		s.mu.Lock()
+		s.nick = nick
+		s.guest = true
+	}
+	if s.user == "" {
+		s.user = "~" + sanitizeUser(s.nick)
+	}
+	s.mu.Unlock()
+	s.completeRegistration()
+	return true
+}
+
+func (s *Session) completeRegistration() {
+	s.registered = true
+	cfg := s.srv.Config()
+	s.conn.SetReadDeadline(s.lastSeen.Add(cfg.Limits.PingInterval))
+	s.welcome()
+	s.log.Info().Str("nick", s.Nick()).Bool("guest", s.guest).Msg("registered")
+}
+
+// welcome sends 001-005 and the MOTD.
+func (s *Session) welcome() {
+	cfg := s.srv.Config()
+	s.numeric(protocol.RPL_WELCOME, "Welcome to the "+cfg.Network+" network, "+s.Nick())
+	s.numeric(protocol.RPL_YOURHOST, "Your host is "+cfg.ServerName+", running version "+Version)
+	s.numeric(protocol.RPL_CREATED, "This server was created "+s.srv.created.UTC().Format("Mon Jan 2 2006 at 15:04:05 UTC"))
+	s.numeric(protocol.RPL_MYINFO, cfg.ServerName, Version, "i", "nt")
+	tokens := s.srv.isupport()
+	for len(tokens) > 0 {
+		n := min(len(tokens), 12)
+		params := append(append([]string{}, tokens[:n]...), "are supported by this server")
+		s.numeric(protocol.RPL_ISUPPORT, params...)
+		tokens = tokens[n:]
+	}
+	s.sendMOTD()
+	if s.guest {
+		s.notice("You are " + s.Nick() + ". Type HELP for the commands, JOIN <room> to join a room, MSG <room> <text> to talk.")
+	}
+}
+
+// isupport lists the 005 tokens.
+func (srv *Server) isupport() []string {
+	cfg := srv.Config()
+	return []string{
+		"AWAYLEN=" + strconv.Itoa(protocol.TopicLen),
+		"CASEMAPPING=ascii",
+		"CHANLIMIT=#:" + strconv.Itoa(cfg.Limits.MaxJoinedRooms),
+		"CHANMODES=,,,nt",
+		"CHANNELLEN=" + strconv.Itoa(protocol.RoomLen),
+		"CHANTYPES=#",
+		"NETWORK=" + cfg.Network,
+		"NICKLEN=" + strconv.Itoa(protocol.NickLen),
+		"PREFIX=",
+		"TOPICLEN=" + strconv.Itoa(protocol.TopicLen),
+		"UTF8ONLY",
+	}
+}
+
+func (s *Session) sendMOTD() {
+	cfg := s.srv.Config()
+	if strings.TrimSpace(cfg.MOTD) == "" {
+		s.numeric(protocol.ERR_NOMOTD, "MOTD File is missing")
+		return
+	}
+	s.numeric(protocol.RPL_MOTDSTART, "- "+cfg.ServerName+" Message of the day - ")
+	for _, line := range strings.Split(strings.TrimRight(cfg.MOTD, "\n"), "\n") {
+		s.numeric(protocol.RPL_MOTD, "- "+line)
+	}
+	s.numeric(protocol.RPL_ENDOFMOTD, "End of /MOTD command.")
+}

@@ -1,0 +1,202 @@
+package daemon
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+
+	"github.com/livechat/livechat/protocol"
+	"github.com/livechat/livechat/rooms"
+)
+
+func init() {
+	register(&command{name: "JOIN", run: handleJOIN, minParams: 1, help: "JOIN <room>[,<room>...] - join rooms (created on demand; the # is optional)"})
+	register(&command{name: "PART", run: handlePART, minParams: 1, help: "PART <room> [reason] - leave a room"})
+	register(&command{name: "TOPIC", run: handleTOPIC, minParams: 1, help: "TOPIC <room> [text] - show or set a room's topic"})
+	register(&command{name: "NAMES", run: handleNAMES, help: "NAMES <room> - who is in a room"})
+	register(&command{name: "LIST", run: handleLIST, help: "LIST - the rooms, their sizes and topics"})
+}
+
+// rooms returns the session's rooms. The caller holds s.mu.
+func (s *Session) rooms() []*rooms.Room {
+	out := make([]*rooms.Room, 0, len(s.joined))
+	for _, r := range s.joined {
+		out = append(out, r)
+	}
+	return out
+}
+
+// joinedRoom returns the room the session is in, by any spelling, or nil.
+func (s *Session) joinedRoom(name string) *rooms.Room {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.joined[protocol.FoldRoom(name)]
+}
+
+// roomName validates a typed room name, adding the '#' if it is missing.
+func roomName(typed string) (string, error) {
+	name, err := protocol.RoomName(typed)
+	if err != nil {
+		return "", numErr(protocol.ERR_NOSUCHCHANNEL, typed, "Invalid room name: use up to "+strconv.Itoa(protocol.RoomLen)+" characters without spaces, commas or control characters")
+	}
+	return name, nil
+}
+
+func handleJOIN(s *Session, m *protocol.Message, _ []byte) error {
+	if m.Params[0] == "0" {
+		s.partAll()
+		return nil
+	}
+	for _, typed := range strings.Split(m.Params[0], ",") {
+		if typed == "" {
+			continue
+		}
+		if err := s.join(typed); err != nil {
+			s.sendError(err)
+		}
+	}
+	return nil
+}
+
+func (s *Session) join(typed string) error {
+	name, err := roomName(typed)
+	if err != nil {
+		return err
+	}
+	folded := protocol.FoldRoom(name)
+	limit := s.srv.Config().Limits.MaxJoinedRooms
+	s.mu.Lock()
+	_, already := s.joined[folded]
+	count := len(s.joined)
+	member := rooms.Member{Client: s, Nick: s.nick, User: s.user, Host: s.host, Realname: s.realname}
+	s.mu.Unlock()
+	if already {
+		return nil
+	}
+	if count >= limit {
+		return numErr(protocol.ERR_TOOMANYCHANNELS, name, "You have joined too many rooms (limit "+strconv.Itoa(limit)+")")
+	}
+	r, err := s.srv.rooms.Join(member, name)
+	switch {
+	case err == nil:
+	case errors.Is(err, rooms.ErrTooManyRooms):
+		return numErr(protocol.ERR_NOSUCHCHANNEL, name, "Cannot create the room: the server has too many rooms")
+	case errors.Is(err, rooms.ErrRoomFull):
+		return numErr(protocol.ERR_CHANNELISFULL, name, "Cannot join the room: it is full")
+	case errors.Is(err, rooms.ErrAlreadyMember):
+		return nil
+	default:
+		return numErr(protocol.ERR_UNKNOWNERROR, "JOIN", "Could not join "+name+": internal error")
+	}
+	s.mu.Lock()
+	s.joined[folded] = r
+	s.mu.Unlock()
+	return nil
+}
+
+func handlePART(s *Session, m *protocol.Message, _ []byte) error {
+	reason := m.Param(1)
+	if protocol.CheckText(reason) != nil {
+		reason = ""
+	}
+	for _, typed := range strings.Split(m.Params[0], ",") {
+		if err := s.part(typed, reason); err != nil {
+			s.sendError(err)
+		}
+	}
+	return nil
+}
+
+func (s *Session) part(typed, reason string) error {
+	name, err := roomName(typed)
+	if err != nil {
+		return err
+	}
+	folded := protocol.FoldRoom(name)
+	s.mu.Lock()
+	r := s.joined[folded]
+	delete(s.joined, folded)
+	s.mu.Unlock()
+	if r == nil {
+		if s.srv.rooms.Get(name) == nil {
+			return numErr(protocol.ERR_NOSUCHCHANNEL, name, "No such room")
+		}
+		return numErr(protocol.ERR_NOTONCHANNEL, name, "You're not in that room")
+	}
+	r.Part(s, reason)
+	return nil
+}
+
+// partAll leaves every room (JOIN 0).
+func (s *Session) partAll() {
+	s.mu.Lock()
+	joined := s.rooms()
+	clear(s.joined)
+	s.mu.Unlock()
+	for _, r := range joined {
+		r.Part(s, "")
+	}
+}
+
+func handleTOPIC(s *Session, m *protocol.Message, _ []byte) error {
+	name, err := roomName(m.Params[0])
+	if err != nil {
+		return err
+	}
+	r := s.srv.rooms.Get(name)
+	if r == nil {
+		return numErr(protocol.ERR_NOSUCHCHANNEL, name, "No such room")
+	}
+	var text *string
+	if len(m.Params) > 1 {
+		t := m.Params[1]
+		if err := textError("TOPIC", name, t); err != nil {
+			return err
+		}
+		t = truncateUTF8(t, protocol.TopicLen)
+		text = &t
+	}
+	if r.Topic(s, s.Nick(), text) != nil {
+		return numErr(protocol.ERR_NOSUCHCHANNEL, name, "No such room")
+	}
+	return nil
+}
+
+func handleNAMES(s *Session, m *protocol.Message, _ []byte) error {
+	if len(m.Params) == 0 {
+		s.numeric(protocol.RPL_ENDOFNAMES, "*", "End of /NAMES list")
+		return nil
+	}
+	for _, typed := range strings.Split(m.Params[0], ",") {
+		name, err := roomName(typed)
+		if err != nil {
+			s.numeric(protocol.RPL_ENDOFNAMES, typed, "End of /NAMES list")
+			continue
+		}
+		if r := s.srv.rooms.Get(name); r == nil || r.Names(s, s.Nick()) != nil {
+			s.numeric(protocol.RPL_ENDOFNAMES, name, "End of /NAMES list")
+		}
+	}
+	return nil
+}
+
+func handleLIST(s *Session, m *protocol.Message, _ []byte) error {
+	var only map[string]bool
+	if p := m.Param(0); p != "" {
+		only = map[string]bool{}
+		for _, typed := range strings.Split(p, ",") {
+			if name, err := protocol.RoomName(typed); err == nil {
+				only[protocol.FoldRoom(name)] = true
+			}
+		}
+	}
+	s.numeric(protocol.RPL_LISTSTART, "Room", "Users  Name")
+	for _, info := range s.srv.rooms.List() {
+		if only != nil && !only[protocol.FoldRoom(info.Name)] {
+			continue
+		}
+		s.numeric(protocol.RPL_LIST, info.Name, strconv.Itoa(info.Members), info.Topic)
+	}
+	s.numeric(protocol.RPL_LISTEND, "End of /LIST")
+	return nil
+}

@@ -1,0 +1,173 @@
+package daemon
+
+import (
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/livechat/livechat/protocol"
+)
+
+func init() {
+	register(&command{name: "PING", run: handlePING, preReg: true})
+	register(&command{name: "PONG", run: handlePONG, preReg: true})
+	register(&command{name: "QUIT", run: handleQUIT, preReg: true, help: "QUIT [reason] - leave the server"})
+	register(&command{name: "WHOIS", run: handleWHOIS, minParams: 1, help: "WHOIS <nick> - who someone is"})
+	register(&command{name: "WHO", run: handleWHO, minParams: 1, help: "WHO <room|nick> - list the people in a room"})
+	register(&command{name: "AWAY", run: handleAWAY, help: "AWAY [message] - mark yourself away (no message: back)"})
+	register(&command{name: "MOTD", run: handleMOTD, help: "MOTD - the message of the day"})
+	register(&command{name: "MODE", run: handleMODE, minParams: 1})
+	register(&command{name: "HELP", run: handleHELP, help: "HELP - this list"})
+}
+
+func handlePING(s *Session, m *protocol.Message, _ []byte) error {
+	if len(m.Params) == 0 || m.Params[0] == "" {
+		return numErr(protocol.ERR_NOORIGIN, "No origin specified")
+	}
+	server := s.srv.Config().ServerName
+	s.reply(protocol.Message{Source: server, Command: "PONG", Params: []string{server, m.Params[0]}})
+	return nil
+}
+
+// handlePONG has nothing to do: any line from the client already counts
+// as a sign of life in the reader loop.
+func handlePONG(*Session, *protocol.Message, []byte) error { return nil }
+
+func handleQUIT(s *Session, m *protocol.Message, _ []byte) error {
+	reason := "Quit"
+	if msg := m.Param(0); msg != "" && protocol.CheckText(msg) == nil {
+		reason = "Quit: " + truncateUTF8(msg, protocol.TopicLen)
+	}
+	s.closeWith(reason)
+	return nil
+}
+
+func handleWHOIS(s *Session, m *protocol.Message, _ []byte) error {
+	// WHOIS [server] nick: the nick is the last parameter.
+	nick := m.Params[len(m.Params)-1]
+	t := s.srv.nicks.get(nick)
+	if t == nil || !t.registered {
+		s.numeric(protocol.ERR_NOSUCHNICK, nick, "No such nick")
+		s.numeric(protocol.RPL_ENDOFWHOIS, nick, "End of /WHOIS list")
+		return nil
+	}
+	t.mu.Lock()
+	nick, user, realname := t.nick, t.user, t.realname
+	names := make([]string, 0, len(t.joined))
+	for _, r := range t.joined {
+		names = append(names, r.Name())
+	}
+	t.mu.Unlock()
+	sort.Strings(names)
+	cfg := s.srv.Config()
+	s.numeric(protocol.RPL_WHOISUSER, nick, user, t.host, "*", realname)
+	if len(names) > 0 {
+		s.numeric(protocol.RPL_WHOISCHANNELS, nick, strings.Join(names, " "))
+	}
+	s.numeric(protocol.RPL_WHOISSERVER, nick, cfg.ServerName, cfg.Network)
+	if away := t.away.Load(); away != nil {
+		s.numeric(protocol.RPL_AWAY, nick, *away)
+	}
+	if t.guest {
+		s.numeric(protocol.RPL_WHOISSPECIAL, nick, "is a guest (anonymous)")
+	}
+	if t.transport == "tls" {
+		s.numeric(protocol.RPL_WHOISSECURE, nick, "is using a secure connection")
+	}
+	s.numeric(protocol.RPL_WHOISIDLE, nick, strconv.FormatInt(int64(time.Since(t.lastActive()).Seconds()), 10), strconv.FormatInt(t.connected.Unix(), 10), "seconds idle, signon time")
+	s.numeric(protocol.RPL_ENDOFWHOIS, nick, "End of /WHOIS list")
+	return nil
+}
+
+// lastActive is when the session last sent a line. Safe from any goroutine.
+func (s *Session) lastActive() time.Time {
+	return time.Unix(0, s.activeAt.Load())
+}
+
+func handleWHO(s *Session, m *protocol.Message, _ []byte) error {
+	mask := m.Params[0]
+	if protocol.IsRoomName(mask) {
+		if r := s.srv.rooms.Get(mask); r != nil && r.Who(s, s.Nick()) == nil {
+			return nil
+		}
+		s.numeric(protocol.RPL_ENDOFWHO, mask, "End of /WHO list")
+		return nil
+	}
+	if t := s.srv.nicks.get(mask); t != nil && t.registered {
+		t.mu.Lock()
+		nick, user, realname := t.nick, t.user, t.realname
+		t.mu.Unlock()
+		flags := "H"
+		if t.Away() {
+			flags = "G"
+		}
+		s.numeric(protocol.RPL_WHOREPLY, "*", user, t.host, s.srv.Config().ServerName, nick, flags, "0 "+realname)
+	}
+	s.numeric(protocol.RPL_ENDOFWHO, mask, "End of /WHO list")
+	return nil
+}
+
+func handleAWAY(s *Session, m *protocol.Message, _ []byte) error {
+	msg := m.Param(0)
+	if msg == "" {
+		s.away.Store(nil)
+		s.numeric(protocol.RPL_UNAWAY, "You are no longer marked as being away")
+		return nil
+	}
+	if err := textError("AWAY", "*", msg); err != nil {
+		return err
+	}
+	msg = truncateUTF8(msg, protocol.TopicLen)
+	s.away.Store(&msg)
+	s.numeric(protocol.RPL_NOWAWAY, "You have been marked as being away")
+	return nil
+}
+
+func handleMOTD(s *Session, _ *protocol.Message, _ []byte) error {
+	s.sendMOTD()
+	return nil
+}
+
+// handleMODE answers the mode queries clients send on their own after
+// joining. Rooms are +nt and have no operators yet, so changes are refused.
+func handleMODE(s *Session, m *protocol.Message, _ []byte) error {
+	target := m.Params[0]
+	if protocol.IsRoomName(target) {
+		r := s.srv.rooms.Get(target)
+		if r == nil {
+			return numErr(protocol.ERR_NOSUCHCHANNEL, target, "No such room")
+		}
+		switch modes := m.Param(1); modes {
+		case "":
+			s.numeric(protocol.RPL_CHANNELMODEIS, r.Name(), "+nt")
+			s.numeric(protocol.RPL_CREATIONTIME, r.Name(), strconv.FormatInt(r.Created().Unix(), 10))
+		case "b", "+b":
+			s.numeric(protocol.RPL_ENDOFBANLIST, r.Name(), "End of room ban list")
+		default:
+			return numErr(protocol.ERR_CHANOPRIVSNEEDED, r.Name(), "Room modes cannot be changed on this server yet")
+		}
+		return nil
+	}
+	if protocol.FoldNick(target) != protocol.FoldNick(s.Nick()) {
+		return numErr(protocol.ERR_USERSDONTMATCH, "Can't change or view modes for other users")
+	}
+	if change := m.Param(1); change != "" {
+		if strings.Trim(change, "+-i") != "" {
+			return numErr(protocol.ERR_UMODEUNKNOWNFLAG, "Unknown MODE flag")
+		}
+	}
+	s.numeric(protocol.RPL_UMODEIS, "+")
+	return nil
+}
+
+func handleHELP(s *Session, _ *protocol.Message, _ []byte) error {
+	s.numeric(protocol.RPL_HELPSTART, "*", "livechat commands (an IRC client's usual commands work too):")
+	for _, c := range commandList {
+		if c.help != "" {
+			s.numeric(protocol.RPL_HELPTXT, "*", c.help)
+		}
+	}
+	s.numeric(protocol.RPL_ENDOFHELP, "*", "End of /HELP")
+	return nil
+}

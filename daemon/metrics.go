@@ -1,0 +1,137 @@
+package daemon
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// metrics are the server's Prometheus collectors. No label takes a room,
+// nick or address, so cardinality stays bounded. Counters on the chat path
+// are resolved once (no label lookup per line) and are lock-free.
+type metrics struct {
+	connections    *prometheus.GaugeVec
+	connectsTotal  *prometheus.CounterVec
+	disconnects    *prometheus.CounterVec
+	refused        *prometheus.CounterVec
+	commands       []prometheus.Counter // by command.idx
+	unknownCommand prometheus.Counter
+	roomMessages   prometheus.Counter
+	deliveries     prometheus.Counter
+	fanout         prometheus.Histogram
+	slowConsumers  prometheus.Counter
+	rooms          prometheus.Gauge
+	roomRestarts   prometheus.Counter
+	flood          *prometheus.CounterVec
+	tooLong        prometheus.Counter
+	invalidInput   prometheus.Counter
+	bytesRead      prometheus.Counter
+	bytesWritten   prometheus.Counter
+}
+
+func newMetrics(reg *prometheus.Registry, srv *Server) *metrics {
+	m := &metrics{
+		connections: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "livechat_connections", Help: "Open client connections.",
+		}, []string{"transport"}),
+		connectsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "livechat_connections_total", Help: "Client connections accepted.",
+		}, []string{"transport"}),
+		disconnects: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "livechat_disconnects_total", Help: "Client disconnections by reason.",
+		}, []string{"reason"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "livechat_connections_refused_total", Help: "Connections refused at accept, by reason.",
+		}, []string{"reason"}),
+		roomMessages: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "livechat_room_messages_total", Help: "Messages accepted by rooms.",
+		}),
+		deliveries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "livechat_deliveries_total", Help: "Room messages queued to members.",
+		}),
+		fanout: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "livechat_fanout_seconds", Help: "Time from a message reaching its room to the last member enqueued.",
+			Buckets: prometheus.ExponentialBuckets(1e-6, 4, 10),
+		}),
+		slowConsumers: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "livechat_slow_consumer_disconnects_total", Help: "Clients dropped because their send queue overflowed.",
+		}),
+		rooms: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "livechat_rooms", Help: "Rooms that exist.",
+		}),
+		roomRestarts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "livechat_room_restarts_total", Help: "Panics recovered inside room actors.",
+		}),
+		flood: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "livechat_flood_events_total", Help: "Flood control actions: delay (fake lag) or disconnect.",
+		}, []string{"action"}),
+		tooLong: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "livechat_input_too_long_total", Help: "Lines dropped for exceeding the length limit.",
+		}),
+		invalidInput: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "livechat_invalid_utf8_total", Help: "Lines rejected for invalid UTF-8.",
+		}),
+		bytesRead: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "livechat_bytes_read_total", Help: "Bytes read from clients.",
+		}),
+		bytesWritten: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "livechat_bytes_written_total", Help: "Bytes written to clients.",
+		}),
+	}
+	commands := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "livechat_commands_total", Help: "Commands received, by command.",
+	}, []string{"command"})
+	for _, c := range commandList {
+		m.commands = append(m.commands, commands.WithLabelValues(c.name))
+	}
+	m.unknownCommand = commands.WithLabelValues("unknown")
+	reg.MustRegister(
+		m.connections, m.connectsTotal, m.disconnects, m.refused, commands,
+		m.roomMessages, m.deliveries, m.fanout, m.slowConsumers, m.rooms, m.roomRestarts,
+		m.flood, m.tooLong, m.invalidInput, m.bytesRead, m.bytesWritten,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "livechat_nicks", Help: "Nicks in use."},
+			func() float64 { return float64(srv.nicks.len()) }),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return m
+}
+
+func (m *metrics) connected(transport string) {
+	m.connections.WithLabelValues(transport).Inc()
+	m.connectsTotal.WithLabelValues(transport).Inc()
+}
+
+func (m *metrics) disconnected(transport, reason string) {
+	m.connections.WithLabelValues(transport).Dec()
+	m.disconnects.WithLabelValues(reasonLabel(reason)).Inc()
+}
+
+// reasonLabel maps a free-text reason to a bounded label value.
+func reasonLabel(reason string) string {
+	switch {
+	case reason == "Connection closed":
+		return "closed"
+	case reason == "Quit" || len(reason) > 5 && reason[:5] == "Quit:":
+		return "quit"
+	case reason == "SendQ exceeded":
+		return "sendq"
+	case reason == "Excess flood":
+		return "flood"
+	case reason == "Registration timed out":
+		return "registration_timeout"
+	case len(reason) > 12 && reason[:12] == "Ping timeout":
+		return "ping_timeout"
+	case reason == "Server shutting down":
+		return "shutdown"
+	default:
+		return "error"
+	}
+}
+
+func (m *metrics) delivered(recipients int, d time.Duration) {
+	m.roomMessages.Inc()
+	m.deliveries.Add(float64(recipients))
+	m.fanout.Observe(d.Seconds())
+}

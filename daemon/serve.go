@@ -1,0 +1,154 @@
+package daemon
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"time"
+	"unicode/utf8"
+
+	"github.com/livechat/livechat/protocol"
+	"github.com/livechat/livechat/rooms"
+)
+
+// deadlineSlack is how stale a read deadline may get before it is pushed
+// forward, so a busy connection does not reset a timer on every line.
+const deadlineSlack = time.Second
+
+// serve is the session's reader loop: it reads and handles lines until
+// the client leaves, breaks a limit, or the server closes the connection,
+// then releases the session's nick and rooms.
+func (s *Session) serve() {
+	s.log.Debug().Str("transport", s.transport).Msg("connected")
+	reason := s.readLoop()
+	if r := s.closeReason(); r != "" {
+		reason = r
+	}
+	s.closeWith(reason)
+	s.leaveAll(reason)
+	s.srv.nicks.release(s)
+	s.srv.metrics.disconnected(s.transport, reason)
+	s.log.Info().Str("nick", s.Nick()).Str("reason", reason).Msg("disconnected")
+	// Give the final ERROR its chance, but never wait on the client.
+	s.conn.SetReadDeadline(time.Now().Add(closeTimeout))
+}
+
+// readLoop returns the reason the connection ended.
+func (s *Session) readLoop() string {
+	r := protocol.NewReader(s.conn)
+	cfg := s.srv.Config()
+	deadline := s.connected.Add(cfg.Limits.RegistrationTimeout)
+	s.conn.SetReadDeadline(deadline)
+	for {
+		line, err := r.ReadLine()
+		switch {
+		case err == nil:
+		case errors.Is(err, protocol.ErrLineTooLong):
+			s.srv.metrics.tooLong.Inc()
+			s.numeric(protocol.ERR_INPUTTOOLONG, "Input line was too long")
+			continue
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			if reason, done := s.idle(); done {
+				return reason
+			}
+			continue
+		case errors.Is(err, io.EOF):
+			return "Connection closed"
+		case errors.Is(err, net.ErrClosed):
+			return "Connection closed"
+		default:
+			return "Read error"
+		}
+
+		now := time.Now()
+		s.srv.metrics.bytesRead.Add(float64(len(line) + 1))
+		s.pingSent = false
+		if s.registered && now.Sub(s.lastSeen) > deadlineSlack {
+			s.conn.SetReadDeadline(now.Add(s.srv.Config().Limits.PingInterval))
+		}
+		s.lastSeen = now
+		s.activeAt.Store(now.UnixNano())
+		if len(line) == 0 {
+			continue
+		}
+		if reason, ok := s.throttle(now); !ok {
+			return reason
+		}
+		s.handleLine(line)
+		if reason := s.closeReason(); reason != "" {
+			return reason
+		}
+	}
+}
+
+// idle handles a read deadline: an unregistered client ran out of time, a
+// quiet one is PINGed, and one that stayed quiet after the PING is dropped.
+func (s *Session) idle() (reason string, done bool) {
+	cfg := s.srv.Config()
+	if !s.registered {
+		return "Registration timed out", true
+	}
+	if s.pingSent {
+		return "Ping timeout: " + cfg.Limits.PingTimeout.String(), true
+	}
+	s.pingSent = true
+	s.Send([]byte("PING :" + cfg.ServerName + "\r\n"))
+	s.conn.SetReadDeadline(time.Now().Add(cfg.Limits.PingTimeout))
+	return "", false
+}
+
+// throttle applies flood control: within the burst lines run at once,
+// beyond it they are delayed, and a client too far beyond it is dropped.
+func (s *Session) throttle(now time.Time) (reason string, ok bool) {
+	lim := s.srv.Config().Limits
+	wait, ok := s.flood.take(now, lim.FloodBurst, lim.FloodRate, lim.FloodMaxLag)
+	if !ok {
+		s.srv.metrics.flood.WithLabelValues("disconnect").Inc()
+		return "Excess flood", false
+	}
+	if wait > 0 {
+		s.srv.metrics.flood.WithLabelValues("delay").Inc()
+		time.Sleep(wait)
+	}
+	return "", true
+}
+
+// handleLine parses and runs one line.
+func (s *Session) handleLine(line []byte) {
+	msg, err := protocol.Parse(line)
+	if err != nil {
+		if !errors.Is(err, protocol.ErrEmptyLine) {
+			s.reply(failMessage(s.srv.Config().ServerName, "*", "INVALID_MESSAGE", "Could not parse that line: "+err.Error()))
+		}
+		return
+	}
+	if !utf8.Valid(line) {
+		s.srv.metrics.invalidInput.Inc()
+		s.reply(failMessage(s.srv.Config().ServerName, msg.Command, "INVALID_UTF8", "Message rejected: it contained invalid UTF-8"))
+		return
+	}
+	s.dispatch(&msg, line)
+}
+
+// leaveAll takes the session out of every room; each peer sees one QUIT
+// however many rooms it shares with the session.
+func (s *Session) leaveAll(reason string) {
+	s.mu.Lock()
+	joined := s.joined
+	s.joined = make(map[string]*rooms.Room)
+	s.mu.Unlock()
+	if len(joined) == 0 {
+		return
+	}
+	peers := make(map[rooms.Client]struct{})
+	for _, r := range joined {
+		for _, c := range r.Leave(s) {
+			peers[c] = struct{}{}
+		}
+	}
+	line := (&protocol.Message{Source: s.prefix(), Command: "QUIT", Params: []string{reason}}).AppendTo(nil)
+	for c := range peers {
+		c.Send(line)
+	}
+}

@@ -1,0 +1,222 @@
+// Package daemon runs livechat: listeners, one Session per connection, the
+// command handlers that turn protocol lines into room requests, the nick
+// registry, metrics and the operator HTTP endpoints.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/livechat/livechat/configs"
+	"github.com/livechat/livechat/rooms"
+)
+
+// Version is reported in 002/004 and logs.
+const Version = "livechat-0.1.0"
+
+// Options are the parts of a Server that are not configuration.
+type Options struct {
+	Logger zerolog.Logger
+	// Metrics is where the server registers its collectors; nil means a
+	// fresh registry (so tests never collide).
+	Metrics *prometheus.Registry
+	// RoomHooks.BeforeRequest lets tests inject faults into rooms.
+	RoomHooks rooms.Hooks
+}
+
+// Server is a running chat daemon. Create it with New, start listeners with
+// Serve, stop it with Shutdown.
+type Server struct {
+	cfg      atomic.Pointer[configs.Config]
+	log      zerolog.Logger
+	rooms    *rooms.Registry
+	nicks    *nickRegistry
+	metrics  *metrics
+	registry *prometheus.Registry
+	created  time.Time
+
+	nextID atomic.Uint64
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	sessions  map[*Session]struct{}
+	draining  bool
+	sessWG    sync.WaitGroup
+}
+
+// New builds a server from a validated config.
+func New(cfg *configs.Config, opts Options) *Server {
+	s := &Server{
+		log:       opts.Logger,
+		nicks:     newNickRegistry(),
+		created:   time.Now(),
+		listeners: make(map[net.Listener]struct{}),
+		sessions:  make(map[*Session]struct{}),
+	}
+	s.cfg.Store(cfg)
+	reg := opts.Metrics
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	s.registry = reg
+	s.metrics = newMetrics(reg, s)
+	hooks := opts.RoomHooks
+	hooks.Created = func(room string) {
+		s.metrics.rooms.Inc()
+		s.log.Debug().Str("room", room).Msg("room created")
+	}
+	hooks.Dropped = func(room string) {
+		s.metrics.rooms.Dec()
+		s.log.Debug().Str("room", room).Msg("room dropped")
+	}
+	hooks.Panicked = func(room, req string, v any, stack []byte) {
+		s.metrics.roomRestarts.Inc()
+		s.log.Error().Str("room", room).Str("request", req).Interface("panic", v).Bytes("stack", stack).Msg("room recovered from a panic")
+	}
+	hooks.Delivered = s.metrics.delivered
+	s.rooms = rooms.NewRegistry(rooms.Options{
+		ServerName:    cfg.ServerName,
+		MaxRooms:      cfg.Limits.MaxRooms,
+		MaxMembers:    cfg.Limits.MaxRoomMembers,
+		HistorySize:   cfg.History.Size,
+		HistoryReplay: cfg.History.Replay,
+		IdleTTL:       cfg.Rooms.IdleTTL,
+		Hooks:         hooks,
+	})
+	return s
+}
+
+// Config returns the configuration in force. Read it once per operation.
+func (s *Server) Config() *configs.Config { return s.cfg.Load() }
+
+// SetConfig swaps in a new validated configuration; the parts that can
+// change live (MOTD, limits, log level) apply from the next use.
+func (s *Server) SetConfig(cfg *configs.Config) {
+	s.cfg.Store(cfg)
+	s.rooms.SetLimits(cfg.Limits.MaxRooms, cfg.Limits.MaxRoomMembers)
+}
+
+// Serve accepts connections on l until l is closed or the server shuts
+// down. Temporary accept errors back off from 5ms to 1s instead of spinning.
+func (s *Server) Serve(l net.Listener, transport string) error {
+	s.mu.Lock()
+	if s.draining {
+		s.mu.Unlock()
+		l.Close()
+		return net.ErrClosed
+	}
+	s.listeners[l] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, l)
+		s.mu.Unlock()
+	}()
+
+	var backoff time.Duration
+	for {
+		conn, err := l.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.log.Warn().Err(err).Dur("retry_in", backoff).Msg("accept failed")
+				time.Sleep(backoff)
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		s.accept(conn, transport)
+	}
+}
+
+// isTemporary recognises accept errors worth retrying (out of file
+// descriptors, aborted handshakes) without the deprecated Temporary method.
+func isTemporary(err error) bool {
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && t.Temporary()
+}
+
+func (s *Server) accept(conn net.Conn, transport string) {
+	cfg := s.Config()
+	s.mu.Lock()
+	if s.draining {
+		s.mu.Unlock()
+		conn.Close()
+		return
+	}
+	if len(s.sessions) >= cfg.Limits.MaxClients {
+		s.mu.Unlock()
+		s.metrics.refused.WithLabelValues("server_full").Inc()
+		refuse(conn, "Server is full, try again later")
+		return
+	}
+	sess := newSession(s, conn, transport, s.nextID.Add(1))
+	s.sessions[sess] = struct{}{}
+	s.sessWG.Add(1)
+	s.mu.Unlock()
+
+	s.metrics.connected(transport)
+	go func() {
+		defer s.sessWG.Done()
+		sess.serve()
+		s.mu.Lock()
+		delete(s.sessions, sess)
+		s.mu.Unlock()
+	}()
+}
+
+// refuse tells a connection why it is turned away, without waiting on it.
+func refuse(conn net.Conn, reason string) {
+	conn.SetWriteDeadline(time.Now().Add(time.Second))
+	conn.Write([]byte("ERROR :" + reason + "\r\n"))
+	conn.Close()
+}
+
+// Shutdown stops accepting, sends every client `ERROR :Server shutting
+// down`, lets their queues flush, and returns when every session has ended
+// or ctx is done (then the rest are cut off).
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.draining = true
+	for l := range s.listeners {
+		l.Close()
+	}
+	sessions := make([]*Session, 0, len(s.sessions))
+	for sess := range s.sessions {
+		sessions = append(sessions, sess)
+	}
+	s.mu.Unlock()
+
+	for _, sess := range sessions {
+		sess.closeWith("Server shutting down")
+	}
+	done := make(chan struct{})
+	go func() {
+		s.sessWG.Wait()
+		close(done)
+	}()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+		for _, sess := range sessions {
+			sess.conn.Close()
+		}
+		<-done
+	}
+	s.rooms.Close()
+	return err
+}

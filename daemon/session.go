@@ -1,0 +1,280 @@
+package daemon
+
+import (
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/livechat/livechat/protocol"
+	"github.com/livechat/livechat/rooms"
+)
+
+const (
+	// writeTimeout bounds one write to a client that has stopped reading;
+	// a stalled client is usually caught earlier by its send queue.
+	writeTimeout = 30 * time.Second
+	// closeTimeout bounds the final flush of a closing connection.
+	closeTimeout = 2 * time.Second
+	// coalesceSize is the buffer queued lines are copied into so that one
+	// write carries many of them.
+	coalesceSize = 16 << 10
+)
+
+var coalescePool = sync.Pool{New: func() any { b := make([]byte, 0, coalesceSize); return &b }}
+
+// Session is one client connection. The reader goroutine (serve) parses
+// lines and runs their handlers; it alone changes the session's identity and
+// room list (under mu, so other sessions can read them). Output goes
+// through a bounded queue drained by a writer goroutine that only exists
+// while there is something to write, so an idle connection costs one
+// goroutine and no buffers.
+type Session struct {
+	srv       *Server
+	conn      net.Conn
+	id        uint64
+	transport string
+	ip        string
+	host      string
+	log       zerolog.Logger
+	sendqMax  int
+	connected time.Time
+
+	// Output queue, guarded by outMu.
+	outMu    sync.Mutex
+	out      [][]byte
+	spare    [][]byte // the previous batch's slice, reused
+	outBytes int
+	writing  bool // a writer goroutine is running
+	closing  bool // no more output accepted; close once the queue drains
+	closed   bool
+	reason   string // why the session ended, for logs and the QUIT peers see
+
+	away     atomic.Pointer[string]
+	activeAt atomic.Int64 // unix nanos of the last line read, for WHOIS idle
+
+	// Identity, written by the reader goroutine under mu.
+	mu       sync.Mutex
+	nick     string
+	user     string
+	realname string
+	joined   map[string]*rooms.Room // by folded name
+
+	// Reader-goroutine state.
+	registered bool
+	guest      bool
+	capPending bool // CAP negotiation started and not ended
+	pingSent   bool
+	lastSeen   time.Time
+	flood      floodBucket
+}
+
+func newSession(srv *Server, conn net.Conn, transport string, id uint64) *Session {
+	cfg := srv.Config()
+	ip := remoteIP(conn)
+	host := ip
+	if strings.HasPrefix(host, ":") {
+		host = "0" + host // a host may not start with ':' inside a prefix
+	}
+	s := &Session{
+		srv:       srv,
+		conn:      conn,
+		id:        id,
+		transport: transport,
+		ip:        ip,
+		host:      host,
+		sendqMax:  cfg.Limits.SendQBytes,
+		connected: time.Now(),
+		nick:      "*",
+		joined:    make(map[string]*rooms.Room),
+	}
+	s.log = srv.log.With().Uint64("conn", id).Str("remote", conn.RemoteAddr().String()).Logger()
+	return s
+}
+
+func remoteIP(conn net.Conn) string {
+	if a, ok := conn.RemoteAddr().(*net.TCPAddr); ok {
+		return a.IP.String()
+	}
+	host, _, err := net.SplitHostPort(conn.RemoteAddr().String())
+	if err != nil {
+		return conn.RemoteAddr().String()
+	}
+	return host
+}
+
+// Nick returns the session's current nick ("*" before it has one).
+// Safe from any goroutine.
+func (s *Session) Nick() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.nick
+}
+
+// prefix returns nick!user@host.
+func (s *Session) prefix() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.nick + "!" + s.user + "@" + s.host
+}
+
+// Away reports whether the user set an away message. Safe from any goroutine.
+func (s *Session) Away() bool { return s.away.Load() != nil }
+
+// Send queues line for the writer without blocking. line must not be
+// modified afterwards; the same slice may be queued to many sessions. When
+// the queue would exceed the send-queue limit the session is a slow
+// consumer: its queue is dropped, it is sent `ERROR :SendQ exceeded` and
+// closed, and Send reports false. Safe from any goroutine.
+func (s *Session) Send(line []byte) bool {
+	s.outMu.Lock()
+	if s.closing {
+		s.outMu.Unlock()
+		return false
+	}
+	if s.outBytes+len(line) > s.sendqMax {
+		s.overflowLocked()
+		s.outMu.Unlock()
+		s.srv.metrics.slowConsumers.Inc()
+		return false
+	}
+	s.out = append(s.out, line)
+	s.outBytes += len(line)
+	start := !s.writing
+	s.writing = true
+	s.outMu.Unlock()
+	if start {
+		go s.writeLoop()
+	}
+	return true
+}
+
+func (s *Session) overflowLocked() {
+	clear(s.out)
+	s.out = append(s.out[:0], []byte("ERROR :SendQ exceeded\r\n"))
+	s.outBytes = 0
+	s.closing = true
+	s.reason = "SendQ exceeded"
+	// A client that stopped reading would hold the writer for the full
+	// write timeout; cut that short so the room's other members do not
+	// share a room with a ghost for long.
+	s.conn.SetWriteDeadline(time.Now().Add(closeTimeout))
+	if !s.writing {
+		s.writing = true
+		go s.writeLoop()
+	}
+}
+
+// closeWith queues `ERROR :reason`, stops accepting output, and closes the
+// connection once the queue is flushed (or closeTimeout passes).
+func (s *Session) closeWith(reason string) {
+	s.outMu.Lock()
+	if s.closing {
+		s.outMu.Unlock()
+		return
+	}
+	s.out = append(s.out, []byte("ERROR :"+reason+"\r\n"))
+	s.closing = true
+	if s.reason == "" {
+		s.reason = reason
+	}
+	start := !s.writing
+	s.writing = true
+	s.outMu.Unlock()
+	if start {
+		go s.writeLoop()
+	}
+}
+
+// closeReason returns why the session is closing, or "".
+func (s *Session) closeReason() string {
+	s.outMu.Lock()
+	defer s.outMu.Unlock()
+	return s.reason
+}
+
+// writeLoop drains the queue, coalescing everything queued into as few
+// writes as possible, and exits when the queue is empty.
+func (s *Session) writeLoop() {
+	for {
+		s.outMu.Lock()
+		if len(s.out) == 0 || s.closed {
+			s.writing = false
+			done := s.closing && !s.closed
+			if done {
+				s.closed = true
+			}
+			s.outMu.Unlock()
+			if done {
+				s.conn.Close()
+			}
+			return
+		}
+		batch, total := s.out, s.outBytes
+		s.out, s.spare = s.spare, nil
+		s.outBytes = 0
+		timeout := writeTimeout
+		if s.closing {
+			timeout = closeTimeout
+		}
+		s.outMu.Unlock()
+
+		err := s.writeBatch(batch, total, timeout)
+		clear(batch)
+		s.outMu.Lock()
+		s.spare = batch[:0]
+		if err != nil && !s.closed {
+			s.closed, s.closing = true, true
+			if s.reason == "" {
+				s.reason = "Write error"
+			}
+			s.outMu.Unlock()
+			s.conn.Close()
+			s.outMu.Lock()
+		}
+		s.outMu.Unlock()
+	}
+}
+
+func (s *Session) writeBatch(batch [][]byte, total int, timeout time.Duration) error {
+	s.conn.SetWriteDeadline(time.Now().Add(timeout))
+	var err error
+	switch {
+	case len(batch) == 1:
+		_, err = s.conn.Write(batch[0])
+	case total <= coalesceSize:
+		bp := coalescePool.Get().(*[]byte)
+		buf := (*bp)[:0]
+		for _, line := range batch {
+			buf = append(buf, line...)
+		}
+		_, err = s.conn.Write(buf)
+		*bp = buf[:0]
+		coalescePool.Put(bp)
+	default:
+		bufs := net.Buffers(batch)
+		_, err = bufs.WriteTo(s.conn)
+	}
+	if err == nil {
+		s.srv.metrics.bytesWritten.Add(float64(total))
+	}
+	return err
+}
+
+// reply encodes m and queues it.
+func (s *Session) reply(m protocol.Message) {
+	s.Send(m.AppendTo(nil))
+}
+
+// numeric queues a server numeric addressed to the session's nick.
+func (s *Session) numeric(code string, params ...string) {
+	s.reply(protocol.Message{Source: s.srv.Config().ServerName, Command: code, Params: append([]string{s.Nick()}, params...)})
+}
+
+// notice queues a server NOTICE to the session, for netcat-friendly hints.
+func (s *Session) notice(text string) {
+	s.reply(protocol.Message{Source: s.srv.Config().ServerName, Command: "NOTICE", Params: []string{s.Nick(), text}})
+}

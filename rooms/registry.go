@@ -1,0 +1,188 @@
+package rooms
+
+import (
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/livechat/livechat/protocol"
+)
+
+// Options configure a Registry and its rooms. rooms imports no config
+// package; the daemon fills this in.
+type Options struct {
+	ServerName    string        // source of the numerics rooms send
+	MaxRooms      int           // rooms existing at once
+	MaxMembers    int           // members of one room
+	HistorySize   int           // messages kept per room
+	HistoryReplay int           // of those, replayed to a joiner
+	IdleTTL       time.Duration // an empty room with history lives this long
+	Hooks         Hooks
+	Now           func() time.Time // nil means time.Now
+}
+
+func (o *Options) now() time.Time {
+	if o.Now != nil {
+		return o.Now()
+	}
+	return time.Now()
+}
+
+// Hooks let the daemon log and count what rooms do. Every field may be nil.
+// They are called from room goroutines and must be safe for concurrent use.
+type Hooks struct {
+	Created   func(room string)
+	Dropped   func(room string)
+	Panicked  func(room, request string, value any, stack []byte)
+	Delivered func(recipients int, fanout time.Duration) // one accepted message
+	// BeforeRequest runs in the actor before each request; tests use it to
+	// inject a panic.
+	BeforeRequest func(room, request string)
+}
+
+func (h *Hooks) panicked(room, req string, v any, stack []byte) {
+	if h.Panicked != nil {
+		h.Panicked(room, req, v, stack)
+	}
+}
+
+func (h *Hooks) delivered(n int, d time.Duration) {
+	if h.Delivered != nil {
+		h.Delivered(n, d)
+	}
+}
+
+// Registry maps folded room names to rooms. It creates rooms on demand,
+// and is the only way a room leaves: under its lock, so that a room is
+// never dropped while a JOIN is on its way to it. Safe for concurrent use.
+type Registry struct {
+	opts Options
+
+	mu    sync.Mutex
+	rooms map[string]*Room
+	wg    sync.WaitGroup
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry(opts Options) *Registry {
+	if opts.MaxRooms <= 0 {
+		opts.MaxRooms = 1
+	}
+	if opts.MaxMembers <= 0 {
+		opts.MaxMembers = 1
+	}
+	return &Registry{opts: opts, rooms: make(map[string]*Room)}
+}
+
+// SetLimits changes the room and member limits for rooms from now on
+// (config reload).
+func (g *Registry) SetLimits(maxRooms, maxMembers int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.opts.MaxRooms, g.opts.MaxMembers = maxRooms, maxMembers
+}
+
+// Join adds m to the room called name (a valid display name, see
+// protocol.RoomName), creating the room if it does not exist yet. The
+// joiner sees the JOIN, the topic, the member list and the replayed history.
+func (g *Registry) Join(m Member, name string) (*Room, error) {
+	folded := protocol.FoldRoom(name)
+	g.mu.Lock()
+	r := g.rooms[folded]
+	if r == nil {
+		if len(g.rooms) >= g.opts.MaxRooms {
+			g.mu.Unlock()
+			return nil, ErrTooManyRooms
+		}
+		r = g.newRoomLocked(name, folded)
+	}
+	r.pending.Add(1)
+	g.mu.Unlock()
+
+	if err := r.join(m); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func (g *Registry) newRoomLocked(name, folded string) *Room {
+	opts := g.opts // rooms keep the limits they were created with
+	r := &Room{
+		name:    name,
+		folded:  folded,
+		reg:     g,
+		opts:    &opts,
+		mailbox: make(chan request, 64),
+		done:    make(chan struct{}),
+		index:   make(map[Client]int),
+		created: opts.now(),
+		history: ring{max: opts.HistorySize},
+	}
+	g.rooms[folded] = r
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		r.run()
+	}()
+	if h := g.opts.Hooks.Created; h != nil {
+		h(name)
+	}
+	return r
+}
+
+// Get returns the room called name, or nil.
+func (g *Registry) Get(name string) *Room {
+	folded := protocol.FoldRoom(name)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.rooms[folded]
+}
+
+// Len returns the number of rooms.
+func (g *Registry) Len() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.rooms)
+}
+
+// List returns a snapshot of every room, sorted by name.
+func (g *Registry) List() []Info {
+	g.mu.Lock()
+	out := make([]Info, 0, len(g.rooms))
+	for _, r := range g.rooms {
+		out = append(out, r.Info())
+	}
+	g.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// tryDrop removes r if it is still empty and no JOIN is on its way. It is
+// called from r's own actor, so r's member count cannot change meanwhile.
+func (g *Registry) tryDrop(r *Room) {
+	g.mu.Lock()
+	if r.pending.Load() != 0 || len(r.members) != 0 || g.rooms[r.folded] != r {
+		g.mu.Unlock()
+		return
+	}
+	delete(g.rooms, r.folded)
+	close(r.done)
+	g.mu.Unlock()
+	if r.idle != nil {
+		r.idle.Stop()
+	}
+	if h := g.opts.Hooks.Dropped; h != nil {
+		h(r.name)
+	}
+}
+
+// Close stops every room and waits for their goroutines.
+func (g *Registry) Close() {
+	g.mu.Lock()
+	for k, r := range g.rooms {
+		delete(g.rooms, k)
+		close(r.done)
+	}
+	g.mu.Unlock()
+	g.wg.Wait()
+}
