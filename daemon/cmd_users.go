@@ -161,12 +161,13 @@ func handleMODE(s *Session, m *protocol.Message, _ []byte) error {
 	return nil
 }
 
+// helpOrder lists the commands HELP shows, most useful first.
+var helpOrder = []string{"JOIN", "MSG", "PART", "NICK", "TOPIC", "NAMES", "LIST", "WHO", "WHOIS", "AWAY", "REGISTER", "LOGIN", "MOTD", "HELP", "QUIT"}
+
 func handleHELP(s *Session, _ *protocol.Message, _ []byte) error {
 	s.numeric(protocol.RPL_HELPSTART, "*", "livechat commands (an IRC client's usual commands work too):")
-	for _, c := range commandList {
-		if c.help != "" {
-			s.numeric(protocol.RPL_HELPTXT, "*", c.help)
-		}
+	for _, name := range helpOrder {
+		s.numeric(protocol.RPL_HELPTXT, "*", commandTable[name].help)
 	}
 	s.numeric(protocol.RPL_ENDOFHELP, "*", "End of /HELP")
 	return nil
