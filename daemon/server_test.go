@@ -414,3 +414,16 @@ func TestFloodDisconnects(t *testing.T) {
 }
 
 var _ rooms.Client = (*Session)(nil)
+
+// Replies that rooms send come before the client's next command's replies:
+// clients use PING as a barrier, and so do these tests.
+func TestRoomRepliesKeepCommandOrder(t *testing.T) {
+	_, addr := testServer(t)
+	a := connect(t, addr, "alice")
+	a.join("#order")
+	a.send("TOPIC #order", "NAMES #order", "WHO #order", "TOPIC #order :fresh", "LIST")
+	got := strings.Join(commands(a.sync()), " ")
+	if want := "331 353 366 352 315 TOPIC 321 322 323"; got != want {
+		t.Fatalf("replies %s, want %s", got, want)
+	}
+}

@@ -131,19 +131,19 @@ type (
 		command string
 		text    string
 	}
-	topicReq struct {
+	// query is the part of every request answered with lines to c; done
+	// is closed once they are queued, so c's later replies come after them.
+	query struct {
 		c    Client
 		nick string
+		done chan struct{}
+	}
+	topicReq struct {
+		query
 		text *string
 	}
-	namesReq struct {
-		c    Client
-		nick string
-	}
-	whoReq struct {
-		c    Client
-		nick string
-	}
+	namesReq struct{ query }
+	whoReq   struct{ query }
 )
 
 func (joinReq) kind() string   { return "JOIN" }
@@ -231,28 +231,45 @@ func (r *Room) Say(c Client, command, text string) error {
 }
 
 // Topic sends c the topic (text == nil) or sets it (c must be a member);
-// replies go to c, the change to every member.
+// replies go to c, the change to every member. It returns once c's
+// replies are queued.
 func (r *Room) Topic(c Client, nick string, text *string) error {
-	if !r.send(topicReq{c: c, nick: nick, text: text}) {
-		return ErrNoSuchRoom
-	}
-	return nil
+	q := newQuery(c, nick)
+	return r.ask(topicReq{query: q, text: text}, q)
 }
 
-// Names sends c the member list (353/366).
+// Names queues the member list (353/366) to c.
 func (r *Room) Names(c Client, nick string) error {
-	if !r.send(namesReq{c: c, nick: nick}) {
-		return ErrNoSuchRoom
-	}
-	return nil
+	q := newQuery(c, nick)
+	return r.ask(namesReq{q}, q)
 }
 
-// Who sends c a 352 line per member and 315.
+// Who queues a 352 line per member and 315 to c.
 func (r *Room) Who(c Client, nick string) error {
-	if !r.send(whoReq{c: c, nick: nick}) {
+	q := newQuery(c, nick)
+	return r.ask(whoReq{q}, q)
+}
+
+func newQuery(c Client, nick string) query {
+	return query{c: c, nick: nick, done: make(chan struct{})}
+}
+
+// ask sends a query and waits until the room has queued its replies.
+func (r *Room) ask(req request, q query) error {
+	if !r.send(req) {
 		return ErrNoSuchRoom
 	}
-	return nil
+	select {
+	case <-q.done:
+		return nil
+	case <-r.done:
+		select {
+		case <-q.done:
+			return nil
+		default:
+			return ErrNoSuchRoom
+		}
+	}
 }
 
 // run is the actor loop. It returns once the registry has dropped the room.
@@ -301,6 +318,14 @@ func (r *Room) handle(req request) {
 		if v := recover(); v != nil {
 			r.opts.Hooks.panicked(r.name, req.kind(), v, debug.Stack())
 			r.fail(req)
+		}
+		switch req := req.(type) {
+		case topicReq:
+			close(req.done)
+		case namesReq:
+			close(req.done)
+		case whoReq:
+			close(req.done)
 		}
 	}()
 	if h := r.opts.Hooks.BeforeRequest; h != nil {

@@ -1,0 +1,182 @@
+package accounts
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// lockTimeout bounds how long OpenFileStore waits for the file lock. A
+// second daemon on the same data_dir would otherwise block forever inside
+// flock; a short bound turns that into a clear startup error.
+const lockTimeout = 1 * time.Second
+
+var bucketAccounts = []byte("accounts")
+
+// record is the on-disk JSON form of an Account. It is separate from Account
+// so that renaming Go fields never silently changes the file format.
+type record struct {
+	Name    string    `json:"name"`
+	Hash    string    `json:"hash"`
+	Created time.Time `json:"created"`
+}
+
+// fileStore is a Store in a bbolt file. bbolt serialises writers and fsyncs
+// on every commit, so a Create that returned nil survives kill -9 and power
+// loss (given honest disks). Safe for concurrent use.
+type fileStore struct {
+	db     *bolt.DB
+	path   string
+	count  atomic.Int64 // mirrors the bucket's key count so Count needs no transaction
+	closed atomic.Bool
+}
+
+// OpenFileStore opens (creating if needed) the account database at path. The
+// directory is created with mode 0700 and the file with 0600, because it
+// holds password hashes. If another process holds the file, it fails after
+// about a second with an error wrapping ErrLocked rather than hanging.
+func OpenFileStore(path string) (Store, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("accounts: create directory for %s: %w", path, err)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout})
+	if err != nil {
+		if errors.Is(err, berrors.ErrTimeout) {
+			return nil, fmt.Errorf("accounts: %s is in use (is another daemon running on the same data_dir?): %w", path, ErrLocked)
+		}
+		return nil, fmt.Errorf("accounts: open %s: %w", path, err)
+	}
+	s := &fileStore{db: db, path: path}
+	err = db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(bucketAccounts)
+		if err != nil {
+			return err
+		}
+		s.count.Store(int64(b.Stats().KeyN))
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("accounts: initialise %s: %w", path, err)
+	}
+	return s, nil
+}
+
+func (s *fileStore) Create(ctx context.Context, a Account) error {
+	if err := checkName(a.Name); err != nil {
+		return err
+	}
+	if err := s.usable(ctx); err != nil {
+		return err
+	}
+	val, err := json.Marshal(record(a))
+	if err != nil {
+		return fmt.Errorf("accounts: encode account: %w", err)
+	}
+	key := []byte(Fold(a.Name))
+	// The existence check and the Put share one read-write transaction;
+	// bbolt allows one writer at a time, so concurrent Creates of the same
+	// key cannot both pass the check.
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketAccounts)
+		if b.Get(key) != nil {
+			return ErrExists
+		}
+		return b.Put(key, val)
+	})
+	if err != nil {
+		return s.wrap(err)
+	}
+	s.count.Add(1)
+	return nil
+}
+
+func (s *fileStore) Get(ctx context.Context, name string) (Account, error) {
+	if checkName(name) != nil {
+		return Account{}, ErrNotFound
+	}
+	if err := s.usable(ctx); err != nil {
+		return Account{}, err
+	}
+	var rec record
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketAccounts).Get([]byte(Fold(name)))
+		if v == nil {
+			return ErrNotFound
+		}
+		// Unmarshal inside the transaction: v is only valid until it ends.
+		return json.Unmarshal(v, &rec)
+	})
+	if err != nil {
+		return Account{}, s.wrap(err)
+	}
+	return Account(rec), nil
+}
+
+func (s *fileStore) SetPassword(ctx context.Context, name, hash string) error {
+	if checkName(name) != nil {
+		return ErrNotFound
+	}
+	if err := s.usable(ctx); err != nil {
+		return err
+	}
+	key := []byte(Fold(name))
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketAccounts)
+		v := b.Get(key)
+		if v == nil {
+			return ErrNotFound
+		}
+		var rec record
+		if err := json.Unmarshal(v, &rec); err != nil {
+			return err
+		}
+		rec.Hash = hash
+		nv, err := json.Marshal(rec)
+		if err != nil {
+			return err
+		}
+		return b.Put(key, nv)
+	})
+	return s.wrap(err)
+}
+
+func (s *fileStore) Count() int { return int(s.count.Load()) }
+
+func (s *fileStore) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	// bbolt's Close waits for open transactions, so in-flight calls finish
+	// cleanly; calls that start afterwards see ErrClosed.
+	return s.db.Close()
+}
+
+// usable rejects calls on a closed store or with a dead context. bbolt
+// transactions cannot be cancelled, so the context is only checked up front.
+func (s *fileStore) usable(ctx context.Context) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	return ctx.Err()
+}
+
+// wrap maps bbolt's errors onto ours and adds the path to anything else.
+// Account data never appears in these messages.
+func (s *fileStore) wrap(err error) error {
+	switch {
+	case err == nil, errors.Is(err, ErrExists), errors.Is(err, ErrNotFound):
+		return err
+	case errors.Is(err, berrors.ErrDatabaseNotOpen):
+		return ErrClosed
+	}
+	return fmt.Errorf("accounts: %s: %w", s.path, err)
+}

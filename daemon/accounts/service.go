@@ -1,0 +1,287 @@
+package accounts
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"time"
+	"unicode/utf8"
+)
+
+// MaxPasswordLen bounds passwords in bytes. argon2 itself would accept
+// anything, but hashing megabytes per attempt is a cheap DoS.
+const MaxPasswordLen = 256
+
+// Errors returned by Service besides the store's ErrExists and
+// ErrInvalidName and the pool's ErrBusy. None of them ever carries a
+// password.
+var (
+	// ErrWeakPassword: shorter than Config.MinPasswordLen characters, or not
+	// valid UTF-8.
+	ErrWeakPassword = errors.New("accounts: password too weak")
+	// ErrPasswordTooLong: longer than MaxPasswordLen bytes.
+	ErrPasswordTooLong = errors.New("accounts: password too long")
+	// ErrBadCredentials: unknown account or wrong password, deliberately
+	// indistinguishable. If the stored hash is unusable, the error also
+	// wraps ErrMalformedHash so the daemon can log it.
+	ErrBadCredentials = errors.New("accounts: invalid account name or password")
+	// ErrThrottled: too many recent failures; the concrete error is a
+	// *ThrottledError saying when to retry.
+	ErrThrottled = errors.New("accounts: too many failed logins")
+)
+
+// ThrottledError is returned by Login when the account or the source is
+// locked out. errors.Is(err, ErrThrottled) holds.
+type ThrottledError struct {
+	RetryAfter time.Duration
+}
+
+func (e *ThrottledError) Error() string {
+	secs := (e.RetryAfter + time.Second - 1) / time.Second // round up: "retry in 0s" would be wrong
+	return fmt.Sprintf("%v; retry in %ds", ErrThrottled, secs)
+}
+
+func (e *ThrottledError) Unwrap() error { return ErrThrottled }
+
+// Config configures a Service. Zero fields take the defaults of
+// DefaultConfig (field by field, also inside Params and Throttle). A
+// negative PoolWait means "never wait for a hashing slot".
+type Config struct {
+	Params         Params
+	MinPasswordLen int // in characters (runes)
+	PoolSize       int
+	PoolWait       time.Duration
+	Throttle       ThrottleConfig
+}
+
+// DefaultConfig: OWASP argon2id parameters, 8-character minimum, one hashing
+// slot per usable core, 2s wait for a slot, DefaultThrottleConfig.
+func DefaultConfig() Config {
+	return Config{
+		Params:         DefaultParams(),
+		MinPasswordLen: 8,
+		PoolSize:       runtime.GOMAXPROCS(0),
+		PoolWait:       2 * time.Second,
+		Throttle:       DefaultThrottleConfig(),
+	}
+}
+
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.Params.Memory == 0 {
+		c.Params.Memory = d.Params.Memory
+	}
+	if c.Params.Time == 0 {
+		c.Params.Time = d.Params.Time
+	}
+	if c.Params.Threads == 0 {
+		c.Params.Threads = d.Params.Threads
+	}
+	if c.MinPasswordLen <= 0 {
+		c.MinPasswordLen = d.MinPasswordLen
+	}
+	if c.PoolSize <= 0 {
+		c.PoolSize = d.PoolSize
+	}
+	if c.PoolWait == 0 {
+		c.PoolWait = d.PoolWait
+	}
+	c.Throttle = c.Throttle.withDefaults()
+	return c
+}
+
+// Validate reports whether NewService would accept c (after defaults are
+// filled in). Call it when loading configuration to get an error instead
+// of NewService's panic.
+func (c Config) Validate() error {
+	return c.withDefaults().Params.Validate()
+}
+
+// Service is the account façade used by the daemon. All methods are safe
+// for concurrent use by many connection goroutines.
+type Service struct {
+	store    Store
+	params   Params
+	minLen   int
+	pool     *Pool
+	throttle *Throttle
+	// dummy is a hash of a random password made with the current params.
+	// Login verifies unknown names against it so that they cost exactly
+	// as much as a wrong password for a real account.
+	dummy string
+
+	// Seams for tests; set once in NewService and never changed by the
+	// package afterwards.
+	now    func() time.Time
+	verify func(password, encoded string, cur Params) (match, needsUpgrade bool, err error)
+	hash   func(password string, p Params) (string, error)
+}
+
+// NewService returns a Service over store; the Service owns the store and
+// closes it in Close. It computes one hash (the dummy) before returning, so
+// it takes as long as one hash. It panics if cfg.Validate fails: invalid
+// argon2 parameters are a configuration error to catch at startup.
+func NewService(store Store, cfg Config) *Service {
+	cfg = cfg.withDefaults()
+	if err := cfg.Params.Validate(); err != nil {
+		panic(err)
+	}
+	var pw [16]byte
+	randRead(pw[:])
+	dummy, err := HashPassword(string(pw[:]), cfg.Params)
+	if err != nil {
+		panic(err) // unreachable: params validated above
+	}
+	return &Service{
+		store:    store,
+		params:   cfg.Params,
+		minLen:   cfg.MinPasswordLen,
+		pool:     NewPool(cfg.PoolSize, cfg.PoolWait),
+		throttle: NewThrottle(cfg.Throttle),
+		dummy:    dummy,
+		now:      time.Now,
+		verify:   VerifyPassword,
+		hash:     HashPassword,
+	}
+}
+
+// Register creates an account. Errors: ErrInvalidName, ErrWeakPassword,
+// ErrPasswordTooLong, ErrExists (also when a concurrent Register of the
+// same folded name won), ErrBusy, a context error, or a store error. The
+// returned Account has an empty Hash.
+func (s *Service) Register(ctx context.Context, name, password string) (Account, error) {
+	if err := checkName(name); err != nil {
+		return Account{}, err
+	}
+	if err := s.checkPassword(password); err != nil {
+		return Account{}, err
+	}
+	// Cheap early refusal so that a taken name costs no hash. Existence is
+	// public anyway (nick protection), so this leaks nothing. The store's
+	// Create re-checks atomically.
+	switch _, err := s.store.Get(ctx, name); {
+	case err == nil:
+		return Account{}, ErrExists
+	case !errors.Is(err, ErrNotFound):
+		return Account{}, err
+	}
+	var hash string
+	var herr error
+	if err := s.pool.Do(ctx, func() { hash, herr = s.hash(password, s.params) }); err != nil {
+		return Account{}, err
+	}
+	if herr != nil {
+		return Account{}, herr
+	}
+	// UTC() also strips the monotonic reading, so the value compares equal
+	// after a round trip through the file store.
+	a := Account{Name: name, Hash: hash, Created: s.now().UTC()}
+	if err := s.store.Create(ctx, a); err != nil {
+		return Account{}, err
+	}
+	a.Hash = ""
+	return a, nil
+}
+
+// Login checks name's password; ip identifies the client's source for
+// throttling ("" to throttle by account only). Errors: ErrBadCredentials
+// for an unknown name or a wrong password alike, a *ThrottledError
+// (errors.Is ErrThrottled) when locked out — no hashing is done then —,
+// ErrBusy, a context error, or a store error. On success, a hash weaker
+// than the current Params is replaced (best effort: if storing fails, the
+// next login tries again). The returned Account has an empty Hash.
+func (s *Service) Login(ctx context.Context, name, password, ip string) (Account, error) {
+	key := Fold(name)
+	att, retry := s.throttle.Begin(key, ip)
+	if retry > 0 {
+		return Account{}, &ThrottledError{RetryAfter: retry}
+	}
+	// A password that Register would never have accepted as too long or
+	// not UTF-8 cannot match; refuse it without hashing. This depends only
+	// on the password, not on whether name exists, so it leaks nothing.
+	// (Too-short ones are still verified: the minimum may have been raised
+	// since the account was registered.)
+	if len(password) > MaxPasswordLen || !utf8.ValidString(password) {
+		att.Failure()
+		return Account{}, ErrBadCredentials
+	}
+	acct, err := s.store.Get(ctx, key)
+	found := err == nil
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		att.Release()
+		return Account{}, err
+	}
+	encoded := s.dummy
+	if found {
+		encoded = acct.Hash
+	}
+	var (
+		match, upgrade bool
+		verr           error
+		newHash        string
+	)
+	err = s.pool.Do(ctx, func() {
+		match, upgrade, verr = s.verify(password, encoded, s.params)
+		if verr != nil {
+			// Unparsable stored hash: spend the normal cost anyway so this
+			// account does not stand out by timing.
+			s.verify(password, s.dummy, s.params)
+		}
+		if found && match && upgrade {
+			// Re-hash while holding the slot we already waited for.
+			newHash, _ = s.hash(password, s.params)
+		}
+	})
+	if err != nil {
+		att.Release()
+		return Account{}, err
+	}
+	if !found || !match {
+		att.Failure()
+		if found && verr != nil {
+			return Account{}, fmt.Errorf("%w: %w", ErrBadCredentials, verr)
+		}
+		return Account{}, ErrBadCredentials
+	}
+	att.Success()
+	if newHash != "" {
+		// Detached from ctx: the hash is already paid for, and a client
+		// that disconnects right after logging in should not waste it.
+		_ = s.store.SetPassword(context.WithoutCancel(ctx), key, newHash)
+	}
+	acct.Hash = ""
+	return acct, nil
+}
+
+// Check returns how long logins for name from ip are currently refused (0:
+// not throttled). Handlers may use it to refuse early, e.g. before reading
+// a SASL payload; Login checks again itself.
+func (s *Service) Check(name, ip string) time.Duration {
+	return s.throttle.Check(Fold(name), ip)
+}
+
+// Exists reports whether name is registered, case-insensitively, for nick
+// protection. It does no hashing. A store error counts as "not registered"
+// so that a broken store does not lock every nick.
+func (s *Service) Exists(ctx context.Context, name string) bool {
+	_, err := s.store.Get(ctx, name)
+	return err == nil
+}
+
+// Count returns the number of registered accounts.
+func (s *Service) Count() int { return s.store.Count() }
+
+// Close closes the store. Calls after Close fail with ErrClosed.
+func (s *Service) Close() error { return s.store.Close() }
+
+func (s *Service) checkPassword(pw string) error {
+	// Length first: it is the cheap DoS guard, and it bounds the UTF-8 scan.
+	if len(pw) > MaxPasswordLen {
+		return ErrPasswordTooLong
+	}
+	if !utf8.ValidString(pw) || utf8.RuneCountInString(pw) < s.minLen {
+		return ErrWeakPassword
+	}
+	return nil
+}

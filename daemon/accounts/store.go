@@ -1,0 +1,97 @@
+// Package accounts stores registered accounts and verifies their passwords.
+//
+// It knows nothing about IRC: the caller validates account names as nicks and
+// maps the errors below to numerics. What this package guarantees is:
+//
+//   - names are unique case-insensitively (ASCII folding, see Fold) while the
+//     display spelling given at registration is kept;
+//   - passwords are stored only as argon2id PHC strings (hash.go) and never
+//     appear in errors or return values;
+//   - hashing is CPU- and memory-heavy, so it runs on a bounded pool
+//     (pool.go) that sheds load with ErrBusy instead of queueing forever;
+//   - failed logins are throttled per account and per source (throttle.go),
+//     and an unknown name costs the same hash as a wrong password so login
+//     timing does not reveal which names are registered (service.go).
+//
+// Service is the façade the daemon uses; the lower-level pieces are exported
+// for tests and tools but need not be used directly.
+package accounts
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Errors returned by stores and the Service. Compare with errors.Is: they
+// are usually wrapped with context.
+var (
+	// ErrExists: the folded name is already registered.
+	ErrExists = errors.New("accounts: account already exists")
+	// ErrNotFound: no account with that folded name.
+	ErrNotFound = errors.New("accounts: no such account")
+	// ErrInvalidName: empty or longer than MaxNameLen. Real nick validation
+	// is the caller's job; this only protects the stores.
+	ErrInvalidName = errors.New("accounts: invalid account name")
+	// ErrClosed: the store (or service) has been closed.
+	ErrClosed = errors.New("accounts: store closed")
+	// ErrLocked: the file store is held by another process.
+	ErrLocked = errors.New("accounts: store locked by another process")
+)
+
+// MaxNameLen bounds account names in bytes. It is a storage guard far above
+// any sane NICKLEN, not a policy.
+const MaxNameLen = 255
+
+// Account is one registered account.
+type Account struct {
+	Name    string    // display name, as registered
+	Hash    string    // argon2id PHC string; Service leaves it empty in results
+	Created time.Time // registration time
+}
+
+// Store persists accounts keyed by Fold(name).
+//
+// Implementations must be safe for concurrent use by multiple goroutines.
+// Create must be atomic with respect to the uniqueness check, so that of two
+// concurrent Creates of names that fold equally exactly one succeeds, and it
+// must be durable when it returns nil.
+type Store interface {
+	// Create adds a. ErrExists if Fold(a.Name) is taken.
+	Create(ctx context.Context, a Account) error
+	// Get looks name up case-insensitively. ErrNotFound if absent.
+	Get(ctx context.Context, name string) (Account, error)
+	// SetPassword replaces the stored hash. ErrNotFound if absent.
+	SetPassword(ctx context.Context, name, hash string) error
+	// Count returns the number of accounts.
+	Count() int
+	// Close releases the store; later calls return ErrClosed.
+	Close() error
+}
+
+// Fold returns the storage key of an account name: ASCII lower case.
+//
+// Only ASCII is folded, on purpose: it matches the "ascii" IRC casemapping,
+// and any wider folding (rfc1459 brackets, Unicode) would have to agree
+// exactly with the nick layer, which is the caller's concern.
+func Fold(name string) string {
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; 'A' <= c && c <= 'Z' {
+			b := []byte(name)
+			for j := i; j < len(b); j++ {
+				if 'A' <= b[j] && b[j] <= 'Z' {
+					b[j] += 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return name // already folded: no allocation
+}
+
+func checkName(name string) error {
+	if name == "" || len(name) > MaxNameLen {
+		return ErrInvalidName
+	}
+	return nil
+}
