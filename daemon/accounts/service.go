@@ -193,6 +193,12 @@ func (s *Service) Register(ctx context.Context, name, password string) (Account,
 // next login tries again). The returned Account has an empty Hash.
 func (s *Service) Login(ctx context.Context, name, password, ip string) (Account, error) {
 	key := Fold(name)
+	if checkName(name) != nil {
+		// Cannot exist; and an arbitrarily long name must not become a
+		// throttle key. The source is still throttled and the dummy still
+		// hashed below.
+		key = ""
+	}
 	att, retry := s.throttle.Begin(key, ip)
 	if retry > 0 {
 		return Account{}, &ThrottledError{RetryAfter: retry}

@@ -430,3 +430,17 @@ func TestThrottledErrorMessage(t *testing.T) {
 		}
 	}
 }
+
+func TestLoginInvalidName(t *testing.T) {
+	s := newTestService(t, NewMemoryStore(), nil)
+	long := strings.Repeat("n", MaxNameLen+1)
+	if _, err := s.Login(bg, long, "password1", "ip"); !errors.Is(err, ErrBadCredentials) {
+		t.Fatal(err)
+	}
+	if a, ip := s.throttle.Len(); a != 0 || ip != 1 {
+		t.Fatalf("throttle entries %d/%d: a long name became a key", a, ip)
+	}
+	if n, hashes := s.vc.snapshot(); n != 1 || hashes[0] != s.dummy {
+		t.Fatal("invalid name did not cost the dummy verification")
+	}
+}
