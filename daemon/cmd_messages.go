@@ -3,7 +3,6 @@ package daemon
 import (
 	"errors"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/livechat/livechat/protocol"
 )
@@ -111,15 +110,4 @@ func textError(command, target, text string) error {
 	default:
 		return failErr(command, "INVALID_TEXT", target, "Message rejected: it contained control characters")
 	}
-}
-
-// truncateUTF8 cuts s to at most n bytes without splitting a character.
-func truncateUTF8(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
 }

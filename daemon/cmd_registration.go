@@ -14,35 +14,6 @@ func init() {
 	register(&command{name: "PASS", run: handlePASS, minParams: 1, preReg: true})
 }
 
-// handleCAP implements capability negotiation (IRCv3 CAP, version 302).
-// No capabilities are offered yet; the negotiation still holds registration
-// until CAP END, as clients expect.
-func handleCAP(s *Session, m *protocol.Message, _ []byte) error {
-	server := s.srv.Config().ServerName
-	switch sub := strings.ToUpper(m.Params[0]); sub {
-	case "LS":
-		if !s.registered {
-			s.capPending = true
-		}
-		s.reply(protocol.Message{Source: server, Command: "CAP", Params: []string{s.Nick(), "LS", ""}})
-	case "LIST":
-		s.reply(protocol.Message{Source: server, Command: "CAP", Params: []string{s.Nick(), "LIST", ""}})
-	case "REQ":
-		if !s.registered {
-			s.capPending = true
-		}
-		s.reply(protocol.Message{Source: server, Command: "CAP", Params: []string{s.Nick(), "NAK", m.Param(1)}})
-	case "END":
-		if !s.registered && s.capPending {
-			s.capPending = false
-			s.tryRegister()
-		}
-	default:
-		return numErr(protocol.ERR_INVALIDCAPCMD, m.Params[0], "Invalid CAP subcommand")
-	}
-	return nil
-}
-
 func handlePASS(s *Session, _ *protocol.Message, _ []byte) error {
 	if s.registered {
 		return numErr(protocol.ERR_ALREADYREGISTERED, "You may not reregister")
@@ -94,7 +65,7 @@ func handleNICK(s *Session, m *protocol.Message, _ []byte) error {
 	if nick == old {
 		return nil
 	}
-	if !s.srv.nicks.claim(s, old, nick) {
+	if !s.srv.nicks.claim(s, nick) {
 		return numErr(protocol.ERR_NICKNAMEINUSE, nick, "Nickname is already in use")
 	}
 	if !s.registered {
@@ -150,7 +121,7 @@ func (s *Session) becomeGuestIfFresh() bool {
 	s.mu.Lock()
 	if s.nick == "*" {
 		s.mu.Unlock()
-		nick := s.srv.nicks.claimGuest(s, "*")
+		nick := s.srv.nicks.claimGuest(s)
 		s.mu.Lock()
 		s.nick = nick
 		s.guest = true

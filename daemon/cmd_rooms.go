@@ -153,7 +153,7 @@ func handleTOPIC(s *Session, m *protocol.Message, _ []byte) error {
 		if err := textError("TOPIC", name, t); err != nil {
 			return err
 		}
-		t = truncateUTF8(t, protocol.TopicLen)
+		t = protocol.TruncateText(t, protocol.TopicLen)
 		text = &t
 	}
 	if r.Topic(s, s.Nick(), text) != nil {

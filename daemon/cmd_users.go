@@ -37,7 +37,7 @@ func handlePONG(*Session, *protocol.Message, []byte) error { return nil }
 func handleQUIT(s *Session, m *protocol.Message, _ []byte) error {
 	reason := "Quit"
 	if msg := m.Param(0); msg != "" && protocol.CheckText(msg) == nil {
-		reason = "Quit: " + truncateUTF8(msg, protocol.TopicLen)
+		reason = "Quit: " + protocol.TruncateText(msg, protocol.TopicLen)
 	}
 	s.closeWith(reason)
 	return nil
@@ -118,7 +118,7 @@ func handleAWAY(s *Session, m *protocol.Message, _ []byte) error {
 	if err := textError("AWAY", "*", msg); err != nil {
 		return err
 	}
-	msg = truncateUTF8(msg, protocol.TopicLen)
+	msg = protocol.TruncateText(msg, protocol.TopicLen)
 	s.away.Store(&msg)
 	s.numeric(protocol.RPL_NOWAWAY, "You have been marked as being away")
 	return nil

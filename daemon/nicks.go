@@ -12,38 +12,58 @@ import (
 // private messages find their target. It is touched on NICK, on private
 // messages and on disconnect, never on room traffic. Safe for concurrent use.
 type nickRegistry struct {
-	mu    sync.RWMutex
-	nicks map[string]*Session
+	mu        sync.RWMutex
+	nicks     map[string]*Session
+	bySession map[*Session]string // the folded nick each session holds
 }
 
 func newNickRegistry() *nickRegistry {
-	return &nickRegistry{nicks: make(map[string]*Session)}
+	return &nickRegistry{nicks: make(map[string]*Session), bySession: make(map[*Session]string)}
 }
 
-// claim gives nick to s, releasing old (s's previous nick, "" or "*" for
-// none). It fails when another session holds nick.
-func (n *nickRegistry) claim(s *Session, old, nick string) bool {
+// claim gives nick to s, releasing the nick s held before. It fails when
+// another session holds nick.
+func (n *nickRegistry) claim(s *Session, nick string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.claimLocked(s, protocol.FoldNick(nick))
+}
+
+func (n *nickRegistry) claimLocked(s *Session, folded string) bool {
+	if holder, ok := n.nicks[folded]; ok && holder != s {
+		return false
+	}
+	if old, ok := n.bySession[s]; ok && old != folded {
+		delete(n.nicks, old)
+	}
+	n.nicks[folded] = s
+	n.bySession[s] = folded
+	return true
+}
+
+// take gives nick to s even when another session holds it, and returns
+// that session (nil if none) so the caller can rename it: logging in to an
+// account takes its nick back from whoever is using it.
+func (n *nickRegistry) take(s *Session, nick string) (evicted *Session) {
 	folded := protocol.FoldNick(nick)
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if holder, ok := n.nicks[folded]; ok && holder != s {
-		return false
+		evicted = holder
+		delete(n.bySession, holder)
+		delete(n.nicks, folded)
 	}
-	if old != "" && old != "*" {
-		if f := protocol.FoldNick(old); n.nicks[f] == s {
-			delete(n.nicks, f)
-		}
-	}
-	n.nicks[folded] = s
-	return true
+	n.claimLocked(s, folded)
+	return evicted
 }
 
-// claimGuest gives s a fresh guest-xxxx nick and returns it.
-func (n *nickRegistry) claimGuest(s *Session, old string) string {
+// claimGuest gives s a fresh guest-NNNN nick and returns it.
+func (n *nickRegistry) claimGuest(s *Session) string {
 	for digits := 4; ; digits++ {
+		lo := pow10(digits - 1)
 		for range 16 {
-			nick := "guest-" + strconv.Itoa(rand.IntN(pow10(digits)-pow10(digits-1))+pow10(digits-1))
-			if n.claim(s, old, nick) {
+			nick := "guest-" + strconv.Itoa(lo+rand.IntN(9*lo))
+			if n.claim(s, nick) {
 				return nick
 			}
 		}
@@ -60,11 +80,13 @@ func pow10(n int) int {
 
 // release frees s's nick when it disconnects.
 func (n *nickRegistry) release(s *Session) {
-	folded := protocol.FoldNick(s.Nick())
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.nicks[folded] == s {
-		delete(n.nicks, folded)
+	if folded, ok := n.bySession[s]; ok {
+		delete(n.bySession, s)
+		if n.nicks[folded] == s {
+			delete(n.nicks, folded)
+		}
 	}
 }
 

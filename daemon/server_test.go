@@ -274,8 +274,11 @@ func TestSlowConsumerDisconnected(t *testing.T) {
 	// stuck never reads again. Talk in small rounds that the reader keeps
 	// up with, until the server gives up on stuck; the kernel's socket
 	// buffers absorb some megabytes first, so the loop is bounded by count.
+	// After the overflow the server gives stuck closeTimeout to take its
+	// ERROR line, so keep talking until the QUIT shows, within a deadline.
 	line := "PRIVMSG #busy :" + strings.Repeat("y", 400)
-	for round := 0; round < 20000; round++ {
+	deadline := time.Now().Add(2 * waitFor)
+	for round := 0; round < 1_000_000 && time.Now().Before(deadline); round++ {
 		talker.send(line, line, line, line, line, line, line, line)
 		for got := 0; got < 8; {
 			m := reader.read()

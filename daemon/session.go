@@ -53,6 +53,7 @@ type Session struct {
 	closed   bool
 	reason   string // why the session ended, for logs and the QUIT peers see
 
+	caps     atomic.Uint32 // capSet; read by other goroutines when rendering
 	away     atomic.Pointer[string]
 	activeAt atomic.Int64 // unix nanos of the last line read, for WHOIS idle
 
@@ -67,6 +68,7 @@ type Session struct {
 	registered bool
 	guest      bool
 	capPending bool // CAP negotiation started and not ended
+	capVersion int  // 302 once the client sent CAP LS 302
 	pingSent   bool
 	lastSeen   time.Time
 	flood      floodBucket

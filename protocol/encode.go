@@ -101,9 +101,22 @@ func tagEscape(c byte) byte {
 	return 0
 }
 
+// mayNeedTagEscape is a cheap superset test for tagEscape(c) != 0, letting
+// the common value (a timestamp, an id) be copied in one append.
+func mayNeedTagEscape(c byte) bool {
+	return c <= ' ' || c == ';' || c == '\\'
+}
+
 func appendTagValue(dst []byte, v string) []byte {
+	i := 0
+	for i < len(v) && !mayNeedTagEscape(v[i]) {
+		i++
+	}
+	if i == len(v) {
+		return append(dst, v...)
+	}
 	start := 0
-	for i := 0; i < len(v); i++ {
+	for ; i < len(v); i++ {
 		e := tagEscape(v[i])
 		if e == 0 {
 			continue

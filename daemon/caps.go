@@ -1,0 +1,142 @@
+package daemon
+
+import (
+	"strings"
+
+	"github.com/livechat/livechat/protocol"
+)
+
+// capSet is a set of IRCv3 capabilities as bits, so that checking one on
+// the message path is a load and a mask.
+type capSet uint32
+
+const (
+	capCapNotify capSet = 1 << iota
+	capSASL
+	capAccountRegistration
+)
+
+// capability describes one capability the server offers.
+type capability struct {
+	name string
+	bit  capSet
+	// value is advertised with CAP LS 302 ("" for none).
+	value string
+}
+
+// capabilities lists what CAP LS offers, in that order.
+var capabilities = []capability{
+	{name: "cap-notify", bit: capCapNotify},
+	{name: "draft/account-registration", bit: capAccountRegistration, value: "before-connect"},
+	{name: "sasl", bit: capSASL, value: "PLAIN"},
+}
+
+func lookupCap(name string) (capability, bool) {
+	for _, c := range capabilities {
+		if c.name == name {
+			return c, true
+		}
+	}
+	return capability{}, false
+}
+
+func (s *Session) hasCap(c capSet) bool { return capSet(s.caps.Load())&c != 0 }
+
+// capListMax bounds the capability list in one CAP line, so that server
+// name, nick and subcommand still fit the 512-byte line.
+const capListMax = 400
+
+// handleCAP implements capability negotiation (IRCv3 CAP, version 302).
+// A client that starts negotiating before registration holds registration
+// until CAP END.
+func handleCAP(s *Session, m *protocol.Message, _ []byte) error {
+	switch sub := strings.ToUpper(m.Params[0]); sub {
+	case "LS":
+		if !s.registered {
+			s.capPending = true
+		}
+		if v := m.Param(1); v >= "302" && len(v) == 3 {
+			s.capVersion = 302
+			s.caps.Or(uint32(capCapNotify)) // implied by 302
+		}
+		var words []string
+		for _, c := range capabilities {
+			if c.value != "" && s.capVersion >= 302 {
+				words = append(words, c.name+"="+c.value)
+			} else {
+				words = append(words, c.name)
+			}
+		}
+		s.sendCapList("LS", words)
+	case "LIST":
+		var words []string
+		for _, c := range capabilities {
+			if s.hasCap(c.bit) {
+				words = append(words, c.name)
+			}
+		}
+		s.sendCapList("LIST", words)
+	case "REQ":
+		if !s.registered {
+			s.capPending = true
+		}
+		s.capReq(m.Param(1))
+	case "END":
+		if !s.registered && s.capPending {
+			s.capPending = false
+			s.tryRegister()
+		}
+	default:
+		return numErr(protocol.ERR_INVALIDCAPCMD, m.Params[0], "Invalid CAP subcommand")
+	}
+	return nil
+}
+
+// capReq applies a REQ all-or-nothing: one unknown capability NAKs the lot.
+func (s *Session) capReq(list string) {
+	var add, del capSet
+	for _, word := range strings.Fields(list) {
+		name, remove := strings.CutPrefix(word, "-")
+		c, ok := lookupCap(name)
+		if !ok {
+			s.capReply("NAK", list)
+			return
+		}
+		if remove {
+			del |= c.bit
+		} else {
+			add |= c.bit
+		}
+	}
+	s.caps.Store((s.caps.Load() | uint32(add)) &^ uint32(del))
+	s.capReply("ACK", list)
+}
+
+func (s *Session) capReply(sub, list string) {
+	s.reply(protocol.Message{Source: s.srv.Config().ServerName, Command: "CAP", Params: []string{s.Nick(), sub, list}})
+}
+
+// sendCapList sends words over as many lines as needed; with CAP 302 all
+// but the last carry a "*" continuation marker.
+func (s *Session) sendCapList(sub string, words []string) {
+	server, nick := s.srv.Config().ServerName, s.Nick()
+	var line []string
+	size := 0
+	flush := func(last bool) {
+		params := []string{nick, sub}
+		if !last && s.capVersion >= 302 {
+			params = append(params, "*")
+		}
+		params = append(params, strings.Join(line, " "))
+		s.reply(protocol.Message{Source: server, Command: "CAP", Params: params})
+		line, size = line[:0], 0
+	}
+	for _, w := range words {
+		if size > 0 && size+1+len(w) > capListMax {
+			flush(false)
+		}
+		line = append(line, w)
+		size += len(w) + 1
+	}
+	flush(true)
+}
