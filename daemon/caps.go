@@ -52,7 +52,7 @@ const capListMax = 400
 func handleCAP(s *Session, m *protocol.Message, _ []byte) error {
 	switch sub := strings.ToUpper(m.Params[0]); sub {
 	case "LS":
-		if !s.registered {
+		if !s.registered.Load() {
 			s.capPending = true
 		}
 		if v := m.Param(1); v >= "302" && len(v) == 3 {
@@ -77,12 +77,12 @@ func handleCAP(s *Session, m *protocol.Message, _ []byte) error {
 		}
 		s.sendCapList("LIST", words)
 	case "REQ":
-		if !s.registered {
+		if !s.registered.Load() {
 			s.capPending = true
 		}
 		s.capReq(m.Param(1))
 	case "END":
-		if !s.registered && s.capPending {
+		if !s.registered.Load() && s.capPending {
 			s.capPending = false
 			s.tryRegister()
 		}

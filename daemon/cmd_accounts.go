@@ -1,14 +1,224 @@
 package daemon
 
-import "github.com/livechat/livechat/protocol"
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/livechat/livechat/daemon/accounts"
+	"github.com/livechat/livechat/protocol"
+)
+
+// accountTimeout bounds one register or login, hashing wait included.
+const accountTimeout = 15 * time.Second
 
 func init() {
-	register(&command{name: "REGISTER", run: handleAccountsUnavailable, preReg: true, help: "REGISTER <name> <password> - create an account (coming soon)"})
-	register(&command{name: "LOGIN", run: handleAccountsUnavailable, help: "LOGIN <name> <password> - log in to your account (coming soon)"})
+	register(&command{name: "REGISTER", run: handleREGISTER, minParams: 2, preReg: true, help: "REGISTER <name> <password> - create an account and log in to it"})
+	register(&command{name: "LOGIN", run: handleLOGIN, minParams: 2, help: "LOGIN <name> <password> - log in; your nick becomes the account name"})
+	register(&command{name: "LOGOUT", run: handleLOGOUT, help: "LOGOUT - log out of your account"})
 }
 
-// handleAccountsUnavailable answers account commands until accounts exist:
-// a clear error, never silence.
-func handleAccountsUnavailable(s *Session, m *protocol.Message, _ []byte) error {
-	return failErr(m.Command, "TEMPORARILY_UNAVAILABLE", "*", "Accounts are not available on this server yet; you can chat as "+s.Nick())
+// Account returns the account the session is logged in to, or "".
+// Safe from any goroutine.
+func (s *Session) Account() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.account
+}
+
+// handleREGISTER serves both forms: `REGISTER <name> <password>` for
+// people, and IRCv3 draft/account-registration's
+// `REGISTER <account|*> <email|*> <password>`, usable before connection
+// registration completes.
+func handleREGISTER(s *Session, m *protocol.Message, _ []byte) error {
+	name, password := m.Params[0], m.Params[len(m.Params)-1]
+	if len(m.Params) == 2 && !s.registered.Load() && !s.becomeGuestIfFresh() {
+		return numErr(protocol.ERR_NOTREGISTERED, "You have not registered")
+	}
+	if name == "*" {
+		name = s.Nick()
+		if name == "*" {
+			return failErr("REGISTER", "NEED_NICK", "*", "Send NICK first, or name the account")
+		}
+	}
+	if acct := s.Account(); acct != "" {
+		return failErr("REGISTER", "ALREADY_AUTHENTICATED", acct, "You are already logged in as "+acct)
+	}
+	if protocol.CheckNick(name) != nil || strings.HasPrefix(protocol.FoldNick(name), "guest-") {
+		s.srv.metrics.registrations.WithLabelValues("bad_name").Inc()
+		return failErr("REGISTER", "BAD_ACCOUNT_NAME", name, "Account names follow the nick rules (letters, digits, -_[]{}\\|^`, at most "+strconv.Itoa(protocol.NickLen)+") and may not start with guest-")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), accountTimeout)
+	defer cancel()
+	acct, err := s.srv.accounts.Register(ctx, name, password)
+	if err != nil {
+		result, reply := registerFailure(name, err, s.srv.accountCfg.MinPasswordLen)
+		s.srv.metrics.registrations.WithLabelValues(result).Inc()
+		if result == "error" {
+			s.log.Error().Err(err).Str("account", name).Msg("registration failed")
+		}
+		return reply
+	}
+	s.srv.metrics.registrations.WithLabelValues("ok").Inc()
+	s.log.Info().Str("account", acct.Name).Msg("account registered")
+	s.reply(protocol.Message{Source: s.srv.Config().ServerName, Command: "REGISTER", Params: []string{"SUCCESS", acct.Name, "Account created"}})
+	s.loggedIn(acct.Name)
+	return nil
+}
+
+// registerFailure maps a registration error to its metric label and reply.
+func registerFailure(name string, err error, minLen int) (string, error) {
+	switch {
+	case errors.Is(err, accounts.ErrExists):
+		return "exists", failErr("REGISTER", "ACCOUNT_EXISTS", name, "An account with that name already exists")
+	case errors.Is(err, accounts.ErrInvalidName):
+		return "bad_name", failErr("REGISTER", "BAD_ACCOUNT_NAME", name, "That account name is not allowed")
+	case errors.Is(err, accounts.ErrWeakPassword):
+		return "weak_password", failErr("REGISTER", "WEAK_PASSWORD", name, "Passwords need at least "+strconv.Itoa(minLen)+" characters")
+	case errors.Is(err, accounts.ErrPasswordTooLong):
+		return "weak_password", failErr("REGISTER", "WEAK_PASSWORD", name, "Passwords may be at most "+strconv.Itoa(accounts.MaxPasswordLen)+" bytes")
+	case errors.Is(err, accounts.ErrBusy):
+		return "busy", failErr("REGISTER", "TEMPORARILY_UNAVAILABLE", name, "The server is busy; try again in a few seconds")
+	default:
+		return "error", failErr("REGISTER", "TEMPORARILY_UNAVAILABLE", name, "Could not create the account; try again later")
+	}
+}
+
+func handleLOGIN(s *Session, m *protocol.Message, _ []byte) error {
+	if acct := s.Account(); acct != "" {
+		return failErr("LOGIN", "ALREADY_AUTHENTICATED", acct, "You are already logged in as "+acct)
+	}
+	name, err := s.login(m.Params[0], m.Params[1])
+	if err != nil {
+		return failErr("LOGIN", loginCode(err), m.Params[0], loginMessage(err))
+	}
+	s.loggedIn(name)
+	return nil
+}
+
+// login checks credentials, counting and logging the attempt.
+func (s *Session) login(name, password string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), accountTimeout)
+	defer cancel()
+	acct, err := s.srv.accounts.Login(ctx, name, password, s.ip)
+	result := "ok"
+	switch {
+	case err == nil:
+	case errors.Is(err, accounts.ErrBadCredentials):
+		result = "bad_credentials"
+		if errors.Is(err, accounts.ErrMalformedHash) {
+			s.log.Error().Err(err).Str("account", name).Msg("stored password hash is unusable")
+		}
+	case errors.Is(err, accounts.ErrThrottled):
+		result = "throttled"
+	case errors.Is(err, accounts.ErrBusy):
+		result = "busy"
+	default:
+		result = "error"
+		s.log.Error().Err(err).Str("account", name).Msg("login failed")
+	}
+	s.srv.metrics.logins.WithLabelValues(result).Inc()
+	s.log.Info().Str("account", name).Str("result", result).Msg("login")
+	return acct.Name, err
+}
+
+func loginCode(err error) string {
+	switch {
+	case errors.Is(err, accounts.ErrThrottled):
+		return "RATE_LIMITED"
+	case errors.Is(err, accounts.ErrBadCredentials):
+		return "INVALID_CREDENTIALS"
+	default:
+		return "TEMPORARILY_UNAVAILABLE"
+	}
+}
+
+func loginMessage(err error) string {
+	var th *accounts.ThrottledError
+	switch {
+	case errors.As(err, &th):
+		secs := int((th.RetryAfter + time.Second - 1) / time.Second)
+		return "Too many failed logins; try again in " + strconv.Itoa(secs) + "s"
+	case errors.Is(err, accounts.ErrBadCredentials):
+		return "Wrong account name or password"
+	case errors.Is(err, accounts.ErrBusy):
+		return "The server is busy; try again in a few seconds"
+	default:
+		return "Could not log in; try again later"
+	}
+}
+
+// loggedIn records the account and, once registered, makes the account's
+// name the session's nick, taking it from a guest if need be. Before
+// registration completes (SASL), completeRegistration does the same.
+func (s *Session) loggedIn(account string) {
+	s.mu.Lock()
+	s.account = account
+	s.guest = false
+	s.mu.Unlock()
+	server := s.srv.Config().ServerName
+	s.reply(protocol.Message{Source: server, Command: protocol.RPL_LOGGEDIN, Params: []string{s.Nick(), s.prefix(), account, "You are now logged in as " + account}})
+	if s.registered.Load() {
+		s.adoptAccountNick(account)
+	}
+}
+
+// adoptAccountNick switches to the account's name as nick. A connection
+// using it without being logged in to it is renamed to a guest nick; one
+// logged in to the same account keeps it, and this one keeps its nick.
+func (s *Session) adoptAccountNick(account string) {
+	if s.Nick() == account {
+		return
+	}
+	if holder := s.srv.nicks.get(account); holder != nil && holder != s && protocol.FoldNick(holder.Account()) == protocol.FoldNick(account) {
+		s.notice("Your other connection is using the nick " + account + "; you keep " + s.Nick())
+		return
+	}
+	if evicted := s.srv.nicks.take(s, account); evicted != nil {
+		evicted.becomeGuest("The nick " + account + " belongs to an account that just logged in")
+	}
+	s.changeNick(account)
+}
+
+// becomeGuest renames a session that lost its nick to a fresh guest nick.
+// It may run on another session's goroutine.
+func (s *Session) becomeGuest(why string) {
+	nick := s.srv.nicks.claimGuest(s)
+	if !s.registered.Load() {
+		s.reply(protocol.Message{Source: s.prefix(), Command: "NICK", Params: []string{nick}})
+		s.mu.Lock()
+		s.nick = nick
+		s.mu.Unlock()
+		return
+	}
+	s.changeNick(nick)
+	s.notice(why + "; you are now " + nick)
+}
+
+func handleLOGOUT(s *Session, _ *protocol.Message, _ []byte) error {
+	s.mu.Lock()
+	account := s.account
+	s.account = ""
+	s.mu.Unlock()
+	if account == "" {
+		return failErr("LOGOUT", "NOT_LOGGED_IN", "*", "You are not logged in")
+	}
+	s.numeric(protocol.RPL_LOGGEDOUT, s.prefix(), "You are now logged out")
+	if protocol.FoldNick(s.Nick()) == protocol.FoldNick(account) {
+		s.becomeGuest("Your nick belongs to the account " + account)
+	}
+	return nil
+}
+
+// nickReserved reports whether nick belongs to an account the session is
+// not logged in to.
+func (s *Session) nickReserved(nick string) bool {
+	if protocol.FoldNick(nick) == protocol.FoldNick(s.Account()) {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), accountTimeout)
+	defer cancel()
+	return s.srv.accounts.Exists(ctx, nick)
 }

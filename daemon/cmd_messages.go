@@ -71,7 +71,7 @@ func (s *Session) deliver(command, target, text string, friendly bool) error {
 		return s.sayInRoom(command, target, text)
 	}
 	t := s.srv.nicks.get(target)
-	if t == nil || !t.registered {
+	if t == nil || !t.registered.Load() {
 		return numErr(protocol.ERR_NOSUCHNICK, target, "No such nick or room")
 	}
 	t.Send((&protocol.Message{Source: s.prefix(), Command: command, Params: []string{t.Nick(), text}}).AppendTo(nil))

@@ -15,14 +15,14 @@ func init() {
 }
 
 func handlePASS(s *Session, _ *protocol.Message, _ []byte) error {
-	if s.registered {
+	if s.registered.Load() {
 		return numErr(protocol.ERR_ALREADYREGISTERED, "You may not reregister")
 	}
 	return nil // no server password; accounts use SASL, LOGIN or REGISTER
 }
 
 func handleUSER(s *Session, m *protocol.Message, _ []byte) error {
-	if s.registered {
+	if s.registered.Load() {
 		return numErr(protocol.ERR_ALREADYREGISTERED, "You may not reregister")
 	}
 	realname := m.Params[3]
@@ -65,10 +65,13 @@ func handleNICK(s *Session, m *protocol.Message, _ []byte) error {
 	if nick == old {
 		return nil
 	}
+	if s.nickReserved(nick) {
+		return numErr(protocol.ERR_NICKNAMEINUSE, nick, "Nickname is registered to an account; log in to use it (LOGIN <name> <password>)")
+	}
 	if !s.srv.nicks.claim(s, nick) {
 		return numErr(protocol.ERR_NICKNAMEINUSE, nick, "Nickname is already in use")
 	}
-	if !s.registered {
+	if !s.registered.Load() {
 		s.mu.Lock()
 		s.nick = nick
 		s.mu.Unlock()
@@ -135,7 +138,17 @@ func (s *Session) becomeGuestIfFresh() bool {
 }
 
 func (s *Session) completeRegistration() {
-	s.registered = true
+	if account := s.Account(); account != "" {
+		// Logged in with SASL before registering: the account's name is
+		// the nick, as for LOGIN.
+		if evicted := s.srv.nicks.take(s, account); evicted != nil {
+			evicted.becomeGuest("The nick " + account + " belongs to an account that just logged in")
+		}
+		s.mu.Lock()
+		s.nick = account
+		s.mu.Unlock()
+	}
+	s.registered.Store(true)
 	cfg := s.srv.Config()
 	s.conn.SetReadDeadline(s.lastSeen.Add(cfg.Limits.PingInterval))
 	s.welcome()

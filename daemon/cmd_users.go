@@ -47,7 +47,7 @@ func handleWHOIS(s *Session, m *protocol.Message, _ []byte) error {
 	// WHOIS [server] nick: the nick is the last parameter.
 	nick := m.Params[len(m.Params)-1]
 	t := s.srv.nicks.get(nick)
-	if t == nil || !t.registered {
+	if t == nil || !t.registered.Load() {
 		s.numeric(protocol.ERR_NOSUCHNICK, nick, "No such nick")
 		s.numeric(protocol.RPL_ENDOFWHOIS, nick, "End of /WHOIS list")
 		return nil
@@ -69,8 +69,10 @@ func handleWHOIS(s *Session, m *protocol.Message, _ []byte) error {
 	if away := t.away.Load(); away != nil {
 		s.numeric(protocol.RPL_AWAY, nick, *away)
 	}
-	if t.guest {
-		s.numeric(protocol.RPL_WHOISSPECIAL, nick, "is a guest (anonymous)")
+	if account := t.Account(); account != "" {
+		s.numeric(protocol.RPL_WHOISACCOUNT, nick, account, "is logged in as")
+	} else {
+		s.numeric(protocol.RPL_WHOISSPECIAL, nick, "is anonymous (not logged in)")
 	}
 	if t.transport == "tls" {
 		s.numeric(protocol.RPL_WHOISSECURE, nick, "is using a secure connection")
@@ -94,7 +96,7 @@ func handleWHO(s *Session, m *protocol.Message, _ []byte) error {
 		s.numeric(protocol.RPL_ENDOFWHO, mask, "End of /WHO list")
 		return nil
 	}
-	if t := s.srv.nicks.get(mask); t != nil && t.registered {
+	if t := s.srv.nicks.get(mask); t != nil && t.registered.Load() {
 		t.mu.Lock()
 		nick, user, realname := t.nick, t.user, t.realname
 		t.mu.Unlock()
@@ -162,7 +164,7 @@ func handleMODE(s *Session, m *protocol.Message, _ []byte) error {
 }
 
 // helpOrder lists the commands HELP shows, most useful first.
-var helpOrder = []string{"JOIN", "MSG", "PART", "NICK", "TOPIC", "NAMES", "LIST", "WHO", "WHOIS", "AWAY", "REGISTER", "LOGIN", "MOTD", "HELP", "QUIT"}
+var helpOrder = []string{"JOIN", "MSG", "PART", "NICK", "TOPIC", "NAMES", "LIST", "WHO", "WHOIS", "AWAY", "REGISTER", "LOGIN", "LOGOUT", "MOTD", "HELP", "QUIT"}
 
 func handleHELP(s *Session, _ *protocol.Message, _ []byte) error {
 	s.numeric(protocol.RPL_HELPSTART, "*", "livechat commands (an IRC client's usual commands work too):")

@@ -68,7 +68,7 @@ func (s *Session) dispatch(m *protocol.Message, raw []byte) {
 	cmd := commandTable[m.Command]
 	if cmd == nil {
 		s.srv.metrics.unknownCommand.Inc()
-		if !s.registered && !s.becomeGuestIfFresh() {
+		if !s.registered.Load() && !s.becomeGuestIfFresh() {
 			s.numeric(protocol.ERR_NOTREGISTERED, "You have not registered")
 			return
 		}
@@ -76,7 +76,7 @@ func (s *Session) dispatch(m *protocol.Message, raw []byte) {
 		return
 	}
 	s.srv.metrics.commands[cmd.idx].Inc()
-	if !s.registered && !cmd.preReg && !s.becomeGuestIfFresh() {
+	if !s.registered.Load() && !cmd.preReg && !s.becomeGuestIfFresh() {
 		s.numeric(protocol.ERR_NOTREGISTERED, "You have not registered")
 		return
 	}

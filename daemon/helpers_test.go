@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/livechat/livechat/configs"
+	"github.com/livechat/livechat/daemon/accounts"
 	"github.com/livechat/livechat/protocol"
 )
 
@@ -26,7 +27,12 @@ func testServer(t *testing.T, configure ...func(*configs.Config, *Options)) (*Se
 	cfg.Accounts.Store = "memory"
 	cfg.Limits.FloodBurst = 100000 // tests send fast; the flood test lowers it
 	cfg.Limits.FloodRate = 100000
-	opts := Options{Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)}
+	opts := Options{
+		Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel),
+		// Cheap hashing keeps account tests fast; the accounts package
+		// tests the real parameters.
+		AccountConfig: accounts.Config{Params: accounts.Params{Memory: 64, Time: 1, Threads: 1}},
+	}
 	for _, f := range configure {
 		f(&cfg, &opts)
 	}

@@ -28,6 +28,8 @@ type metrics struct {
 	invalidInput   prometheus.Counter
 	bytesRead      prometheus.Counter
 	bytesWritten   prometheus.Counter
+	logins         *prometheus.CounterVec
+	registrations  *prometheus.CounterVec
 }
 
 func newMetrics(reg *prometheus.Registry, srv *Server) *metrics {
@@ -79,6 +81,15 @@ func newMetrics(reg *prometheus.Registry, srv *Server) *metrics {
 			Name: "livechat_bytes_written_total", Help: "Bytes written to clients.",
 		}),
 	}
+	m.logins = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "livechat_logins_total", Help: "Login attempts (LOGIN, SASL) by result.",
+	}, []string{"result"})
+	m.registrations = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "livechat_registrations_total", Help: "Account registrations by result.",
+	}, []string{"result"})
+	reg.MustRegister(m.logins, m.registrations,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "livechat_accounts", Help: "Registered accounts."},
+			func() float64 { return float64(srv.accounts.Count()) }))
 	commands := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "livechat_commands_total", Help: "Commands received, by command.",
 	}, []string{"command"})

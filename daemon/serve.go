@@ -64,7 +64,7 @@ func (s *Session) readLoop() string {
 		now := time.Now()
 		s.srv.metrics.bytesRead.Add(float64(len(line) + 1))
 		s.pingSent = false
-		if s.registered && now.Sub(s.lastSeen) > deadlineSlack {
+		if s.registered.Load() && now.Sub(s.lastSeen) > deadlineSlack {
 			s.conn.SetReadDeadline(now.Add(s.srv.Config().Limits.PingInterval))
 		}
 		s.lastSeen = now
@@ -86,7 +86,7 @@ func (s *Session) readLoop() string {
 // quiet one is PINGed, and one that stayed quiet after the PING is dropped.
 func (s *Session) idle() (reason string, done bool) {
 	cfg := s.srv.Config()
-	if !s.registered {
+	if !s.registered.Load() {
 		return "Registration timed out", true
 	}
 	if s.pingSent {

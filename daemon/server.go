@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/livechat/livechat/configs"
+	"github.com/livechat/livechat/daemon/accounts"
 	"github.com/livechat/livechat/rooms"
 )
 
@@ -29,18 +31,26 @@ type Options struct {
 	Metrics *prometheus.Registry
 	// RoomHooks.BeforeRequest lets tests inject faults into rooms.
 	RoomHooks rooms.Hooks
+	// Accounts is the account store (see OpenAccountStore); nil means an
+	// in-memory store. The server closes it on Shutdown.
+	Accounts accounts.Store
+	// AccountConfig tunes hashing and throttling; zero fields take
+	// accounts.DefaultConfig's values.
+	AccountConfig accounts.Config
 }
 
 // Server is a running chat daemon. Create it with New, start listeners with
 // Serve, stop it with Shutdown.
 type Server struct {
-	cfg      atomic.Pointer[configs.Config]
-	log      zerolog.Logger
-	rooms    *rooms.Registry
-	nicks    *nickRegistry
-	metrics  *metrics
-	registry *prometheus.Registry
-	created  time.Time
+	cfg        atomic.Pointer[configs.Config]
+	log        zerolog.Logger
+	rooms      *rooms.Registry
+	nicks      *nickRegistry
+	accounts   *accounts.Service
+	accountCfg accounts.Config
+	metrics    *metrics
+	registry   *prometheus.Registry
+	created    time.Time
 
 	nextID atomic.Uint64
 
@@ -61,6 +71,15 @@ func New(cfg *configs.Config, opts Options) *Server {
 		sessions:  make(map[*Session]struct{}),
 	}
 	s.cfg.Store(cfg)
+	store := opts.Accounts
+	if store == nil {
+		store = accounts.NewMemoryStore()
+	}
+	s.accountCfg = opts.AccountConfig
+	if s.accountCfg.MinPasswordLen == 0 {
+		s.accountCfg.MinPasswordLen = accounts.DefaultConfig().MinPasswordLen
+	}
+	s.accounts = accounts.NewService(store, opts.AccountConfig)
 	reg := opts.Metrics
 	if reg == nil {
 		reg = prometheus.NewRegistry()
@@ -218,5 +237,17 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		<-done
 	}
 	s.rooms.Close()
+	if cerr := s.accounts.Close(); cerr != nil && err == nil {
+		err = cerr
+	}
 	return err
+}
+
+// OpenAccountStore opens the store accounts.store names: a durable file
+// under data_dir, or memory.
+func OpenAccountStore(cfg *configs.Config) (accounts.Store, error) {
+	if cfg.Accounts.Store == "memory" {
+		return accounts.NewMemoryStore(), nil
+	}
+	return accounts.OpenFileStore(filepath.Join(cfg.DataDir, "accounts.db"))
 }

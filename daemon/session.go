@@ -62,13 +62,17 @@ type Session struct {
 	nick     string
 	user     string
 	realname string
+	account  string                 // "" when anonymous
 	joined   map[string]*rooms.Room // by folded name
 
+	registered atomic.Bool // other sessions look before messaging or listing it
+
 	// Reader-goroutine state.
-	registered bool
 	guest      bool
 	capPending bool // CAP negotiation started and not ended
 	capVersion int  // 302 once the client sent CAP LS 302
+	saslMech   string
+	saslBuf    []byte
 	pingSent   bool
 	lastSeen   time.Time
 	flood      floodBucket

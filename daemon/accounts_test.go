@@ -1,0 +1,310 @@
+package daemon
+
+import (
+	"bytes"
+	"encoding/base64"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/rs/zerolog"
+
+	"github.com/livechat/livechat/configs"
+	"github.com/livechat/livechat/daemon/accounts"
+	"github.com/livechat/livechat/protocol"
+)
+
+// expectFail reads until a FAIL and checks its command and code.
+func (c *client) expectFail(command, code string) protocol.Message {
+	c.t.Helper()
+	m, _ := c.expect("FAIL")
+	if m.Param(0) != command || m.Param(1) != code {
+		c.t.Fatalf("got %q, want FAIL %s %s", m.String(), command, code)
+	}
+	return m
+}
+
+func TestNetcatRegisterAndLogin(t *testing.T) {
+	_, addr := testServer(t)
+	a := dial(t, addr)
+	a.send("REGISTER wendy hunter2hunter2")
+	ok, _ := a.expect("REGISTER")
+	if ok.Param(0) != "SUCCESS" || ok.Param(1) != "wendy" {
+		t.Fatalf("got %q", ok.String())
+	}
+	a.expect(protocol.RPL_LOGGEDIN)
+	nick, _ := a.expect("NICK")
+	if nick.Param(0) != "wendy" {
+		t.Fatalf("nick after REGISTER: %q", nick.String())
+	}
+	a.nick = "wendy"
+
+	b := connect(t, addr, "bob")
+	b.send("WHOIS wendy")
+	acct, _ := b.expect(protocol.RPL_WHOISACCOUNT)
+	if acct.Param(2) != "wendy" {
+		t.Fatalf("330 %q", acct.String())
+	}
+	b.send("WHOIS bob")
+	anon, _ := b.expect(protocol.RPL_WHOISSPECIAL)
+	if !strings.Contains(anon.Param(2), "anonymous") {
+		t.Fatalf("320 %q", anon.String())
+	}
+
+	// The account's nick is protected from anyone not logged in to it.
+	b.send("NICK Wendy")
+	m, _ := b.expect(protocol.ERR_NICKNAMEINUSE)
+	if !strings.Contains(m.Param(2), "registered") {
+		t.Fatalf("433 reason %q", m.Param(2))
+	}
+
+	b.send("LOGIN wendy wrong-password")
+	b.expectFail("LOGIN", "INVALID_CREDENTIALS")
+	b.send("LOGIN wendy hunter2hunter2")
+	b.expect(protocol.RPL_LOGGEDIN)
+	// wendy's first connection holds the nick and is logged in to the
+	// same account, so bob's connection keeps its nick.
+	notice, _ := b.expect("NOTICE")
+	if !strings.Contains(notice.Param(1), "other connection") {
+		t.Fatalf("notice %q", notice.String())
+	}
+}
+
+func TestLoginTakesNickFromGuest(t *testing.T) {
+	_, addr := testServer(t)
+	owner := connect(t, addr, "owner")
+	owner.send("REGISTER dave correct-horse")
+	owner.expect(protocol.RPL_LOGGEDIN)
+	owner.expect("NICK")
+	owner.send("LOGOUT")
+	owner.expect(protocol.RPL_LOGGEDOUT)
+	renamed, _ := owner.expect("NICK")
+	if !strings.HasPrefix(renamed.Param(0), "guest-") {
+		t.Fatalf("after LOGOUT the account nick is released: %q", renamed.String())
+	}
+
+	squatter := connect(t, addr, "squatter")
+	squatter.join("#room")
+	owner.join("#room")
+	// Nobody can take "dave" while logged out...
+	squatter.send("NICK dave")
+	squatter.expect(protocol.ERR_NICKNAMEINUSE)
+	// ...and logging in takes it back from whoever holds it.
+	owner.send("LOGIN dave correct-horse")
+	owner.expect(protocol.RPL_LOGGEDIN)
+	got, _ := owner.expect("NICK")
+	if got.Param(0) != "dave" {
+		t.Fatalf("%q", got.String())
+	}
+	seen, _ := squatter.expect("NICK")
+	if seen.Param(0) != "dave" {
+		t.Fatalf("squatter saw %q", seen.String())
+	}
+}
+
+func TestLoginEvictsGuestHoldingTheNick(t *testing.T) {
+	_, addr := testServer(t)
+	owner := connect(t, addr, "someone")
+	owner.send("REGISTER erin correct-horse", "QUIT")
+	owner.expect("ERROR")
+
+	// A connection that got the nick before the account existed...
+	holder := connect(t, addr, "frank")
+	registrar := connect(t, addr, "gina")
+	registrar.send("REGISTER frank correct-horse")
+	registrar.expect(protocol.RPL_LOGGEDIN)
+	nick, _ := registrar.expect("NICK")
+	if nick.Param(0) != "frank" {
+		t.Fatalf("%q", nick.String())
+	}
+	renamed, _ := holder.expect("NICK")
+	if !strings.HasPrefix(renamed.Param(0), "guest-") {
+		t.Fatalf("holder renamed to %q", renamed.Param(0))
+	}
+	why, _ := holder.expect("NOTICE")
+	if !strings.Contains(why.Param(1), "belongs to an account") {
+		t.Fatalf("%q", why.String())
+	}
+}
+
+func TestRegisterErrors(t *testing.T) {
+	_, addr := testServer(t)
+	a := connect(t, addr, "alice")
+	a.send("REGISTER bob short")
+	a.expectFail("REGISTER", "WEAK_PASSWORD")
+	a.send("REGISTER 9bad long-enough-pw")
+	a.expectFail("REGISTER", "BAD_ACCOUNT_NAME")
+	a.send("REGISTER guest-1234 long-enough-pw")
+	a.expectFail("REGISTER", "BAD_ACCOUNT_NAME")
+	b := connect(t, addr, "bob")
+	b.send("REGISTER carol long-enough-pw")
+	b.expect(protocol.RPL_LOGGEDIN)
+	a.send("REGISTER CAROL long-enough-pw")
+	a.expectFail("REGISTER", "ACCOUNT_EXISTS")
+	b.send("REGISTER other long-enough-pw")
+	b.expectFail("REGISTER", "ALREADY_AUTHENTICATED")
+	a.send("LOGOUT")
+	a.expectFail("LOGOUT", "NOT_LOGGED_IN")
+}
+
+func TestFailedLoginsAreThrottled(t *testing.T) {
+	_, addr := testServer(t)
+	a := connect(t, addr, "alice")
+	a.send("REGISTER target long-enough-pw", "LOGOUT")
+	a.expect(protocol.RPL_LOGGEDOUT)
+	b := connect(t, addr, "mallory")
+	for i := 0; ; i++ {
+		b.send("LOGIN target guess" + strings.Repeat("x", i))
+		m, _ := b.expect("FAIL")
+		if m.Param(1) == "RATE_LIMITED" {
+			if !strings.Contains(m.Param(3), "try again in") {
+				t.Fatalf("%q", m.String())
+			}
+			break
+		}
+		if i > 10 {
+			t.Fatal("never throttled")
+		}
+	}
+	// Even the right password is refused while throttled.
+	b.send("LOGIN target long-enough-pw")
+	b.expectFail("LOGIN", "RATE_LIMITED")
+}
+
+func saslPlain(user, pass string) string {
+	return base64.StdEncoding.EncodeToString([]byte("\x00" + user + "\x00" + pass))
+}
+
+func TestSASLPlainBeforeRegistration(t *testing.T) {
+	_, addr := testServer(t)
+	a := connect(t, addr, "setup")
+	a.send("REGISTER ivy correct-horse", "QUIT")
+	a.expect("ERROR")
+
+	c := dial(t, addr)
+	c.send("CAP LS 302")
+	ls, _ := c.expect("CAP")
+	if !strings.Contains(ls.String(), "sasl=PLAIN") || !strings.Contains(ls.String(), "draft/account-registration=before-connect") {
+		t.Fatalf("CAP LS %q", ls.String())
+	}
+	c.send("NICK ivy_", "USER ivy 0 * :Ivy", "CAP REQ :sasl")
+	ack, _ := c.expect("CAP")
+	if ack.Param(1) != "ACK" || ack.Param(2) != "sasl" {
+		t.Fatalf("%q", ack.String())
+	}
+	c.send("AUTHENTICATE PLAIN")
+	plus, _ := c.expect("AUTHENTICATE")
+	if plus.Param(0) != "+" {
+		t.Fatalf("%q", plus.String())
+	}
+	c.send("AUTHENTICATE " + saslPlain("ivy", "wrong-horse"))
+	c.expect(protocol.ERR_SASLFAIL)
+	c.send("AUTHENTICATE PLAIN")
+	c.expect("AUTHENTICATE")
+	c.send("AUTHENTICATE " + saslPlain("ivy", "correct-horse"))
+	c.expect(protocol.RPL_LOGGEDIN)
+	c.expect(protocol.RPL_SASLSUCCESS)
+	c.send("CAP END")
+	welcome, _ := c.expect(protocol.RPL_WELCOME)
+	if welcome.Param(0) != "ivy" {
+		t.Fatalf("nick after SASL: %q", welcome.String())
+	}
+	c.send("AUTHENTICATE PLAIN")
+	c.expect(protocol.ERR_SASLALREADY)
+}
+
+func TestSASLErrors(t *testing.T) {
+	_, addr := testServer(t)
+	c := connect(t, addr, "sam")
+	c.send("AUTHENTICATE EXTERNAL")
+	mechs, _ := c.expect(protocol.RPL_SASLMECHS)
+	if mechs.Param(1) != "PLAIN" {
+		t.Fatalf("%q", mechs.String())
+	}
+	c.expect(protocol.ERR_SASLFAIL)
+	c.send("AUTHENTICATE PLAIN", "AUTHENTICATE *")
+	c.expect(protocol.ERR_SASLABORTED)
+	c.send("AUTHENTICATE PLAIN", "AUTHENTICATE not*base64")
+	c.expect(protocol.ERR_SASLFAIL)
+	c.send("AUTHENTICATE PLAIN")
+	for range 5 {
+		c.send("AUTHENTICATE " + strings.Repeat("A", 400))
+	}
+	c.expect(protocol.ERR_SASLTOOLONG)
+}
+
+func TestIRCv3RegisterBeforeConnect(t *testing.T) {
+	_, addr := testServer(t)
+	c := dial(t, addr)
+	c.send("CAP LS 302", "NICK newbie", "USER newbie 0 * :New", "CAP REQ :draft/account-registration")
+	c.expect("CAP")
+	c.expect("CAP")
+	c.send("REGISTER * * long-enough-pw")
+	ok, _ := c.expect("REGISTER")
+	if ok.Param(0) != "SUCCESS" || ok.Param(1) != "newbie" {
+		t.Fatalf("%q", ok.String())
+	}
+	c.expect(protocol.RPL_LOGGEDIN)
+	c.send("CAP END")
+	welcome, _ := c.expect(protocol.RPL_WELCOME)
+	if welcome.Param(0) != "newbie" {
+		t.Fatalf("%q", welcome.String())
+	}
+}
+
+// syncBuffer is a log sink tests can read while the server writes.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func TestAccountsSurviveRestartAndPasswordsStayOutOfLogs(t *testing.T) {
+	dir := t.TempDir()
+	logs := &syncBuffer{}
+	start := func() (*Server, string) {
+		store, err := accounts.OpenFileStore(filepath.Join(dir, "accounts.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return testServer(t, func(_ *configs.Config, o *Options) {
+			o.Accounts = store
+			o.Logger = zerolog.New(logs).Level(zerolog.DebugLevel)
+		})
+	}
+	srv, addr := start()
+	a := dial(t, addr)
+	a.send("REGISTER durable s3cret-Passw0rd")
+	a.expect(protocol.RPL_LOGGEDIN)
+	if err := srv.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+
+	_, addr = start()
+	b := dial(t, addr)
+	b.send("LOGIN durable s3cret-Passw0rd")
+	b.expect(protocol.RPL_LOGGEDIN)
+	c := dial(t, addr)
+	c.send("AUTHENTICATE PLAIN", "AUTHENTICATE "+saslPlain("durable", "Wr0ng-s3cret"))
+	c.expect(protocol.ERR_SASLFAIL)
+	for _, secret := range []string{"s3cret-Passw0rd", "Wr0ng-s3cret", saslPlain("durable", "Wr0ng-s3cret")} {
+		if strings.Contains(logs.String(), secret) {
+			t.Fatalf("a password reached the logs:\n%s", logs.String())
+		}
+	}
+	if !strings.Contains(logs.String(), `"account registered"`) {
+		t.Fatalf("registration not logged:\n%s", logs.String())
+	}
+}

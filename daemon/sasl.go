@@ -1,0 +1,85 @@
+package daemon
+
+import (
+	"bytes"
+	"encoding/base64"
+	"strings"
+
+	"github.com/livechat/livechat/protocol"
+)
+
+const (
+	// saslChunk is the size of a full AUTHENTICATE chunk; a shorter one
+	// (or "+") ends the response.
+	saslChunk = 400
+	// saslMax bounds a whole response: PLAIN needs two names and a
+	// password, well under this.
+	saslMax = 4 * saslChunk
+)
+
+func init() {
+	register(&command{name: "AUTHENTICATE", run: handleAUTHENTICATE, minParams: 1, preReg: true})
+}
+
+// handleAUTHENTICATE implements SASL PLAIN (IRCv3 sasl-3.1), before or
+// after connection registration.
+func handleAUTHENTICATE(s *Session, m *protocol.Message, _ []byte) error {
+	arg := m.Params[0]
+	if arg == "*" {
+		s.saslReset()
+		return numErr(protocol.ERR_SASLABORTED, "SASL authentication aborted")
+	}
+	if s.saslMech == "" {
+		if s.Account() != "" {
+			return numErr(protocol.ERR_SASLALREADY, "You have already authenticated")
+		}
+		if !strings.EqualFold(arg, "PLAIN") {
+			s.numeric(protocol.RPL_SASLMECHS, "PLAIN", "are available SASL mechanisms")
+			return numErr(protocol.ERR_SASLFAIL, "SASL authentication failed: unknown mechanism")
+		}
+		s.saslMech = "PLAIN"
+		s.reply(protocol.Message{Command: "AUTHENTICATE", Params: []string{"+"}})
+		return nil
+	}
+	if len(arg) > saslChunk || len(s.saslBuf)+len(arg) > saslMax {
+		s.saslReset()
+		return numErr(protocol.ERR_SASLTOOLONG, "SASL message too long")
+	}
+	if arg != "+" {
+		s.saslBuf = append(s.saslBuf, arg...)
+	}
+	if len(arg) == saslChunk {
+		return nil // more to come
+	}
+	response := s.saslBuf
+	s.saslReset()
+	return s.saslPlain(response)
+}
+
+func (s *Session) saslReset() {
+	s.saslMech, s.saslBuf = "", nil
+}
+
+// saslPlain checks a PLAIN response: authzid NUL authcid NUL password.
+func (s *Session) saslPlain(encoded []byte) error {
+	raw := make([]byte, base64.StdEncoding.DecodedLen(len(encoded)))
+	n, err := base64.StdEncoding.Decode(raw, encoded)
+	if err != nil {
+		return numErr(protocol.ERR_SASLFAIL, "SASL authentication failed: invalid base64")
+	}
+	parts := bytes.Split(raw[:n], []byte{0})
+	if len(parts) != 3 || len(parts[1]) == 0 {
+		return numErr(protocol.ERR_SASLFAIL, "SASL authentication failed: malformed PLAIN response")
+	}
+	authz, authc, password := string(parts[0]), string(parts[1]), string(parts[2])
+	if authz != "" && protocol.FoldNick(authz) != protocol.FoldNick(authc) {
+		return numErr(protocol.ERR_SASLFAIL, "SASL authentication failed: cannot act as another account")
+	}
+	name, err := s.login(authc, password)
+	if err != nil {
+		return numErr(protocol.ERR_SASLFAIL, "SASL authentication failed: "+loginMessage(err))
+	}
+	s.loggedIn(name)
+	s.numeric(protocol.RPL_SASLSUCCESS, "SASL authentication successful")
+	return nil
+}
