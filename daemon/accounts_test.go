@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -307,4 +308,95 @@ func TestAccountsSurviveRestartAndPasswordsStayOutOfLogs(t *testing.T) {
 	if !strings.Contains(logs.String(), `"account registered"`) {
 		t.Fatalf("registration not logged:\n%s", logs.String())
 	}
+}
+
+func TestConcurrentRegisterOfOneName(t *testing.T) {
+	_, addr := testServer(t)
+	const n = 50
+	results := make(chan string, n)
+	clients := make([]*client, n)
+	for i := range clients {
+		clients[i] = dial(t, addr)
+	}
+	var wg sync.WaitGroup
+	for _, c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.conn.Write([]byte("REGISTER popular long-enough-pw\r\n"))
+			for {
+				m, err := c.tryRead()
+				if err != nil {
+					results <- "read error: " + err.Error()
+					return
+				}
+				switch {
+				case m.Command == "REGISTER" && m.Param(0) == "SUCCESS":
+					results <- "ok"
+					return
+				case m.Command == "FAIL":
+					results <- m.Param(1)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(results)
+	counts := map[string]int{}
+	for r := range results {
+		counts[r]++
+	}
+	if counts["ok"] != 1 || counts["ACCOUNT_EXISTS"]+counts["TEMPORARILY_UNAVAILABLE"] != n-1 {
+		t.Fatalf("results %v, want exactly one ok", counts)
+	}
+}
+
+func TestSASLFailureStillRegistersAnonymously(t *testing.T) {
+	_, addr := testServer(t)
+	c := dial(t, addr)
+	c.send("CAP LS 302", "NICK hopeful", "USER h 0 * :H", "CAP REQ :sasl", "AUTHENTICATE PLAIN")
+	c.expect("AUTHENTICATE")
+	c.send("AUTHENTICATE " + saslPlain("nobody", "whatever-pw"))
+	c.expect(protocol.ERR_SASLFAIL)
+	c.send("CAP END")
+	welcome, _ := c.expect(protocol.RPL_WELCOME)
+	if welcome.Param(0) != "hopeful" {
+		t.Fatalf("%q", welcome.String())
+	}
+	c.send("WHOIS hopeful")
+	anon, _ := c.expect(protocol.RPL_WHOISSPECIAL)
+	if !strings.Contains(anon.Param(2), "anonymous") {
+		t.Fatalf("%q", anon.String())
+	}
+}
+
+func TestCorrectPasswordWorksAfterThrottleDelay(t *testing.T) {
+	_, addr := testServer(t, func(_ *configs.Config, o *Options) {
+		o.AccountConfig.Throttle = accounts.ThrottleConfig{Free: 1, BaseDelay: 50 * time.Millisecond, MaxDelay: 100 * time.Millisecond}
+	})
+	a := connect(t, addr, "alice")
+	a.send("REGISTER patient long-enough-pw", "LOGOUT")
+	a.expect(protocol.RPL_LOGGEDOUT)
+	b := connect(t, addr, "bob")
+	for range 3 {
+		b.send("LOGIN patient nope-nope-nope")
+		b.expect("FAIL")
+	}
+	b.send("LOGIN patient long-enough-pw")
+	b.expectFail("LOGIN", "RATE_LIMITED")
+	// The reply said when to retry; retry until then, within a deadline.
+	deadline := time.Now().Add(waitFor)
+	for time.Now().Before(deadline) {
+		b.send("LOGIN patient long-enough-pw")
+		m := b.read()
+		if m.Command == protocol.RPL_LOGGEDIN {
+			return
+		}
+		if m.Command != "FAIL" || m.Param(1) != "RATE_LIMITED" {
+			t.Fatalf("%q", m.String())
+		}
+		time.Sleep(10 * time.Millisecond) // pacing the retries, not waiting for an outcome
+	}
+	t.Fatal("the correct password never worked after the delay")
 }

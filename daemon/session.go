@@ -120,10 +120,13 @@ func (s *Session) Nick() string {
 	return s.nick
 }
 
-// prefix returns nick!user@host.
+// prefix returns nick!user@host, or "*" before the client sent NICK and USER.
 func (s *Session) prefix() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.nick == "*" || s.user == "" {
+		return "*"
+	}
 	return s.nick + "!" + s.user + "@" + s.host
 }
 
