@@ -212,6 +212,7 @@ func (s *Session) writeLoop() {
 		s.outMu.Lock()
 		if len(s.out) == 0 || s.closed {
 			s.writing = false
+			s.releaseQueueLocked()
 			done := s.closing && !s.closed
 			if done {
 				s.closed = true
@@ -245,6 +246,21 @@ func (s *Session) writeLoop() {
 			s.outMu.Lock()
 		}
 		s.outMu.Unlock()
+	}
+}
+
+// idleQueueCap is the queue capacity an idle session keeps: enough that
+// ordinary chat reuses it (no allocation per delivery), small enough that
+// the capacity a burst grew (a welcome, a history replay) is not kept by
+// every idle connection.
+const idleQueueCap = 8
+
+func (s *Session) releaseQueueLocked() {
+	if cap(s.out) > idleQueueCap {
+		s.out = nil
+	}
+	if cap(s.spare) > idleQueueCap {
+		s.spare = nil
 	}
 }
 
