@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -20,6 +21,33 @@ import (
 const lockTimeout = 1 * time.Second
 
 var bucketAccounts = []byte("accounts")
+
+// The meta bucket records the file format so that a future livechatd can
+// migrate it and an older one can refuse it instead of misreading it.
+var (
+	bucketMeta       = []byte("meta")
+	keySchemaVersion = []byte("schema_version") // decimal ASCII, readable with the bbolt CLI
+)
+
+// schemaVersion is the newest file format this code reads and writes.
+// Version 1: bucket "accounts", key Fold(name), value a JSON record.
+// Files from before the meta bucket existed are in exactly that format.
+const schemaVersion = 1
+
+// schemaTooNewError is returned by OpenFileStore for a file written by a
+// newer livechatd. It is its own type so the message can name the path and
+// both versions while errors.Is(err, ErrSchemaTooNew) still holds.
+type schemaTooNewError struct {
+	path    string
+	version uint64
+}
+
+func (e *schemaTooNewError) Error() string {
+	return fmt.Sprintf("accounts: %s has schema version %d; this livechatd understands up to %d; upgrade livechatd",
+		e.path, e.version, schemaVersion)
+}
+
+func (e *schemaTooNewError) Is(target error) bool { return target == ErrSchemaTooNew }
 
 // record is the on-disk JSON form of an Account. It is separate from Account
 // so that renaming Go fields never silently changes the file format.
@@ -54,11 +82,41 @@ func OpenFileStore(path string) (Store, error) {
 		}
 		return nil, fmt.Errorf("accounts: open %s: %w", path, err)
 	}
+	// Check the version in a read-only transaction first, so that a file
+	// this code does not understand is left exactly as it was found.
+	var version uint64
+	var haveVersion bool
+	err = db.View(func(tx *bolt.Tx) error {
+		var verr error
+		version, haveVersion, verr = readSchemaVersion(tx)
+		return verr
+	})
+	if err == nil && version > schemaVersion {
+		err = &schemaTooNewError{path: path, version: version}
+	}
+	if err != nil {
+		db.Close()
+		if errors.Is(err, ErrSchemaTooNew) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("accounts: %s: %w", path, err)
+	}
 	s := &fileStore{db: db, path: path}
 	err = db.Update(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(bucketAccounts)
 		if err != nil {
 			return err
+		}
+		if !haveVersion {
+			// New file, or one from before versioning (which is version
+			// 1 by definition): stamp it.
+			m, err := tx.CreateBucketIfNotExists(bucketMeta)
+			if err != nil {
+				return err
+			}
+			if err := m.Put(keySchemaVersion, []byte(strconv.Itoa(schemaVersion))); err != nil {
+				return err
+			}
 		}
 		s.count.Store(int64(b.Stats().KeyN))
 		return nil
@@ -68,6 +126,25 @@ func OpenFileStore(path string) (Store, error) {
 		return nil, fmt.Errorf("accounts: initialise %s: %w", path, err)
 	}
 	return s, nil
+}
+
+// readSchemaVersion returns the version stamped in tx's file, and whether
+// there was one. A stamp that is not a positive decimal number is an error:
+// guessing could mean misreading the file.
+func readSchemaVersion(tx *bolt.Tx) (uint64, bool, error) {
+	m := tx.Bucket(bucketMeta)
+	if m == nil {
+		return 0, false, nil
+	}
+	v := m.Get(keySchemaVersion)
+	if v == nil {
+		return 0, false, nil
+	}
+	n, err := strconv.ParseUint(string(v), 10, 64)
+	if err != nil || n == 0 {
+		return 0, false, errors.New("invalid schema_version in meta bucket")
+	}
+	return n, true, nil
 }
 
 func (s *fileStore) Create(ctx context.Context, a Account) error {
@@ -147,6 +224,54 @@ func (s *fileStore) SetPassword(ctx context.Context, name, hash string) error {
 		return b.Put(key, nv)
 	})
 	return s.wrap(err)
+}
+
+func (s *fileStore) List(ctx context.Context) ([]Account, error) {
+	if err := s.usable(ctx); err != nil {
+		return nil, err
+	}
+	var out []Account
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketAccounts)
+		out = make([]Account, 0, b.Stats().KeyN)
+		// bbolt iterates in byte order of the keys, which are the folded
+		// names: that is the promised order, no sort needed.
+		return b.ForEach(func(_, v []byte) error {
+			var rec record
+			if err := json.Unmarshal(v, &rec); err != nil {
+				return err
+			}
+			out = append(out, Account(rec))
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, s.wrap(err)
+	}
+	return out, nil
+}
+
+func (s *fileStore) Delete(ctx context.Context, name string) error {
+	if checkName(name) != nil {
+		return ErrNotFound
+	}
+	if err := s.usable(ctx); err != nil {
+		return err
+	}
+	key := []byte(Fold(name))
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketAccounts)
+		if b.Get(key) == nil {
+			return ErrNotFound
+		}
+		return b.Delete(key)
+	})
+	if err != nil {
+		return s.wrap(err)
+	}
+	// Update has committed and fsynced, so the deletion is durable here.
+	s.count.Add(-1)
+	return nil
 }
 
 func (s *fileStore) Count() int { return int(s.count.Load()) }

@@ -2,6 +2,7 @@ package accounts
 
 import (
 	"context"
+	"slices"
 	"sync"
 )
 
@@ -78,6 +79,47 @@ func (m *memStore) SetPassword(ctx context.Context, name, hash string) error {
 	}
 	a.Hash = hash
 	m.byKey[key] = a
+	return nil
+}
+
+func (m *memStore) List(ctx context.Context) ([]Account, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.closed {
+		return nil, ErrClosed
+	}
+	keys := make([]string, 0, len(m.byKey))
+	for k := range m.byKey {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys) // byte order of the folded names, as in the file store
+	out := make([]Account, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, m.byKey[k])
+	}
+	return out, nil
+}
+
+func (m *memStore) Delete(ctx context.Context, name string) error {
+	if err := checkName(name); err != nil {
+		return ErrNotFound
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	key := Fold(name)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return ErrClosed
+	}
+	if _, ok := m.byKey[key]; !ok {
+		return ErrNotFound
+	}
+	delete(m.byKey, key)
 	return nil
 }
 

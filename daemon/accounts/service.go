@@ -154,7 +154,7 @@ func (s *Service) Register(ctx context.Context, name, password string) (Account,
 	if err := checkName(name); err != nil {
 		return Account{}, err
 	}
-	if err := s.checkPassword(password); err != nil {
+	if err := CheckPassword(password, s.minLen); err != nil {
 		return Account{}, err
 	}
 	// Cheap early refusal so that a taken name costs no hash. Existence is
@@ -281,12 +281,18 @@ func (s *Service) Count() int { return s.store.Count() }
 // Close closes the store. Calls after Close fail with ErrClosed.
 func (s *Service) Close() error { return s.store.Close() }
 
-func (s *Service) checkPassword(pw string) error {
+// CheckPassword applies the rules for a new password: at most
+// MaxPasswordLen bytes (else ErrPasswordTooLong), valid UTF-8 and at least
+// minLen characters (else ErrWeakPassword). Register uses it with
+// Config.MinPasswordLen; admin tools that set passwords must use it too, so
+// that there is one definition of an acceptable password. minLen < 1 means
+// no minimum. The error never contains the password.
+func CheckPassword(pw string, minLen int) error {
 	// Length first: it is the cheap DoS guard, and it bounds the UTF-8 scan.
 	if len(pw) > MaxPasswordLen {
 		return ErrPasswordTooLong
 	}
-	if !utf8.ValidString(pw) || utf8.RuneCountInString(pw) < s.minLen {
+	if !utf8.ValidString(pw) || utf8.RuneCountInString(pw) < minLen {
 		return ErrWeakPassword
 	}
 	return nil

@@ -90,6 +90,27 @@ func TestPasswordRules(t *testing.T) {
 	}
 }
 
+// CheckPassword is the rule Register applies; admin tools call it directly.
+func TestCheckPassword(t *testing.T) {
+	for _, tc := range []struct {
+		pw     string
+		minLen int
+		want   error
+	}{
+		{"abc", 3, nil},
+		{"ab", 3, ErrWeakPassword},
+		{"", 0, nil},    // minLen < 1: no minimum
+		{"ééé", 3, nil}, // characters, not bytes
+		{"ab\xff", 1, ErrWeakPassword},
+		{strings.Repeat("é", MaxPasswordLen/2), 8, nil},
+		{strings.Repeat("é", MaxPasswordLen/2+1), 8, ErrPasswordTooLong}, // bytes, not characters
+	} {
+		if err := CheckPassword(tc.pw, tc.minLen); !errors.Is(err, tc.want) {
+			t.Errorf("CheckPassword(%d bytes, %d) = %v, want %v", len(tc.pw), tc.minLen, err, tc.want)
+		}
+	}
+}
+
 // Login must still accept a password shorter than today's minimum (the
 // minimum may have been raised), and must refuse over-long or invalid ones
 // without hashing.

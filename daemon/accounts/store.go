@@ -37,6 +37,9 @@ var (
 	ErrClosed = errors.New("accounts: store closed")
 	// ErrLocked: the file store is held by another process.
 	ErrLocked = errors.New("accounts: store locked by another process")
+	// ErrSchemaTooNew: the file store was written by a newer livechatd
+	// whose format this one does not know. The file is left untouched.
+	ErrSchemaTooNew = errors.New("accounts: store has a newer schema version")
 )
 
 // MaxNameLen bounds account names in bytes. It is a storage guard far above
@@ -54,15 +57,20 @@ type Account struct {
 //
 // Implementations must be safe for concurrent use by multiple goroutines.
 // Create must be atomic with respect to the uniqueness check, so that of two
-// concurrent Creates of names that fold equally exactly one succeeds, and it
-// must be durable when it returns nil.
+// concurrent Creates of names that fold equally exactly one succeeds.
+// Create, SetPassword and Delete must be durable when they return nil.
 type Store interface {
 	// Create adds a. ErrExists if Fold(a.Name) is taken.
 	Create(ctx context.Context, a Account) error
 	// Get looks name up case-insensitively. ErrNotFound if absent.
 	Get(ctx context.Context, name string) (Account, error)
+	// List returns every account, Hash included, sorted by Fold(Name). It
+	// is meant for admin tools; nothing on a client's path should call it.
+	List(ctx context.Context) ([]Account, error)
 	// SetPassword replaces the stored hash. ErrNotFound if absent.
 	SetPassword(ctx context.Context, name, hash string) error
+	// Delete removes name case-insensitively. ErrNotFound if absent.
+	Delete(ctx context.Context, name string) error
 	// Count returns the number of accounts.
 	Count() int
 	// Close releases the store; later calls return ErrClosed.

@@ -103,6 +103,82 @@ func TestStoreContract(t *testing.T) {
 	}
 }
 
+func TestStoreListDelete(t *testing.T) {
+	for _, impl := range storeImpls {
+		t.Run(impl.name, func(t *testing.T) {
+			s := impl.open(t)
+			defer s.Close()
+			if l, err := s.List(bg); err != nil || len(l) != 0 {
+				t.Fatalf("List of empty store = %v, %v", l, err)
+			}
+			created := time.Date(2025, 5, 6, 7, 8, 9, 0, time.UTC)
+			// Insertion order differs from folded order on purpose; "Ärger"
+			// sorts last because its first byte (0xC3) is above ASCII.
+			for _, n := range []string{"carol", "Ärger", "Bob", "alice"} {
+				if err := s.Create(bg, Account{Name: n, Hash: "h-" + n, Created: created}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			l, err := s.List(bg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			for _, a := range l {
+				names = append(names, a.Name)
+				if a.Hash != "h-"+a.Name || !a.Created.Equal(created) {
+					t.Errorf("List entry %+v: hash or creation time lost", a)
+				}
+			}
+			if got, want := strings.Join(names, ","), "alice,Bob,carol,Ärger"; got != want {
+				t.Fatalf("List order %s, want %s (by folded name, display spelling kept)", got, want)
+			}
+
+			if err := s.Delete(bg, "BOB"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Get(bg, "bob"); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("Get after Delete = %v", err)
+			}
+			if s.Count() != 3 {
+				t.Fatalf("Count after Delete = %d, want 3", s.Count())
+			}
+			for _, n := range []string{"bob", "mallory", "", strings.Repeat("x", MaxNameLen+1)} {
+				if err := s.Delete(bg, n); !errors.Is(err, ErrNotFound) {
+					t.Fatalf("Delete(%q) = %v, want ErrNotFound", n, err)
+				}
+			}
+			if s.Count() != 3 {
+				t.Fatalf("Count after failed Deletes = %d, want 3", s.Count())
+			}
+			// The name is free again.
+			if err := s.Create(bg, Account{Name: "bOb"}); err != nil {
+				t.Fatalf("re-Create after Delete: %v", err)
+			}
+
+			ctx, cancel := context.WithCancel(bg)
+			cancel()
+			if _, err := s.List(ctx); !errors.Is(err, context.Canceled) {
+				t.Fatalf("List with dead ctx = %v", err)
+			}
+			if err := s.Delete(ctx, "alice"); !errors.Is(err, context.Canceled) {
+				t.Fatalf("Delete with dead ctx = %v", err)
+			}
+			if _, err := s.Get(bg, "alice"); err != nil {
+				t.Fatalf("Delete with dead ctx deleted anyway: %v", err)
+			}
+
+			s.Close()
+			if _, err := s.List(bg); !errors.Is(err, ErrClosed) {
+				t.Fatalf("List after Close = %v", err)
+			}
+			if err := s.Delete(bg, "alice"); !errors.Is(err, ErrClosed) {
+				t.Fatalf("Delete after Close = %v", err)
+			}
+		})
+	}
+}
+
 func TestStoreConcurrentCreate(t *testing.T) {
 	for _, impl := range storeImpls {
 		t.Run(impl.name, func(t *testing.T) {
@@ -169,6 +245,18 @@ func TestFileStoreReopen(t *testing.T) {
 	if err != nil || a.Name != "Alice" || a.Hash != "hash-Alice" || !a.Created.Equal(created) {
 		t.Fatalf("after reopen: %+v %v", a, err)
 	}
+	if err := s.Delete(bg, "ALICE"); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err = OpenFileStore(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Get(bg, "alice"); !errors.Is(err, ErrNotFound) || s.Count() != 1 {
+		t.Fatalf("Delete did not persist: Get = %v, Count = %d", err, s.Count())
+	}
 
 	fi, err := os.Stat(path)
 	if err != nil || fi.Mode().Perm() != 0o600 {
@@ -222,9 +310,10 @@ func TestFileStoreOpenErrors(t *testing.T) {
 	}
 }
 
-// TestFileStoreSurvivesKill: a child process creates an account, reports
-// success, and is killed with SIGKILL; the account must be there. This is
-// the "acknowledged means durable" contract.
+// TestFileStoreSurvivesKill: a child process creates accounts and deletes
+// one, reports success, and is killed with SIGKILL; the accounts must be
+// there and the deleted one gone. This is the "acknowledged means durable"
+// contract.
 func TestFileStoreSurvivesKill(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "accounts.db")
 	cmd := exec.Command(os.Args[0], "-test.run=^TestFileStoreKillChild$", "-test.count=1")
@@ -259,6 +348,9 @@ func TestFileStoreSurvivesKill(t *testing.T) {
 			t.Fatalf("acknowledged account user%d lost: %v", i, err)
 		}
 	}
+	if _, err := s.Get(bg, "doomed"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("acknowledged Delete lost: Get(doomed) = %v", err)
+	}
 }
 
 func TestFileStoreKillChild(t *testing.T) {
@@ -274,6 +366,12 @@ func TestFileStoreKillChild(t *testing.T) {
 		if err := s.Create(bg, Account{Name: fmt.Sprintf("user%d", i)}); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if err := s.Create(bg, Account{Name: "doomed"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(bg, "doomed"); err != nil {
+		t.Fatal(err)
 	}
 	fmt.Println("ACK")
 	select {} // wait to be killed, store still open
