@@ -57,12 +57,12 @@ func handleREGISTER(s *Session, m *protocol.Message, _ []byte) error {
 		result, reply := registerFailure(name, err, s.srv.accountCfg.MinPasswordLen)
 		s.srv.metrics.registrations.WithLabelValues(result).Inc()
 		if result == "error" {
-			s.log.Error().Err(err).Str("account", name).Msg("registration failed")
+			s.log().Error().Err(err).Str("account", name).Msg("registration failed")
 		}
 		return reply
 	}
 	s.srv.metrics.registrations.WithLabelValues("ok").Inc()
-	s.log.Info().Str("account", acct.Name).Msg("account registered")
+	s.log().Info().Str("account", acct.Name).Msg("account registered")
 	s.reply(protocol.Message{Source: s.srv.Config().ServerName, Command: "REGISTER", Params: []string{"SUCCESS", acct.Name, "Account created"}})
 	s.loggedIn(acct.Name)
 	return nil
@@ -109,7 +109,7 @@ func (s *Session) login(name, password string) (string, error) {
 	case errors.Is(err, accounts.ErrBadCredentials):
 		result = "bad_credentials"
 		if errors.Is(err, accounts.ErrMalformedHash) {
-			s.log.Error().Err(err).Str("account", name).Msg("stored password hash is unusable")
+			s.log().Error().Err(err).Str("account", name).Msg("stored password hash is unusable")
 		}
 	case errors.Is(err, accounts.ErrThrottled):
 		result = "throttled"
@@ -117,10 +117,10 @@ func (s *Session) login(name, password string) (string, error) {
 		result = "busy"
 	default:
 		result = "error"
-		s.log.Error().Err(err).Str("account", name).Msg("login failed")
+		s.log().Error().Err(err).Str("account", name).Msg("login failed")
 	}
 	s.srv.metrics.logins.WithLabelValues(result).Inc()
-	s.log.Info().Str("account", name).Str("result", result).Msg("login")
+	s.log().Info().Str("account", name).Str("result", result).Msg("login")
 	return acct.Name, err
 }
 

@@ -152,7 +152,7 @@ func (s *Session) completeRegistration() {
 	cfg := s.srv.Config()
 	s.conn.SetReadDeadline(s.lastSeen.Add(cfg.Limits.PingInterval))
 	s.welcome()
-	s.log.Info().Str("nick", s.Nick()).Bool("guest", s.guest).Msg("registered")
+	s.log().Info().Str("nick", s.Nick()).Bool("guest", s.guest).Msg("registered")
 }
 
 // welcome sends 001-005 and the MOTD.

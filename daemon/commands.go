@@ -99,7 +99,7 @@ func (s *Session) sendError(err error) {
 		s.numeric(re.code, re.params...)
 		return
 	}
-	s.log.Error().Err(err).Msg("command failed")
+	s.log().Error().Err(err).Msg("command failed")
 	s.numeric(protocol.ERR_UNKNOWNERROR, "*", "Internal error")
 }
 

@@ -20,7 +20,6 @@ const deadlineSlack = time.Second
 // the client leaves, breaks a limit, or the server closes the connection,
 // then releases the session's nick and rooms.
 func (s *Session) serve() {
-	s.log.Debug().Str("transport", s.transport).Msg("connected")
 	reason := s.readLoop()
 	if r := s.closeReason(); r != "" {
 		reason = r
@@ -29,73 +28,91 @@ func (s *Session) serve() {
 	s.leaveAll(reason)
 	s.srv.nicks.release(s)
 	s.srv.metrics.disconnected(s.transport, reason)
-	s.log.Info().Str("nick", s.Nick()).Str("reason", reason).Msg("disconnected")
+	s.log().Info().Str("nick", s.Nick()).Str("reason", reason).Msg("disconnected")
 	// Give the final ERROR its chance, but never wait on the client.
 	s.conn.SetReadDeadline(time.Now().Add(closeTimeout))
 }
 
-// readLoop returns the reason the connection ended.
+// readLoop returns the reason the connection ended. It only reads: each
+// line is handled on a pooled worker goroutine while this one waits, so
+// the goroutine an idle connection parks in Read never grows its stack
+// past the minimum (2 KiB instead of the 4-8 KiB handlers need).
 func (s *Session) readLoop() string {
 	r := protocol.NewReader(s.conn)
-	cfg := s.srv.Config()
-	deadline := s.connected.Add(cfg.Limits.RegistrationTimeout)
-	s.conn.SetReadDeadline(deadline)
+	s.conn.SetReadDeadline(s.connected.Add(s.srv.Config().Limits.RegistrationTimeout))
 	for {
-		line, err := r.ReadLine()
-		switch {
-		case err == nil:
-		case errors.Is(err, protocol.ErrLineTooLong):
-			s.srv.metrics.tooLong.Inc()
-			s.numeric(protocol.ERR_INPUTTOOLONG, "Input line was too long")
-			continue
-		case errors.Is(err, os.ErrDeadlineExceeded):
-			if reason, done := s.idle(); done {
-				return reason
-			}
-			continue
-		case errors.Is(err, io.EOF):
-			return "Connection closed"
-		case errors.Is(err, net.ErrClosed):
-			return "Connection closed"
-		default:
-			return "Read error"
-		}
-
-		now := time.Now()
-		s.srv.metrics.bytesRead.Add(float64(len(line) + 1))
-		s.pingSent = false
-		if s.registered.Load() && now.Sub(s.lastSeen) > deadlineSlack {
-			s.conn.SetReadDeadline(now.Add(s.srv.Config().Limits.PingInterval))
-		}
-		s.lastSeen = now
-		s.activeAt.Store(now.UnixNano())
-		if len(line) == 0 {
-			continue
-		}
-		if reason, ok := s.throttle(now); !ok {
-			return reason
-		}
-		s.handleLine(line)
-		if reason := s.closeReason(); reason != "" {
+		s.step.line, s.step.err = r.ReadLine()
+		s.srv.workers.submit(s)
+		if reason := <-s.step.done; reason != "" {
 			return reason
 		}
 	}
 }
 
+// lineStep is the hand-off between a session's reader and the worker
+// that handles its line. The reader waits for done, so the worker owns
+// the session's reader-side state meanwhile.
+type lineStep struct {
+	line []byte
+	err  error
+	done chan string // the reason to stop, or "" to read on
+}
+
+// runStep handles the line in s.step. It runs on a worker goroutine.
+func (s *Session) runStep() {
+	s.step.done <- s.process(s.step.line, s.step.err)
+}
+
+// process handles one result of ReadLine and returns a reason to stop, if
+// any.
+func (s *Session) process(line []byte, err error) string {
+	switch {
+	case err == nil:
+	case errors.Is(err, protocol.ErrLineTooLong):
+		s.srv.metrics.tooLong.Inc()
+		s.numeric(protocol.ERR_INPUTTOOLONG, "Input line was too long")
+		return ""
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return s.idle()
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+		return "Connection closed"
+	default:
+		return "Read error"
+	}
+
+	now := time.Now()
+	s.srv.metrics.bytesRead.Add(float64(len(line) + 1))
+	s.pingSent = false
+	if s.registered.Load() && now.Sub(s.lastSeen) > deadlineSlack {
+		s.conn.SetReadDeadline(now.Add(s.srv.Config().Limits.PingInterval))
+	}
+	s.lastSeen = now
+	s.activeAt.Store(now.UnixNano())
+	if len(line) == 0 {
+		return ""
+	}
+	if reason, ok := s.throttle(now); !ok {
+		return reason
+	}
+	s.handleLine(line)
+	return s.closeReason()
+}
+
 // idle handles a read deadline: an unregistered client ran out of time, a
 // quiet one is PINGed, and one that stayed quiet after the PING is dropped.
-func (s *Session) idle() (reason string, done bool) {
+// It returns the reason to drop the client, or "".
+func (s *Session) idle() string {
 	cfg := s.srv.Config()
 	if !s.registered.Load() {
-		return "Registration timed out", true
+		return "Registration timed out"
 	}
 	if s.pingSent {
-		return "Ping timeout: " + cfg.Limits.PingTimeout.String(), true
+		return "Ping timeout: " + cfg.Limits.PingTimeout.String()
 	}
 	s.pingSent = true
 	s.Send([]byte("PING :" + cfg.ServerName + "\r\n"))
 	s.conn.SetReadDeadline(time.Now().Add(cfg.Limits.PingTimeout))
-	return "", false
+	return ""
 }
 
 // throttle applies flood control: within the burst lines run at once,

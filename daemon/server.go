@@ -52,7 +52,8 @@ type Server struct {
 	registry   *prometheus.Registry
 	created    time.Time
 
-	nextID atomic.Uint64
+	nextID  atomic.Uint64
+	workers workerPool
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -69,6 +70,7 @@ func New(cfg *configs.Config, opts Options) *Server {
 		created:   time.Now(),
 		listeners: make(map[net.Listener]struct{}),
 		sessions:  make(map[*Session]struct{}),
+		workers:   newWorkerPool(workerIdle),
 	}
 	s.cfg.Store(cfg)
 	store := opts.Accounts
@@ -187,6 +189,9 @@ func (s *Server) accept(conn net.Conn, transport string) {
 	s.mu.Unlock()
 
 	s.metrics.connected(transport)
+	// Logged here, not on the session's goroutine: that one should park in
+	// Read with the smallest possible stack.
+	sess.log().Debug().Str("transport", transport).Msg("connected")
 	go func() {
 		defer s.sessWG.Done()
 		sess.serve()

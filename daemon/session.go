@@ -39,7 +39,6 @@ type Session struct {
 	transport string
 	ip        string
 	host      string
-	log       zerolog.Logger
 	sendqMax  int
 	connected time.Time
 
@@ -67,7 +66,9 @@ type Session struct {
 
 	registered atomic.Bool // other sessions look before messaging or listing it
 
-	// Reader-goroutine state.
+	// Reader-side state: used by the reader goroutine and, while it
+	// waits, by the worker handling its line.
+	step       lineStep
 	guest      bool
 	capPending bool // CAP negotiation started and not ended
 	capVersion int  // 302 once the client sent CAP LS 302
@@ -96,8 +97,8 @@ func newSession(srv *Server, conn net.Conn, transport string, id uint64) *Sessio
 		connected: time.Now(),
 		nick:      "*",
 		joined:    make(map[string]*rooms.Room),
+		step:      lineStep{done: make(chan string, 1)},
 	}
-	s.log = srv.log.With().Uint64("conn", id).Str("remote", conn.RemoteAddr().String()).Logger()
 	return s
 }
 
@@ -110,6 +111,14 @@ func remoteIP(conn net.Conn) string {
 		return conn.RemoteAddr().String()
 	}
 	return host
+}
+
+// log returns a logger carrying the connection's id and address. It is
+// built per use rather than kept: logging is rare, and a kept zerolog
+// context holds a 500-byte buffer for every idle connection.
+func (s *Session) log() *zerolog.Logger {
+	l := s.srv.log.With().Uint64("conn", s.id).Str("remote", s.conn.RemoteAddr().String()).Logger()
+	return &l
 }
 
 // Nick returns the session's current nick ("*" before it has one).
