@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	"github.com/livechat/livechat/protocol"
+	"github.com/livechat/livechat/rooms"
 )
 
 // capSet is a set of IRCv3 capabilities as bits, so that checking one on
@@ -11,9 +12,23 @@ import (
 type capSet uint32
 
 const (
-	capCapNotify capSet = 1 << iota
-	capSASL
+	capAccountNotify capSet = 1 << iota
+	capAccountTag
+	capAwayNotify
+	capBatch
+	capCapNotify
+	capChathistory
 	capAccountRegistration
+	capEchoMessage
+	capExtendedJoin
+	capLabeledResponse
+	capMessageTags
+	capMultiPrefix
+	capSASL
+	capServerTime
+	capSetname
+	capStandardReplies
+	capUserhostInNames
 )
 
 // capability describes one capability the server offers.
@@ -22,13 +37,29 @@ type capability struct {
 	bit  capSet
 	// value is advertised with CAP LS 302 ("" for none).
 	value string
+	// feature is what the capability changes in the bytes rooms render.
+	feature rooms.Features
 }
 
 // capabilities lists what CAP LS offers, in that order.
 var capabilities = []capability{
+	{name: "account-notify", bit: capAccountNotify},
+	{name: "account-tag", bit: capAccountTag, feature: rooms.FeatAccountTag},
+	{name: "away-notify", bit: capAwayNotify},
+	{name: "batch", bit: capBatch, feature: rooms.FeatBatch},
 	{name: "cap-notify", bit: capCapNotify},
 	{name: "draft/account-registration", bit: capAccountRegistration, value: "before-connect"},
+	{name: "draft/chathistory", bit: capChathistory},
+	{name: "echo-message", bit: capEchoMessage, feature: rooms.FeatEcho},
+	{name: "extended-join", bit: capExtendedJoin, feature: rooms.FeatExtendedJoin},
+	{name: "labeled-response", bit: capLabeledResponse},
+	{name: "message-tags", bit: capMessageTags, feature: rooms.FeatTags},
+	{name: "multi-prefix", bit: capMultiPrefix, feature: rooms.FeatMultiPrefix},
 	{name: "sasl", bit: capSASL, value: "PLAIN"},
+	{name: "server-time", bit: capServerTime, feature: rooms.FeatTime},
+	{name: "setname", bit: capSetname},
+	{name: "standard-replies", bit: capStandardReplies},
+	{name: "userhost-in-names", bit: capUserhostInNames, feature: rooms.FeatUserhostInNames},
 }
 
 func lookupCap(name string) (capability, bool) {
@@ -39,6 +70,23 @@ func lookupCap(name string) (capability, bool) {
 	}
 	return capability{}, false
 }
+
+// setCaps records a new capability set and the rendering features it
+// implies, which rooms read on every delivery.
+func (s *Session) setCaps(caps capSet) {
+	var f rooms.Features
+	for _, c := range capabilities {
+		if caps&c.bit != 0 {
+			f |= c.feature
+		}
+	}
+	s.caps.Store(uint32(caps))
+	s.features.Store(uint32(f))
+}
+
+// Features reports the rendering features of the session's capabilities.
+// Safe from any goroutine.
+func (s *Session) Features() rooms.Features { return rooms.Features(s.features.Load()) }
 
 func (s *Session) hasCap(c capSet) bool { return capSet(s.caps.Load())&c != 0 }
 
@@ -57,7 +105,7 @@ func handleCAP(s *Session, m *protocol.Message, _ []byte) error {
 		}
 		if v := m.Param(1); v >= "302" && len(v) == 3 {
 			s.capVersion = 302
-			s.caps.Or(uint32(capCapNotify)) // implied by 302
+			s.setCaps(capSet(s.caps.Load()) | capCapNotify) // implied by 302
 		}
 		var words []string
 		for _, c := range capabilities {
@@ -108,7 +156,7 @@ func (s *Session) capReq(list string) {
 			add |= c.bit
 		}
 	}
-	s.caps.Store((s.caps.Load() | uint32(add)) &^ uint32(del))
+	s.setCaps((capSet(s.caps.Load()) | add) &^ del)
 	s.capReply("ACK", list)
 }
 

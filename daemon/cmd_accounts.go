@@ -9,6 +9,7 @@ import (
 
 	"github.com/livechat/livechat/daemon/accounts"
 	"github.com/livechat/livechat/protocol"
+	"github.com/livechat/livechat/rooms"
 )
 
 // accountTimeout bounds one register or login, hashing wait included.
@@ -161,8 +162,19 @@ func (s *Session) loggedIn(account string) {
 	server := s.srv.Config().ServerName
 	s.reply(protocol.Message{Source: server, Command: protocol.RPL_LOGGEDIN, Params: []string{s.Nick(), s.prefix(), account, "You are now logged in as " + account}})
 	if s.registered.Load() {
+		s.accountChanged(account)
 		s.adoptAccountNick(account)
 	}
+}
+
+// accountChanged tells the session's rooms and the peers that asked
+// (account-notify) that it logged in ("*": out).
+func (s *Session) accountChanged(account string) {
+	name := account
+	if name == "" {
+		name = "*"
+	}
+	notify(s.updateRooms(rooms.MemberUpdate{Account: &account}), s.event("ACCOUNT", name), wantsCap(capAccountNotify))
 }
 
 // adoptAccountNick switches to the account's name as nick. A connection
@@ -206,6 +218,7 @@ func handleLOGOUT(s *Session, _ *protocol.Message, _ []byte) error {
 		return failErr("LOGOUT", "NOT_LOGGED_IN", "*", "You are not logged in")
 	}
 	s.numeric(protocol.RPL_LOGGEDOUT, s.prefix(), "You are now logged out")
+	s.accountChanged("")
 	if protocol.FoldNick(s.Nick()) == protocol.FoldNick(account) {
 		s.becomeGuest("Your nick belongs to the account " + account)
 	}

@@ -5,14 +5,21 @@ import (
 	"strings"
 
 	"github.com/livechat/livechat/protocol"
+	"github.com/livechat/livechat/rooms"
 )
 
-// maxTargets bounds the comma-separated targets of one PRIVMSG.
-const maxTargets = 4
+const (
+	// maxTargets bounds the comma-separated targets of one PRIVMSG.
+	maxTargets = 4
+	// maxClientTags bounds the client-only tags of one message, in bytes
+	// (IRCv3 message-tags).
+	maxClientTags = 4094
+)
 
 func init() {
 	register(&command{name: "PRIVMSG", run: handlePRIVMSG})
 	register(&command{name: "NOTICE", run: handlePRIVMSG})
+	register(&command{name: "TAGMSG", run: handleTAGMSG, minParams: 1})
 	register(&command{name: "MSG", run: handleMSG, minParams: 1, help: "MSG <room|nick> <text...> - say something in a room or to someone"})
 }
 
@@ -26,12 +33,17 @@ func handlePRIVMSG(s *Session, m *protocol.Message, _ []byte) error {
 	if len(m.Params) < 2 || m.Params[1] == "" {
 		return loud(quiet, numErr(protocol.ERR_NOTEXTTOSEND, "No text to send"))
 	}
+	tags, err := clientTags(m)
+	if err != nil {
+		return err
+	}
 	targets := strings.Split(m.Params[0], ",")
 	if len(targets) > maxTargets {
 		return loud(quiet, numErr(protocol.ERR_TOOMANYTARGETS, m.Params[0], "Too many targets (at most 4)"))
 	}
 	for _, target := range targets {
-		if err := s.deliver(m.Command, target, m.Params[1], false); err != nil && !quiet {
+		sp := rooms.Speech{Command: m.Command, Text: m.Params[1], Tags: tags}
+		if err := s.deliver(target, sp, false); err != nil && !quiet {
 			s.sendError(err)
 		}
 	}
@@ -45,6 +57,33 @@ func loud(quiet bool, err error) error {
 	return err
 }
 
+// handleTAGMSG relays a message made only of client tags (typing
+// notifications, reactions) to clients that take message tags.
+func handleTAGMSG(s *Session, m *protocol.Message, _ []byte) error {
+	tags, err := clientTags(m)
+	if err != nil {
+		return err
+	}
+	return s.deliver(m.Params[0], rooms.Speech{Command: "TAGMSG", Tags: tags}, false)
+}
+
+// clientTags picks the client-only tags (+name) to relay, within the
+// message-tags size limit.
+func clientTags(m *protocol.Message) ([]protocol.Tag, error) {
+	var out []protocol.Tag
+	size := 0
+	for _, t := range m.Tags {
+		if strings.HasPrefix(t.Key, "+") {
+			out = append(out, t)
+			size += len(t.Key) + len(t.Value) + 2
+		}
+	}
+	if size > maxClientTags {
+		return nil, numErr(protocol.ERR_INPUTTOOLONG, "Client tags too long (at most 4094 bytes)")
+	}
+	return out, nil
+}
+
 // handleMSG is the netcat form: MSG <target> <text...>, the text being the
 // rest of the line as typed, and the target a room with or without '#'.
 func handleMSG(s *Session, m *protocol.Message, raw []byte) error {
@@ -52,14 +91,16 @@ func handleMSG(s *Session, m *protocol.Message, raw []byte) error {
 	if text == "" {
 		return numErr(protocol.ERR_NOTEXTTOSEND, "No text to send: MSG <room|nick> <text>")
 	}
-	return s.deliver("PRIVMSG", m.Params[0], text, true)
+	return s.deliver(m.Params[0], rooms.Speech{Command: "PRIVMSG", Text: text}, true)
 }
 
 // deliver sends one message to a room or a nick. friendly (MSG) lets a
 // room be named without '#': a room the sender is in wins over a nick.
-func (s *Session) deliver(command, target, text string, friendly bool) error {
-	if err := textError(command, target, text); err != nil {
-		return err
+func (s *Session) deliver(target string, sp rooms.Speech, friendly bool) error {
+	if sp.Command != "TAGMSG" {
+		if err := textError(sp.Command, target, sp.Text); err != nil {
+			return err
+		}
 	}
 	toRoom := protocol.IsRoomName(target)
 	if !toRoom && friendly {
@@ -68,20 +109,12 @@ func (s *Session) deliver(command, target, text string, friendly bool) error {
 		}
 	}
 	if toRoom {
-		return s.sayInRoom(command, target, text)
+		return s.sayInRoom(target, sp)
 	}
-	t := s.srv.nicks.get(target)
-	if t == nil || !t.registered.Load() {
-		return numErr(protocol.ERR_NOSUCHNICK, target, "No such nick or room")
-	}
-	t.Send((&protocol.Message{Source: s.prefix(), Command: command, Params: []string{t.Nick(), text}}).AppendTo(nil))
-	if away := t.away.Load(); away != nil && command == "PRIVMSG" {
-		s.numeric(protocol.RPL_AWAY, t.Nick(), *away)
-	}
-	return nil
+	return s.sayToNick(target, sp)
 }
 
-func (s *Session) sayInRoom(command, target, text string) error {
+func (s *Session) sayInRoom(target string, sp rooms.Speech) error {
 	name, err := roomName(target)
 	if err != nil {
 		return err
@@ -93,8 +126,37 @@ func (s *Session) sayInRoom(command, target, text string) error {
 		}
 		return numErr(protocol.ERR_CANNOTSENDTOCHAN, name, "Cannot send to room: you are not in it (JOIN "+name+" first)")
 	}
-	if r.Say(s, command, text) != nil {
+	// Wait for the room when the sender expects its echo or a labeled
+	// reply, so they come in order; otherwise the reader moves on.
+	wait := s.hasCap(capEchoMessage) || s.hasCap(capLabeledResponse)
+	if r.Say(s, sp, wait) != nil {
 		return numErr(protocol.ERR_NOSUCHCHANNEL, name, "No such room")
+	}
+	return nil
+}
+
+func (s *Session) sayToNick(nick string, sp rooms.Speech) error {
+	t := s.srv.nicks.get(nick)
+	if t == nil || !t.registered.Load() {
+		return numErr(protocol.ERR_NOSUCHNICK, nick, "No such nick or room")
+	}
+	params := []string{t.Nick()}
+	if sp.Command != "TAGMSG" {
+		params = append(params, sp.Text)
+	}
+	e := s.event(sp.Command, params...)
+	e.ID, e.Tags = s.srv.ids.Next(), sp.Tags
+	if sp.Command != "TAGMSG" || t.Features()&rooms.FeatTags != 0 {
+		t.Send(e.Render(t.Features()))
+	}
+	if sp.Command != "TAGMSG" {
+		s.srv.privates.add(s, t, e)
+	}
+	if f := s.Features(); f&rooms.FeatEcho != 0 && (sp.Command != "TAGMSG" || f&rooms.FeatTags != 0) {
+		s.Reply(e.Render(f))
+	}
+	if away := t.away.Load(); away != nil && sp.Command == "PRIVMSG" {
+		s.numeric(protocol.RPL_AWAY, t.Nick(), *away)
 	}
 	return nil
 }

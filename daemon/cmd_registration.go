@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/livechat/livechat/protocol"
+	"github.com/livechat/livechat/rooms"
 )
 
 func init() {
@@ -85,21 +86,12 @@ func handleNICK(s *Session, m *protocol.Message, _ []byte) error {
 // changeNick renames a registered session (the nick is already claimed)
 // and tells it and every peer in its rooms, each once.
 func (s *Session) changeNick(nick string) {
-	line := (&protocol.Message{Source: s.prefix(), Command: "NICK", Params: []string{nick}}).AppendTo(nil)
+	e := s.event("NICK", nick)
 	s.mu.Lock()
 	s.nick = nick
-	joined := s.rooms()
 	s.mu.Unlock()
-	seen := map[any]struct{}{s: {}}
-	s.Send(line)
-	for _, r := range joined {
-		for _, c := range r.Rename(s, nick) {
-			if _, dup := seen[c]; !dup {
-				seen[c] = struct{}{}
-				c.Send(line)
-			}
-		}
-	}
+	s.Reply(e.Render(s.Features()))
+	notify(s.updateRooms(rooms.MemberUpdate{Nick: &nick}), e, nil)
 }
 
 // tryRegister completes registration once NICK and USER are in and CAP
@@ -185,6 +177,8 @@ func (srv *Server) isupport() []string {
 		"CHANMODES=,,,nt",
 		"CHANNELLEN=" + strconv.Itoa(protocol.RoomLen),
 		"CHANTYPES=#",
+		"CHATHISTORY=" + strconv.Itoa(maxHistoryQuery),
+		"MSGREFTYPES=msgid,timestamp",
 		"NETWORK=" + cfg.Network,
 		"NICKLEN=" + strconv.Itoa(protocol.NickLen),
 		"PREFIX=",

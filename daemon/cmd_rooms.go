@@ -68,7 +68,7 @@ func (s *Session) join(typed string) error {
 	s.mu.Lock()
 	_, already := s.joined[folded]
 	count := len(s.joined)
-	member := rooms.Member{Client: s, Nick: s.nick, User: s.user, Host: s.host, Realname: s.realname}
+	member := rooms.Member{Client: s, Nick: s.nick, User: s.user, Host: s.host, Realname: s.realname, Account: s.account}
 	s.mu.Unlock()
 	if already {
 		return nil

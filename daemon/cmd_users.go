@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/livechat/livechat/protocol"
+	"github.com/livechat/livechat/rooms"
 )
 
 func init() {
@@ -19,6 +20,7 @@ func init() {
 	register(&command{name: "MOTD", run: handleMOTD, help: "MOTD - the message of the day"})
 	register(&command{name: "MODE", run: handleMODE, minParams: 1})
 	register(&command{name: "HELP", run: handleHELP, help: "HELP - this list"})
+	register(&command{name: "SETNAME", run: handleSETNAME, minParams: 1})
 }
 
 func handlePING(s *Session, m *protocol.Message, _ []byte) error {
@@ -115,6 +117,7 @@ func handleAWAY(s *Session, m *protocol.Message, _ []byte) error {
 	if msg == "" {
 		s.away.Store(nil)
 		s.numeric(protocol.RPL_UNAWAY, "You are no longer marked as being away")
+		notify(s.updateRooms(rooms.MemberUpdate{}), s.event("AWAY"), wantsCap(capAwayNotify))
 		return nil
 	}
 	if err := textError("AWAY", "*", msg); err != nil {
@@ -123,6 +126,26 @@ func handleAWAY(s *Session, m *protocol.Message, _ []byte) error {
 	msg = protocol.TruncateText(msg, protocol.TopicLen)
 	s.away.Store(&msg)
 	s.numeric(protocol.RPL_NOWAWAY, "You have been marked as being away")
+	notify(s.updateRooms(rooms.MemberUpdate{}), s.event("AWAY", msg), wantsCap(capAwayNotify))
+	return nil
+}
+
+// handleSETNAME changes the real name (IRCv3 setname); the session and
+// peers that negotiated setname see it.
+func handleSETNAME(s *Session, m *protocol.Message, _ []byte) error {
+	name := m.Params[0]
+	if err := textError("SETNAME", "*", name); err != nil {
+		return failErr("SETNAME", "INVALID_REALNAME", "Real names may not contain control characters")
+	}
+	name = protocol.TruncateText(name, protocol.TopicLen)
+	s.mu.Lock()
+	s.realname = name
+	s.mu.Unlock()
+	e := s.event("SETNAME", name)
+	if s.hasCap(capSetname) {
+		s.Reply(e.Render(s.Features()))
+	}
+	notify(s.updateRooms(rooms.MemberUpdate{Realname: &name}), e, wantsCap(capSetname))
 	return nil
 }
 

@@ -65,6 +65,10 @@ func needMoreParams(cmd string) error {
 // dispatch finds m's command and runs it with the common checks: commands
 // needing registration, parameter counts, and the netcat guest path.
 func (s *Session) dispatch(m *protocol.Message, raw []byte) {
+	if label, ok := m.Tag("label"); ok && s.hasCap(capLabeledResponse) && validLabel(label) {
+		s.beginLabel(label)
+		defer s.endLabel()
+	}
 	cmd := commandTable[m.Command]
 	if cmd == nil {
 		s.srv.metrics.unknownCommand.Inc()

@@ -158,14 +158,10 @@ func (s *Session) leaveAll(reason string) {
 	if len(joined) == 0 {
 		return
 	}
-	peers := make(map[rooms.Client]struct{})
+	rs := make([]*rooms.Room, 0, len(joined))
 	for _, r := range joined {
-		for _, c := range r.Leave(s) {
-			peers[c] = struct{}{}
-		}
+		rs = append(rs, r)
 	}
-	line := (&protocol.Message{Source: s.prefix(), Command: "QUIT", Params: []string{reason}}).AppendTo(nil)
-	for c := range peers {
-		c.Send(line)
-	}
+	peers := dedupe(rs, func(r *rooms.Room) []rooms.Client { return r.Leave(s) })
+	notify(peers, s.event("QUIT", reason), nil)
 }

@@ -52,8 +52,10 @@ type Server struct {
 	registry   *prometheus.Registry
 	created    time.Time
 
-	nextID  atomic.Uint64
-	workers workerPool
+	nextID   atomic.Uint64
+	ids      *rooms.IDs // message and batch ids, shared with rooms
+	privates *privateHistory
+	workers  workerPool
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -71,6 +73,8 @@ func New(cfg *configs.Config, opts Options) *Server {
 		listeners: make(map[net.Listener]struct{}),
 		sessions:  make(map[*Session]struct{}),
 		workers:   newWorkerPool(workerIdle),
+		ids:       rooms.NewIDs(),
+		privates:  newPrivateHistory(cfg.History.Size),
 	}
 	s.cfg.Store(cfg)
 	store := opts.Accounts
@@ -109,6 +113,7 @@ func New(cfg *configs.Config, opts Options) *Server {
 		HistorySize:   cfg.History.Size,
 		HistoryReplay: cfg.History.Replay,
 		IdleTTL:       cfg.Rooms.IdleTTL,
+		IDs:           s.ids,
 		Hooks:         hooks,
 	})
 	return s

@@ -47,12 +47,16 @@ type Session struct {
 	out      [][]byte
 	spare    [][]byte // the previous batch's slice, reused
 	outBytes int
-	writing  bool // a writer goroutine is running
-	closing  bool // no more output accepted; close once the queue drains
+	writing  bool     // a writer goroutine is running
+	closing  bool     // no more output accepted; close once the queue drains
+	labeling bool     // a labeled command is running: Reply collects into captured
+	label    string   // its label
+	captured [][]byte // its replies so far
 	closed   bool
 	reason   string // why the session ended, for logs and the QUIT peers see
 
-	caps     atomic.Uint32 // capSet; read by other goroutines when rendering
+	caps     atomic.Uint32 // capSet
+	features atomic.Uint32 // rooms.Features implied by caps; read by rooms on delivery
 	away     atomic.Pointer[string]
 	activeAt atomic.Int64 // unix nanos of the last line read, for WHOIS idle
 
@@ -298,9 +302,9 @@ func (s *Session) writeBatch(batch [][]byte, total int, timeout time.Duration) e
 	return err
 }
 
-// reply encodes m and queues it.
+// reply encodes m and queues it as a reply to the session's command.
 func (s *Session) reply(m protocol.Message) {
-	s.Send(m.AppendTo(nil))
+	s.Reply(m.AppendTo(nil))
 }
 
 // numeric queues a server numeric addressed to the session's nick.

@@ -23,6 +23,10 @@ func (c *countingClient) Send([]byte) bool {
 
 func (c *countingClient) Away() bool { return false }
 
+func (c *countingClient) Reply(line []byte) bool { return c.Send(line) }
+
+func (c *countingClient) Features() Features { return 0 }
+
 // BenchmarkFanout sends b.N messages into a room of 1,000 members and
 // reports the cost per delivery. allocs/op is per message: the target is a
 // constant (the request and the encoded line), none per recipient.
@@ -51,7 +55,7 @@ func BenchmarkFanout(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
-		r.Say(sender, "PRIVMSG", text)
+		r.Say(sender, Speech{Command: "PRIVMSG", Text: text}, false)
 	}
 	<-last.done
 	b.StopTimer()

@@ -17,6 +17,7 @@ type Options struct {
 	HistorySize   int           // messages kept per room
 	HistoryReplay int           // of those, replayed to a joiner
 	IdleTTL       time.Duration // an empty room with history lives this long
+	IDs           *IDs          // message ids; nil makes a fresh generator
 	Hooks         Hooks
 	Now           func() time.Time // nil means time.Now
 }
@@ -25,7 +26,7 @@ func (o *Options) now() time.Time {
 	if o.Now != nil {
 		return o.Now()
 	}
-	return time.Now()
+	return Now()
 }
 
 // Hooks let the daemon log and count what rooms do. Every field may be nil.
@@ -70,6 +71,9 @@ func NewRegistry(opts Options) *Registry {
 	}
 	if opts.MaxMembers <= 0 {
 		opts.MaxMembers = 1
+	}
+	if opts.IDs == nil {
+		opts.IDs = NewIDs()
 	}
 	return &Registry{opts: opts, rooms: make(map[string]*Room)}
 }
@@ -116,7 +120,7 @@ func (g *Registry) newRoomLocked(name, folded string) *Room {
 		done:    make(chan struct{}),
 		index:   make(map[Client]int),
 		created: opts.now(),
-		history: ring{max: opts.HistorySize},
+		history: NewHistory(opts.HistorySize),
 	}
 	g.rooms[folded] = r
 	g.wg.Add(1)

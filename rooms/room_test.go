@@ -15,9 +15,10 @@ const waitFor = 10 * time.Second
 
 // fakeClient records every line a room queues to it.
 type fakeClient struct {
-	mu    sync.Mutex
-	lines []string
-	more  chan struct{} // signalled on every line
+	mu       sync.Mutex
+	lines    []string
+	more     chan struct{} // signalled on every line
+	features Features
 }
 
 func newFake() *fakeClient { return &fakeClient{more: make(chan struct{}, 1)} }
@@ -34,6 +35,10 @@ func (f *fakeClient) Send(line []byte) bool {
 }
 
 func (f *fakeClient) Away() bool { return false }
+
+func (f *fakeClient) Reply(line []byte) bool { return f.Send(line) }
+
+func (f *fakeClient) Features() Features { return f.features }
 
 // waitLines waits until the client has at least n lines and returns them.
 func (f *fakeClient) waitLines(t *testing.T, n int) []string {
@@ -86,7 +91,7 @@ func TestJoinSayHistory(t *testing.T) {
 		t.Fatalf("joiner saw %q", got)
 	}
 	for i := 1; i <= 4; i++ {
-		r.Say(a, "PRIVMSG", fmt.Sprint("message ", i))
+		r.Say(a, Speech{Command: "PRIVMSG", Text: fmt.Sprint("message ", i)}, false)
 	}
 	r2, err := g.Join(mem(b, "bob"), "#LOBBY")
 	if err != nil || r2 != r {
@@ -154,7 +159,7 @@ func TestEmptyRoomWithHistoryLivesForIdleTTL(t *testing.T) {
 	})
 	a, b := newFake(), newFake()
 	r, _ := g.Join(mem(a, "alice"), "#kept")
-	r.Say(a, "PRIVMSG", "remember me")
+	r.Say(a, Speech{Command: "PRIVMSG", Text: "remember me"}, false)
 	r.Part(a, "")
 	// Still there for a joiner before the TTL; its history replays.
 	if r2, err := g.Join(mem(b, "bob"), "#kept"); err == nil {
@@ -224,14 +229,14 @@ func TestPanicKeepsRoomState(t *testing.T) {
 	g.Join(mem(b, "bob"), "#fragile")
 	a.waitLines(t, 4)
 	a.reset()
-	r.Say(a, "PRIVMSG", "first") // panics
+	r.Say(a, Speech{Command: "PRIVMSG", Text: "first"}, false) // panics
 	if lines := a.waitLines(t, 1); !strings.Contains(lines[0], " 400 alice PRIVMSG :") {
 		t.Fatalf("sender got %q", lines)
 	}
 	if room := <-panicked; room != "#fragile" {
 		t.Fatal(room)
 	}
-	r.Say(a, "PRIVMSG", "second")
+	r.Say(a, Speech{Command: "PRIVMSG", Text: "second"}, false)
 	if lines := b.waitLines(t, 4); !strings.HasSuffix(lines[3], ":second") {
 		t.Fatalf("after the panic bob saw %q", lines)
 	}

@@ -1,0 +1,159 @@
+package daemon
+
+import (
+	"errors"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/livechat/livechat/protocol"
+	"github.com/livechat/livechat/rooms"
+)
+
+// maxHistoryQuery bounds one CHATHISTORY answer (ISUPPORT CHATHISTORY=).
+const maxHistoryQuery = 100
+
+func init() {
+	register(&command{name: "CHATHISTORY", run: handleCHATHISTORY, minParams: 1})
+}
+
+// handleCHATHISTORY answers IRCv3 draft/chathistory queries from room
+// histories and private conversations.
+func handleCHATHISTORY(s *Session, m *protocol.Message, _ []byte) error {
+	sub := strings.ToUpper(m.Params[0])
+	need := map[string]int{"LATEST": 4, "BEFORE": 4, "AFTER": 4, "AROUND": 4, "BETWEEN": 5, "TARGETS": 4}[sub]
+	if need == 0 {
+		return failErr("CHATHISTORY", "INVALID_PARAMS", sub, "Unknown subcommand")
+	}
+	if len(m.Params) < need {
+		return failErr("CHATHISTORY", "NEED_MORE_PARAMS", sub, "Missing parameters")
+	}
+	limit, err := strconv.Atoi(m.Params[need-1])
+	if err != nil || limit < 1 {
+		return failErr("CHATHISTORY", "INVALID_PARAMS", sub, "Invalid limit")
+	}
+	limit = min(limit, maxHistoryQuery)
+	if sub == "TARGETS" {
+		return s.historyTargets(m.Params[1], m.Params[2], limit)
+	}
+	target := m.Params[1]
+	a, okA := parseBound(m.Params[2], sub == "LATEST")
+	b, okB := rooms.Bound{}, true
+	if sub == "BETWEEN" {
+		b, okB = parseBound(m.Params[3], false)
+	}
+	if !okA || !okB {
+		return failErr("CHATHISTORY", "INVALID_PARAMS", sub, target, "Invalid message reference")
+	}
+	pick := func(h *rooms.History) []*rooms.Event {
+		switch sub {
+		case "LATEST":
+			return h.Latest(a, limit)
+		case "BEFORE":
+			return h.Before(a, limit)
+		case "AFTER":
+			return h.After(a, limit)
+		case "AROUND":
+			return h.Around(a, limit)
+		default:
+			return h.Between(a, b, limit)
+		}
+	}
+	var events []*rooms.Event
+	if protocol.IsRoomName(target) {
+		r := s.srv.rooms.Get(target)
+		if r == nil {
+			return failErr("CHATHISTORY", "INVALID_TARGET", sub, target, "No such room")
+		}
+		events, err = r.History(s, pick)
+		if errors.Is(err, rooms.ErrNotMember) || errors.Is(err, rooms.ErrNoSuchRoom) {
+			return failErr("CHATHISTORY", "INVALID_TARGET", sub, target, "You are not in that room")
+		}
+		if err != nil {
+			return failErr("CHATHISTORY", "MESSAGE_ERROR", sub, target, "Could not read the history")
+		}
+	} else {
+		if protocol.CheckNick(target) != nil {
+			return failErr("CHATHISTORY", "INVALID_TARGET", sub, target, "No such nick or room")
+		}
+		events = s.srv.privates.query(s.Nick(), target, pick)
+	}
+	s.sendBatch("chathistory", []string{target}, func(ref []protocol.Tag) {
+		f := s.Features()
+		for _, e := range events {
+			s.Reply(e.Render(f, ref...))
+		}
+	})
+	return nil
+}
+
+// parseBound reads "*" (allowed only where star is true), "msgid=..." or
+// "timestamp=...".
+func parseBound(ref string, star bool) (rooms.Bound, bool) {
+	if ref == "*" {
+		return rooms.Bound{}, star
+	}
+	if id, ok := strings.CutPrefix(ref, "msgid="); ok && id != "" {
+		return rooms.Bound{ID: id}, true
+	}
+	if ts, ok := strings.CutPrefix(ref, "timestamp="); ok {
+		at, err := time.Parse(time.RFC3339Nano, ts)
+		return rooms.Bound{At: at}, err == nil
+	}
+	return rooms.Bound{}, false
+}
+
+// sendBatch sends what body queues inside a batch of the given type when
+// the client negotiated batch, and plainly otherwise. body gets the tags
+// to put on each line.
+func (s *Session) sendBatch(kind string, params []string, body func(ref []protocol.Tag)) {
+	if !s.hasCap(capBatch) {
+		body(nil)
+		return
+	}
+	server := s.srv.Config().ServerName
+	id := s.srv.ids.Next()
+	s.reply(protocol.Message{Source: server, Command: "BATCH", Params: append([]string{"+" + id, kind}, params...)})
+	body([]protocol.Tag{{Key: "batch", Value: id}})
+	s.reply(protocol.Message{Source: server, Command: "BATCH", Params: []string{"-" + id}})
+}
+
+// historyTargets answers CHATHISTORY TARGETS: the rooms and people with
+// messages between the two timestamps, oldest activity first.
+func (s *Session) historyTargets(fromRef, toRef string, limit int) error {
+	from, okA := parseBound(fromRef, false)
+	to, okB := parseBound(toRef, false)
+	if !okA || !okB || from.At.IsZero() || to.At.IsZero() {
+		return failErr("CHATHISTORY", "INVALID_PARAMS", "TARGETS", "TARGETS takes two timestamp= references")
+	}
+	if from.At.After(to.At) {
+		from, to = to, from
+	}
+	list := s.srv.privates.targets(s.Nick(), from.At, to.At)
+	s.mu.Lock()
+	joined := s.rooms()
+	s.mu.Unlock()
+	for _, r := range joined {
+		newest, err := r.History(s, func(h *rooms.History) []*rooms.Event {
+			if e := h.Newest(); e != nil {
+				return []*rooms.Event{e}
+			}
+			return nil
+		})
+		if err == nil && len(newest) == 1 && !newest[0].At.Before(from.At) && !newest[0].At.After(to.At) {
+			list = append(list, historyTarget{name: r.Name(), last: newest[0].At})
+		}
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].last.Before(list[j].last) })
+	if len(list) > limit {
+		list = list[:limit]
+	}
+	server := s.srv.Config().ServerName
+	s.sendBatch("draft/chathistory-targets", nil, func(ref []protocol.Tag) {
+		for _, t := range list {
+			s.reply(protocol.Message{Tags: ref, Source: server, Command: "CHATHISTORY", Params: []string{"TARGETS", t.name, "timestamp=" + t.last.UTC().Format(rooms.TimeFormat)}})
+		}
+	})
+	return nil
+}

@@ -1,0 +1,107 @@
+package daemon
+
+import (
+	"bytes"
+
+	"github.com/livechat/livechat/protocol"
+)
+
+// maxLabel bounds a labeled-response label (the spec allows 64 bytes).
+const maxLabel = 64
+
+// Reply queues a line answering the session's own command. While a
+// labeled command runs, replies are held back so that endLabel can tie
+// them to the label (IRCv3 labeled-response). Safe from any goroutine.
+func (s *Session) Reply(line []byte) bool {
+	s.outMu.Lock()
+	if s.labeling {
+		s.captured = append(s.captured, line)
+		s.outMu.Unlock()
+		return true
+	}
+	s.outMu.Unlock()
+	return s.Send(line)
+}
+
+// validLabel accepts labels that need no tag escaping, so they can be
+// spliced into encoded lines as they are.
+func validLabel(label string) bool {
+	if label == "" || len(label) > maxLabel {
+		return false
+	}
+	for i := 0; i < len(label); i++ {
+		if c := label[i]; c <= ' ' || c == ';' || c == '\\' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// beginLabel starts collecting the replies to a labeled command.
+func (s *Session) beginLabel(label string) {
+	s.outMu.Lock()
+	s.labeling, s.label, s.captured = true, label, s.captured[:0]
+	s.outMu.Unlock()
+}
+
+// endLabel sends the collected replies tied to the label: an ACK for none,
+// the label tag on a single line, or a labeled-response batch.
+func (s *Session) endLabel() {
+	s.outMu.Lock()
+	lines, label := s.captured, s.label
+	s.labeling, s.captured = false, nil
+	s.outMu.Unlock()
+
+	server := s.srv.Config().ServerName
+	labelTag := []protocol.Tag{{Key: "label", Value: label}}
+	switch len(lines) {
+	case 0:
+		s.Send((&protocol.Message{Tags: labelTag, Source: server, Command: "ACK"}).AppendTo(nil))
+	case 1:
+		s.Send(withTag(lines[0], "label", label))
+	default:
+		id := s.srv.ids.Next()
+		s.Send((&protocol.Message{Tags: labelTag, Source: server, Command: "BATCH", Params: []string{"+" + id, "labeled-response"}}).AppendTo(nil))
+		for _, line := range lines {
+			if !hasTag(line, "batch") { // lines of a nested batch keep their own
+				line = withTag(line, "batch", id)
+			}
+			s.Send(line)
+		}
+		s.Send((&protocol.Message{Source: server, Command: "BATCH", Params: []string{"-" + id}}).AppendTo(nil))
+	}
+}
+
+// withTag returns a copy of an encoded line with key=value as its first
+// tag. value must need no escaping.
+func withTag(line []byte, key, value string) []byte {
+	out := make([]byte, 0, len(line)+len(key)+len(value)+3)
+	out = append(out, '@')
+	out = append(out, key...)
+	out = append(out, '=')
+	out = append(out, value...)
+	if len(line) > 0 && line[0] == '@' {
+		out = append(out, ';')
+		return append(out, line[1:]...)
+	}
+	out = append(out, ' ')
+	return append(out, line...)
+}
+
+// hasTag reports whether an encoded line carries tag key.
+func hasTag(line []byte, key string) bool {
+	if len(line) == 0 || line[0] != '@' {
+		return false
+	}
+	end := bytes.IndexByte(line, ' ')
+	if end < 0 {
+		return false
+	}
+	for _, t := range bytes.Split(line[1:end], []byte{';'}) {
+		k, _, _ := bytes.Cut(t, []byte{'='})
+		if string(k) == key {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,119 @@
+package rooms
+
+import (
+	"crypto/rand"
+	"encoding/base32"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/livechat/livechat/protocol"
+)
+
+// Features are what a client negotiated that changes the bytes it must
+// receive. The daemon maps IRCv3 capabilities onto them; rooms render each
+// event once per distinct combination present among the recipients.
+type Features uint16
+
+const (
+	FeatTime            Features = 1 << iota // server-time: a time tag on every event
+	FeatTags                                 // message-tags: msgid and client-only tags, TAGMSG
+	FeatAccountTag                           // account-tag: the sender's account
+	FeatExtendedJoin                         // extended-join: JOIN carries account and realname
+	FeatBatch                                // batch: history replay inside a chathistory batch
+	FeatEcho                                 // echo-message: senders get their own messages
+	FeatMultiPrefix                          // multi-prefix: every role prefix in NAMES and WHO
+	FeatUserhostInNames                      // userhost-in-names: nick!user@host in NAMES
+)
+
+// renderBits are the features that change an event's bytes; fan-out keeps
+// one encoding per combination of them (at most 16 per event).
+const renderBits = FeatTime | FeatTags | FeatAccountTag | FeatExtendedJoin
+
+// TimeFormat is the server-time tag format (IRCv3: ISO 8601, UTC, ms).
+const TimeFormat = "2006-01-02T15:04:05.000Z"
+
+// Now returns the current time as events carry it: at the millisecond
+// precision of the server-time tag, so that a client's timestamp
+// reference matches the event it names.
+func Now() time.Time { return time.Now().Truncate(time.Millisecond) }
+
+// Event is one thing a room (or a private conversation) relays: a message,
+// a join, a topic change. It is immutable once built and may be shared.
+type Event struct {
+	At        time.Time
+	ID        string // msgid; "" for events without one
+	Source    string // nick!user@host
+	Account   string // the source's account, for account-tag; "" if anonymous
+	Command   string
+	Params    []string
+	ExtParams []string       // the extended-join form, when it differs
+	Tags      []protocol.Tag // client-only tags (+...), relayed to message-tags clients
+}
+
+// Render encodes e as a client with features f must receive it. extra tags
+// (a label, a batch reference) come first.
+func (e *Event) Render(f Features, extra ...protocol.Tag) []byte {
+	var tagBuf [12]protocol.Tag
+	tags := append(tagBuf[:0], extra...)
+	if f&FeatTime != 0 {
+		tags = append(tags, protocol.Tag{Key: "time", Value: e.At.UTC().Format(TimeFormat)})
+	}
+	if f&FeatTags != 0 && e.ID != "" {
+		tags = append(tags, protocol.Tag{Key: "msgid", Value: e.ID})
+	}
+	if f&FeatAccountTag != 0 && e.Account != "" {
+		tags = append(tags, protocol.Tag{Key: "account", Value: e.Account})
+	}
+	if f&FeatTags != 0 {
+		tags = append(tags, e.Tags...)
+	}
+	params := e.Params
+	if f&FeatExtendedJoin != 0 && e.ExtParams != nil {
+		params = e.ExtParams
+	}
+	m := protocol.Message{Tags: tags, Source: e.Source, Command: e.Command, Params: params}
+	if len(tags) == 0 {
+		m.Tags = nil
+	}
+	return m.AppendTo(nil)
+}
+
+// Renderings caches an event's encodings by feature combination, so a
+// fan-out encodes each distinct rendering once and shares the bytes.
+// The zero value is ready; not safe for concurrent use.
+type Renderings struct {
+	event *Event
+	lines [renderBits + 1][]byte
+}
+
+// NewRenderings starts a cache for e.
+func NewRenderings(e *Event) Renderings { return Renderings{event: e} }
+
+// For returns e's bytes for a client with features f.
+func (r *Renderings) For(f Features) []byte {
+	k := f & renderBits
+	if r.lines[k] == nil {
+		r.lines[k] = r.event.Render(k)
+	}
+	return r.lines[k]
+}
+
+// IDs makes message ids: a random prefix per process and a counter, so ids
+// are unique across restarts without coordination. Safe for concurrent use.
+type IDs struct {
+	prefix string
+	n      atomic.Uint64
+}
+
+// NewIDs returns a generator with a fresh random prefix.
+func NewIDs() *IDs {
+	var b [10]byte
+	rand.Read(b[:])
+	return &IDs{prefix: base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:])}
+}
+
+// Next returns a new id.
+func (g *IDs) Next() string {
+	return g.prefix + strconv.FormatUint(g.n.Add(1), 36)
+}

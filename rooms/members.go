@@ -1,0 +1,125 @@
+package rooms
+
+import "github.com/livechat/livechat/protocol"
+
+func (r *Room) doJoin(m Member) error {
+	if _, ok := r.index[m.Client]; ok {
+		return ErrAlreadyMember
+	}
+	if len(r.members) >= r.opts.MaxMembers {
+		return ErrRoomFull
+	}
+	mem := &member{Member: m, prefix: m.Nick + "!" + m.User + "@" + m.Host, joined: r.opts.now()}
+	r.index[m.Client] = len(r.members)
+	r.members = append(r.members, mem)
+	r.nMembers.Store(int32(len(r.members)))
+
+	e := r.event(mem, "JOIN", r.name)
+	e.ExtParams = []string{r.name, accountOrStar(m.Account), m.Realname}
+	r.broadcast(e, m.Client, true, false)
+	if r.topic.text != "" {
+		r.sendTopic(m.Client, m.Nick)
+	}
+	r.doNames(m.Client, m.Nick)
+	r.replay(m.Client)
+	return nil
+}
+
+func accountOrStar(account string) string {
+	if account == "" {
+		return "*"
+	}
+	return account
+}
+
+// replay sends a joiner the last messages: inside a chathistory batch
+// with their original times for clients that take both, plain otherwise.
+func (r *Room) replay(c Client) {
+	events := r.history.Latest(Bound{}, r.opts.HistoryReplay)
+	if len(events) == 0 {
+		return
+	}
+	f := c.Features()
+	if f&(FeatBatch|FeatTime) != FeatBatch|FeatTime {
+		for _, e := range events {
+			c.Reply(e.Render(f))
+		}
+		return
+	}
+	id := r.opts.IDs.Next()
+	c.Reply(encode(protocol.Message{Source: r.opts.ServerName, Command: "BATCH", Params: []string{"+" + id, "chathistory", r.name}}))
+	ref := protocol.Tag{Key: "batch", Value: id}
+	for _, e := range events {
+		c.Reply(e.Render(f, ref))
+	}
+	c.Reply(encode(protocol.Message{Source: r.opts.ServerName, Command: "BATCH", Params: []string{"-" + id}}))
+}
+
+// remove takes c out of the member list, keeping it dense for fan-out.
+func (r *Room) remove(c Client) *member {
+	i, ok := r.index[c]
+	if !ok {
+		return nil
+	}
+	m := r.members[i]
+	last := len(r.members) - 1
+	if i != last {
+		r.members[i] = r.members[last]
+		r.index[r.members[i].Client] = i
+	}
+	r.members[last] = nil
+	r.members = r.members[:last]
+	delete(r.index, c)
+	r.nMembers.Store(int32(len(r.members)))
+	return m
+}
+
+func (r *Room) doPart(c Client, reason string) error {
+	m := r.memberOf(c)
+	if m == nil {
+		return ErrNotMember
+	}
+	params := []string{r.name}
+	if reason != "" {
+		params = append(params, reason)
+	}
+	r.broadcast(r.event(m, "PART", params...), c, true, false)
+	r.remove(c)
+	return nil
+}
+
+func (r *Room) doLeave(c Client) []Client {
+	if r.remove(c) == nil {
+		return nil
+	}
+	return r.clients(nil)
+}
+
+func (r *Room) doUpdate(c Client, u MemberUpdate) []Client {
+	m := r.memberOf(c)
+	if m == nil {
+		return nil
+	}
+	if u.Nick != nil {
+		m.Nick = *u.Nick
+		m.prefix = m.Nick + "!" + m.User + "@" + m.Host
+	}
+	if u.Account != nil {
+		m.Account = *u.Account
+	}
+	if u.Realname != nil {
+		m.Realname = *u.Realname
+	}
+	return r.clients(c)
+}
+
+// clients lists the members other than except.
+func (r *Room) clients(except Client) []Client {
+	out := make([]Client, 0, len(r.members))
+	for _, m := range r.members {
+		if m.Client != except {
+			out = append(out, m.Client)
+		}
+	}
+	return out
+}

@@ -1,0 +1,60 @@
+package rooms
+
+import (
+	"strconv"
+
+	"github.com/livechat/livechat/protocol"
+)
+
+func (r *Room) sendTopic(c Client, nick string) {
+	r.numeric(c, nick, protocol.RPL_TOPIC, r.name, r.topic.text)
+	r.numeric(c, nick, protocol.RPL_TOPICWHOTIME, r.name, r.topic.setBy, strconv.FormatInt(r.topic.setAt.Unix(), 10))
+}
+
+// doNames sends the member list in as few 353 lines as fit the line limit.
+func (r *Room) doNames(c Client, nick string) {
+	userhost := c.Features()&FeatUserhostInNames != 0
+	head := protocol.Message{Source: r.opts.ServerName, Command: protocol.RPL_NAMREPLY, Params: []string{nick, "=", r.name, ""}}
+	budget := protocol.MaxBodyLen - len(head.Bytes()) - 2 // what is left for the names
+	names := make([]byte, 0, budget+protocol.NickLen+1)
+	flush := func() {
+		head.Params[3] = string(names)
+		c.Reply(head.Bytes())
+		names = names[:0]
+	}
+	for _, m := range r.members {
+		entry := m.Nick
+		if userhost {
+			entry = m.prefix
+		}
+		if len(names) > 0 && len(names)+1+len(entry) > budget {
+			flush()
+		}
+		if len(names) > 0 {
+			names = append(names, ' ')
+		}
+		names = append(names, entry...)
+	}
+	if len(names) > 0 {
+		flush()
+	}
+	r.numeric(c, nick, protocol.RPL_ENDOFNAMES, r.name, "End of /NAMES list")
+}
+
+func (r *Room) doWho(c Client, nick string) {
+	for _, m := range r.members {
+		flags := "H"
+		if m.Client.Away() {
+			flags = "G"
+		}
+		r.numeric(c, nick, protocol.RPL_WHOREPLY, r.name, m.User, m.Host, r.opts.ServerName, m.Nick, flags, "0 "+m.Realname)
+	}
+	r.numeric(c, nick, protocol.RPL_ENDOFWHO, r.name, "End of /WHO list")
+}
+
+func (r *Room) doHistory(c Client, fn func(*History) []*Event) historyAnswer {
+	if r.memberOf(c) == nil {
+		return historyAnswer{err: ErrNotMember}
+	}
+	return historyAnswer{events: fn(&r.history)}
+}

@@ -1,0 +1,265 @@
+package rooms
+
+import "github.com/livechat/livechat/protocol"
+
+// request is one typed message to a room's actor. run does the work; if it
+// panics, fail answers the caller instead; finish always runs last.
+type request interface {
+	kind() string
+	run(r *Room)
+	fail(r *Room)
+	finish(r *Room)
+}
+
+// MemberUpdate changes what a room knows about a member; nil fields stay.
+type MemberUpdate struct {
+	Nick     *string
+	Account  *string
+	Realname *string
+}
+
+// Speech is what a member says: PRIVMSG, NOTICE or TAGMSG (no text).
+type Speech struct {
+	Command string
+	Text    string
+	Tags    []protocol.Tag // client-only tags to relay
+}
+
+type (
+	joinReq struct {
+		m    Member
+		done chan error
+	}
+	partReq struct {
+		c      Client
+		reason string
+		done   chan error
+	}
+	leaveReq struct {
+		c    Client
+		done chan []Client
+	}
+	updateReq struct {
+		c    Client
+		u    MemberUpdate
+		done chan []Client
+	}
+	sayReq struct {
+		c    Client
+		s    Speech
+		done chan struct{} // nil: the caller does not wait
+	}
+	// query is the part of every request answered with lines to c; done
+	// is closed once they are queued, so c's later replies come after them.
+	query struct {
+		c    Client
+		nick string
+		done chan struct{}
+	}
+	topicReq struct {
+		query
+		text *string
+	}
+	namesReq   struct{ query }
+	whoReq     struct{ query }
+	historyReq struct {
+		c    Client
+		fn   func(*History) []*Event
+		done chan historyAnswer
+	}
+	historyAnswer struct {
+		events []*Event
+		err    error
+	}
+)
+
+func (joinReq) kind() string    { return "JOIN" }
+func (partReq) kind() string    { return "PART" }
+func (leaveReq) kind() string   { return "QUIT" }
+func (updateReq) kind() string  { return "UPDATE" }
+func (sayReq) kind() string     { return "PRIVMSG" }
+func (topicReq) kind() string   { return "TOPIC" }
+func (namesReq) kind() string   { return "NAMES" }
+func (whoReq) kind() string     { return "WHO" }
+func (historyReq) kind() string { return "CHATHISTORY" }
+
+func (q joinReq) run(r *Room)    { q.done <- r.doJoin(q.m) }
+func (q partReq) run(r *Room)    { q.done <- r.doPart(q.c, q.reason) }
+func (q leaveReq) run(r *Room)   { q.done <- r.doLeave(q.c) }
+func (q updateReq) run(r *Room)  { q.done <- r.doUpdate(q.c, q.u) }
+func (q sayReq) run(r *Room)     { r.doSay(q.c, q.s) }
+func (q topicReq) run(r *Room)   { r.doTopic(q.c, q.nick, q.text) }
+func (q namesReq) run(r *Room)   { r.doNames(q.c, q.nick) }
+func (q whoReq) run(r *Room)     { r.doWho(q.c, q.nick) }
+func (q historyReq) run(r *Room) { q.done <- r.doHistory(q.c, q.fn) }
+
+// Answers after a panic; a channel that already holds the answer is left.
+func (q joinReq) fail(*Room)    { trySend(q.done, ErrInternal) }
+func (q partReq) fail(*Room)    { trySend(q.done, ErrInternal) }
+func (q leaveReq) fail(*Room)   { trySend(q.done, nil) }
+func (q updateReq) fail(*Room)  { trySend(q.done, nil) }
+func (q historyReq) fail(*Room) { trySend(q.done, historyAnswer{err: ErrInternal}) }
+func (q sayReq) fail(r *Room) {
+	r.numeric(q.c, r.nickOf(q.c), protocol.ERR_UNKNOWNERROR, q.s.Command, "Internal error; the message was not delivered")
+}
+func (q query) fail(r *Room) {
+	r.numeric(q.c, q.nick, protocol.ERR_UNKNOWNERROR, "*", "Internal error")
+}
+
+func (joinReq) finish(r *Room) { r.pending.Add(-1) }
+func (partReq) finish(*Room)   {}
+func (leaveReq) finish(*Room)  {}
+func (updateReq) finish(*Room) {}
+func (q sayReq) finish(*Room) {
+	if q.done != nil {
+		close(q.done)
+	}
+}
+func (q query) finish(*Room)    { close(q.done) }
+func (historyReq) finish(*Room) {}
+
+func trySend[T any](ch chan T, v T) {
+	select {
+	case ch <- v:
+	default:
+	}
+}
+
+// send delivers req to the actor, or reports that the room is gone.
+func (r *Room) send(req request) bool {
+	select {
+	case r.mailbox <- req:
+		return true
+	case <-r.done:
+		return false
+	}
+}
+
+// await waits for the actor's answer. A room may leave the registry with a
+// request still in its mailbox; then the answer is gone. The actor answers
+// before it can be dropped, so an answer that exists is always seen.
+func await[T any](r *Room, answer chan T, gone T) T {
+	select {
+	case v := <-answer:
+		return v
+	case <-r.done:
+		select {
+		case v := <-answer:
+			return v
+		default:
+			return gone
+		}
+	}
+}
+
+func (r *Room) join(m Member) error {
+	done := make(chan error, 1)
+	if !r.send(joinReq{m: m, done: done}) {
+		return ErrNoSuchRoom
+	}
+	return await(r, done, ErrNoSuchRoom)
+}
+
+// Part removes c from the room; every member, c included, sees the PART.
+func (r *Room) Part(c Client, reason string) error {
+	done := make(chan error, 1)
+	if !r.send(partReq{c: c, reason: reason, done: done}) {
+		return ErrNoSuchRoom
+	}
+	return await(r, done, ErrNoSuchRoom)
+}
+
+// Leave removes c without telling anyone and returns the remaining members,
+// so that the caller can send one QUIT to each peer across all its rooms.
+func (r *Room) Leave(c Client) []Client {
+	done := make(chan []Client, 1)
+	if !r.send(leaveReq{c: c, done: done}) {
+		return nil
+	}
+	return await(r, done, nil)
+}
+
+// Update changes what the room knows about member c (nick, account) and
+// returns the other members, so that the caller can tell each peer once
+// across all its rooms. An empty update just lists the peers.
+func (r *Room) Update(c Client, u MemberUpdate) []Client {
+	done := make(chan []Client, 1)
+	if !r.send(updateReq{c: c, u: u, done: done}) {
+		return nil
+	}
+	return await(r, done, nil)
+}
+
+// Say relays what member c says to the other members (and back to c if it
+// asked for echoes) and keeps messages in history. With wait it returns
+// once everything is queued, so replies to c are in order; without, it
+// returns at once. Errors (c is not a member) go to c as numerics.
+func (r *Room) Say(c Client, s Speech, wait bool) error {
+	req := sayReq{c: c, s: s}
+	if wait {
+		req.done = make(chan struct{})
+	}
+	if !r.send(req) {
+		return ErrNoSuchRoom
+	}
+	if wait {
+		select {
+		case <-req.done:
+		case <-r.done:
+		}
+	}
+	return nil
+}
+
+// Topic sends c the topic (text == nil) or sets it (c must be a member);
+// replies go to c, the change to every member. It returns once c's
+// replies are queued.
+func (r *Room) Topic(c Client, nick string, text *string) error {
+	q := newQuery(c, nick)
+	return r.ask(topicReq{query: q, text: text}, q)
+}
+
+// Names queues the member list (353/366) to c.
+func (r *Room) Names(c Client, nick string) error {
+	q := newQuery(c, nick)
+	return r.ask(namesReq{q}, q)
+}
+
+// Who queues a 352 line per member and 315 to c.
+func (r *Room) Who(c Client, nick string) error {
+	q := newQuery(c, nick)
+	return r.ask(whoReq{q}, q)
+}
+
+// History runs fn over the room's history for member c and returns the
+// events it picked (ErrNotMember if c is not in the room).
+func (r *Room) History(c Client, fn func(*History) []*Event) ([]*Event, error) {
+	done := make(chan historyAnswer, 1)
+	if !r.send(historyReq{c: c, fn: fn, done: done}) {
+		return nil, ErrNoSuchRoom
+	}
+	a := await(r, done, historyAnswer{err: ErrNoSuchRoom})
+	return a.events, a.err
+}
+
+func newQuery(c Client, nick string) query {
+	return query{c: c, nick: nick, done: make(chan struct{})}
+}
+
+// ask sends a query and waits until the room has queued its replies.
+func (r *Room) ask(req request, q query) error {
+	if !r.send(req) {
+		return ErrNoSuchRoom
+	}
+	select {
+	case <-q.done:
+		return nil
+	case <-r.done:
+		select {
+		case <-q.done:
+			return nil
+		default:
+			return ErrNoSuchRoom
+		}
+	}
+}
