@@ -4,7 +4,8 @@
 // every part of the daemon.
 //
 // The package is deliberately free of I/O policy and state: it never logs,
-// never closes connections and holds no package-level mutable state, so the
+// never closes connections and holds no package-level mutable state other
+// than a sync.Pool of read buffers that Readers share (see Reader), so the
 // daemon decides what an error means (ignore a blank line, answer
 // ERR_INPUTTOOLONG, drop the client) and tests can use it in isolation.
 //

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"os"
 	"reflect"
 	"testing"
 )
@@ -107,6 +108,39 @@ func FuzzReader(f *testing.F) {
 			if string(line) != want[i].line || !errors.Is(err, want[i].err) {
 				t.Fatalf("result %d: %q, %v; want %v", i, line, err, want[i])
 			}
+		}
+
+		// Again with read deadlines expiring now and then, with and without
+		// data, as the daemon's idle checks make them: each is reported once
+		// and changes nothing else, wherever it falls in a line.
+		every := 2 + int(chunk)%5
+		tr := &timeoutReader{r: &chunkReader{data: input, chunk: int(chunk)/3 + 1}, every: every}
+		r = NewReader(tr)
+		timeouts := 0
+		for i := 0; ; {
+			line, err := r.ReadLine()
+			if err == os.ErrDeadlineExceeded {
+				if line != nil {
+					t.Fatalf("line %q returned with the deadline error", line)
+				}
+				if timeouts++; timeouts > tr.injected {
+					t.Fatalf("%d deadline errors reported, %d returned by Read", timeouts, tr.injected)
+				}
+				continue
+			}
+			if i == len(want) {
+				if err != io.EOF {
+					t.Fatalf("with deadlines, result %d: %q, %v; want io.EOF", i, line, err)
+				}
+				break
+			}
+			if string(line) != want[i].line || !errors.Is(err, want[i].err) {
+				t.Fatalf("with deadlines, result %d: %q, %v; want %v", i, line, err, want[i])
+			}
+			i++
+		}
+		if timeouts != tr.injected {
+			t.Fatalf("%d deadline errors reported, %d returned by Read", timeouts, tr.injected)
 		}
 	})
 }

@@ -107,3 +107,15 @@ const (
 	ERR_TOOMANYTARGETS = "407" // <client> <target> :Duplicate recipients. No message delivered
 	ERR_INVALIDCAPCMD  = "410" // <client> <subcommand> :Invalid CAP command
 )
+
+// Room moderation replies.
+const (
+	RPL_INVITING         = "341" // <client> <nick> <channel>
+	RPL_EXCEPTLIST       = "348" // <client> <channel> <mask> [<who> <set-ts>]
+	RPL_ENDOFEXCEPTLIST  = "349" // <client> <channel> :End of channel exception list
+	RPL_BANLIST          = "367" // <client> <channel> <mask> [<who> <set-ts>]
+	ERR_BANNICKCHANGE    = "437" // <client> <channel> :Cannot change nickname while banned on channel
+	ERR_USERONCHANNEL    = "443" // <client> <nick> <channel> :is already on channel
+	ERR_KEYSET           = "467" // <client> <channel> :Channel key already set
+	ERR_INVALIDMODEPARAM = "696" // <client> <target> <mode char> <parameter> :<description>
+)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"sync"
 )
 
 // ErrLineTooLong is returned by Reader.ReadLine for a line over the limits.
@@ -17,9 +18,17 @@ var ErrLineTooLong = errors.New("protocol: line too long")
 var errInvalidRead = errors.New("protocol: io.Reader returned an invalid count")
 
 const (
-	// smallBufSize holds any line without tags (510 + "\r\n"). Idle
-	// connections keep only this much.
-	smallBufSize = MaxBodyLen + 2
+	// smallReadSize is the size of the array embedded in every Reader, which
+	// it reads into whenever it has nothing buffered. 64 bytes hold what a
+	// quiet client sends (a PONG to the server's name, a lag-check PING, a
+	// short PRIVMSG) and, after the other fields, bring a Reader to 160 bytes,
+	// a size class of Go's allocator; see TestReaderSize.
+	smallReadSize = 64
+
+	// poolBufSize holds any line without tags (510 + "\r\n"). It is the size
+	// of the pooled buffers a Reader takes when a line does not fit in its
+	// small array.
+	poolBufSize = MaxBodyLen + 2
 
 	// maxLineSize is the longest legal line: a full tag section, its space,
 	// a full body and "\r\n". The buffer never grows beyond it.
@@ -30,6 +39,18 @@ const (
 	// as bufio does.
 	maxEmptyReads = 100
 )
+
+// Every buffer other than the small array is at least poolBufSize bytes, which
+// is how Reader.inSmall tells them apart.
+var _ [poolBufSize - smallReadSize - 1]struct{}
+
+// bufPool holds poolBufSize buffers that Readers gave back when they went to
+// wait for input with nothing buffered. Only that size is pooled: a buffer
+// grown for a long tagged line is left to the garbage collector, so the pool
+// never hoards big ones. Like any sync.Pool it is a cache emptied by garbage
+// collection, not memory that idle Readers keep. It is the only state Readers
+// share, and is safe for concurrent use.
+var bufPool = sync.Pool{New: func() any { return new([poolBufSize]byte) }}
 
 // Reader reads IRC lines while enforcing the protocol's length limits, so a
 // client can never make the daemon buffer more than one legal line.
@@ -43,14 +64,41 @@ const (
 // costs one ErrLineTooLong and bounded memory, never a spin or a growing
 // buffer.
 //
-// The buffer is allocated on the first read at smallBufSize bytes, grows only
-// while a tagged line needs it, and shrinks back once the big line has been
-// consumed, which keeps idle connections cheap.
+// # Memory
+//
+// Most connections are idle most of the time, each with a goroutine parked in
+// the io.Reader's Read, so what a Reader holds while it waits is what the
+// daemon pays per idle connection: with a 512-byte buffer kept for good,
+// 10,000 idle connections would pin 5 MB of buffers holding nothing. So a
+// Reader that has no bytes buffered and no line in progress when it must
+// read gives its buffer back to a package-level sync.Pool and reads into a
+// small array inside the Reader itself (smallReadSize bytes); an idle Reader
+// is 160 bytes in all. The lines a quiet connection sends, PONGs and the
+// like, arrive one per Read and fit there, so they are returned straight from
+// that array, with no copy and no pool traffic. Only a line still incomplete
+// after what the small array holds makes the Reader take a poolBufSize buffer
+// from the pool, copy those bytes in and read on into it. That buffer grows,
+// up to maxLineSize, only while a tagged line needs it; a grown buffer is
+// dropped once its line has been consumed, never pooled, so the pool never
+// hoards big ones.
+//
+// The price is paid by a line longer than the small array that arrives when
+// nothing is buffered: one more Read (on a socket, one more system call) and
+// a copy of smallReadSize bytes. A line that is cut short by an error, such as
+// a read deadline, keeps its bytes where they are, in the small array if they
+// arrived there; reading on moves them to a pooled buffer, which the Reader
+// keeps until the line is complete. The rest of an over-long line is
+// discarded through a pooled buffer too.
 //
 // A Reader is not safe for concurrent use; each connection has its own,
-// driven by one goroutine.
+// driven by one goroutine. The pool is the only state Readers share.
 type Reader struct {
-	rd  io.Reader
+	rd io.Reader
+
+	// buf holds the buffered data in buf[r:w]. It is nil before the first
+	// read, r.small[:] while the Reader waits with nothing buffered (and until
+	// a line read there needs more room), and otherwise a buffer from bufPool
+	// or, for a long tagged line, a bigger one.
 	buf []byte
 	r   int // start of unconsumed data in buf
 	w   int // end of data in buf
@@ -63,12 +111,16 @@ type Reader struct {
 	// '@', or -1 when none has been seen in the scanned part.
 	tagEnd int
 
-	discard bool  // skipping the rest of a line already reported too long
 	err     error // error from rd, reported once the data read before it is used
+	discard bool  // skipping the rest of a line already reported too long
+
+	// small is what the Reader reads into when it has nothing buffered.
+	// Placed last, after discard, it packs the Reader into 160 bytes.
+	small [smallReadSize]byte
 }
 
-// NewReader returns a Reader reading from rd. It allocates no buffer until
-// the first ReadLine.
+// NewReader returns a Reader reading from rd. It allocates no buffer: reads
+// start in the Reader's own small array (see Reader).
 func NewReader(rd io.Reader) *Reader {
 	return &Reader{rd: rd, tagEnd: -1}
 }
@@ -76,7 +128,9 @@ func NewReader(rd io.Reader) *Reader {
 // ReadLine returns the next line without its "\n" or "\r\n". An empty line is
 // returned as an empty slice; deciding to ignore it is the caller's job. The
 // returned slice aliases the Reader's buffer and is only valid until the next
-// call.
+// call, after which its memory may be reused, by another Reader too (the
+// buffers are pooled): a caller that keeps any of it must copy it, as Parse
+// does.
 //
 // At the end of input ReadLine returns io.EOF; a final line without a
 // terminator is returned first, once. A line over the limits yields
@@ -198,24 +252,23 @@ func trimCR(b []byte) []byte {
 // fill reads more data into the buffer, making room first. It records any
 // error in r.err rather than returning it, because data read together with an
 // error must be consumed before the error is reported.
+//
+// fill is only called from ReadLine, so the line the previous call returned
+// is no longer in use and every buffer can be given back or overwritten.
 func (r *Reader) fill() {
-	if r.buf == nil {
-		r.buf = make([]byte, smallBufSize)
-	}
 	if r.r == r.w {
 		r.r, r.w = 0, 0
 	}
-	if r.w == len(r.buf) {
-		if r.r > 0 {
-			r.w = copy(r.buf, r.buf[r.r:r.w])
-			r.r = 0
-		} else {
-			// ReadLine only gets here for a line that may still be legal, and
-			// a legal line always fits in maxLineSize.
-			nb := make([]byte, min(2*len(r.buf), maxLineSize))
-			copy(nb, r.buf[:r.w])
-			r.buf = nb
+	if r.w == 0 && !r.discard {
+		// Nothing buffered and no line in progress: this Read is where a
+		// quiet connection waits, so wait in the small array and give the
+		// buffer back.
+		if !r.inSmall() {
+			r.releaseBuf()
+			r.buf = r.small[:]
 		}
+	} else if r.inSmall() || r.buf == nil || r.w == len(r.buf) {
+		r.makeRoom()
 	}
 	for range maxEmptyReads {
 		n, err := r.rd.Read(r.buf[r.w:])
@@ -235,22 +288,57 @@ func (r *Reader) fill() {
 	r.err = io.ErrNoProgress
 }
 
-// shrink returns to a small buffer once the big line that needed a large one
-// has been consumed. It runs at the start of ReadLine because until then the
-// caller may still be using the previous line, which lives in the buffer.
+// makeRoom moves a line in progress (or being discarded) out of the small
+// array into a pooled buffer, or makes room at the end of a full buffer.
+func (r *Reader) makeRoom() {
+	switch {
+	case r.inSmall() || r.buf == nil:
+		nb := bufPool.Get().(*[poolBufSize]byte)[:]
+		r.w = copy(nb, r.buf[r.r:r.w])
+		r.r = 0
+		r.buf = nb
+	case r.r > 0:
+		r.w = copy(r.buf, r.buf[r.r:r.w])
+		r.r = 0
+	default:
+		// ReadLine only gets here for a line that may still be legal, and a
+		// legal line always fits in maxLineSize.
+		nb := make([]byte, min(2*len(r.buf), maxLineSize))
+		copy(nb, r.buf[:r.w])
+		r.releaseBuf()
+		r.buf = nb
+	}
+}
+
+// inSmall reports whether the buffer is the Reader's small array.
+func (r *Reader) inSmall() bool {
+	return len(r.buf) == smallReadSize
+}
+
+// releaseBuf drops the buffer, putting it back in the pool if it came from
+// there. The caller must not need its contents any more.
+func (r *Reader) releaseBuf() {
+	if len(r.buf) == poolBufSize {
+		bufPool.Put((*[poolBufSize]byte)(r.buf))
+	}
+	r.buf = nil
+}
+
+// shrink drops a buffer grown for a long tagged line once that line has been
+// consumed, moving what follows it to a pooled buffer. It runs at the start
+// of ReadLine because until then the caller may still be using the previous
+// line, which lives in the buffer.
 func (r *Reader) shrink() {
-	if len(r.buf) <= smallBufSize || r.w-r.r > smallBufSize {
+	if len(r.buf) <= poolBufSize || r.w-r.r > poolBufSize {
 		return
 	}
-	if r.r == r.w {
-		// Nothing to carry over; fill allocates a small buffer when it
+	rest := r.buf[r.r:r.w]
+	r.buf = nil // grown buffers are not pooled
+	r.r, r.w = 0, 0
+	if len(rest) > 0 {
+		// Otherwise fill picks the small array or a pooled buffer when it
 		// needs one.
-		r.buf = nil
-		r.r, r.w = 0, 0
-		return
+		r.buf = bufPool.Get().(*[poolBufSize]byte)[:]
+		r.w = copy(r.buf, rest)
 	}
-	nb := make([]byte, smallBufSize)
-	r.w = copy(nb, r.buf[r.r:r.w])
-	r.r = 0
-	r.buf = nb
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+	"unsafe"
 )
 
 // result is one ReadLine outcome.
@@ -246,8 +247,8 @@ func TestReadLineBinaryBlob(t *testing.T) {
 			if !equalResults(got, tt.want) {
 				t.Fatalf("got %v, want %v", summarize(got), summarize(tt.want))
 			}
-			if rec.maxLen > smallBufSize {
-				t.Errorf("buffer grew to %d bytes for an untagged line, want %d", rec.maxLen, smallBufSize)
+			if rec.maxLen > poolBufSize {
+				t.Errorf("buffer grew to %d bytes for an untagged line, want %d", rec.maxLen, poolBufSize)
 			}
 		})
 	}
@@ -293,22 +294,28 @@ func TestReaderBufferSize(t *testing.T) {
 	}
 
 	steps := []struct {
-		want       string
-		maxBufSize int
+		want    string
+		bufSize int
 	}{
-		{"PING a", smallBufSize},
-		{big[:len(big)-1], maxLineSize}, // grown for the tagged line
-		{"PING b", smallBufSize},        // back to small once it is consumed
-		{"PING c", smallBufSize},
+		{"PING a", smallReadSize}, // read into the small array
+		{big[:len(big)-1], 4096},  // grown for the tagged line
+		{"PING b", poolBufSize},   // back to a pooled one once it is consumed
+		{"PING c", poolBufSize},
 	}
 	for _, s := range steps {
 		line, err := r.ReadLine()
 		if err != nil || string(line) != s.want {
 			t.Fatalf("ReadLine = %.30q, %v; want %.30q", line, err, s.want)
 		}
-		if len(r.buf) > s.maxBufSize {
-			t.Errorf("after %.10q: buffer is %d bytes, want <= %d", s.want, len(r.buf), s.maxBufSize)
+		if len(r.buf) != s.bufSize {
+			t.Errorf("after %.10q: buffer is %d bytes, want %d", s.want, len(r.buf), s.bufSize)
 		}
+	}
+	if _, err := r.ReadLine(); err != io.EOF {
+		t.Fatalf("ReadLine at the end: %v, want io.EOF", err)
+	}
+	if !r.inSmall() {
+		t.Errorf("at the end: buffer is %d bytes, want the small array", len(r.buf))
 	}
 }
 
@@ -423,5 +430,425 @@ func TestReadLineAllocs(t *testing.T) {
 	}
 	if got := testing.AllocsPerRun(1000, func() { _, _ = r.ReadLine() }); got != 0 {
 		t.Errorf("ReadLine in steady state: %v allocs, want 0", got)
+	}
+}
+
+func TestReaderSize(t *testing.T) {
+	if unsafe.Sizeof(uintptr(0)) != 8 {
+		t.Skip("the size is worked out for 64-bit platforms")
+	}
+	// What an idle connection's Reader holds is this and no buffer; see
+	// smallReadSize before growing it past a size class of the allocator.
+	if got := unsafe.Sizeof(Reader{}); got > 160 {
+		t.Errorf("Reader is %d bytes, want at most 160", got)
+	}
+}
+
+// holdsNoBuffer fails the test unless r has nothing buffered and reads into
+// its small array, holding neither a pooled nor a grown buffer.
+func holdsNoBuffer(t *testing.T, r *Reader, after string) {
+	t.Helper()
+	if r.w != r.r {
+		t.Errorf("after %.20q: %d bytes still buffered", after, r.w-r.r)
+	}
+	if !r.inSmall() {
+		t.Errorf("after %.20q: holds a %d-byte buffer, want only the small array", after, len(r.buf))
+	}
+}
+
+// idleLines are what a connection might send before going quiet: lines that
+// fit in the small array, lines that need a pooled buffer or a grown one,
+// and one over the limits.
+var idleLines = []string{
+	"PONG :irc.livechat.example\r\n",
+	benchTagless + "\r\n",
+	benchTagged + "\r\n",
+	"PRIVMSG #a :" + strings.Repeat("x", 300) + "\n",
+	"@k=" + strings.Repeat("v", 4000) + " PRIVMSG #a :hi\r\n",
+	"PING\n",
+	strings.Repeat("j", 2000) + "\n", // too long
+	"\r\n",
+}
+
+func wantLine(line string) result {
+	line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
+	if !modelFits([]byte(line)) {
+		return result{err: ErrLineTooLong}
+	}
+	return result{line: line}
+}
+
+// chanReader is a quiet socket: each Read with nothing left to serve waits
+// for the next chunk on chunks, and first sends on waiting what the Reader
+// looks like as it waits. That runs on the Reader's own goroutine, inside
+// its ReadLine, so looking at its fields is no race.
+type chanReader struct {
+	r       *Reader
+	chunks  chan string
+	waiting chan readerState
+	pending string
+}
+
+type readerState struct {
+	room     int  // len(p)
+	pIsSmall bool // p is the start of the Reader's small array
+	buffered int  // bytes already buffered
+	inSmall  bool // the Reader's buffer is its small array
+}
+
+func (c *chanReader) Read(p []byte) (int, error) {
+	if c.pending == "" {
+		c.waiting <- readerState{
+			room:     len(p),
+			pIsSmall: len(p) > 0 && &p[0] == &c.r.small[0],
+			buffered: c.r.w - c.r.r,
+			inSmall:  c.r.inSmall(),
+		}
+		chunk, ok := <-c.chunks
+		if !ok {
+			return 0, io.EOF
+		}
+		c.pending = chunk
+	}
+	n := copy(p, c.pending)
+	c.pending = c.pending[n:]
+	return n, nil
+}
+
+// TestReaderIdleHoldsNoBuffer checks the point of the small array: whatever
+// the last line was, a Reader that has returned it and is blocked in Read
+// for the next one holds no buffer.
+func TestReaderIdleHoldsNoBuffer(t *testing.T) {
+	src := &chanReader{chunks: make(chan string), waiting: make(chan readerState)}
+	r := NewReader(src)
+	src.r = r
+	results := make(chan result)
+	go func() {
+		for {
+			line, err := r.ReadLine()
+			results <- result{string(line), err}
+			if err == io.EOF {
+				return
+			}
+		}
+	}()
+
+	after := "nothing"
+	for _, line := range idleLines {
+		st := <-src.waiting
+		want := readerState{room: smallReadSize, pIsSmall: true, buffered: 0, inSmall: true}
+		if st != want {
+			t.Errorf("waiting after %.20q: %+v, want %+v", after, st, want)
+		}
+		src.chunks <- line
+		if got, want := <-results, wantLine(line); !equalResults([]result{got}, []result{want}) {
+			t.Errorf("got %v, want %v", summarize([]result{got}), summarize([]result{want}))
+		}
+		after = line
+	}
+	<-src.waiting
+	close(src.chunks)
+	if got := <-results; got.err != io.EOF {
+		t.Errorf("at the end: %v, want io.EOF", got)
+	}
+}
+
+// TestReaderIdleAfterDeadline is the same with the daemon's idle check: each
+// line is followed by a read deadline, after which the Reader must have
+// given its buffer back.
+func TestReaderIdleAfterDeadline(t *testing.T) {
+	timeout := os.ErrDeadlineExceeded
+	var steps []step
+	for _, line := range idleLines {
+		steps = append(steps, step{line, nil}, step{"", timeout})
+	}
+	r := NewReader(&scriptReader{steps: steps})
+	for _, line := range idleLines {
+		got, err := r.ReadLine()
+		if want := wantLine(line); !equalResults([]result{{string(got), err}}, []result{want}) {
+			t.Fatalf("got %.20q, %v; want %v", got, err, want)
+		}
+		if _, err := r.ReadLine(); err != timeout {
+			t.Fatalf("after %.20q: %v, want %v", line, err, timeout)
+		}
+		holdsNoBuffer(t, r, line)
+	}
+}
+
+// splitLines have lengths around the small array's and beyond, with either
+// terminator, and a final unterminated one.
+func splitLines() string {
+	var b strings.Builder
+	for _, n := range []int{0, 1, 30, 62, 63, 64, 65, 66, 100, 127, 128, 129, 300, 509, 510, 511, 1000} {
+		line := "PRIVMSG #a :" + strings.Repeat("x", max(0, n-12))
+		line = line[:n]
+		b.WriteString(line + "\n" + line + "\r\n")
+	}
+	b.WriteString("@k=" + strings.Repeat("v", 2000) + " PRIVMSG #a :" + strings.Repeat("y", 490) + "\r\n")
+	b.WriteString("PING :end")
+	return b.String()
+}
+
+// TestReaderChunkings reads lines shorter and longer than the small array,
+// delivered in reads of every size from 1 to 100 bytes, so that lines start
+// in the small array and are completed by later reads at every offset.
+func TestReaderChunkings(t *testing.T) {
+	input := splitLines()
+	want := append(modelReadLines([]byte(input)), result{err: io.EOF})
+	readers := map[string]func() io.Reader{
+		"OneByteReader": func() io.Reader { return iotest.OneByteReader(strings.NewReader(input)) },
+	}
+	for chunk := 1; chunk <= 100; chunk++ {
+		readers[fmt.Sprintf("chunk%d", chunk)] = func() io.Reader {
+			return &chunkReader{data: []byte(input), chunk: chunk}
+		}
+	}
+	for name, newSrc := range readers {
+		t.Run(name, func(t *testing.T) {
+			got := readAll(t, NewReader(newSrc()), len(want)+5)
+			if !equalResults(got, want) {
+				t.Errorf("got  %v\nwant %v", summarize(got), summarize(want))
+			}
+		})
+	}
+}
+
+// legalLine returns a legal line of n bytes, tagged if n > MaxBodyLen.
+func legalLine(n int) string {
+	body := "PRIVMSG #a :" + strings.Repeat("z", MaxBodyLen)
+	if n <= MaxBodyLen {
+		return body[:n]
+	}
+	return "@t=" + strings.Repeat("t", n-MaxBodyLen-4) + " " + body[:MaxBodyLen]
+}
+
+// TestReaderSplitLine delivers a line in two reads, split at every offset,
+// optionally with a read deadline between them and after a line that was
+// returned from the small array. The bytes that came before the deadline
+// stay where they arrived (the small array when they fit) while the deadline
+// is reported, and the line comes out whole once the rest arrives.
+func TestReaderSplitLine(t *testing.T) {
+	timeout := os.ErrDeadlineExceeded
+	for _, n := range []int{10, 63, 64, 65, 100, 510, 2000} {
+		line := legalLine(n)
+		if len(line) != n || !modelFits([]byte(line)) {
+			t.Fatalf("legalLine(%d) is %d bytes, fits=%v", n, len(line), modelFits([]byte(line)))
+		}
+		full := line + "\r\n"
+		for _, prefix := range []string{"", "PONG :a\r\n"} {
+			for _, withTimeout := range []bool{false, true} {
+				for k := 1; k < len(full); k++ {
+					var firstErr error
+					if withTimeout {
+						firstErr = timeout
+					}
+					r := NewReader(&scriptReader{steps: []step{
+						{prefix + full[:k], firstErr},
+						{full[k:], nil},
+						{"PING x\n", nil},
+					}})
+					var want []result
+					if prefix != "" {
+						want = append(want, result{line: "PONG :a"})
+					}
+					if withTimeout {
+						want = append(want, result{err: timeout})
+					}
+					want = append(want, result{line: line}, result{line: "PING x"}, result{err: io.EOF})
+
+					var got []result
+					for range want {
+						l, err := r.ReadLine()
+						got = append(got, result{string(l), err})
+						if err == timeout && len(prefix)+k <= smallReadSize {
+							// The part of the line read so far is still in
+							// the small array, where it arrived.
+							if !r.inSmall() || string(r.buf[r.r:r.w]) != full[:k] {
+								t.Errorf("n=%d prefix=%q k=%d: at the deadline, small=%v buffered %q, want %q in the small array",
+									n, prefix, k, r.inSmall(), r.buf[r.r:r.w], full[:k])
+							}
+						}
+					}
+					if !equalResults(got, want) {
+						t.Fatalf("n=%d prefix=%q timeout=%v k=%d:\ngot  %v\nwant %v",
+							n, prefix, withTimeout, k, summarize(got), summarize(want))
+					}
+					holdsNoBuffer(t, r, "the end")
+				}
+			}
+		}
+	}
+}
+
+// TestReaderTimeoutInSmallArray is the daemon's idle check firing in the
+// middle of a line that arrived in the small array: the deadline is reported
+// with the partial line kept there, again on the next call, and the line is
+// reassembled when the rest arrives.
+func TestReaderTimeoutInSmallArray(t *testing.T) {
+	timeout := os.ErrDeadlineExceeded
+	long := "PRIVMSG #a :" + strings.Repeat("l", 200)
+	r := NewReader(&scriptReader{steps: []step{
+		{"PING a\r\nPRIV", timeout},
+		{"", timeout},
+		{"MSG #a :hi\r\nPRIV", timeout},
+		{long[4:100], timeout},
+		{long[100:] + "\r\n", nil},
+	}})
+
+	expect := func(want result, small bool, buffered string) {
+		t.Helper()
+		line, err := r.ReadLine()
+		if got := (result{string(line), err}); !equalResults([]result{got}, []result{want}) {
+			t.Fatalf("got %v, want %v", summarize([]result{got}), summarize([]result{want}))
+		}
+		if r.inSmall() != small || string(r.buf[r.r:r.w]) != buffered {
+			t.Fatalf("after %v: small=%v, buffered %q; want small=%v, %q", want, r.inSmall(), r.buf[r.r:r.w], small, buffered)
+		}
+	}
+	expect(result{line: "PING a"}, true, "PRIV")
+	expect(result{err: timeout}, true, "PRIV") // the partial line waits in the small array
+	// Reading on needs room for the rest: the partial line moves to a pooled
+	// buffer.
+	expect(result{err: timeout}, false, "PRIV")
+	expect(result{line: "PRIVMSG #a :hi"}, false, "PRIV")
+	expect(result{err: timeout}, false, "PRIV")
+	expect(result{err: timeout}, false, long[:100])
+	expect(result{line: long}, false, "")
+	expect(result{err: io.EOF}, true, "")
+}
+
+// sharedPoolInput is reader id's input for TestReadersSharePool: lines of
+// many lengths, each naming its reader, so one Reader's bytes showing up in
+// another's line cannot go unnoticed.
+func sharedPoolInput(id int) (input string, want []string) {
+	var b strings.Builder
+	for i := range 200 {
+		line := fmt.Sprintf("PRIVMSG #r%d :%d %s", id, i, strings.Repeat(string(rune('a'+id)), (i*37+id*11)%480))
+		if i%7 == 0 {
+			line = fmt.Sprintf("@id=%d;i=%d;pad=%s PONG :r%d", id, i, strings.Repeat("p", i*10), id)
+		}
+		want = append(want, line)
+		b.WriteString(line + "\r\n")
+	}
+	return b.String(), want
+}
+
+func newSharedPoolReader(id int, input string) *Reader {
+	return NewReader(&timeoutReader{r: &chunkReader{data: []byte(input), chunk: 1 + id*29}, every: 3 + id%4})
+}
+
+// readSkippingTimeouts reads the next line, skipping deadline errors.
+func readSkippingTimeouts(r *Reader) ([]byte, error) {
+	for {
+		line, err := r.ReadLine()
+		if err != os.ErrDeadlineExceeded {
+			return line, err
+		}
+	}
+}
+
+// TestReadersSharePool runs Readers that pass buffers to each other through
+// the pool. In turns on one goroutine, where each buffer given back is the
+// next one taken, every line must stay intact while the other Readers read,
+// until its own Reader's next call. Then on a goroutine each, for the race
+// detector. A buffer used after it was given back would show as another
+// Reader's bytes.
+func TestReadersSharePool(t *testing.T) {
+	const readers = 8
+	t.Run("turns", func(t *testing.T) {
+		var rs []*Reader
+		var wants [][]string
+		for id := range readers {
+			input, want := sharedPoolInput(id)
+			rs = append(rs, newSharedPoolReader(id, input))
+			wants = append(wants, want)
+		}
+		last := make([][]byte, readers) // each Reader's latest line, still valid
+		for i := range wants[0] {
+			for id, r := range rs {
+				line, err := readSkippingTimeouts(r)
+				if err != nil || string(line) != wants[id][i] {
+					t.Fatalf("reader %d, line %d: got %.40q, %v; want %.40q", id, i, line, err, wants[id][i])
+				}
+				last[id] = line
+				for other, l := range last {
+					if l != nil && string(l) != wants[other][i-btoi(other > id)] {
+						t.Fatalf("reader %d's line %d changed while reader %d read: %.40q", other, i, id, l)
+					}
+				}
+			}
+		}
+	})
+	t.Run("concurrent", func(t *testing.T) {
+		errs := make(chan error, readers)
+		for id := range readers {
+			go func() {
+				input, want := sharedPoolInput(id)
+				r := newSharedPoolReader(id, input)
+				for _, w := range want {
+					if line, err := readSkippingTimeouts(r); err != nil || string(line) != w {
+						errs <- fmt.Errorf("reader %d: got %.40q, %v; want %.40q", id, line, err, w)
+						return
+					}
+				}
+				errs <- nil
+			}()
+		}
+		for range readers {
+			if err := <-errs; err != nil {
+				t.Error(err)
+			}
+		}
+	})
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// timeoutReader makes every every-th Read fail with os.ErrDeadlineExceeded,
+// alternately with no data and together with the data that Read returns,
+// as a net.Conn may. injected counts the deadlines it returned.
+type timeoutReader struct {
+	r        io.Reader
+	every    int
+	n        int
+	injected int
+}
+
+func (t *timeoutReader) Read(p []byte) (int, error) {
+	t.n++
+	if t.n%t.every != 0 {
+		return t.r.Read(p)
+	}
+	if t.n%(2*t.every) == 0 {
+		t.injected++
+		return 0, os.ErrDeadlineExceeded
+	}
+	n, err := t.r.Read(p)
+	if err != nil {
+		return n, err
+	}
+	t.injected++
+	return n, os.ErrDeadlineExceeded
+}
+
+func TestReadLinePerReadAllocs(t *testing.T) {
+	if testing.CoverMode() != "" || raceEnabled {
+		t.Skip("allocation counts are not meaningful under -cover or -race")
+	}
+	for _, line := range []string{"PONG :irc.livechat.example", benchTagged} {
+		for _, timeout := range []bool{false, true} {
+			r := NewReader(&lineReader{line: []byte(line + "\r\n"), timeout: timeout})
+			for range 4 { // warm up the pool
+				_, _ = r.ReadLine()
+			}
+			if got := testing.AllocsPerRun(1000, func() { _, _ = r.ReadLine() }); got != 0 {
+				t.Errorf("ReadLine of %.20q, one per Read, timeout=%v: %v allocs, want 0", line, timeout, got)
+			}
+		}
 	}
 }
