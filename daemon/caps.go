@@ -29,6 +29,7 @@ const (
 	capSetname
 	capStandardReplies
 	capUserhostInNames
+	capInviteNotify
 )
 
 // capability describes one capability the server offers.
@@ -52,6 +53,7 @@ var capabilities = []capability{
 	{name: "draft/chathistory", bit: capChathistory},
 	{name: "echo-message", bit: capEchoMessage, feature: rooms.FeatEcho},
 	{name: "extended-join", bit: capExtendedJoin, feature: rooms.FeatExtendedJoin},
+	{name: "invite-notify", bit: capInviteNotify, feature: rooms.FeatInviteNotify},
 	{name: "labeled-response", bit: capLabeledResponse},
 	{name: "message-tags", bit: capMessageTags, feature: rooms.FeatTags},
 	{name: "multi-prefix", bit: capMultiPrefix, feature: rooms.FeatMultiPrefix},

@@ -120,15 +120,16 @@ func (s *Session) sayInRoom(target string, sp rooms.Speech) error {
 		return err
 	}
 	r := s.joinedRoom(name)
+	// Wait for the room when the sender expects its echo, a labeled reply
+	// or (not being a member) possibly an error, so replies come in order;
+	// otherwise the reader moves on.
+	wait := s.hasCap(capEchoMessage) || s.hasCap(capLabeledResponse)
 	if r == nil {
-		if s.srv.rooms.Get(name) == nil {
+		if r = s.srv.rooms.Get(name); r == nil {
 			return numErr(protocol.ERR_NOSUCHCHANNEL, name, "No such room (JOIN "+name+" to create it)")
 		}
-		return numErr(protocol.ERR_CANNOTSENDTOCHAN, name, "Cannot send to room: you are not in it (JOIN "+name+" first)")
+		sp.From, wait = s.member(), true
 	}
-	// Wait for the room when the sender expects its echo or a labeled
-	// reply, so they come in order; otherwise the reader moves on.
-	wait := s.hasCap(capEchoMessage) || s.hasCap(capLabeledResponse)
 	if r.Say(s, sp, wait) != nil {
 		return numErr(protocol.ERR_NOSUCHCHANNEL, name, "No such room")
 	}

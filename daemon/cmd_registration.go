@@ -69,6 +69,9 @@ func handleNICK(s *Session, m *protocol.Message, _ []byte) error {
 	if s.nickReserved(nick) {
 		return numErr(protocol.ERR_NICKNAMEINUSE, nick, "Nickname is registered to an account; log in to use it (LOGIN <name> <password>)")
 	}
+	if r := s.bannedInARoom(); r != "" {
+		return numErr(protocol.ERR_BANNICKCHANGE, r, "Cannot change nickname while banned in "+r)
+	}
 	if !s.srv.nicks.claim(s, nick) {
 		return numErr(protocol.ERR_NICKNAMEINUSE, nick, "Nickname is already in use")
 	}
@@ -81,6 +84,20 @@ func handleNICK(s *Session, m *protocol.Message, _ []byte) error {
 	}
 	s.changeNick(nick)
 	return nil
+}
+
+// bannedInARoom returns a room the session is banned in, if any: a banned
+// member may not shed a nick ban by renaming.
+func (s *Session) bannedInARoom() string {
+	s.mu.Lock()
+	joined := s.rooms()
+	s.mu.Unlock()
+	for _, r := range joined {
+		if r.BlocksNickChange(s) {
+			return r.Name()
+		}
+	}
+	return ""
 }
 
 // changeNick renames a registered session (the nick is already claimed)
@@ -153,7 +170,7 @@ func (s *Session) welcome() {
 	s.numeric(protocol.RPL_WELCOME, "Welcome to the "+cfg.Network+" network, "+s.Nick())
 	s.numeric(protocol.RPL_YOURHOST, "Your host is "+cfg.ServerName+", running version "+Version)
 	s.numeric(protocol.RPL_CREATED, "This server was created "+s.srv.created.UTC().Format("Mon Jan 2 2006 at 15:04:05 UTC"))
-	s.numeric(protocol.RPL_MYINFO, cfg.ServerName, Version, "i", "nt")
+	s.numeric(protocol.RPL_MYINFO, cfg.ServerName, Version, "i", "beiklmnotv")
 	tokens := s.srv.isupport()
 	for len(tokens) > 0 {
 		n := min(len(tokens), 12)
@@ -174,14 +191,15 @@ func (srv *Server) isupport() []string {
 		"AWAYLEN=" + strconv.Itoa(protocol.TopicLen),
 		"CASEMAPPING=ascii",
 		"CHANLIMIT=#:" + strconv.Itoa(cfg.Limits.MaxJoinedRooms),
-		"CHANMODES=,,,nt",
+		"CHANMODES=" + rooms.ChanModes,
 		"CHANNELLEN=" + strconv.Itoa(protocol.RoomLen),
 		"CHANTYPES=#",
+		"EXCEPTS=e",
 		"CHATHISTORY=" + strconv.Itoa(maxHistoryQuery),
 		"MSGREFTYPES=msgid,timestamp",
 		"NETWORK=" + cfg.Network,
 		"NICKLEN=" + strconv.Itoa(protocol.NickLen),
-		"PREFIX=",
+		"PREFIX=(ov)@+",
 		"TOPICLEN=" + strconv.Itoa(protocol.TopicLen),
 		"UTF8ONLY",
 	}

@@ -26,6 +26,13 @@ func (s *Session) rooms() []*rooms.Room {
 	return out
 }
 
+// member describes the session to a room.
+func (s *Session) member() rooms.Member {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return rooms.Member{Client: s, Nick: s.nick, User: s.user, Host: s.host, Realname: s.realname, Account: s.account}
+}
+
 // joinedRoom returns the room the session is in, by any spelling, or nil.
 func (s *Session) joinedRoom(name string) *rooms.Room {
 	s.mu.Lock()
@@ -47,18 +54,23 @@ func handleJOIN(s *Session, m *protocol.Message, _ []byte) error {
 		s.partAll()
 		return nil
 	}
-	for _, typed := range strings.Split(m.Params[0], ",") {
+	keys := strings.Split(m.Param(1), ",")
+	for i, typed := range strings.Split(m.Params[0], ",") {
 		if typed == "" {
 			continue
 		}
-		if err := s.join(typed); err != nil {
+		key := ""
+		if i < len(keys) {
+			key = keys[i]
+		}
+		if err := s.join(typed, key); err != nil {
 			s.sendError(err)
 		}
 	}
 	return nil
 }
 
-func (s *Session) join(typed string) error {
+func (s *Session) join(typed, key string) error {
 	name, err := roomName(typed)
 	if err != nil {
 		return err
@@ -68,21 +80,27 @@ func (s *Session) join(typed string) error {
 	s.mu.Lock()
 	_, already := s.joined[folded]
 	count := len(s.joined)
-	member := rooms.Member{Client: s, Nick: s.nick, User: s.user, Host: s.host, Realname: s.realname, Account: s.account}
 	s.mu.Unlock()
+	member := s.member()
 	if already {
 		return nil
 	}
 	if count >= limit {
 		return numErr(protocol.ERR_TOOMANYCHANNELS, name, "You have joined too many rooms (limit "+strconv.Itoa(limit)+")")
 	}
-	r, err := s.srv.rooms.Join(member, name)
+	r, err := s.srv.rooms.Join(member, name, key)
 	switch {
 	case err == nil:
 	case errors.Is(err, rooms.ErrTooManyRooms):
 		return numErr(protocol.ERR_NOSUCHCHANNEL, name, "Cannot create the room: the server has too many rooms")
 	case errors.Is(err, rooms.ErrRoomFull):
-		return numErr(protocol.ERR_CHANNELISFULL, name, "Cannot join the room: it is full")
+		return numErr(protocol.ERR_CHANNELISFULL, name, "Cannot join the room: it is full (+l)")
+	case errors.Is(err, rooms.ErrBanned):
+		return numErr(protocol.ERR_BANNEDFROMCHAN, name, "Cannot join the room: you are banned (+b)")
+	case errors.Is(err, rooms.ErrInviteOnly):
+		return numErr(protocol.ERR_INVITEONLYCHAN, name, "Cannot join the room: it is invite-only (+i); ask an operator to INVITE you")
+	case errors.Is(err, rooms.ErrBadKey):
+		return numErr(protocol.ERR_BADCHANNELKEY, name, "Cannot join the room: wrong key (+k); JOIN "+name+" <key>")
 	case errors.Is(err, rooms.ErrAlreadyMember):
 		return nil
 	default:

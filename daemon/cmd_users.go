@@ -18,7 +18,6 @@ func init() {
 	register(&command{name: "WHO", run: handleWHO, minParams: 1, help: "WHO <room|nick> - list the people in a room"})
 	register(&command{name: "AWAY", run: handleAWAY, help: "AWAY [message] - mark yourself away (no message: back)"})
 	register(&command{name: "MOTD", run: handleMOTD, help: "MOTD - the message of the day"})
-	register(&command{name: "MODE", run: handleMODE, minParams: 1})
 	register(&command{name: "HELP", run: handleHELP, help: "HELP - this list"})
 	register(&command{name: "SETNAME", run: handleSETNAME, minParams: 1})
 }
@@ -154,40 +153,13 @@ func handleMOTD(s *Session, _ *protocol.Message, _ []byte) error {
 	return nil
 }
 
-// handleMODE answers the mode queries clients send on their own after
-// joining. Rooms are +nt and have no operators yet, so changes are refused.
-func handleMODE(s *Session, m *protocol.Message, _ []byte) error {
-	target := m.Params[0]
-	if protocol.IsRoomName(target) {
-		r := s.srv.rooms.Get(target)
-		if r == nil {
-			return numErr(protocol.ERR_NOSUCHCHANNEL, target, "No such room")
-		}
-		switch modes := m.Param(1); modes {
-		case "":
-			s.numeric(protocol.RPL_CHANNELMODEIS, r.Name(), "+nt")
-			s.numeric(protocol.RPL_CREATIONTIME, r.Name(), strconv.FormatInt(r.Created().Unix(), 10))
-		case "b", "+b":
-			s.numeric(protocol.RPL_ENDOFBANLIST, r.Name(), "End of room ban list")
-		default:
-			return numErr(protocol.ERR_CHANOPRIVSNEEDED, r.Name(), "Room modes cannot be changed on this server yet")
-		}
-		return nil
-	}
-	if protocol.FoldNick(target) != protocol.FoldNick(s.Nick()) {
-		return numErr(protocol.ERR_USERSDONTMATCH, "Can't change or view modes for other users")
-	}
-	if change := m.Param(1); change != "" {
-		if strings.Trim(change, "+-i") != "" {
-			return numErr(protocol.ERR_UMODEUNKNOWNFLAG, "Unknown MODE flag")
-		}
-	}
-	s.numeric(protocol.RPL_UMODEIS, "+")
-	return nil
-}
-
 // helpOrder lists the commands HELP shows, most useful first.
-var helpOrder = []string{"JOIN", "MSG", "PART", "NICK", "TOPIC", "NAMES", "LIST", "WHO", "WHOIS", "AWAY", "REGISTER", "LOGIN", "LOGOUT", "MOTD", "HELP", "QUIT"}
+var helpOrder = []string{
+	"JOIN", "MSG", "PART", "NICK", "TOPIC", "NAMES", "LIST", "WHO", "WHOIS", "AWAY",
+	"REGISTER", "LOGIN", "LOGOUT",
+	"OP", "DEOP", "VOICE", "DEVOICE", "KICK", "BAN", "UNBAN", "INVITE", "MODE", "ROOM",
+	"MOTD", "HELP", "QUIT",
+}
 
 func handleHELP(s *Session, _ *protocol.Message, _ []byte) error {
 	s.numeric(protocol.RPL_HELPSTART, "*", "livechat commands (an IRC client's usual commands work too):")

@@ -60,7 +60,11 @@ type lineStep struct {
 
 // runStep handles the line in s.step. It runs on a worker goroutine.
 func (s *Session) runStep() {
-	s.step.done <- s.process(s.step.line, s.step.err)
+	reason := s.process(s.step.line, s.step.err)
+	// The line may live in a pooled buffer the reader has handed back;
+	// do not keep it alive while the connection idles.
+	s.step.line, s.step.err = nil, nil
+	s.step.done <- reason
 }
 
 // process handles one result of ReadLine and returns a reason to stop, if

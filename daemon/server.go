@@ -17,6 +17,7 @@ import (
 
 	"github.com/livechat/livechat/configs"
 	"github.com/livechat/livechat/daemon/accounts"
+	"github.com/livechat/livechat/daemon/roomstore"
 	"github.com/livechat/livechat/rooms"
 )
 
@@ -37,6 +38,15 @@ type Options struct {
 	// AccountConfig tunes hashing and throttling; zero fields take
 	// accounts.DefaultConfig's values.
 	AccountConfig accounts.Config
+	// Rooms keeps claimed rooms (see OpenRoomStore); nil keeps them in
+	// memory. The server closes it on Shutdown.
+	Rooms RoomStore
+}
+
+// RoomStore is a rooms.Store the server can close.
+type RoomStore interface {
+	rooms.Store
+	Close() error
 }
 
 // Server is a running chat daemon. Create it with New, start listeners with
@@ -48,6 +58,7 @@ type Server struct {
 	nicks      *nickRegistry
 	accounts   *accounts.Service
 	accountCfg accounts.Config
+	roomStore  RoomStore
 	metrics    *metrics
 	registry   *prometheus.Registry
 	created    time.Time
@@ -86,6 +97,10 @@ func New(cfg *configs.Config, opts Options) *Server {
 		s.accountCfg.MinPasswordLen = accounts.DefaultConfig().MinPasswordLen
 	}
 	s.accounts = accounts.NewService(store, opts.AccountConfig)
+	s.roomStore = opts.Rooms
+	if s.roomStore == nil {
+		s.roomStore = roomstore.NewMemory()
+	}
 	reg := opts.Metrics
 	if reg == nil {
 		reg = prometheus.NewRegistry()
@@ -106,6 +121,9 @@ func New(cfg *configs.Config, opts Options) *Server {
 		s.log.Error().Str("room", room).Str("request", req).Interface("panic", v).Bytes("stack", stack).Msg("room recovered from a panic")
 	}
 	hooks.Delivered = s.metrics.delivered
+	hooks.StoreFailed = func(room string, err error) {
+		s.log.Error().Str("room", room).Err(err).Msg("room store failed; the room goes on in memory")
+	}
 	s.rooms = rooms.NewRegistry(rooms.Options{
 		ServerName:    cfg.ServerName,
 		MaxRooms:      cfg.Limits.MaxRooms,
@@ -114,6 +132,7 @@ func New(cfg *configs.Config, opts Options) *Server {
 		HistoryReplay: cfg.History.Replay,
 		IdleTTL:       cfg.Rooms.IdleTTL,
 		IDs:           s.ids,
+		Store:         s.roomStore,
 		Hooks:         hooks,
 	})
 	return s
@@ -250,7 +269,19 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if cerr := s.accounts.Close(); cerr != nil && err == nil {
 		err = cerr
 	}
+	if cerr := s.roomStore.Close(); cerr != nil && err == nil {
+		err = cerr
+	}
 	return err
+}
+
+// OpenRoomStore opens the store for claimed rooms next to the accounts:
+// a durable file under data_dir, or memory.
+func OpenRoomStore(cfg *configs.Config) (RoomStore, error) {
+	if cfg.Accounts.Store == "memory" {
+		return roomstore.NewMemory(), nil
+	}
+	return roomstore.Open(filepath.Join(cfg.DataDir, "rooms.db"))
 }
 
 // OpenAccountStore opens the store accounts.store names: a durable file

@@ -90,7 +90,7 @@ func TestIRCClientRegistration(t *testing.T) {
 		t.Fatalf("JOIN echo %q", join.String())
 	}
 	names, _ := c.expect(protocol.RPL_NAMREPLY)
-	if names.Params[2] != "#Rust" || names.Params[3] != "alice" {
+	if names.Params[2] != "#Rust" || names.Params[3] != "@alice" {
 		t.Fatalf("353 %q", names.String())
 	}
 	c.expect(protocol.RPL_ENDOFNAMES)

@@ -55,10 +55,11 @@ type Session struct {
 	closed   bool
 	reason   string // why the session ended, for logs and the QUIT peers see
 
-	caps     atomic.Uint32 // capSet
-	features atomic.Uint32 // rooms.Features implied by caps; read by rooms on delivery
-	away     atomic.Pointer[string]
-	activeAt atomic.Int64 // unix nanos of the last line read, for WHOIS idle
+	caps      atomic.Uint32 // capSet
+	features  atomic.Uint32 // rooms.Features implied by caps; read by rooms on delivery
+	away      atomic.Pointer[string]
+	invisible atomic.Bool  // user mode +i
+	activeAt  atomic.Int64 // unix nanos of the last line read, for WHOIS idle
 
 	// Identity, written by the reader goroutine under mu.
 	mu       sync.Mutex

@@ -28,6 +28,8 @@ func (c *countingClient) Reply(line []byte) bool { return c.Send(line) }
 
 func (c *countingClient) Features() Features { return c.features }
 
+func (c *countingClient) Removed(*Room) {}
+
 // BenchmarkFanout sends b.N messages into a room of 1,000 members and
 // reports the cost per delivery. allocs/op is per message: the target is a
 // constant (the request, the event and its encoding), none per recipient.
@@ -46,7 +48,7 @@ func benchmarkFanout(b *testing.B, mix []Features) {
 	g := NewRegistry(Options{ServerName: "bench", MaxRooms: 1, MaxMembers: members, HistorySize: 100, HistoryReplay: 0})
 	defer g.Close()
 	sender := &countingClient{}
-	r, err := g.Join(mem(sender, "sender"), "#bench")
+	r, err := g.Join(mem(sender, "sender"), "#bench", "")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -58,11 +60,11 @@ func benchmarkFanout(b *testing.B, mix []Features) {
 	}
 	last := &countingClient{done: make(chan struct{}), features: features(members - 1)}
 	for i := 1; i < members-1; i++ {
-		if _, err := g.Join(mem(&countingClient{features: features(i)}, fmt.Sprint("m", i)), "#bench"); err != nil {
+		if _, err := g.Join(mem(&countingClient{features: features(i)}, fmt.Sprint("m", i)), "#bench", ""); err != nil {
 			b.Fatal(err)
 		}
 	}
-	if _, err := g.Join(mem(last, "last"), "#bench"); err != nil {
+	if _, err := g.Join(mem(last, "last"), "#bench", ""); err != nil {
 		b.Fatal(err)
 	}
 	last.n.Store(0)

@@ -24,6 +24,7 @@ const (
 	FeatEcho                                 // echo-message: senders get their own messages
 	FeatMultiPrefix                          // multi-prefix: every role prefix in NAMES and WHO
 	FeatUserhostInNames                      // userhost-in-names: nick!user@host in NAMES
+	FeatInviteNotify                         // invite-notify: see invitations to rooms one is in
 )
 
 // renderBits are the features that change an event's bytes; fan-out keeps

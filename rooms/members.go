@@ -2,14 +2,34 @@ package rooms
 
 import "github.com/livechat/livechat/protocol"
 
-func (r *Room) doJoin(m Member) error {
+func (r *Room) doJoin(m Member, key string) error {
 	if _, ok := r.index[m.Client]; ok {
 		return ErrAlreadyMember
+	}
+	mem := &member{Member: m, prefix: m.Nick + "!" + m.User + "@" + m.Host, joined: r.opts.now()}
+	owner := r.owner != "" && protocol.FoldNick(m.Account) == protocol.FoldNick(r.owner)
+	folded := protocol.FoldNick(m.Nick)
+	_, invited := r.invites[folded]
+	if !owner {
+		switch {
+		case r.banned(mem) && !invited:
+			return ErrBanned
+		case r.modes.inviteOnly && !invited && !listed(r.modes.excepts, mem):
+			return ErrInviteOnly
+		case r.modes.key != "" && key != r.modes.key:
+			return ErrBadKey
+		case r.modes.limit > 0 && len(r.members) >= r.modes.limit:
+			return ErrRoomFull
+		}
 	}
 	if len(r.members) >= r.opts.MaxMembers {
 		return ErrRoomFull
 	}
-	mem := &member{Member: m, prefix: m.Nick + "!" + m.User + "@" + m.Host, joined: r.opts.now()}
+	delete(r.invites, folded)
+	if owner || r.fresh {
+		mem.role = roleOp
+	}
+	r.fresh = false
 	r.index[m.Client] = len(r.members)
 	r.members = append(r.members, mem)
 	r.nMembers.Store(int32(len(r.members)))

@@ -14,6 +14,7 @@ func (r *Room) sendTopic(c Client, nick string) {
 // doNames sends the member list in as few 353 lines as fit the line limit.
 func (r *Room) doNames(c Client, nick string) {
 	userhost := c.Features()&FeatUserhostInNames != 0
+	multi := c.Features()&FeatMultiPrefix != 0
 	head := protocol.Message{Source: r.opts.ServerName, Command: protocol.RPL_NAMREPLY, Params: []string{nick, "=", r.name, ""}}
 	budget := protocol.MaxBodyLen - len(head.Bytes()) - 2 // what is left for the names
 	names := make([]byte, 0, budget+protocol.NickLen+1)
@@ -27,6 +28,7 @@ func (r *Room) doNames(c Client, nick string) {
 		if userhost {
 			entry = m.prefix
 		}
+		entry = m.role.prefixes(multi) + entry
 		if len(names) > 0 && len(names)+1+len(entry) > budget {
 			flush()
 		}
@@ -42,11 +44,13 @@ func (r *Room) doNames(c Client, nick string) {
 }
 
 func (r *Room) doWho(c Client, nick string) {
+	multi := c.Features()&FeatMultiPrefix != 0
 	for _, m := range r.members {
 		flags := "H"
 		if m.Client.Away() {
 			flags = "G"
 		}
+		flags += m.role.prefixes(multi)
 		r.numeric(c, nick, protocol.RPL_WHOREPLY, r.name, m.User, m.Host, r.opts.ServerName, m.Nick, flags, "0 "+m.Realname)
 	}
 	r.numeric(c, nick, protocol.RPL_ENDOFWHO, r.name, "End of /WHO list")

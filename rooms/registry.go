@@ -18,6 +18,7 @@ type Options struct {
 	HistoryReplay int           // of those, replayed to a joiner
 	IdleTTL       time.Duration // an empty room with history lives this long
 	IDs           *IDs          // message ids; nil makes a fresh generator
+	Store         Store         // claimed rooms; nil keeps none
 	Hooks         Hooks
 	Now           func() time.Time // nil means time.Now
 }
@@ -36,6 +37,8 @@ type Hooks struct {
 	Dropped   func(room string)
 	Panicked  func(room, request string, value any, stack []byte)
 	Delivered func(recipients int, fanout time.Duration) // one accepted message
+	// StoreFailed reports a claimed room that could not be loaded or saved.
+	StoreFailed func(room string, err error)
 	// BeforeRequest runs in the actor before each request; tests use it to
 	// inject a panic.
 	BeforeRequest func(room, request string)
@@ -44,6 +47,12 @@ type Hooks struct {
 func (h *Hooks) panicked(room, req string, v any, stack []byte) {
 	if h.Panicked != nil {
 		h.Panicked(room, req, v, stack)
+	}
+}
+
+func (h *Hooks) storeFailed(room string, err error) {
+	if h.StoreFailed != nil {
+		h.StoreFailed(room, err)
 	}
 }
 
@@ -89,7 +98,8 @@ func (g *Registry) SetLimits(maxRooms, maxMembers int) {
 // Join adds m to the room called name (a valid display name, see
 // protocol.RoomName), creating the room if it does not exist yet. The
 // joiner sees the JOIN, the topic, the member list and the replayed history.
-func (g *Registry) Join(m Member, name string) (*Room, error) {
+// key is the room key the joiner gave, if any.
+func (g *Registry) Join(m Member, name, key string) (*Room, error) {
 	folded := protocol.FoldRoom(name)
 	g.mu.Lock()
 	r := g.rooms[folded]
@@ -103,7 +113,7 @@ func (g *Registry) Join(m Member, name string) (*Room, error) {
 	r.pending.Add(1)
 	g.mu.Unlock()
 
-	if err := r.join(m); err != nil {
+	if err := r.join(m, key); err != nil {
 		return nil, err
 	}
 	return r, nil
@@ -121,6 +131,18 @@ func (g *Registry) newRoomLocked(name, folded string) *Room {
 		index:   make(map[Client]int),
 		created: opts.now(),
 		history: NewHistory(opts.HistorySize),
+		modes:   modes{topicLock: true, noExternal: true},
+		fresh:   true,
+	}
+	if opts.Store != nil {
+		saved, ok, err := opts.Store.Load(folded)
+		if err != nil {
+			opts.Hooks.storeFailed(name, err)
+		}
+		if ok {
+			r.restore(saved)
+			r.fresh = false
+		}
 	}
 	g.rooms[folded] = r
 	g.wg.Add(1)

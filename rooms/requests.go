@@ -23,11 +23,13 @@ type Speech struct {
 	Command string
 	Text    string
 	Tags    []protocol.Tag // client-only tags to relay
+	From    Member         // the speaker, for rooms that allow outside messages (-n)
 }
 
 type (
 	joinReq struct {
 		m    Member
+		key  string
 		done chan error
 	}
 	partReq struct {
@@ -48,6 +50,28 @@ type (
 		c    Client
 		s    Speech
 		done chan struct{} // nil: the caller does not wait
+	}
+	modeReq struct {
+		query
+		changes []ModeChange
+	}
+	kickReq struct {
+		query
+		target, reason string
+	}
+	inviteReq struct {
+		query
+		target     Client
+		targetNick string
+	}
+	claimReq struct {
+		query
+		account string
+		drop    bool
+	}
+	nickCheckReq struct {
+		c    Client
+		done chan bool
 	}
 	// query is the part of every request answered with lines to c; done
 	// is closed once they are queued, so c's later replies come after them.
@@ -73,17 +97,36 @@ type (
 	}
 )
 
-func (joinReq) kind() string    { return "JOIN" }
-func (partReq) kind() string    { return "PART" }
-func (leaveReq) kind() string   { return "QUIT" }
-func (updateReq) kind() string  { return "UPDATE" }
-func (sayReq) kind() string     { return "PRIVMSG" }
-func (topicReq) kind() string   { return "TOPIC" }
-func (namesReq) kind() string   { return "NAMES" }
-func (whoReq) kind() string     { return "WHO" }
-func (historyReq) kind() string { return "CHATHISTORY" }
+func (joinReq) kind() string      { return "JOIN" }
+func (partReq) kind() string      { return "PART" }
+func (leaveReq) kind() string     { return "QUIT" }
+func (updateReq) kind() string    { return "UPDATE" }
+func (sayReq) kind() string       { return "PRIVMSG" }
+func (topicReq) kind() string     { return "TOPIC" }
+func (namesReq) kind() string     { return "NAMES" }
+func (whoReq) kind() string       { return "WHO" }
+func (historyReq) kind() string   { return "CHATHISTORY" }
+func (modeReq) kind() string      { return "MODE" }
+func (kickReq) kind() string      { return "KICK" }
+func (inviteReq) kind() string    { return "INVITE" }
+func (claimReq) kind() string     { return "ROOM" }
+func (nickCheckReq) kind() string { return "NICKCHECK" }
 
-func (q joinReq) run(r *Room)    { q.done <- r.doJoin(q.m) }
+func (q modeReq) run(r *Room)   { r.doMode(q.c, q.nick, q.changes) }
+func (q kickReq) run(r *Room)   { r.doKick(q.c, q.nick, q.target, q.reason) }
+func (q inviteReq) run(r *Room) { r.doInvite(q.c, q.nick, q.target, q.targetNick) }
+func (q claimReq) run(r *Room) {
+	if q.drop {
+		r.doDrop(q.c, q.nick, q.account)
+	} else {
+		r.doClaim(q.c, q.nick, q.account)
+	}
+}
+func (q nickCheckReq) run(r *Room) { q.done <- r.blocksNickChange(q.c) }
+func (q nickCheckReq) fail(*Room)  { trySend(q.done, false) }
+func (nickCheckReq) finish(*Room)  {}
+
+func (q joinReq) run(r *Room)    { q.done <- r.doJoin(q.m, q.key) }
 func (q partReq) run(r *Room)    { q.done <- r.doPart(q.c, q.reason) }
 func (q leaveReq) run(r *Room)   { q.done <- r.doLeave(q.c) }
 func (q updateReq) run(r *Room)  { q.done <- r.doUpdate(q.c, q.u) }
@@ -152,9 +195,9 @@ func await[T any](r *Room, answer chan T, gone T) T {
 	}
 }
 
-func (r *Room) join(m Member) error {
+func (r *Room) join(m Member, key string) error {
 	done := make(chan error, 1)
-	if !r.send(joinReq{m: m, done: done}) {
+	if !r.send(joinReq{m: m, key: key, done: done}) {
 		return ErrNoSuchRoom
 	}
 	return await(r, done, ErrNoSuchRoom)
@@ -240,6 +283,43 @@ func (r *Room) History(c Client, fn func(*History) []*Event) ([]*Event, error) {
 	}
 	a := await(r, done, historyAnswer{err: ErrNoSuchRoom})
 	return a.events, a.err
+}
+
+// Mode shows the room's modes (no changes) or applies changes an
+// operator asked for; replies go to c, the applied changes to everyone.
+func (r *Room) Mode(c Client, nick string, changes []ModeChange) error {
+	q := newQuery(c, nick)
+	return r.ask(modeReq{query: q, changes: changes}, q)
+}
+
+// Kick removes the member called target, if c is an operator.
+func (r *Room) Kick(c Client, nick, target, reason string) error {
+	q := newQuery(c, nick)
+	return r.ask(kickReq{query: q, target: target, reason: reason}, q)
+}
+
+// Invite lets target join (past +i), sending it the INVITE.
+func (r *Room) Invite(c Client, nick string, target Client, targetNick string) error {
+	q := newQuery(c, nick)
+	return r.ask(inviteReq{query: q, target: target, targetNick: targetNick}, q)
+}
+
+// Claim makes account the room's owner (c must be an operator), so the
+// room's topic, modes and bans persist and the owner is operator on join.
+// With drop it releases the room instead (c must be logged in as owner).
+func (r *Room) Claim(c Client, nick, account string, drop bool) error {
+	q := newQuery(c, nick)
+	return r.ask(claimReq{query: q, account: account, drop: drop}, q)
+}
+
+// BlocksNickChange reports whether c is banned in the room and so may not
+// change nick (a rename would shed a nick ban).
+func (r *Room) BlocksNickChange(c Client) bool {
+	done := make(chan bool, 1)
+	if !r.send(nickCheckReq{c: c, done: done}) {
+		return false
+	}
+	return await(r, done, false)
 }
 
 func newQuery(c Client, nick string) query {

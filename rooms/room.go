@@ -17,6 +17,9 @@ var (
 	ErrRoomFull      = errors.New("rooms: room is full")
 	ErrTooManyRooms  = errors.New("rooms: too many rooms")
 	ErrInternal      = errors.New("rooms: internal error while handling the request")
+	ErrBanned        = errors.New("rooms: banned from the room")
+	ErrInviteOnly    = errors.New("rooms: the room is invite-only")
+	ErrBadKey        = errors.New("rooms: wrong room key")
 )
 
 // Client is a member's connection as a room sees it. All methods must be
@@ -36,6 +39,9 @@ type Client interface {
 	Features() Features
 	// Away reports whether the user is marked away (WHO flags).
 	Away() bool
+	// Removed tells the client that the room removed it (a KICK), so it
+	// can forget the room.
+	Removed(r *Room)
 }
 
 // Member describes a client joining a room.
@@ -59,6 +65,7 @@ type member struct {
 	Member
 	prefix string // nick!user@host, the source of this member's lines
 	joined time.Time
+	role   role
 }
 
 type topic struct {
@@ -92,6 +99,10 @@ type Room struct {
 	history History
 	created time.Time
 	idle    *time.Timer
+	modes   modes
+	owner   string              // account that claimed the room, or ""
+	invites map[string]struct{} // folded nicks invited and not yet joined
+	fresh   bool                // nobody has joined yet: the first joiner becomes operator
 }
 
 // Name returns the room's display name, with its leading '#'.

@@ -40,6 +40,8 @@ func (f *fakeClient) Reply(line []byte) bool { return f.Send(line) }
 
 func (f *fakeClient) Features() Features { return f.features }
 
+func (f *fakeClient) Removed(*Room) {}
+
 // waitLines waits until the client has at least n lines and returns them.
 func (f *fakeClient) waitLines(t *testing.T, n int) []string {
 	t.Helper()
@@ -83,24 +85,24 @@ func mem(c Client, nick string) Member {
 func TestJoinSayHistory(t *testing.T) {
 	g := testRegistry(t)
 	a, b := newFake(), newFake()
-	r, err := g.Join(mem(a, "alice"), "#Lobby")
+	r, err := g.Join(mem(a, "alice"), "#Lobby", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := a.waitLines(t, 3); got[0] != ":alice!~alice@127.0.0.1 JOIN #Lobby" || got[1] != ":test.server 353 alice = #Lobby :alice" {
+	if got := a.waitLines(t, 3); got[0] != ":alice!~alice@127.0.0.1 JOIN #Lobby" || got[1] != ":test.server 353 alice = #Lobby :@alice" {
 		t.Fatalf("joiner saw %q", got)
 	}
 	for i := 1; i <= 4; i++ {
 		r.Say(a, Speech{Command: "PRIVMSG", Text: fmt.Sprint("message ", i)}, false)
 	}
-	r2, err := g.Join(mem(b, "bob"), "#LOBBY")
+	r2, err := g.Join(mem(b, "bob"), "#LOBBY", "")
 	if err != nil || r2 != r {
 		t.Fatalf("#LOBBY found %v, %v; want the same room", r2, err)
 	}
 	got := b.waitLines(t, 5)
 	want := []string{
 		":bob!~bob@127.0.0.1 JOIN #Lobby",
-		":test.server 353 bob = #Lobby :alice bob",
+		":test.server 353 bob = #Lobby :@alice bob",
 		":test.server 366 bob #Lobby :End of /NAMES list",
 		":alice!~alice@127.0.0.1 PRIVMSG #Lobby :message 3", // ring of 3, replay of 2
 		":alice!~alice@127.0.0.1 PRIVMSG #Lobby :message 4",
@@ -116,16 +118,16 @@ func TestJoinSayHistory(t *testing.T) {
 func TestLimits(t *testing.T) {
 	g := testRegistry(t, func(o *Options) { o.MaxRooms = 1; o.MaxMembers = 1 })
 	a, b := newFake(), newFake()
-	if _, err := g.Join(mem(a, "alice"), "#one"); err != nil {
+	if _, err := g.Join(mem(a, "alice"), "#one", ""); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := g.Join(mem(b, "bob"), "#one"); !errors.Is(err, ErrRoomFull) {
+	if _, err := g.Join(mem(b, "bob"), "#one", ""); !errors.Is(err, ErrRoomFull) {
 		t.Fatalf("second member: %v, want ErrRoomFull", err)
 	}
-	if _, err := g.Join(mem(b, "bob"), "#two"); !errors.Is(err, ErrTooManyRooms) {
+	if _, err := g.Join(mem(b, "bob"), "#two", ""); !errors.Is(err, ErrTooManyRooms) {
 		t.Fatalf("second room: %v, want ErrTooManyRooms", err)
 	}
-	if _, err := g.Join(mem(a, "alice"), "#one"); !errors.Is(err, ErrAlreadyMember) {
+	if _, err := g.Join(mem(a, "alice"), "#one", ""); !errors.Is(err, ErrAlreadyMember) {
 		t.Fatalf("rejoin: %v, want ErrAlreadyMember", err)
 	}
 }
@@ -134,7 +136,7 @@ func TestEmptyRoomWithoutHistoryIsDroppedAtOnce(t *testing.T) {
 	dropped := make(chan string, 1)
 	g := testRegistry(t, func(o *Options) { o.Hooks.Dropped = func(name string) { dropped <- name } })
 	a := newFake()
-	r, _ := g.Join(mem(a, "alice"), "#brief")
+	r, _ := g.Join(mem(a, "alice"), "#brief", "")
 	if err := r.Part(a, "bye"); err != nil {
 		t.Fatal(err)
 	}
@@ -158,11 +160,11 @@ func TestEmptyRoomWithHistoryLivesForIdleTTL(t *testing.T) {
 		o.Hooks.Dropped = func(name string) { dropped <- name }
 	})
 	a, b := newFake(), newFake()
-	r, _ := g.Join(mem(a, "alice"), "#kept")
+	r, _ := g.Join(mem(a, "alice"), "#kept", "")
 	r.Say(a, Speech{Command: "PRIVMSG", Text: "remember me"}, false)
 	r.Part(a, "")
 	// Still there for a joiner before the TTL; its history replays.
-	if r2, err := g.Join(mem(b, "bob"), "#kept"); err == nil {
+	if r2, err := g.Join(mem(b, "bob"), "#kept", ""); err == nil {
 		if lines := b.waitLines(t, 4); !strings.HasSuffix(lines[3], ":remember me") {
 			t.Fatalf("replay %q", lines)
 		}
@@ -189,7 +191,7 @@ func TestDropNeverRacesJoin(t *testing.T) {
 			defer wg.Done()
 			c := newFake()
 			for i := range 300 {
-				r, err := g.Join(mem(c, fmt.Sprint("n", w)), "#churn")
+				r, err := g.Join(mem(c, fmt.Sprint("n", w)), "#churn", "")
 				if err != nil {
 					t.Errorf("join %d: %v", i, err)
 					return
@@ -225,8 +227,8 @@ func TestPanicKeepsRoomState(t *testing.T) {
 		}
 	})
 	a, b := newFake(), newFake()
-	r, _ := g.Join(mem(a, "alice"), "#fragile")
-	g.Join(mem(b, "bob"), "#fragile")
+	r, _ := g.Join(mem(a, "alice"), "#fragile", "")
+	g.Join(mem(b, "bob"), "#fragile", "")
 	a.waitLines(t, 4)
 	a.reset()
 	r.Say(a, Speech{Command: "PRIVMSG", Text: "first"}, false) // panics
@@ -251,7 +253,7 @@ func TestNamesSplitsLongLists(t *testing.T) {
 	clients := make([]*fakeClient, 60)
 	for i := range clients {
 		clients[i] = newFake()
-		r, _ = g.Join(mem(clients[i], fmt.Sprintf("member-with-long-nick-%02d", i)), "#crowd")
+		r, _ = g.Join(mem(clients[i], fmt.Sprintf("member-with-long-nick-%02d", i)), "#crowd", "")
 	}
 	c := newFake()
 	r.Names(c, "viewer")

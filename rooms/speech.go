@@ -9,9 +9,18 @@ import (
 func (r *Room) doSay(c Client, s Speech) {
 	m := r.memberOf(c)
 	if m == nil {
-		// Rooms are +n: only members speak. The daemon checks membership
-		// first for a precise reply; this covers a PART racing the message.
-		r.numeric(c, "*", protocol.ERR_CANNOTSENDTOCHAN, r.name, "Cannot send to room: you are not in it (JOIN "+r.name+" first)")
+		if r.modes.noExternal {
+			r.numeric(c, s.From.Nick, protocol.ERR_CANNOTSENDTOCHAN, r.name, "Cannot send to room: you are not in it (JOIN "+r.name+" first)")
+			return
+		}
+		m = &member{Member: s.From, prefix: s.From.Nick + "!" + s.From.User + "@" + s.From.Host}
+	}
+	switch {
+	case m.role == 0 && r.modes.moderated:
+		r.numeric(c, m.Nick, protocol.ERR_CANNOTSENDTOCHAN, r.name, "Cannot send to room: it is moderated (+m) and you have no voice")
+		return
+	case m.role == 0 && r.banned(m):
+		r.numeric(c, m.Nick, protocol.ERR_CANNOTSENDTOCHAN, r.name, "Cannot send to room: you are banned")
 		return
 	}
 	start := time.Now()
@@ -41,8 +50,13 @@ func (r *Room) doTopic(c Client, nick string, text *string) {
 		r.numeric(c, nick, protocol.ERR_NOTONCHANNEL, r.name, "You're not on that room")
 		return
 	}
+	if r.modes.topicLock && m.role&roleOp == 0 {
+		r.numeric(c, nick, protocol.ERR_CHANOPRIVSNEEDED, r.name, "You're not a room operator (the topic is locked, +t)")
+		return
+	}
 	r.topic = topic{text: *text, setBy: m.Nick, setAt: r.opts.now()}
 	snap := r.topic.text
 	r.topicSnap.Store(&snap)
 	r.broadcast(r.event(m, "TOPIC", r.name, r.topic.text), c, true, false)
+	r.persist()
 }

@@ -1,0 +1,181 @@
+package daemon
+
+import (
+	"strings"
+
+	"github.com/livechat/livechat/protocol"
+	"github.com/livechat/livechat/rooms"
+)
+
+func init() {
+	register(&command{name: "MODE", run: handleMODE, minParams: 1, help: "MODE <room> [+|-modes args] - show or change room modes (ops): i m n t k l b e o v"})
+	register(&command{name: "KICK", run: handleKICK, minParams: 2, help: "KICK <room> <nick> [reason] - remove someone from a room (ops)"})
+	register(&command{name: "INVITE", run: handleINVITE, minParams: 2, help: "INVITE <nick> <room> - invite someone (ops, when the room is +i)"})
+	register(&command{name: "BAN", run: handleBAN, minParams: 2, help: "BAN <room> <nick|mask> - ban someone (ops); a nick bans their account or address"})
+	register(&command{name: "UNBAN", run: handleUNBAN, minParams: 2, help: "UNBAN <room> <mask> - lift a ban (ops); MODE <room> b lists them"})
+	register(&command{name: "OP", run: roleCommand("+o"), minParams: 2, help: "OP <room> <nick> - make someone a room operator (ops)"})
+	register(&command{name: "DEOP", run: roleCommand("-o"), minParams: 2, help: "DEOP <room> <nick> - take operator status away (ops)"})
+	register(&command{name: "VOICE", run: roleCommand("+v"), minParams: 2, help: "VOICE <room> <nick> - let someone speak in a moderated room (ops)"})
+	register(&command{name: "DEVOICE", run: roleCommand("-v"), minParams: 2, help: "DEVOICE <room> <nick> - take voice away (ops)"})
+	register(&command{name: "ROOM", run: handleROOM, minParams: 2, help: "ROOM CLAIM|DROP <room> - own a room with your account so it is kept, or release it"})
+}
+
+// existingRoom resolves a typed room name to a room that exists.
+func (s *Session) existingRoom(typed string) (*rooms.Room, error) {
+	name, err := roomName(typed)
+	if err != nil {
+		return nil, err
+	}
+	r := s.srv.rooms.Get(name)
+	if r == nil {
+		return nil, numErr(protocol.ERR_NOSUCHCHANNEL, name, "No such room")
+	}
+	return r, nil
+}
+
+func handleMODE(s *Session, m *protocol.Message, _ []byte) error {
+	target := m.Params[0]
+	if !protocol.IsRoomName(target) {
+		return s.userMode(target, m.Param(1))
+	}
+	r, err := s.existingRoom(target)
+	if err != nil {
+		return err
+	}
+	var changes []rooms.ModeChange
+	if len(m.Params) > 1 {
+		var unknown []byte
+		changes, unknown = rooms.ParseModes(m.Params[1], m.Params[2:])
+		for _, c := range unknown {
+			s.numeric(protocol.ERR_UNKNOWNMODE, string(c), "is an unknown mode char to me")
+		}
+		if len(changes) == 0 {
+			return nil
+		}
+	}
+	return s.roomMode(r, changes)
+}
+
+func (s *Session) roomMode(r *rooms.Room, changes []rooms.ModeChange) error {
+	if r.Mode(s, s.Nick(), changes) != nil {
+		return numErr(protocol.ERR_NOSUCHCHANNEL, r.Name(), "No such room")
+	}
+	return nil
+}
+
+// userMode handles MODE <nick>: only your own, and only +i (invisible).
+func (s *Session) userMode(target, change string) error {
+	if protocol.FoldNick(target) != protocol.FoldNick(s.Nick()) {
+		return numErr(protocol.ERR_USERSDONTMATCH, "Can't change or view modes for other users")
+	}
+	if change != "" {
+		if strings.Trim(change, "+-i") != "" {
+			return numErr(protocol.ERR_UMODEUNKNOWNFLAG, "Unknown MODE flag")
+		}
+		add := !strings.HasPrefix(change, "-")
+		if s.invisible.Swap(add) != add {
+			flag := "-i"
+			if add {
+				flag = "+i"
+			}
+			s.Reply((&protocol.Message{Source: s.Nick(), Command: "MODE", Params: []string{s.Nick(), flag}}).AppendTo(nil))
+		}
+		return nil
+	}
+	modes := "+"
+	if s.invisible.Load() {
+		modes += "i"
+	}
+	s.numeric(protocol.RPL_UMODEIS, modes)
+	return nil
+}
+
+func handleKICK(s *Session, m *protocol.Message, _ []byte) error {
+	r, err := s.existingRoom(m.Params[0])
+	if err != nil {
+		return err
+	}
+	reason := m.Param(2)
+	if protocol.CheckText(reason) != nil {
+		reason = ""
+	}
+	for _, nick := range strings.Split(m.Params[1], ",") {
+		r.Kick(s, s.Nick(), nick, protocol.TruncateText(reason, protocol.TopicLen))
+	}
+	return nil
+}
+
+func handleINVITE(s *Session, m *protocol.Message, _ []byte) error {
+	nick := m.Params[0]
+	r, err := s.existingRoom(m.Params[1])
+	if err != nil {
+		return err
+	}
+	t := s.srv.nicks.get(nick)
+	if t == nil || !t.registered.Load() {
+		return numErr(protocol.ERR_NOSUCHNICK, nick, "No such nick")
+	}
+	r.Invite(s, s.Nick(), t, t.Nick())
+	return nil
+}
+
+// handleBAN bans a mask, or a connected user by nick: by account when
+// they are logged in (a new nick or address does not escape it), by
+// address otherwise.
+func handleBAN(s *Session, m *protocol.Message, _ []byte) error {
+	r, err := s.existingRoom(m.Params[0])
+	if err != nil {
+		return err
+	}
+	mask := m.Params[1]
+	if t := s.srv.nicks.get(mask); t != nil && !strings.ContainsAny(mask, "!@*?$") {
+		if account := t.Account(); account != "" {
+			mask = "$a:" + account
+		} else {
+			mask = "*!*@" + t.host
+		}
+	}
+	return s.roomMode(r, []rooms.ModeChange{{Add: true, Mode: 'b', Arg: mask}})
+}
+
+func handleUNBAN(s *Session, m *protocol.Message, _ []byte) error {
+	r, err := s.existingRoom(m.Params[0])
+	if err != nil {
+		return err
+	}
+	return s.roomMode(r, []rooms.ModeChange{{Add: false, Mode: 'b', Arg: m.Params[1]}})
+}
+
+// roleCommand maps OP/DEOP/VOICE/DEVOICE onto MODE.
+func roleCommand(change string) handler {
+	return func(s *Session, m *protocol.Message, _ []byte) error {
+		r, err := s.existingRoom(m.Params[0])
+		if err != nil {
+			return err
+		}
+		return s.roomMode(r, []rooms.ModeChange{{Add: change[0] == '+', Mode: change[1], Arg: m.Params[1]}})
+	}
+}
+
+func handleROOM(s *Session, m *protocol.Message, _ []byte) error {
+	sub := strings.ToUpper(m.Params[0])
+	if sub != "CLAIM" && sub != "DROP" {
+		return numErr(protocol.ERR_UNKNOWNERROR, "ROOM", "Use ROOM CLAIM <room> or ROOM DROP <room>")
+	}
+	r, err := s.existingRoom(m.Params[1])
+	if err != nil {
+		return err
+	}
+	r.Claim(s, s.Nick(), s.Account(), sub == "DROP")
+	return nil
+}
+
+// Removed is called by a room that kicked the session.
+func (s *Session) Removed(r *rooms.Room) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	folded := protocol.FoldRoom(r.Name())
+	if s.joined[folded] == r {
+		delete(s.joined, folded)
+	}
+}

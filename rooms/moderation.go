@@ -1,0 +1,264 @@
+package rooms
+
+import (
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/livechat/livechat/protocol"
+)
+
+// isOp reports whether c is an operator of the room.
+func (r *Room) isOp(c Client) bool {
+	m := r.memberOf(c)
+	return m != nil && m.role&roleOp != 0
+}
+
+// memberByNick finds a member by nick, case-insensitively.
+func (r *Room) memberByNick(nick string) *member {
+	folded := protocol.FoldNick(nick)
+	for _, m := range r.members {
+		if protocol.FoldNick(m.Nick) == folded {
+			return m
+		}
+	}
+	return nil
+}
+
+func (r *Room) doMode(c Client, nick string, changes []ModeChange) {
+	if len(changes) == 0 {
+		r.numeric(c, nick, protocol.RPL_CHANNELMODEIS, append([]string{r.name}, r.modeArgs(r.memberOf(c) != nil)...)...)
+		r.numeric(c, nick, protocol.RPL_CREATIONTIME, r.name, strconv.FormatInt(r.created.Unix(), 10))
+		return
+	}
+	actor := r.memberOf(c)
+	applied, args := "", []string(nil)
+	sign := byte(0)
+	record := func(ch ModeChange, arg string) {
+		s := byte('-')
+		if ch.Add {
+			s = '+'
+		}
+		if s != sign {
+			applied += string(s)
+			sign = s
+		}
+		applied += string(ch.Mode)
+		if arg != "" {
+			args = append(args, arg)
+		}
+	}
+	denied := false
+	for _, ch := range changes {
+		if (ch.Mode == 'b' || ch.Mode == 'e') && ch.Arg == "" {
+			r.sendList(c, nick, ch.Mode)
+			continue
+		}
+		if actor == nil || actor.role&roleOp == 0 {
+			if !denied {
+				r.numeric(c, nick, protocol.ERR_CHANOPRIVSNEEDED, r.name, "You're not a room operator")
+				denied = true
+			}
+			continue
+		}
+		if arg, ok := r.applyMode(c, nick, actor, ch); ok {
+			record(ch, arg)
+		}
+	}
+	if applied == "" {
+		return
+	}
+	r.broadcast(r.event(actor, "MODE", append([]string{r.name, applied}, args...)...), c, true, false)
+	r.persist()
+}
+
+// applyMode makes one change an operator asked for and returns the
+// argument to show in the MODE line, or ok=false if nothing changed.
+func (r *Room) applyMode(c Client, nick string, actor *member, ch ModeChange) (string, bool) {
+	m := &r.modes
+	switch ch.Mode {
+	case 'o', 'v':
+		target := r.memberByNick(ch.Arg)
+		if target == nil {
+			r.numeric(c, nick, protocol.ERR_USERNOTINCHANNEL, ch.Arg, r.name, "They aren't in the room")
+			return "", false
+		}
+		bit := roleVoice
+		if ch.Mode == 'o' {
+			bit = roleOp
+		}
+		if (target.role&bit != 0) == ch.Add {
+			return "", false
+		}
+		target.role ^= bit
+		return target.Nick, true
+	case 'b', 'e':
+		list := &m.bans
+		if ch.Mode == 'e' {
+			list = &m.excepts
+		}
+		return editList(list, normalizeMask(ch.Arg), ch.Add, actor.Nick, r.opts.now())
+	case 'k':
+		if !ch.Add {
+			if m.key == "" {
+				return "", false
+			}
+			m.key = ""
+			return "*", true
+		}
+		if strings.ContainsAny(ch.Arg, " ,:") || len(ch.Arg) > 32 {
+			r.numeric(c, nick, protocol.ERR_INVALIDMODEPARAM, r.name, "k", ch.Arg, "Invalid key: at most 32 characters, no spaces, commas or colons")
+			return "", false
+		}
+		m.key = ch.Arg
+		return ch.Arg, true
+	case 'l':
+		if !ch.Add {
+			if m.limit == 0 {
+				return "", false
+			}
+			m.limit = 0
+			return "", true
+		}
+		n, err := strconv.Atoi(ch.Arg)
+		if err != nil || n < 1 {
+			r.numeric(c, nick, protocol.ERR_INVALIDMODEPARAM, r.name, "l", ch.Arg, "Invalid limit: a positive number")
+			return "", false
+		}
+		m.limit = n
+		return ch.Arg, true
+	}
+	flag := map[byte]*bool{'i': &m.inviteOnly, 'm': &m.moderated, 'n': &m.noExternal, 't': &m.topicLock}[ch.Mode]
+	if *flag == ch.Add {
+		return "", false
+	}
+	*flag = ch.Add
+	return "", true
+}
+
+// editList adds or removes a mask; it reports whether the list changed.
+func editList(list *[]ListEntry, mask string, add bool, by string, now time.Time) (string, bool) {
+	for i, e := range *list {
+		if strings.EqualFold(e.Mask, mask) {
+			if add {
+				return "", false
+			}
+			*list = append((*list)[:i], (*list)[i+1:]...)
+			return mask, true
+		}
+	}
+	if !add || len(*list) >= maxListEntries {
+		return "", false
+	}
+	*list = append(*list, ListEntry{Mask: mask, SetBy: by, SetAt: now})
+	return mask, true
+}
+
+func (r *Room) sendList(c Client, nick string, mode byte) {
+	list, item, end, text := r.modes.bans, protocol.RPL_BANLIST, protocol.RPL_ENDOFBANLIST, "End of room ban list"
+	if mode == 'e' {
+		list, item, end, text = r.modes.excepts, protocol.RPL_EXCEPTLIST, protocol.RPL_ENDOFEXCEPTLIST, "End of room exception list"
+	}
+	for _, e := range list {
+		r.numeric(c, nick, item, r.name, e.Mask, e.SetBy, strconv.FormatInt(e.SetAt.Unix(), 10))
+	}
+	r.numeric(c, nick, end, r.name, text)
+}
+
+func (r *Room) doKick(c Client, nick, target, reason string) {
+	actor := r.memberOf(c)
+	switch {
+	case actor == nil:
+		r.numeric(c, nick, protocol.ERR_NOTONCHANNEL, r.name, "You're not in that room")
+		return
+	case actor.role&roleOp == 0:
+		r.numeric(c, nick, protocol.ERR_CHANOPRIVSNEEDED, r.name, "You're not a room operator")
+		return
+	}
+	victim := r.memberByNick(target)
+	if victim == nil {
+		r.numeric(c, nick, protocol.ERR_USERNOTINCHANNEL, target, r.name, "They aren't in the room")
+		return
+	}
+	if reason == "" {
+		reason = actor.Nick
+	}
+	r.broadcast(r.event(actor, "KICK", r.name, victim.Nick, reason), c, true, false)
+	r.remove(victim.Client)
+	victim.Client.Removed(r)
+}
+
+func (r *Room) doInvite(c Client, nick string, target Client, targetNick string) {
+	actor := r.memberOf(c)
+	switch {
+	case actor == nil:
+		r.numeric(c, nick, protocol.ERR_NOTONCHANNEL, r.name, "You're not in that room")
+		return
+	case r.modes.inviteOnly && actor.role&roleOp == 0:
+		r.numeric(c, nick, protocol.ERR_CHANOPRIVSNEEDED, r.name, "You're not a room operator")
+		return
+	case r.memberOf(target) != nil:
+		r.numeric(c, nick, protocol.ERR_USERONCHANNEL, targetNick, r.name, "is already in the room")
+		return
+	}
+	if r.invites == nil {
+		r.invites = make(map[string]struct{})
+	}
+	r.invites[protocol.FoldNick(targetNick)] = struct{}{}
+	r.numeric(c, nick, protocol.RPL_INVITING, targetNick, r.name)
+	e := r.event(actor, "INVITE", targetNick, r.name)
+	target.Send(e.Render(target.Features()))
+	rs := NewRenderings(e)
+	for _, m := range r.members {
+		if m.Client != c && m.Client.Features()&FeatInviteNotify != 0 {
+			m.Client.Send(rs.For(m.Client.Features()))
+		}
+	}
+}
+
+func (r *Room) doClaim(c Client, nick, account string) {
+	switch {
+	case account == "":
+		r.numeric(c, nick, protocol.ERR_UNKNOWNERROR, "ROOM", "Log in first: only accounts can own rooms")
+	case r.owner != "":
+		r.numeric(c, nick, protocol.ERR_UNKNOWNERROR, "ROOM", r.name+" is already owned by "+r.owner)
+	case !r.isOp(c):
+		r.numeric(c, nick, protocol.ERR_CHANOPRIVSNEEDED, r.name, "Only a room operator can claim it")
+	case r.opts.Store == nil:
+		r.numeric(c, nick, protocol.ERR_UNKNOWNERROR, "ROOM", "This server keeps no rooms")
+	default:
+		r.owner = account
+		if err := r.opts.Store.Save(r.folded, r.saved()); err != nil {
+			r.owner = ""
+			r.opts.Hooks.storeFailed(r.name, err)
+			r.numeric(c, nick, protocol.ERR_UNKNOWNERROR, "ROOM", "Could not save the room; try again later")
+			return
+		}
+		r.notice(c, nick, r.name+" is now owned by "+account+": its topic, modes and bans are kept, and you are its operator whenever you join")
+	}
+}
+
+func (r *Room) doDrop(c Client, nick, account string) {
+	if r.owner == "" || account == "" || protocol.FoldNick(account) != protocol.FoldNick(r.owner) {
+		r.numeric(c, nick, protocol.ERR_UNKNOWNERROR, "ROOM", "Only the owner of "+r.name+" can drop it")
+		return
+	}
+	if err := r.opts.Store.Delete(r.folded); err != nil {
+		r.opts.Hooks.storeFailed(r.name, err)
+		r.numeric(c, nick, protocol.ERR_UNKNOWNERROR, "ROOM", "Could not drop the room; try again later")
+		return
+	}
+	r.owner = ""
+	r.notice(c, nick, r.name+" is no longer owned; it will be forgotten when it empties")
+}
+
+func (r *Room) notice(c Client, nick, text string) {
+	c.Reply(encode(protocol.Message{Source: r.opts.ServerName, Command: "NOTICE", Params: []string{nick, text}}))
+}
+
+// blocksNickChange reports whether c may not change nick here: a banned
+// member could otherwise shed a nick ban by renaming.
+func (r *Room) blocksNickChange(c Client) bool {
+	m := r.memberOf(c)
+	return m != nil && m.role == 0 && r.banned(m)
+}

@@ -1,0 +1,218 @@
+package rooms
+
+import (
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/livechat/livechat/protocol"
+)
+
+// role is what a member may do beyond speaking.
+type role uint8
+
+const (
+	roleVoice role = 1 << iota // + : may speak in a moderated room
+	roleOp                     // @ : may change modes, topic, kick, invite
+)
+
+// prefixes returns the member's NAMES/WHO prefix: the highest role only,
+// or all of them for multi-prefix clients.
+func (r role) prefixes(all bool) string {
+	switch {
+	case r&roleOp != 0 && r&roleVoice != 0 && all:
+		return "@+"
+	case r&roleOp != 0:
+		return "@"
+	case r&roleVoice != 0:
+		return "+"
+	}
+	return ""
+}
+
+// maxListEntries bounds a room's ban and exception lists.
+const maxListEntries = 100
+
+// ListEntry is one ban or exception mask.
+type ListEntry struct {
+	Mask  string
+	SetBy string
+	SetAt time.Time
+}
+
+// modes are a room's channel modes.
+type modes struct {
+	topicLock  bool // +t: only operators set the topic
+	noExternal bool // +n: only members speak
+	moderated  bool // +m: only voiced members and operators speak
+	inviteOnly bool // +i: only invited users join
+	key        string
+	limit      int
+	bans       []ListEntry
+	excepts    []ListEntry
+}
+
+// flags returns the mode letters set, in canonical order.
+func (m *modes) flags() string {
+	var b strings.Builder
+	for _, f := range []struct {
+		on bool
+		c  byte
+	}{{m.inviteOnly, 'i'}, {m.key != "", 'k'}, {m.limit > 0, 'l'}, {m.moderated, 'm'}, {m.noExternal, 'n'}, {m.topicLock, 't'}} {
+		if f.on {
+			b.WriteByte(f.c)
+		}
+	}
+	return b.String()
+}
+
+// setFlags sets the argument-less modes from letters (restoring a saved room).
+func (m *modes) setFlags(letters string) {
+	m.inviteOnly = strings.Contains(letters, "i")
+	m.moderated = strings.Contains(letters, "m")
+	m.noExternal = strings.Contains(letters, "n")
+	m.topicLock = strings.Contains(letters, "t")
+}
+
+// ModeChange is one requested change of a room's modes.
+type ModeChange struct {
+	Add  bool
+	Mode byte
+	Arg  string // "" when the mode takes none (or a list query)
+}
+
+// ChanModes is the ISUPPORT CHANMODES value: list modes, modes with an
+// argument always, with an argument when set, and flags.
+const ChanModes = "be,k,l,imnt"
+
+// ParseModes splits a MODE request ("+o-v", "alice", "bob") into changes.
+// Mode letters rooms do not know are returned in unknown.
+func ParseModes(modestr string, args []string) (changes []ModeChange, unknown []byte) {
+	add := true
+	next := func() (string, bool) {
+		if len(args) == 0 {
+			return "", false
+		}
+		a := args[0]
+		args = args[1:]
+		return a, true
+	}
+	for i := 0; i < len(modestr); i++ {
+		c := modestr[i]
+		switch c {
+		case '+':
+			add = true
+		case '-':
+			add = false
+		case 'b', 'e': // a list: an argument changes it, none lists it
+			arg, _ := next()
+			changes = append(changes, ModeChange{Add: add, Mode: c, Arg: arg})
+		case 'o', 'v':
+			if arg, ok := next(); ok {
+				changes = append(changes, ModeChange{Add: add, Mode: c, Arg: arg})
+			}
+		case 'k':
+			arg, ok := next()
+			if add && !ok {
+				continue
+			}
+			changes = append(changes, ModeChange{Add: add, Mode: c, Arg: arg})
+		case 'l':
+			if add {
+				if arg, ok := next(); ok {
+					changes = append(changes, ModeChange{Add: true, Mode: c, Arg: arg})
+				}
+				continue
+			}
+			changes = append(changes, ModeChange{Add: false, Mode: c})
+		case 'i', 'm', 'n', 't':
+			changes = append(changes, ModeChange{Add: add, Mode: c})
+		default:
+			unknown = append(unknown, c)
+		}
+	}
+	return changes, unknown
+}
+
+// normalizeMask completes a ban mask: "bob" -> "bob!*@*", "*@host" ->
+// "*!*@host"; "$a:account" extbans stay as they are.
+func normalizeMask(mask string) string {
+	if strings.HasPrefix(mask, "$a:") {
+		return mask
+	}
+	if !strings.Contains(mask, "!") {
+		if strings.Contains(mask, "@") {
+			mask = "*!" + mask
+		} else {
+			mask += "!*@*"
+		}
+	}
+	if !strings.Contains(mask, "@") {
+		mask += "@*"
+	}
+	return mask
+}
+
+// matches reports whether mask covers member m.
+func (m *member) matches(mask string) bool {
+	if acct, ok := strings.CutPrefix(mask, "$a:"); ok {
+		return m.Account != "" && wildcard(protocol.FoldNick(acct), protocol.FoldNick(m.Account))
+	}
+	return wildcard(protocol.FoldNick(mask), protocol.FoldNick(m.prefix))
+}
+
+// wildcard matches s against pattern with * (any run) and ? (any byte).
+func wildcard(pattern, s string) bool {
+	p, i := 0, 0
+	star, mark := -1, 0
+	for i < len(s) {
+		switch {
+		case p < len(pattern) && (pattern[p] == '?' || pattern[p] == s[i]):
+			p++
+			i++
+		case p < len(pattern) && pattern[p] == '*':
+			star, mark = p, i
+			p++
+		case star >= 0:
+			p = star + 1
+			mark++
+			i = mark
+		default:
+			return false
+		}
+	}
+	for p < len(pattern) && pattern[p] == '*' {
+		p++
+	}
+	return p == len(pattern)
+}
+
+func listed(list []ListEntry, m *member) bool {
+	for _, e := range list {
+		if m.matches(e.Mask) {
+			return true
+		}
+	}
+	return false
+}
+
+// banned reports whether m is banned and not excepted.
+func (r *Room) banned(m *member) bool {
+	return listed(r.modes.bans, m) && !listed(r.modes.excepts, m)
+}
+
+// modeArgs returns the mode string and arguments for 324.
+func (r *Room) modeArgs(showKey bool) []string {
+	out := []string{"+" + r.modes.flags()}
+	if r.modes.key != "" {
+		if showKey {
+			out = append(out, r.modes.key)
+		} else {
+			out = append(out, "*")
+		}
+	}
+	if r.modes.limit > 0 {
+		out = append(out, strconv.Itoa(r.modes.limit))
+	}
+	return out
+}

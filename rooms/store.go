@@ -1,0 +1,68 @@
+package rooms
+
+import "time"
+
+// Saved is what a claimed room keeps across restarts.
+type Saved struct {
+	Name    string // display name
+	Owner   string // the account that claimed it
+	Created time.Time
+	Topic   string
+	TopicBy string
+	TopicAt time.Time
+	Flags   string // argument-less modes, e.g. "nt"
+	Key     string
+	Limit   int
+	Bans    []ListEntry
+	Excepts []ListEntry
+}
+
+// Store keeps claimed rooms. The registry loads a room's saved state when
+// it creates the room, and the room saves it whenever it changes; both
+// happen on room goroutines, so implementations must be safe for
+// concurrent use. Rooms that were never claimed are never stored.
+type Store interface {
+	Load(folded string) (Saved, bool, error)
+	Save(folded string, s Saved) error
+	Delete(folded string) error
+}
+
+// saved captures the room's state for its store.
+func (r *Room) saved() Saved {
+	return Saved{
+		Name: r.name, Owner: r.owner, Created: r.created,
+		Topic: r.topic.text, TopicBy: r.topic.setBy, TopicAt: r.topic.setAt,
+		Flags: r.modes.flags(), Key: r.modes.key, Limit: r.modes.limit,
+		Bans: r.modes.bans, Excepts: r.modes.excepts,
+	}
+}
+
+// restore applies saved state to a room being created.
+func (r *Room) restore(s Saved) {
+	r.owner = s.Owner
+	if s.Name != "" {
+		r.name = s.Name
+	}
+	if !s.Created.IsZero() {
+		r.created = s.Created
+	}
+	r.topic = topic{text: s.Topic, setBy: s.TopicBy, setAt: s.TopicAt}
+	if s.Topic != "" {
+		snap := s.Topic
+		r.topicSnap.Store(&snap)
+	}
+	r.modes.setFlags(s.Flags)
+	r.modes.key, r.modes.limit = s.Key, s.Limit
+	r.modes.bans, r.modes.excepts = s.Bans, s.Excepts
+}
+
+// persist saves a claimed room after a change. A failure is reported
+// through the hooks; the room goes on with its state in memory.
+func (r *Room) persist() {
+	if r.owner == "" || r.opts.Store == nil {
+		return
+	}
+	if err := r.opts.Store.Save(r.folded, r.saved()); err != nil {
+		r.opts.Hooks.storeFailed(r.name, err)
+	}
+}
