@@ -26,10 +26,11 @@ func (r *Room) doJoin(m Member, key string) error {
 		return ErrRoomFull
 	}
 	delete(r.invites, folded)
-	if owner || r.fresh {
+	// The owner is operator; in an unclaimed room, so is whoever finds it
+	// empty (a new room, or one kept only for its history).
+	if owner || r.owner == "" && len(r.members) == 0 {
 		mem.role = roleOp
 	}
-	r.fresh = false
 	r.index[m.Client] = len(r.members)
 	r.members = append(r.members, mem)
 	r.nMembers.Store(int32(len(r.members)))

@@ -132,7 +132,6 @@ func (g *Registry) newRoomLocked(name, folded string) *Room {
 		created: opts.now(),
 		history: NewHistory(opts.HistorySize),
 		modes:   modes{topicLock: true, noExternal: true},
-		fresh:   true,
 	}
 	if opts.Store != nil {
 		saved, ok, err := opts.Store.Load(folded)
@@ -141,7 +140,6 @@ func (g *Registry) newRoomLocked(name, folded string) *Room {
 		}
 		if ok {
 			r.restore(saved)
-			r.fresh = false
 		}
 	}
 	g.rooms[folded] = r

@@ -102,7 +102,6 @@ type Room struct {
 	modes   modes
 	owner   string              // account that claimed the room, or ""
 	invites map[string]struct{} // folded nicks invited and not yet joined
-	fresh   bool                // nobody has joined yet: the first joiner becomes operator
 }
 
 // Name returns the room's display name, with its leading '#'.
