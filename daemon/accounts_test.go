@@ -232,7 +232,9 @@ func TestSASLErrors(t *testing.T) {
 	for range 5 {
 		c.send("AUTHENTICATE " + strings.Repeat("A", 400))
 	}
-	c.expect(protocol.ERR_SASLTOOLONG)
+	c.expect(protocol.ERR_SASLFAIL) // the whole response is too long
+	c.send("AUTHENTICATE PLAIN", "AUTHENTICATE "+strings.Repeat("A", 401))
+	c.expect(protocol.ERR_SASLTOOLONG) // one chunk is
 }
 
 func TestIRCv3RegisterBeforeConnect(t *testing.T) {

@@ -49,7 +49,7 @@ var capabilities = []capability{
 	{name: "away-notify", bit: capAwayNotify},
 	{name: "batch", bit: capBatch, feature: rooms.FeatBatch},
 	{name: "cap-notify", bit: capCapNotify},
-	{name: "draft/account-registration", bit: capAccountRegistration, value: "before-connect"},
+	{name: "draft/account-registration", bit: capAccountRegistration, value: "before-connect,custom-account-name"},
 	{name: "draft/chathistory", bit: capChathistory},
 	{name: "echo-message", bit: capEchoMessage, feature: rooms.FeatEcho},
 	{name: "extended-join", bit: capExtendedJoin, feature: rooms.FeatExtendedJoin},

@@ -66,6 +66,7 @@ func handleREGISTER(s *Session, m *protocol.Message, _ []byte) error {
 	s.log().Info().Str("account", acct.Name).Msg("account registered")
 	s.reply(protocol.Message{Source: s.srv.Config().ServerName, Command: "REGISTER", Params: []string{"SUCCESS", acct.Name, "Account created"}})
 	s.loggedIn(acct.Name)
+	s.adoptAccountNickIfRegistered(acct.Name)
 	return nil
 }
 
@@ -96,6 +97,7 @@ func handleLOGIN(s *Session, m *protocol.Message, _ []byte) error {
 		return failErr("LOGIN", loginCode(err), m.Params[0], loginMessage(err))
 	}
 	s.loggedIn(name)
+	s.adoptAccountNickIfRegistered(name)
 	return nil
 }
 
@@ -163,6 +165,13 @@ func (s *Session) loggedIn(account string) {
 	s.reply(protocol.Message{Source: server, Command: protocol.RPL_LOGGEDIN, Params: []string{s.Nick(), s.prefix(), account, "You are now logged in as " + account}})
 	if s.registered.Load() {
 		s.accountChanged(account)
+	}
+}
+
+// adoptAccountNickIfRegistered makes the account's name the nick after a
+// login; before registration completes, completeRegistration does it.
+func (s *Session) adoptAccountNickIfRegistered(account string) {
+	if s.registered.Load() {
 		s.adoptAccountNick(account)
 	}
 }

@@ -77,7 +77,7 @@ func handleCHATHISTORY(s *Session, m *protocol.Message, _ []byte) error {
 		if protocol.CheckNick(target) != nil {
 			return failErr("CHATHISTORY", "INVALID_TARGET", sub, target, "No such nick or room")
 		}
-		events = s.srv.privates.query(s.Nick(), target, pick)
+		events = s.srv.privates.query(s, target, pick)
 	}
 	s.sendBatch("chathistory", []string{target}, func(ref []protocol.Tag) {
 		f := s.Features()
@@ -130,7 +130,7 @@ func (s *Session) historyTargets(fromRef, toRef string, limit int) error {
 	if from.At.After(to.At) {
 		from, to = to, from
 	}
-	list := s.srv.privates.targets(s.Nick(), from.At, to.At)
+	list := s.srv.privates.targets(s, from.At, to.At)
 	s.mu.Lock()
 	joined := s.rooms()
 	s.mu.Unlock()
@@ -152,7 +152,7 @@ func (s *Session) historyTargets(fromRef, toRef string, limit int) error {
 	server := s.srv.Config().ServerName
 	s.sendBatch("draft/chathistory-targets", nil, func(ref []protocol.Tag) {
 		for _, t := range list {
-			s.reply(protocol.Message{Tags: ref, Source: server, Command: "CHATHISTORY", Params: []string{"TARGETS", t.name, "timestamp=" + t.last.UTC().Format(rooms.TimeFormat)}})
+			s.reply(protocol.Message{Tags: ref, Source: server, Command: "CHATHISTORY", Params: []string{"TARGETS", t.name, t.last.UTC().Format(rooms.TimeFormat)}})
 		}
 	})
 	return nil

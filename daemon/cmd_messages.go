@@ -8,13 +8,8 @@ import (
 	"github.com/livechat/livechat/rooms"
 )
 
-const (
-	// maxTargets bounds the comma-separated targets of one PRIVMSG.
-	maxTargets = 4
-	// maxClientTags bounds the client-only tags of one message, in bytes
-	// (IRCv3 message-tags).
-	maxClientTags = 4094
-)
+// maxTargets bounds the comma-separated targets of one PRIVMSG.
+const maxTargets = 4
 
 func init() {
 	register(&command{name: "PRIVMSG", run: handlePRIVMSG})
@@ -33,10 +28,7 @@ func handlePRIVMSG(s *Session, m *protocol.Message, _ []byte) error {
 	if len(m.Params) < 2 || m.Params[1] == "" {
 		return loud(quiet, numErr(protocol.ERR_NOTEXTTOSEND, "No text to send"))
 	}
-	tags, err := clientTags(m)
-	if err != nil {
-		return err
-	}
+	tags := clientTags(m)
 	targets := strings.Split(m.Params[0], ",")
 	if len(targets) > maxTargets {
 		return loud(quiet, numErr(protocol.ERR_TOOMANYTARGETS, m.Params[0], "Too many targets (at most 4)"))
@@ -60,28 +52,19 @@ func loud(quiet bool, err error) error {
 // handleTAGMSG relays a message made only of client tags (typing
 // notifications, reactions) to clients that take message tags.
 func handleTAGMSG(s *Session, m *protocol.Message, _ []byte) error {
-	tags, err := clientTags(m)
-	if err != nil {
-		return err
-	}
-	return s.deliver(m.Params[0], rooms.Speech{Command: "TAGMSG", Tags: tags}, false)
+	return s.deliver(m.Params[0], rooms.Speech{Command: "TAGMSG", Tags: clientTags(m)}, false)
 }
 
-// clientTags picks the client-only tags (+name) to relay, within the
-// message-tags size limit.
-func clientTags(m *protocol.Message) ([]protocol.Tag, error) {
+// clientTags picks the client-only tags (+name) to relay; their size is
+// bounded when the line is read.
+func clientTags(m *protocol.Message) []protocol.Tag {
 	var out []protocol.Tag
-	size := 0
 	for _, t := range m.Tags {
 		if strings.HasPrefix(t.Key, "+") {
 			out = append(out, t)
-			size += len(t.Key) + len(t.Value) + 2
 		}
 	}
-	if size > maxClientTags {
-		return nil, numErr(protocol.ERR_INPUTTOOLONG, "Client tags too long (at most 4094 bytes)")
-	}
-	return out, nil
+	return out
 }
 
 // handleMSG is the netcat form: MSG <target> <text...>, the text being the
@@ -115,7 +98,7 @@ func (s *Session) deliver(target string, sp rooms.Speech, friendly bool) error {
 }
 
 func (s *Session) sayInRoom(target string, sp rooms.Speech) error {
-	name, err := roomName(target)
+	name, err := s.roomName(target)
 	if err != nil {
 		return err
 	}

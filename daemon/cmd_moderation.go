@@ -22,7 +22,7 @@ func init() {
 
 // existingRoom resolves a typed room name to a room that exists.
 func (s *Session) existingRoom(typed string) (*rooms.Room, error) {
-	name, err := roomName(typed)
+	name, err := s.roomName(typed)
 	if err != nil {
 		return nil, err
 	}

@@ -27,9 +27,13 @@ func handleUSER(s *Session, m *protocol.Message, _ []byte) error {
 		return numErr(protocol.ERR_ALREADYREGISTERED, "You may not reregister")
 	}
 	realname := m.Params[3]
+	if m.Params[0] == "" || realname == "" {
+		return needMoreParams("USER")
+	}
 	if protocol.CheckText(realname) != nil {
 		realname = ""
 	}
+	s.strict = true
 	s.mu.Lock()
 	s.user = "~" + sanitizeUser(m.Params[0])
 	s.realname = realname

@@ -40,8 +40,13 @@ func (s *Session) joinedRoom(name string) *rooms.Room {
 	return s.joined[protocol.FoldRoom(name)]
 }
 
-// roomName validates a typed room name, adding the '#' if it is missing.
-func roomName(typed string) (string, error) {
+// roomName validates a typed room name. For people (netcat) the '#' is
+// optional; IRC clients (those that sent USER) add it themselves, so for
+// them a name without it is simply not a room, as IRC clients expect.
+func (s *Session) roomName(typed string) (string, error) {
+	if s.strict && !protocol.IsRoomName(typed) {
+		return "", numErr(protocol.ERR_NOSUCHCHANNEL, typed, "No such room: room names start with #")
+	}
 	name, err := protocol.RoomName(typed)
 	if err != nil {
 		return "", numErr(protocol.ERR_NOSUCHCHANNEL, typed, "Invalid room name: use up to "+strconv.Itoa(protocol.RoomLen)+" characters without spaces, commas or control characters")
@@ -71,7 +76,7 @@ func handleJOIN(s *Session, m *protocol.Message, _ []byte) error {
 }
 
 func (s *Session) join(typed, key string) error {
-	name, err := roomName(typed)
+	name, err := s.roomName(typed)
 	if err != nil {
 		return err
 	}
@@ -126,7 +131,7 @@ func handlePART(s *Session, m *protocol.Message, _ []byte) error {
 }
 
 func (s *Session) part(typed, reason string) error {
-	name, err := roomName(typed)
+	name, err := s.roomName(typed)
 	if err != nil {
 		return err
 	}
@@ -157,7 +162,7 @@ func (s *Session) partAll() {
 }
 
 func handleTOPIC(s *Session, m *protocol.Message, _ []byte) error {
-	name, err := roomName(m.Params[0])
+	name, err := s.roomName(m.Params[0])
 	if err != nil {
 		return err
 	}
@@ -186,7 +191,7 @@ func handleNAMES(s *Session, m *protocol.Message, _ []byte) error {
 		return nil
 	}
 	for _, typed := range strings.Split(m.Params[0], ",") {
-		name, err := roomName(typed)
+		name, err := s.roomName(typed)
 		if err != nil {
 			s.numeric(protocol.RPL_ENDOFNAMES, typed, "End of /NAMES list")
 			continue

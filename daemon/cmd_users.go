@@ -20,6 +20,7 @@ func init() {
 	register(&command{name: "MOTD", run: handleMOTD, help: "MOTD - the message of the day"})
 	register(&command{name: "HELP", run: handleHELP, help: "HELP - this list"})
 	register(&command{name: "SETNAME", run: handleSETNAME, minParams: 1})
+	register(&command{name: "USERHOST", run: handleUSERHOST, minParams: 1})
 }
 
 func handlePING(s *Session, m *protocol.Message, _ []byte) error {
@@ -55,11 +56,13 @@ func handleWHOIS(s *Session, m *protocol.Message, _ []byte) error {
 	}
 	t.mu.Lock()
 	nick, user, realname := t.nick, t.user, t.realname
-	names := make([]string, 0, len(t.joined))
-	for _, r := range t.joined {
-		names = append(names, r.Name())
-	}
+	joined := t.rooms()
 	t.mu.Unlock()
+	multi := s.hasCap(capMultiPrefix)
+	names := make([]string, 0, len(joined))
+	for _, r := range joined {
+		names = append(names, r.PrefixOf(t, multi)+r.Name())
+	}
 	sort.Strings(names)
 	cfg := s.srv.Config()
 	s.numeric(protocol.RPL_WHOISUSER, nick, user, t.host, "*", realname)
@@ -97,7 +100,10 @@ func handleWHO(s *Session, m *protocol.Message, _ []byte) error {
 		s.numeric(protocol.RPL_ENDOFWHO, mask, "End of /WHO list")
 		return nil
 	}
-	if t := s.srv.nicks.get(mask); t != nil && t.registered.Load() {
+	for _, t := range s.srv.matching(mask, maxWhoReplies) {
+		if t != s && t.invisible.Load() {
+			continue
+		}
 		t.mu.Lock()
 		nick, user, realname := t.nick, t.user, t.realname
 		t.mu.Unlock()
@@ -108,6 +114,57 @@ func handleWHO(s *Session, m *protocol.Message, _ []byte) error {
 		s.numeric(protocol.RPL_WHOREPLY, "*", user, t.host, s.srv.Config().ServerName, nick, flags, "0 "+realname)
 	}
 	s.numeric(protocol.RPL_ENDOFWHO, mask, "End of /WHO list")
+	return nil
+}
+
+// maxWhoReplies bounds a WHO by mask, so "WHO *" on a big server stays
+// a reasonable reply.
+const maxWhoReplies = 500
+
+// matching returns up to limit registered sessions whose nick matches the
+// mask ("*" and "0" match everyone).
+func (srv *Server) matching(mask string, limit int) []*Session {
+	if mask == "0" {
+		mask = "*"
+	}
+	if !strings.ContainsAny(mask, "*?") {
+		if t := srv.nicks.get(mask); t != nil && t.registered.Load() {
+			return []*Session{t}
+		}
+		return nil
+	}
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	var out []*Session
+	for t := range srv.sessions {
+		if len(out) == limit {
+			break
+		}
+		if t.registered.Load() && protocol.MatchMask(mask, t.Nick()) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// handleUSERHOST answers with nick=+user@host (- when away) for up to five
+// nicks.
+func handleUSERHOST(s *Session, m *protocol.Message, _ []byte) error {
+	var replies []string
+	for _, nick := range m.Params[:min(len(m.Params), 5)] {
+		t := s.srv.nicks.get(nick)
+		if t == nil || !t.registered.Load() {
+			continue
+		}
+		t.mu.Lock()
+		entry := t.nick + "=+" + t.user + "@" + t.host
+		t.mu.Unlock()
+		if t.Away() {
+			entry = strings.Replace(entry, "=+", "=-", 1)
+		}
+		replies = append(replies, entry)
+	}
+	s.numeric(protocol.RPL_USERHOST, strings.Join(replies, " "))
 	return nil
 }
 

@@ -27,6 +27,8 @@ func testServer(t *testing.T, configure ...func(*configs.Config, *Options)) (*Se
 	cfg.Accounts.Store = "memory"
 	cfg.Limits.FloodBurst = 100000 // tests send fast; the flood test lowers it
 	cfg.Limits.FloodRate = 100000
+	cfg.Limits.MaxConnsPerIP = 1000 // every test client comes from 127.0.0.1; ops_test checks the limits
+	cfg.Limits.ConnRatePerIP = 1000
 	opts := Options{
 		Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel),
 		// Cheap hashing keeps account tests fast; the accounts package

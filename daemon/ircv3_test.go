@@ -236,24 +236,21 @@ func TestChathistory(t *testing.T) {
 	a.expectFail("CHATHISTORY", "INVALID_PARAMS")
 }
 
-func TestOverlongClientTagsRejected(t *testing.T) {
+func TestTagmsg(t *testing.T) {
 	_, addr := testServer(t)
 	a := connectCaps(t, addr, "tagger", "message-tags")
 	b := connectCaps(t, addr, "watcher", "message-tags")
-	a.join("#t")
-	b.join("#t")
-	a.send("@+big=" + strings.Repeat("x", 5000) + " PRIVMSG #t :too much")
-	m, _ := a.expect(protocol.ERR_INPUTTOOLONG)
-	if m.Command != protocol.ERR_INPUTTOOLONG {
-		t.Fatal(m)
-	}
-	if got := b.sync(); len(got) != 0 {
-		t.Fatalf("relayed: %v", got)
+	plain := connect(t, addr, "plain")
+	for _, c := range []*client{a, b, plain} {
+		c.join("#t")
 	}
 	a.send("@+typing=active TAGMSG #t")
 	tm, _ := b.expect("TAGMSG")
 	if tagOf(tm, "+typing") != "active" {
 		t.Fatalf("%q", tm.String())
+	}
+	if got := plain.sync(); len(got) != 0 {
+		t.Fatalf("a client without message-tags got %v", got)
 	}
 }
 
@@ -288,5 +285,92 @@ func TestExtendedJoinAccountTagAndNotifies(t *testing.T) {
 	acct, _ := watcher.expect("ACCOUNT")
 	if acct.Param(0) != "*" {
 		t.Fatalf("%q", acct.String())
+	}
+}
+
+// A new holder of a nick must not read the previous holder's private
+// messages: conversations belong to accounts or connections, not nicks.
+func TestPrivateHistoryFollowsPeopleNotNicks(t *testing.T) {
+	_, addr := testServer(t)
+	carol := connectCaps(t, addr, "carol", "batch", "draft/chathistory")
+	alice := connect(t, addr, "alice")
+	alice.send("PRIVMSG carol :a secret for carol")
+	carol.expect("PRIVMSG")
+	alice.send("QUIT")
+	alice.expect("ERROR")
+
+	impostor := connectCaps(t, addr, "alice", "batch", "draft/chathistory")
+	impostor.send("CHATHISTORY LATEST carol * 10")
+	start, _ := impostor.expect("BATCH")
+	if end := impostor.read(); end.Command != "BATCH" || end.Param(0) != "-"+strings.TrimPrefix(start.Param(0), "+") {
+		t.Fatalf("the new alice read %q", end.String())
+	}
+	carol.send("CHATHISTORY LATEST alice * 10")
+	carol.expect("BATCH")
+	if m := carol.read(); m.Param(1) != "a secret for carol" {
+		t.Fatalf("carol's own history: %q", m.String())
+	}
+}
+
+func TestIRCClientConventions(t *testing.T) {
+	_, addr := testServer(t)
+	c := connectCaps(t, addr, "strict", "labeled-response")
+	other := connect(t, addr, "coolNick")
+	other.send("AWAY :out")
+	other.expect(protocol.RPL_NOWAWAY)
+
+	// IRC clients write the '#' themselves: a bare name is no room.
+	c.send("JOIN #valid,inv@lid")
+	c.expect(protocol.RPL_ENDOFNAMES)
+	bad := c.expectNumeric(protocol.ERR_NOSUCHCHANNEL)
+	if bad.Param(1) != "inv@lid" {
+		t.Fatalf("%q", bad.String())
+	}
+	c.send("NAMES invalid")
+	if end := c.expectNumeric(protocol.RPL_ENDOFNAMES); end.Param(1) != "invalid" {
+		t.Fatalf("%q", end.String())
+	}
+	// WHO by mask, USERHOST.
+	c.send("WHO coolni*")
+	who := c.expectNumeric(protocol.RPL_WHOREPLY)
+	if who.Param(5) != "coolNick" || who.Param(6) != "G" {
+		t.Fatalf("%q", who.String())
+	}
+	if end := c.expectNumeric(protocol.RPL_ENDOFWHO); end.Param(1) != "coolni*" {
+		t.Fatalf("%q", end.String())
+	}
+	c.send("USERHOST coolNick nobody")
+	uh := c.expectNumeric(protocol.RPL_USERHOST)
+	if uh.Param(1) != "coolNick=-~coolNick@127.0.0.1" {
+		t.Fatalf("%q", uh.String())
+	}
+	// A labeled unknown command gets a labeled 421.
+	c.send("@label=x NONEXISTENT_COMMAND")
+	unk := c.expectNumeric(protocol.ERR_UNKNOWNCOMMAND)
+	if tagOf(unk, "label") != "x" {
+		t.Fatalf("%q", unk.String())
+	}
+	// An empty realname is not enough for USER.
+	d := dial(t, addr)
+	d.send("NICK foo", "USER u * * :")
+	d.expectNumeric(protocol.ERR_NEEDMOREPARAMS)
+}
+
+func TestClientTagSectionLimit(t *testing.T) {
+	_, addr := testServer(t)
+	a := connectCaps(t, addr, "tagger", "message-tags", "echo-message")
+	b := connectCaps(t, addr, "watcher", "message-tags")
+	a.join("#t")
+	b.join("#t")
+	atLimit := "@foo=bar;+baz=" + strings.Repeat("a", 4081) + " TAGMSG #t" // tag section of exactly 4096 bytes
+	a.send(atLimit)
+	if m, _ := b.expect("TAGMSG"); len(tagOf(m, "+baz")) != 4081 {
+		t.Fatalf("tags not relayed intact")
+	}
+	a.expect("TAGMSG")
+	a.send("@foo=bar;+baz=" + strings.Repeat("a", 4082) + " TAGMSG #t")
+	a.expectNumeric(protocol.ERR_INPUTTOOLONG)
+	if got := b.sync(); len(got) != 0 {
+		t.Fatalf("relayed: %v", got)
 	}
 }

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"container/list"
+	"strconv"
 	"sync"
 	"time"
 
@@ -13,9 +14,11 @@ import (
 // the least recently active one is forgotten first.
 const maxConversations = 10000
 
-// privateHistory keeps recent private messages per pair of nicks, for
-// CHATHISTORY. Safe for concurrent use; it is touched once per private
-// message, never on room traffic.
+// privateHistory keeps recent private messages per pair of people, for
+// CHATHISTORY. A person is their account when logged in and their
+// connection otherwise, never a nick: whoever takes a nick later must not
+// read the previous holder's messages. Safe for concurrent use; it is
+// touched once per private message, never on room traffic.
 type privateHistory struct {
 	mu    sync.Mutex
 	size  int // messages per conversation
@@ -23,11 +26,10 @@ type privateHistory struct {
 	lru   list.List // of *conversation, most recently active first
 }
 
-// convKey names a conversation by its two folded nicks, in order.
+// convKey names a conversation by its two parties' identities, in order.
 type convKey struct{ a, b string }
 
 func newConvKey(x, y string) convKey {
-	x, y = protocol.FoldNick(x), protocol.FoldNick(y)
 	if x > y {
 		x, y = y, x
 	}
@@ -36,10 +38,18 @@ func newConvKey(x, y string) convKey {
 
 type conversation struct {
 	key     convKey
-	nicks   map[string]string // folded nick -> nick as last seen
+	nicks   map[string]string // identity -> nick as last seen
 	history rooms.History
 	last    time.Time
 	elem    *list.Element
+}
+
+// identity names who the session is for private history.
+func (s *Session) identity() string {
+	if account := s.Account(); account != "" {
+		return "a:" + protocol.FoldNick(account)
+	}
+	return "c:" + strconv.FormatUint(s.id, 10)
 }
 
 func newPrivateHistory(size int) *privateHistory {
@@ -51,8 +61,8 @@ func (p *privateHistory) add(from, to *Session, e *rooms.Event) {
 	if p.size <= 0 {
 		return
 	}
-	fromNick, toNick := from.Nick(), to.Nick()
-	key := newConvKey(fromNick, toNick)
+	fromID, toID := from.identity(), to.identity()
+	key := newConvKey(fromID, toID)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	c := p.convs[key]
@@ -68,21 +78,34 @@ func (p *privateHistory) add(from, to *Session, e *rooms.Event) {
 	} else {
 		p.lru.MoveToFront(c.elem)
 	}
-	c.nicks[protocol.FoldNick(fromNick)] = fromNick
-	c.nicks[protocol.FoldNick(toNick)] = toNick
+	c.nicks[fromID] = from.Nick()
+	c.nicks[toID] = to.Nick()
 	c.history.Add(e)
 	c.last = e.At
 }
 
-// query runs fn over the conversation between me and other.
-func (p *privateHistory) query(me, other string, fn func(*rooms.History) []*rooms.Event) []*rooms.Event {
+// other returns the identity of the party in c who is not me.
+func (c *conversation) other(me string) (string, bool) {
+	switch me {
+	case c.key.a:
+		return c.key.b, true
+	case c.key.b:
+		return c.key.a, true
+	}
+	return "", false
+}
+
+// query runs fn over me's conversation with the person last seen as nick.
+func (p *privateHistory) query(me *Session, nick string, fn func(*rooms.History) []*rooms.Event) []*rooms.Event {
+	id, folded := me.identity(), protocol.FoldNick(nick)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	c := p.convs[newConvKey(me, other)]
-	if c == nil {
-		return nil
+	for _, c := range p.convs {
+		if other, ok := c.other(id); ok && protocol.FoldNick(c.nicks[other]) == folded {
+			return fn(&c.history)
+		}
 	}
-	return fn(&c.history)
+	return nil
 }
 
 // historyTarget is a CHATHISTORY TARGETS entry.
@@ -93,21 +116,15 @@ type historyTarget struct {
 
 // targets lists the people me talked with privately, with the time of the
 // latest message, for conversations active between from and to.
-func (p *privateHistory) targets(me string, from, to time.Time) []historyTarget {
-	folded := protocol.FoldNick(me)
+func (p *privateHistory) targets(me *Session, from, to time.Time) []historyTarget {
+	id := me.identity()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var out []historyTarget
-	for key, c := range p.convs {
-		if key.a != folded && key.b != folded {
+	for _, c := range p.convs {
+		other, ok := c.other(id)
+		if !ok || c.last.Before(from) || c.last.After(to) {
 			continue
-		}
-		if c.last.Before(from) || c.last.After(to) {
-			continue
-		}
-		other := key.a
-		if other == folded {
-			other = key.b
 		}
 		out = append(out, historyTarget{name: c.nicks[other], last: c.last})
 	}

@@ -41,9 +41,13 @@ func handleAUTHENTICATE(s *Session, m *protocol.Message, _ []byte) error {
 		s.reply(protocol.Message{Command: "AUTHENTICATE", Params: []string{"+"}})
 		return nil
 	}
-	if len(arg) > saslChunk || len(s.saslBuf)+len(arg) > saslMax {
+	if len(arg) > saslChunk {
 		s.saslReset()
 		return numErr(protocol.ERR_SASLTOOLONG, "SASL message too long")
+	}
+	if len(s.saslBuf)+len(arg) > saslMax {
+		s.saslReset()
+		return numErr(protocol.ERR_SASLFAIL, "SASL authentication failed: response too long")
 	}
 	if arg != "+" {
 		s.saslBuf = append(s.saslBuf, arg...)
@@ -81,5 +85,6 @@ func (s *Session) saslPlain(encoded []byte) error {
 	}
 	s.loggedIn(name)
 	s.numeric(protocol.RPL_SASLSUCCESS, "SASL authentication successful")
+	s.adoptAccountNickIfRegistered(name)
 	return nil
 }

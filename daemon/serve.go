@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -11,6 +12,10 @@ import (
 	"github.com/livechat/livechat/protocol"
 	"github.com/livechat/livechat/rooms"
 )
+
+// maxClientTagSection bounds the tags a client sends, '@' and the space
+// after them included (IRCv3 message-tags).
+const maxClientTagSection = 4096
 
 // deadlineSlack is how stale a read deadline may get before it is pushed
 // forward, so a busy connection does not reset a timer on every line.
@@ -137,6 +142,15 @@ func (s *Session) throttle(now time.Time) (reason string, ok bool) {
 
 // handleLine parses and runs one line.
 func (s *Session) handleLine(line []byte) {
+	if line[0] == '@' {
+		// IRCv3 message-tags: the client's tag section ('@' to the space)
+		// may be 4096 bytes; the reader allows more for server tags.
+		if end := bytes.IndexByte(line, ' '); end < 0 || end+1 > maxClientTagSection {
+			s.srv.metrics.tooLong.Inc()
+			s.numeric(protocol.ERR_INPUTTOOLONG, "Input line was too long (tags)")
+			return
+		}
+	}
 	msg, err := protocol.Parse(line)
 	if err != nil {
 		if !errors.Is(err, protocol.ErrEmptyLine) {

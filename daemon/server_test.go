@@ -115,7 +115,7 @@ func TestHistoryReplayedToJoiner(t *testing.T) {
 	a.expect("PRIVMSG")
 
 	c := connect(t, addr, "carol")
-	c.send("JOIN books")
+	c.send("JOIN #books")
 	_, before := c.expect(protocol.RPL_ENDOFNAMES)
 	if cmds := strings.Join(commands(before), " "); cmds != "JOIN 353" {
 		t.Fatalf("before 366: %s, want JOIN 353 (history comes after the member list)", cmds)

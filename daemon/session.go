@@ -77,6 +77,7 @@ type Session struct {
 	guest      bool
 	capPending bool // CAP negotiation started and not ended
 	capVersion int  // 302 once the client sent CAP LS 302
+	strict     bool // an IRC client (sent USER): no netcat conveniences
 	saslMech   string
 	saslBuf    []byte
 	pingSent   bool

@@ -39,8 +39,8 @@ var (
 	// could not be re-encoded (an empty Source means "no source").
 	ErrInvalidSource = errors.New("protocol: invalid source")
 
-	// ErrInvalidCommand reports a command that is neither letters nor a
-	// three-digit numeric.
+	// ErrInvalidCommand reports a command that is neither a word (a letter
+	// then letters, digits, '_' or '-') nor a three-digit numeric.
 	ErrInvalidCommand = errors.New("protocol: invalid command")
 
 	// ErrInvalidByte reports NUL, CR or LF inside a line. They are refused
@@ -296,6 +296,9 @@ func normalizeCommand(c string) (string, bool) {
 		case 'A' <= ch && ch <= 'Z':
 		case 'a' <= ch && ch <= 'z':
 			lower = true
+		case i > 0 && (ch == '_' || ch == '-' || isDigit(ch)):
+			// Not a standard command, but a well-formed word: the
+			// server answers it with "unknown command", not a parse error.
 		default:
 			return "", false
 		}

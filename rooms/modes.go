@@ -156,35 +156,9 @@ func normalizeMask(mask string) string {
 // matches reports whether mask covers member m.
 func (m *member) matches(mask string) bool {
 	if acct, ok := strings.CutPrefix(mask, "$a:"); ok {
-		return m.Account != "" && wildcard(protocol.FoldNick(acct), protocol.FoldNick(m.Account))
+		return m.Account != "" && protocol.MatchMask(acct, m.Account)
 	}
-	return wildcard(protocol.FoldNick(mask), protocol.FoldNick(m.prefix))
-}
-
-// wildcard matches s against pattern with * (any run) and ? (any byte).
-func wildcard(pattern, s string) bool {
-	p, i := 0, 0
-	star, mark := -1, 0
-	for i < len(s) {
-		switch {
-		case p < len(pattern) && (pattern[p] == '?' || pattern[p] == s[i]):
-			p++
-			i++
-		case p < len(pattern) && pattern[p] == '*':
-			star, mark = p, i
-			p++
-		case star >= 0:
-			p = star + 1
-			mark++
-			i = mark
-		default:
-			return false
-		}
-	}
-	for p < len(pattern) && pattern[p] == '*' {
-		p++
-	}
-	return p == len(pattern)
+	return protocol.MatchMask(mask, m.prefix)
 }
 
 func listed(list []ListEntry, m *member) bool {

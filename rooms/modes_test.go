@@ -2,27 +2,6 @@ package rooms
 
 import "testing"
 
-func TestWildcard(t *testing.T) {
-	cases := []struct {
-		pattern, s string
-		want       bool
-	}{
-		{"troll!*@*", "troll!~troll@127.0.0.1", true},
-		{"*!*@127.0.0.1", "troll!~troll@127.0.0.1", true},
-		{"*!*@127.0.0.2", "troll!~troll@127.0.0.1", false},
-		{"tr?ll!*@*", "troll!u@h", true},
-		{"*", "", true},
-		{"a*b*c", "aXXbYYc", true},
-		{"a*b*c", "aXXbYY", false},
-		{"", "x", false},
-	}
-	for _, c := range cases {
-		if got := wildcard(c.pattern, c.s); got != c.want {
-			t.Errorf("wildcard(%q, %q) = %v", c.pattern, c.s, got)
-		}
-	}
-}
-
 func TestParseModes(t *testing.T) {
 	changes, unknown := ParseModes("+ov-b+kl-lx", []string{"alice", "bob", "mask", "key", "10"})
 	want := []ModeChange{{true, 'o', "alice"}, {true, 'v', "bob"}, {false, 'b', "mask"}, {true, 'k', "key"}, {true, 'l', "10"}, {false, 'l', ""}}

@@ -73,6 +73,11 @@ type (
 		c    Client
 		done chan bool
 	}
+	prefixReq struct {
+		c    Client
+		all  bool
+		done chan string
+	}
 	// query is the part of every request answered with lines to c; done
 	// is closed once they are queued, so c's later replies come after them.
 	query struct {
@@ -111,6 +116,16 @@ func (kickReq) kind() string      { return "KICK" }
 func (inviteReq) kind() string    { return "INVITE" }
 func (claimReq) kind() string     { return "ROOM" }
 func (nickCheckReq) kind() string { return "NICKCHECK" }
+func (prefixReq) kind() string    { return "PREFIX" }
+func (q prefixReq) run(r *Room) {
+	prefix := ""
+	if m := r.memberOf(q.c); m != nil {
+		prefix = m.role.prefixes(q.all)
+	}
+	q.done <- prefix
+}
+func (q prefixReq) fail(*Room) { trySend(q.done, "") }
+func (prefixReq) finish(*Room) {}
 
 func (q modeReq) run(r *Room)   { r.doMode(q.c, q.nick, q.changes) }
 func (q kickReq) run(r *Room)   { r.doKick(q.c, q.nick, q.target, q.reason) }
@@ -320,6 +335,16 @@ func (r *Room) BlocksNickChange(c Client) bool {
 		return false
 	}
 	return await(r, done, false)
+}
+
+// PrefixOf returns c's role prefix in the room ("@", "+", "@+" with all,
+// or ""), for WHOIS.
+func (r *Room) PrefixOf(c Client, all bool) string {
+	done := make(chan string, 1)
+	if !r.send(prefixReq{c: c, all: all, done: done}) {
+		return ""
+	}
+	return await(r, done, "")
 }
 
 func newQuery(c Client, nick string) query {
