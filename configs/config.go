@@ -66,6 +66,13 @@ type Limits struct {
 	FloodBurst          int           `mapstructure:"flood_burst"`          // lines a client may send at once
 	FloodRate           float64       `mapstructure:"flood_rate"`           // lines per second refilled
 	FloodMaxLag         time.Duration `mapstructure:"flood_max_lag"`        // fake lag beyond which the client is dropped
+
+	// Per-address limits, checked at accept. An "address" is one IPv4
+	// address or one IPv6 /64, the block a single host usually gets.
+	MaxConnsPerIP  int           `mapstructure:"max_conns_per_ip"` // concurrent connections from one address
+	ConnRatePerIP  int           `mapstructure:"conn_rate_per_ip"` // new connections from one address per conn_rate_window (token bucket)
+	ConnRateWindow time.Duration `mapstructure:"conn_rate_window"` // the window conn_rate_per_ip refills over
+	Exempt         []string      `mapstructure:"exempt"`           // CIDRs or single addresses free of both per-address limits
 }
 
 // History sizes the per-room message ring.

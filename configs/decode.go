@@ -40,7 +40,10 @@ func lookupKey(c *Config, key string) (reflect.Value, bool) {
 	return found, found.IsValid()
 }
 
-var durationType = reflect.TypeFor[time.Duration]()
+var (
+	durationType = reflect.TypeFor[time.Duration]()
+	stringsType  = reflect.TypeFor[[]string]()
+)
 
 // set stores raw (from YAML, an env var, a flag or a default) into f. It is
 // done by hand rather than with viper.Unmarshal so that each error is one
@@ -97,6 +100,12 @@ func set(f reflect.Value, raw any) error {
 		default:
 			return fmt.Errorf("not true or false (got %v)", raw)
 		}
+	case f.Type() == stringsType:
+		list, err := toStrings(raw)
+		if err != nil {
+			return err
+		}
+		f.Set(reflect.ValueOf(list))
 	default:
 		return fmt.Errorf("unsupported field type %s", f.Type()) // a new Config field needs a case here
 	}
@@ -143,4 +152,35 @@ func toFloat(raw any) (float64, error) {
 		return 0, fmt.Errorf("not a number (got %q)", x)
 	}
 	return 0, fmt.Errorf("not a number (got %v)", raw)
+}
+
+// toStrings reads a list key. YAML gives a list; an environment variable
+// or flag gives one string, split on commas ("10.0.0.0/8, fd00::/8"), since
+// that is how a list is usually written on one line. Blank items are
+// dropped, and an empty list is nil so that it equals the default.
+func toStrings(raw any) ([]string, error) {
+	var items []string
+	switch x := raw.(type) {
+	case string:
+		items = strings.Split(x, ",")
+	case []string:
+		items = x
+	case []any:
+		for i, e := range x {
+			s, ok := e.(string)
+			if !ok {
+				return nil, fmt.Errorf("item %d is not a string (got %v)", i+1, e)
+			}
+			items = append(items, s)
+		}
+	default:
+		return nil, fmt.Errorf("not a list (got %v); write a YAML list or comma-separated text", raw)
+	}
+	var out []string
+	for _, s := range items {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out, nil
 }

@@ -43,6 +43,9 @@ func Default() Config {
 			FloodBurst:          20,
 			FloodRate:           5,
 			FloodMaxLag:         10 * time.Second,
+			MaxConnsPerIP:       16,
+			ConnRatePerIP:       30,
+			ConnRateWindow:      10 * time.Second,
 		},
 		History:  History{Size: 200, Replay: 20},
 		Rooms:    Rooms{IdleTTL: 10 * time.Minute},
@@ -55,6 +58,8 @@ func Default() Config {
 var flagKeys = []struct{ name, key, usage string }{
 	{"listen", "listen.tcp", "plain TCP client listener `ADDR` (\"\" disables)"},
 	{"tls-listen", "listen.tls", "TLS client listener `ADDR` (\"\" disables; needs listen.tls_cert and listen.tls_key)"},
+	{"tls-cert", "listen.tls_cert", "PEM certificate chain `FILE` for the TLS listener (see: livechatd gencert)"},
+	{"tls-key", "listen.tls_key", "PEM private key `FILE` for the TLS listener"},
 	{"metrics-listen", "metrics.listen", "operator HTTP listener `ADDR` for /metrics and health checks (\"\" disables)"},
 	{"data-dir", "data_dir", "`DIR` for durable state such as accounts"},
 	{"log-level", "log.level", "log `LEVEL`: trace, debug, info, warn or error"},

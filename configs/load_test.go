@@ -108,11 +108,38 @@ func TestExampleIsDefault(t *testing.T) {
 			t.Errorf("example does not document %s for %s", EnvName(key), key)
 		}
 	}
+	// Each restart-only key says so in the comment block above it.
+	for _, key := range restartKeys {
+		if !commentAbove(string(text), key, "Restart to change") {
+			t.Errorf("example does not say \"Restart to change\" for %s", key)
+		}
+	}
 	for _, f := range flagKeys {
 		if !strings.Contains(string(text), "flag --"+f.name) {
 			t.Errorf("example does not document flag --%s", f.name)
 		}
 	}
+}
+
+// commentAbove reports whether the comment lines right above key's line in
+// the example contain want. key is dotted; its last part is what the line
+// starts with.
+func commentAbove(text, key, want string) bool {
+	leaf := key[strings.LastIndex(key, ".")+1:]
+	lines := strings.Split(text, "\n")
+	for i, line := range lines {
+		if !strings.HasPrefix(strings.TrimSpace(line), leaf+":") {
+			continue
+		}
+		var comment strings.Builder
+		for j := i - 1; j >= 0 && strings.HasPrefix(strings.TrimSpace(lines[j]), "#"); j-- {
+			comment.WriteString(lines[j])
+		}
+		if strings.Contains(comment.String(), want) {
+			return true
+		}
+	}
+	return false
 }
 
 func TestFileOverridesDefault(t *testing.T) {
@@ -166,6 +193,54 @@ func TestFlagOverridesEnv(t *testing.T) {
 	}
 	if c.Listen.TCP != "" || c.Listen.TLS != ":6697" {
 		t.Errorf("listen = %+v, want tcp disabled and tls from flags", c.Listen)
+	}
+}
+
+// A list key reads a YAML list, a YAML string or a comma-separated
+// environment variable; empty forms all mean the empty (nil) default.
+func TestExemptList(t *testing.T) {
+	for _, tc := range []struct {
+		name, yaml, env string
+		setEnv          bool
+		want            []string
+	}{
+		{"yaml list", "limits:\n  exempt:\n    - 10.0.0.0/8\n    - 2001:db8::/32\n", "", false, []string{"10.0.0.0/8", "2001:db8::/32"}},
+		{"yaml flow list", "limits:\n  exempt: [192.0.2.7]\n", "", false, []string{"192.0.2.7"}},
+		{"yaml string", "limits:\n  exempt: \"10.0.0.0/8, 192.0.2.7\"\n", "", false, []string{"10.0.0.0/8", "192.0.2.7"}},
+		{"yaml empty", "limits:\n  exempt: []\n", "", false, nil},
+		{"env commas", "", " 10.0.0.0/8 ,fd00::/8,,", true, []string{"10.0.0.0/8", "fd00::/8"}},
+		{"env overrides file", "limits:\n  exempt: [192.0.2.7]\n", "10.0.0.0/8", true, []string{"10.0.0.0/8"}},
+		{"empty env clears file", "limits:\n  exempt: [192.0.2.7]\n", "", true, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			isolateEnv(t)
+			if tc.setEnv {
+				t.Setenv("LIVECHAT_LIMITS_EXEMPT", tc.env)
+			}
+			c := mustLoad(t, writeFile(t, tc.yaml), nil)
+			if !slices.Equal(c.Limits.Exempt, tc.want) || (tc.want == nil) != (c.Limits.Exempt == nil) {
+				t.Errorf("limits.exempt = %#v, want %#v", c.Limits.Exempt, tc.want)
+			}
+		})
+	}
+}
+
+func TestExemptListErrors(t *testing.T) {
+	isolateEnv(t)
+	_, err := Load(writeFile(t, "limits:\n  exempt: [10, 11]\n"), nil)
+	wantErr(t, err, "limits.exempt", "not a string", "config file")
+	_, err = Load(writeFile(t, "limits:\n  exempt:\n    a: b\n"), nil)
+	wantErr(t, err, "limits.exempt")
+	t.Setenv("LIVECHAT_LIMITS_EXEMPT", "10.0.0.0/8,not-an-ip")
+	_, err = Load("", nil)
+	wantErr(t, err, "limits.exempt", "not-an-ip")
+}
+
+func TestFlagsSetTLSFiles(t *testing.T) {
+	isolateEnv(t)
+	c := mustLoad(t, "", flags(t, "--tls-listen", "127.0.0.1:0", "--tls-cert", "c.pem", "--tls-key", "k.pem"))
+	if c.Listen.TLSCert != "c.pem" || c.Listen.TLSKey != "k.pem" {
+		t.Errorf("listen = %+v, want the cert and key from flags", c.Listen)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"math"
 	"net"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -65,6 +66,12 @@ func (c *Config) Validate() error {
 		p.add("limits.flood_rate", fmt.Sprintf("must be a number greater than 0 (got %v)", l.FloodRate))
 	}
 	p.positive("limits.flood_max_lag", l.FloodMaxLag)
+	p.atLeast("limits.max_conns_per_ip", l.MaxConnsPerIP, 1)
+	p.atLeast("limits.conn_rate_per_ip", l.ConnRatePerIP, 1)
+	p.positive("limits.conn_rate_window", l.ConnRateWindow)
+	if _, err := l.ExemptPrefixes(); err != nil {
+		p.add("limits.exempt", err.Error())
+	}
 
 	p.atLeast("history.size", c.History.Size, 0)
 	p.atLeast("history.replay", c.History.Replay, 0)
@@ -78,29 +85,79 @@ func (c *Config) Validate() error {
 	return p.err()
 }
 
+// restartKeys are the keys that only take effect on restart: listeners
+// are bound, the account store opened, the log writer chosen, the operator
+// mux built and rooms created once, at start.
+var restartKeys = []string{
+	"server_name", // rooms stamp it on the lines they send
+	"data_dir",
+	"listen.tcp",
+	"listen.tls",
+	"metrics.listen",
+	"metrics.pprof",
+	"log.format",
+	"history.size",
+	"history.replay",
+	"rooms.idle_ttl",
+	"accounts.store",
+}
+
 // Unreloadable lists the keys whose values differ between old and c but
-// only take effect on restart (listeners are bound and the account store is
-// opened once), so a SIGHUP reload can report them and keep the old values.
+// only take effect on restart, so a SIGHUP reload can report them; it then
+// keeps the old values with KeepRestartOnly.
 func (c *Config) Unreloadable(old *Config) []string {
 	if old == nil {
 		return nil
 	}
 	var keys []string
-	for _, d := range []struct {
-		key      string
-		was, now string
-	}{
-		{"listen.tcp", old.Listen.TCP, c.Listen.TCP},
-		{"listen.tls", old.Listen.TLS, c.Listen.TLS},
-		{"metrics.listen", old.Metrics.Listen, c.Metrics.Listen},
-		// "./data" and "data" are the same directory; don't cry wolf.
-		{"data_dir", filepath.Clean(old.DataDir), filepath.Clean(c.DataDir)},
-		{"accounts.store", old.Accounts.Store, c.Accounts.Store},
-	} {
-		if d.was != d.now {
-			keys = append(keys, d.key)
+	for _, key := range restartKeys {
+		was, now := old.Value(key), c.Value(key)
+		if key == "data_dir" {
+			// "./data" and "data" are the same directory; don't cry wolf.
+			was, now = filepath.Clean(was), filepath.Clean(now)
+		}
+		if was != now {
+			keys = append(keys, key)
 		}
 	}
+	return keys
+}
+
+// KeepRestartOnly copies every restart-only key from old into c, so a
+// reloaded config describes what is actually running.
+func (c *Config) KeepRestartOnly(old *Config) {
+	for _, key := range restartKeys {
+		dst, _ := lookupKey(c, key)
+		src, _ := lookupKey(old, key)
+		dst.Set(src)
+	}
+}
+
+// Value returns key's value as text ("" for an unknown key), for logs.
+func (c *Config) Value(key string) string {
+	f, ok := lookupKey(c, key)
+	if !ok {
+		return ""
+	}
+	if f.Type() == stringsType {
+		return strings.Join(f.Interface().([]string), ",")
+	}
+	return fmt.Sprint(f.Interface())
+}
+
+// Changed lists the keys whose values differ between old and c, in
+// struct order, so a reload can log what it changed.
+func (c *Config) Changed(old *Config) []string {
+	if old == nil {
+		return Keys()
+	}
+	var keys []string
+	walk(reflect.ValueOf(c).Elem(), "", func(key string, f reflect.Value) {
+		was, _ := lookupKey(old, key)
+		if !reflect.DeepEqual(was.Interface(), f.Interface()) {
+			keys = append(keys, key)
+		}
+	})
 	return keys
 }
 

@@ -1,6 +1,7 @@
 package configs
 
 import (
+	"net/netip"
 	"slices"
 	"testing"
 	"time"
@@ -50,6 +51,14 @@ func TestValidateRules(t *testing.T) {
 		{"history.replay", func(c *Config) { c.History.Replay = c.History.Size + 1 }},
 		{"accounts.store", func(c *Config) { c.Accounts.Store = "sql" }},
 		{"data_dir", func(c *Config) { c.DataDir = "" }},
+		{"limits.max_conns_per_ip", func(c *Config) { c.Limits.MaxConnsPerIP = 0 }},
+		{"limits.conn_rate_per_ip", func(c *Config) { c.Limits.ConnRatePerIP = -1 }},
+		{"limits.conn_rate_window", func(c *Config) { c.Limits.ConnRateWindow = 0 }},
+		{"limits.exempt", func(c *Config) { c.Limits.Exempt = []string{"10.0.0/8"} }},
+		{"limits.exempt", func(c *Config) { c.Limits.Exempt = []string{"10.0.0.0/8", "localhost"} }},
+		{"limits.exempt", func(c *Config) { c.Limits.Exempt = []string{"10.0.0.0/33"} }},
+		{"limits.exempt", func(c *Config) { c.Limits.Exempt = []string{"fe80::1%eth0"} }},
+		{"limits.exempt", func(c *Config) { c.Limits.Exempt = []string{"::ffff:10.0.0.0/104"} }},
 	} {
 		t.Run(tc.key, func(t *testing.T) {
 			c := Default()
@@ -82,5 +91,79 @@ func TestUnreloadable(t *testing.T) {
 	c.Listen.TCP = "127.0.0.1:7000"
 	if got := c.Unreloadable(&old); !slices.Equal(got, []string{"listen.tcp"}) {
 		t.Errorf("Unreloadable = %v, want [listen.tcp]", got)
+	}
+	c.DataDir = "data" // the same directory as ./data
+	c.History.Size = 5
+	c.Log.Format = "json"
+	if got := c.Unreloadable(&old); !slices.Equal(got, []string{"listen.tcp", "log.format", "history.size"}) {
+		t.Errorf("Unreloadable = %v", got)
+	}
+	c.KeepRestartOnly(&old)
+	if c.Listen.TCP != old.Listen.TCP || c.History.Size != old.History.Size || c.Log.Format != old.Log.Format || c.DataDir != old.DataDir {
+		t.Errorf("KeepRestartOnly left %+v", c)
+	}
+	if c.MOTD != "changed" || c.Limits.MaxRooms != 1 {
+		t.Errorf("KeepRestartOnly undid live keys: motd %q max_rooms %d", c.MOTD, c.Limits.MaxRooms)
+	}
+	if got := c.Unreloadable(&old); len(got) != 0 {
+		t.Errorf("after KeepRestartOnly: %v", got)
+	}
+}
+
+func TestRestartKeysExist(t *testing.T) {
+	for _, key := range restartKeys {
+		if !slices.Contains(Keys(), key) {
+			t.Errorf("restart-only key %q is not a config key", key)
+		}
+	}
+}
+
+func TestValue(t *testing.T) {
+	c := Default()
+	c.Limits.Exempt = []string{"10.0.0.0/8", "::1"}
+	for key, want := range map[string]string{
+		"listen.tcp":              "127.0.0.1:6667",
+		"limits.max_conns_per_ip": "16",
+		"limits.conn_rate_window": "10s",
+		"limits.exempt":           "10.0.0.0/8,::1",
+		"metrics.pprof":           "false",
+		"nope":                    "",
+	} {
+		if got := c.Value(key); got != want {
+			t.Errorf("Value(%q) = %q, want %q", key, got, want)
+		}
+	}
+}
+
+func TestExemptPrefixes(t *testing.T) {
+	l := Limits{Exempt: []string{"10.1.2.3/8", "192.0.2.7", " 2001:db8::/32 ", "::1"}}
+	got, err := l.ExemptPrefixes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []netip.Prefix{
+		netip.MustParsePrefix("10.0.0.0/8"), // host bits cleared
+		netip.MustParsePrefix("192.0.2.7/32"),
+		netip.MustParsePrefix("2001:db8::/32"),
+		netip.MustParsePrefix("::1/128"),
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("ExemptPrefixes = %v, want %v", got, want)
+	}
+	c := Default()
+	c.Limits.Exempt = []string{"10.0.0.0/8", "nope"}
+	wantErr(t, c.Validate(), "limits.exempt", `"nope"`)
+}
+
+func TestChanged(t *testing.T) {
+	old := Default()
+	c := Default()
+	if got := c.Changed(&old); len(got) != 0 {
+		t.Errorf("Changed on equal configs = %v", got)
+	}
+	c.MOTD = "new"
+	c.Limits.Exempt = []string{"10.0.0.0/8"}
+	if got := c.Changed(&old); !slices.Equal(got, []string{"motd", "limits.exempt"}) {
+		t.Errorf("Changed = %v, want [motd limits.exempt]", got)
 	}
 }

@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"context"
+	"errors"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -19,8 +21,8 @@ func (s *Server) OpsHandler(pprofOn bool) http.Handler {
 		w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !s.Ready() {
-			http.Error(w, "not ready: no listener accepting\n", http.StatusServiceUnavailable)
+		if ready, why := s.readiness(); !ready {
+			http.Error(w, "not ready: "+why, http.StatusServiceUnavailable)
 			return
 		}
 		w.Write([]byte("ready\n"))
@@ -37,17 +39,51 @@ func (s *Server) OpsHandler(pprofOn bool) http.Handler {
 
 // Ready reports whether the server is accepting clients.
 func (s *Server) Ready() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return !s.draining && len(s.listeners) > 0
+	ready, _ := s.readiness()
+	return ready
 }
 
-// ServeOps serves the operator endpoints on l until it is closed.
-func (s *Server) ServeOps(l net.Listener, h http.Handler) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
-	err := srv.Serve(l)
-	if err == http.ErrServerClosed {
+func (s *Server) readiness() (ready bool, why string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.draining:
+		return false, "shutting down"
+	case len(s.listeners) == 0:
+		return false, "no listener accepting clients yet"
+	}
+	return true, ""
+}
+
+// ServeOps serves the operator endpoints on l until ctx is done, then
+// gives in-flight requests a moment, closes every connection (kept-alive
+// ones too, so a stopped daemon stops answering) and returns nil.
+// Requests are bounded in how long their headers may take and how long a
+// kept-alive connection may idle; there is no write timeout because
+// /debug/pprof/profile streams for as long as it was asked to.
+func (s *Server) ServeOps(ctx context.Context, l net.Listener, h http.Handler) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute}
+	stopped, closed := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(closed)
+		select {
+		case <-ctx.Done():
+		case <-stopped: // Serve failed on its own
+			return
+		}
+		grace, cancel := context.WithTimeout(context.Background(), opsGrace)
+		defer cancel()
+		srv.Shutdown(grace)
+		srv.Close()
+	}()
+	err := srv.Serve(l) // returns as soon as Shutdown starts...
+	close(stopped)
+	<-closed // ...so wait for the connections to be closed
+	if errors.Is(err, http.ErrServerClosed) || errors.Is(err, net.ErrClosed) {
 		return nil
 	}
 	return err
 }
+
+// opsGrace is how long a stopping operator endpoint lets a scrape finish.
+const opsGrace = time.Second

@@ -30,6 +30,7 @@ type metrics struct {
 	bytesWritten   prometheus.Counter
 	logins         *prometheus.CounterVec
 	registrations  *prometheus.CounterVec
+	ipLimitAddrs   prometheus.GaugeFunc // per-IP limiter's table size, to watch its memory bound
 }
 
 func newMetrics(reg *prometheus.Registry, srv *Server) *metrics {
@@ -106,6 +107,14 @@ func newMetrics(reg *prometheus.Registry, srv *Server) *metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
+	m.ipLimitAddrs = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "livechat_ip_limit_addresses", Help: "Client addresses (IPv4, or IPv6 /64) the per-IP connection limiter remembers.",
+	}, func() float64 { return float64(srv.iplimit.tracked()) })
+	reg.MustRegister(m.ipLimitAddrs)
+	// Export the per-IP refusal reasons at 0 from the start, so alerts on
+	// their rate see a series before the first refusal.
+	m.refused.WithLabelValues(refusedPerIP)
+	m.refused.WithLabelValues(refusedPerIPRate)
 	return m
 }
 

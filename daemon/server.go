@@ -60,6 +60,7 @@ type Server struct {
 	accountCfg accounts.Config
 	roomStore  RoomStore
 	metrics    *metrics
+	iplimit    *ipLimiter
 	registry   *prometheus.Registry
 	created    time.Time
 
@@ -88,6 +89,7 @@ func New(cfg *configs.Config, opts Options) *Server {
 		privates:  newPrivateHistory(cfg.History.Size),
 	}
 	s.cfg.Store(cfg)
+	s.iplimit = newIPLimiter(s.Config)
 	store := opts.Accounts
 	if store == nil {
 		store = accounts.NewMemoryStore()
@@ -204,7 +206,15 @@ func (s *Server) accept(conn net.Conn, transport string) {
 	if len(s.sessions) >= cfg.Limits.MaxClients {
 		s.mu.Unlock()
 		s.metrics.refused.WithLabelValues("server_full").Inc()
-		refuse(conn, "Server is full, try again later")
+		s.iplimit.refuse(conn, "Server is full, try again later")
+		return
+	}
+	ipKey, no := s.iplimit.acquire(conn.RemoteAddr())
+	if no.reason != "" {
+		s.mu.Unlock()
+		s.metrics.refused.WithLabelValues(no.reason).Inc()
+		s.log.Debug().Str("remote", conn.RemoteAddr().String()).Str("reason", no.reason).Msg("connection refused")
+		s.iplimit.refuse(conn, no.message)
 		return
 	}
 	sess := newSession(s, conn, transport, s.nextID.Add(1))
@@ -222,14 +232,8 @@ func (s *Server) accept(conn net.Conn, transport string) {
 		s.mu.Lock()
 		delete(s.sessions, sess)
 		s.mu.Unlock()
+		s.iplimit.release(ipKey)
 	}()
-}
-
-// refuse tells a connection why it is turned away, without waiting on it.
-func refuse(conn net.Conn, reason string) {
-	conn.SetWriteDeadline(time.Now().Add(time.Second))
-	conn.Write([]byte("ERROR :" + reason + "\r\n"))
-	conn.Close()
 }
 
 // Shutdown stops accepting, sends every client `ERROR :Server shutting

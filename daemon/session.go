@@ -154,6 +154,29 @@ func (s *Session) Away() bool { return s.away.Load() != nil }
 // consumer: its queue is dropped, it is sent `ERROR :SendQ exceeded` and
 // closed, and Send reports false. Safe from any goroutine.
 func (s *Session) Send(line []byte) bool {
+	return s.enqueue(line, true)
+}
+
+// Queue is Send without starting the write; Flush starts it. Rooms queue
+// a burst to every member and flush once. Safe from any goroutine.
+func (s *Session) Queue(line []byte) bool {
+	return s.enqueue(line, false)
+}
+
+// Flush has everything queued written. Safe from any goroutine.
+func (s *Session) Flush() {
+	s.outMu.Lock()
+	start := len(s.out) > 0 && !s.writing && !s.closed
+	if start {
+		s.writing = true
+	}
+	s.outMu.Unlock()
+	if start {
+		go s.writeLoop()
+	}
+}
+
+func (s *Session) enqueue(line []byte, flush bool) bool {
 	s.outMu.Lock()
 	if s.closing {
 		s.outMu.Unlock()
@@ -165,10 +188,15 @@ func (s *Session) Send(line []byte) bool {
 		s.srv.metrics.slowConsumers.Inc()
 		return false
 	}
+	if s.out == nil {
+		s.out = *queuePool.Get().(*[][]byte)
+	}
 	s.out = append(s.out, line)
 	s.outBytes += len(line)
-	start := !s.writing
-	s.writing = true
+	start := flush && !s.writing
+	if start {
+		s.writing = true
+	}
 	s.outMu.Unlock()
 	if start {
 		go s.writeLoop()
@@ -264,18 +292,23 @@ func (s *Session) writeLoop() {
 	}
 }
 
-// idleQueueCap is the queue capacity an idle session keeps: enough that
-// ordinary chat reuses it (no allocation per delivery), small enough that
-// the capacity a burst grew (a welcome, a history replay) is not kept by
-// every idle connection.
-const idleQueueCap = 8
+// Queue slices are pooled: a session holds them only while it has output
+// pending, so an idle connection keeps none, and a busy one reuses slices
+// that have already grown instead of growing new ones for every burst.
+var queuePool = sync.Pool{New: func() any { q := make([][]byte, 0, 64); return &q }}
 
+// maxPooledQueue keeps a rare huge burst from being pooled forever.
+const maxPooledQueue = 4096
+
+// releaseQueueLocked gives the session's (empty) queue slices back.
 func (s *Session) releaseQueueLocked() {
-	if cap(s.out) > idleQueueCap {
-		s.out = nil
-	}
-	if cap(s.spare) > idleQueueCap {
-		s.spare = nil
+	for _, q := range []*[][]byte{&s.out, &s.spare} {
+		if *q != nil && cap(*q) <= maxPooledQueue {
+			clear(*q) // a closed session may leave lines behind
+			b := (*q)[:0]
+			queuePool.Put(&b)
+		}
+		*q = nil
 	}
 }
 

@@ -1,0 +1,224 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/livechat/livechat/configs"
+	"github.com/livechat/livechat/daemon"
+)
+
+// serve runs the daemon until SIGINT or SIGTERM; SIGHUP reloads.
+func serve(cfg *configs.Config, log zerolog.Logger, load func() (*configs.Config, error)) error {
+	// Catch signals before starting: SIGHUP's default action would kill a
+	// daemon that is reloaded while it is still binding its listeners.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+
+	d, err := start(cfg, log, load)
+	if err != nil {
+		return err
+	}
+	for sig := range sigs {
+		if sig == syscall.SIGHUP {
+			d.reload() // logs its own outcome; a failed reload changes nothing
+			continue
+		}
+		timeout := d.config().ShutdownTimeout
+		log.Info().Str("signal", sig.String()).Dur("timeout", timeout).Msg("shutting down")
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		done := make(chan error, 1)
+		go func() { done <- d.stop(ctx) }()
+		for {
+			select {
+			case err := <-done:
+				if err != nil {
+					log.Warn().Err(err).Msg("some clients were cut off at the shutdown deadline")
+				}
+				log.Info().Msg("stopped")
+				return nil
+			case sig := <-sigs:
+				// A second SIGINT/SIGTERM is an operator who will not wait.
+				if sig != syscall.SIGHUP {
+					log.Warn().Str("signal", sig.String()).Msg("second signal: cutting the drain short")
+					cancel()
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// instance is a running daemon: the server, its client listeners and the
+// operator HTTP endpoint. start makes one; tests drive it in-process.
+type instance struct {
+	srv     *daemon.Server
+	log     zerolog.Logger
+	load    func() (*configs.Config, error)
+	certs   *certStore // nil without a TLS listener
+	reloads *prometheus.CounterVec
+	addrs   addrs
+
+	clients []net.Listener
+	serving sync.WaitGroup // one per client listener
+	ops     net.Listener   // nil when metrics.listen is off
+	opsStop context.CancelFunc
+	opsDone chan struct{}
+
+	mu  sync.Mutex // serializes reloads; guards cfg
+	cfg *configs.Config
+}
+
+// addrs are the bound addresses, "" for a listener that is off. With port
+// 0 in the config they show the port the kernel chose.
+type addrs struct {
+	TCP, TLS, Metrics string
+}
+
+// start binds every listener, opens the durable stores and starts
+// serving. Everything is bound and opened before any client is accepted,
+// so a bad address, certificate or data_dir fails the start without
+// having let anyone in, and leaves nothing open or locked.
+func start(cfg *configs.Config, log zerolog.Logger, load func() (*configs.Config, error)) (d *instance, err error) {
+	reg := prometheus.NewRegistry()
+	d = &instance{log: log, load: load, cfg: cfg, reloads: newReloadMetrics(reg), opsDone: make(chan struct{})}
+
+	var bound []net.Listener
+	defer func() {
+		if err != nil {
+			for _, l := range bound {
+				l.Close()
+			}
+		}
+	}()
+	listen := func(key, addr string) (net.Listener, error) {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", key, err)
+		}
+		bound = append(bound, l)
+		return l, nil
+	}
+
+	var tcpL, tlsL net.Listener
+	if cfg.Listen.TCP != "" {
+		if tcpL, err = listen("listen.tcp", cfg.Listen.TCP); err != nil {
+			return nil, err
+		}
+		d.addrs.TCP = tcpL.Addr().String()
+	}
+	if cfg.Listen.TLS != "" {
+		d.certs = newCertStore(reg)
+		leaf, err := d.certs.load(cfg.Listen.TLSCert, cfg.Listen.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("listen.tls_cert: %w", err)
+		}
+		logCert(log, leaf, cfg.Listen.TLSCert, "TLS certificate loaded")
+		l, err := listen("listen.tls", cfg.Listen.TLS)
+		if err != nil {
+			return nil, err
+		}
+		tlsL = tls.NewListener(l, d.certs.tlsConfig())
+		d.addrs.TLS = l.Addr().String()
+	}
+	if cfg.Metrics.Listen != "" {
+		if d.ops, err = listen("metrics.listen", cfg.Metrics.Listen); err != nil {
+			return nil, err
+		}
+		d.addrs.Metrics = d.ops.Addr().String()
+	}
+
+	// The durable stores last, once every address is bound: they lock
+	// their files, and a start that fails must let go of them.
+	accts, err := daemon.OpenAccountStore(cfg)
+	if err != nil {
+		return nil, err // names the file, and says when another daemon holds it
+	}
+	roomStore, err := daemon.OpenRoomStore(cfg)
+	if err != nil {
+		accts.Close()
+		return nil, err
+	}
+	d.srv = daemon.New(cfg, daemon.Options{Logger: log, Metrics: reg, Accounts: accts, Rooms: roomStore})
+	// The operator endpoint first: a probe during startup then sees
+	// /readyz 503 until the client listeners are serving.
+	if d.ops != nil {
+		var ctx context.Context
+		ctx, d.opsStop = context.WithCancel(context.Background())
+		go func() {
+			defer close(d.opsDone)
+			if err := d.srv.ServeOps(ctx, d.ops, d.srv.OpsHandler(cfg.Metrics.PProf)); err != nil {
+				log.Error().Err(err).Msg("operator HTTP listener failed")
+			}
+		}()
+		log.Info().Str("addr", d.addrs.Metrics).Msg("serving /metrics, /healthz, /readyz")
+	} else {
+		close(d.opsDone)
+	}
+	for _, c := range []struct {
+		l         net.Listener
+		transport string
+		addr      string
+	}{{tcpL, "tcp", d.addrs.TCP}, {tlsL, "tls", d.addrs.TLS}} {
+		if c.l == nil {
+			continue
+		}
+		d.clients = append(d.clients, c.l)
+		d.serving.Add(1)
+		go func() {
+			defer d.serving.Done()
+			if err := d.srv.Serve(c.l, c.transport); err != nil && !errors.Is(err, net.ErrClosed) {
+				log.Error().Err(err).Str("transport", c.transport).Msg("listener failed")
+			}
+		}()
+		log.Info().Str("addr", c.addr).Str("transport", c.transport).Msg("accepting clients")
+	}
+	return d, nil
+}
+
+// config returns the configuration in force.
+func (d *instance) config() *configs.Config {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cfg
+}
+
+// shutdown drains the clients: it stops accepting, tells every client,
+// lets their output flush and returns when they are gone or ctx is done.
+// The operator endpoint keeps answering meanwhile, /readyz with 503, so a
+// load balancer sees the drain.
+func (d *instance) shutdown(ctx context.Context) error {
+	err := d.srv.Shutdown(ctx)
+	for _, l := range d.clients {
+		l.Close() // Shutdown closed those already serving; this catches the rest
+	}
+	d.serving.Wait()
+	return err
+}
+
+// closeOps stops the operator endpoint; the last step of a stop.
+func (d *instance) closeOps() {
+	if d.opsStop != nil {
+		d.opsStop()
+	}
+	<-d.opsDone
+}
+
+// stop drains the clients within ctx, then closes the operator endpoint.
+func (d *instance) stop(ctx context.Context) error {
+	err := d.shutdown(ctx)
+	d.closeOps()
+	return err
+}
