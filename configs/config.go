@@ -77,8 +77,9 @@ type Limits struct {
 
 // History sizes the per-room message ring.
 type History struct {
-	Size   int `mapstructure:"size"`   // messages kept per room
-	Replay int `mapstructure:"replay"` // of those, replayed to a joiner
+	Size     int `mapstructure:"size"`      // messages kept per room (and per private conversation)
+	Replay   int `mapstructure:"replay"`    // of those, replayed to a joiner
+	MaxQuery int `mapstructure:"max_query"` // most messages one CHATHISTORY answers
 }
 
 // Rooms configures room lifetime.
@@ -88,5 +89,14 @@ type Rooms struct {
 
 // Accounts configures the account store.
 type Accounts struct {
-	Store string `mapstructure:"store"` // file (durable, under data_dir) or memory
+	Store             string        `mapstructure:"store"`               // file (durable, under data_dir) or memory
+	MinPasswordLength int           `mapstructure:"min_password_length"` // in characters
+	HashMemoryKiB     int           `mapstructure:"hash_memory_kib"`     // argon2id memory per hash
+	HashIterations    int           `mapstructure:"hash_iterations"`     // argon2id passes (t)
+	HashParallelism   int           `mapstructure:"hash_parallelism"`    // argon2id lanes (p)
+	HashWorkers       int           `mapstructure:"hash_workers"`        // hashes at once; 0 = one per CPU
+	HashWait          time.Duration `mapstructure:"hash_wait"`           // wait for a free worker before "try again"
+	ThrottleFree      int           `mapstructure:"throttle_free"`       // failed logins before delays start
+	ThrottleDelay     time.Duration `mapstructure:"throttle_delay"`      // first delay, doubled per further failure
+	ThrottleMaxDelay  time.Duration `mapstructure:"throttle_max_delay"`  // cap of the delay
 }

@@ -47,9 +47,20 @@ func Default() Config {
 			ConnRatePerIP:       30,
 			ConnRateWindow:      10 * time.Second,
 		},
-		History:  History{Size: 200, Replay: 20},
-		Rooms:    Rooms{IdleTTL: 10 * time.Minute},
-		Accounts: Accounts{Store: "file"},
+		History: History{Size: 200, Replay: 20, MaxQuery: 100},
+		Rooms:   Rooms{IdleTTL: 10 * time.Minute},
+		Accounts: Accounts{
+			Store:             "file",
+			MinPasswordLength: 8,
+			// OWASP's argon2id recommendation: 19 MiB, t=2, p=1.
+			HashMemoryKiB:    19456,
+			HashIterations:   2,
+			HashParallelism:  1,
+			HashWait:         2 * time.Second,
+			ThrottleFree:     3,
+			ThrottleDelay:    time.Second,
+			ThrottleMaxDelay: 5 * time.Minute,
+		},
 	}
 }
 

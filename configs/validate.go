@@ -79,8 +79,28 @@ func (c *Config) Validate() error {
 		p.add("history.replay", fmt.Sprintf("must be at most history.size (%d) (got %d)", c.History.Size, c.History.Replay))
 	}
 
+	p.atLeast("history.max_query", c.History.MaxQuery, 1)
+
 	p.positive("rooms.idle_ttl", c.Rooms.IdleTTL)
 	p.oneOf("accounts.store", c.Accounts.Store, "file", "memory")
+	a := c.Accounts
+	p.atLeast("accounts.min_password_length", a.MinPasswordLength, 1)
+	if a.MinPasswordLength > 256 {
+		p.add("accounts.min_password_length", fmt.Sprintf("must be at most 256 (got %d)", a.MinPasswordLength))
+	}
+	p.atLeast("accounts.hash_iterations", a.HashIterations, 1)
+	p.atLeast("accounts.hash_parallelism", a.HashParallelism, 1)
+	if a.HashParallelism > 255 {
+		p.add("accounts.hash_parallelism", fmt.Sprintf("must be at most 255 (got %d)", a.HashParallelism))
+	}
+	if a.HashMemoryKiB < 8*max(a.HashParallelism, 1) {
+		p.add("accounts.hash_memory_kib", fmt.Sprintf("must be at least 8 per lane (%d) (got %d)", 8*max(a.HashParallelism, 1), a.HashMemoryKiB))
+	}
+	p.atLeast("accounts.hash_workers", a.HashWorkers, 0)
+	p.positive("accounts.hash_wait", a.HashWait)
+	p.atLeast("accounts.throttle_free", a.ThrottleFree, 0)
+	p.positive("accounts.throttle_delay", a.ThrottleDelay)
+	p.positive("accounts.throttle_max_delay", a.ThrottleMaxDelay)
 
 	return p.err()
 }
@@ -98,6 +118,15 @@ var restartKeys = []string{
 	"log.format",
 	"history.size",
 	"history.replay",
+	"accounts.min_password_length",
+	"accounts.hash_memory_kib",
+	"accounts.hash_iterations",
+	"accounts.hash_parallelism",
+	"accounts.hash_workers",
+	"accounts.hash_wait",
+	"accounts.throttle_free",
+	"accounts.throttle_delay",
+	"accounts.throttle_max_delay",
 	"rooms.idle_ttl",
 	"accounts.store",
 }

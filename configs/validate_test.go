@@ -58,6 +58,15 @@ func TestValidateRules(t *testing.T) {
 		{"limits.exempt", func(c *Config) { c.Limits.Exempt = []string{"10.0.0.0/8", "localhost"} }},
 		{"limits.exempt", func(c *Config) { c.Limits.Exempt = []string{"10.0.0.0/33"} }},
 		{"limits.exempt", func(c *Config) { c.Limits.Exempt = []string{"fe80::1%eth0"} }},
+		{"history.max_query", func(c *Config) { c.History.MaxQuery = 0 }},
+		{"accounts.min_password_length", func(c *Config) { c.Accounts.MinPasswordLength = 0 }},
+		{"accounts.min_password_length", func(c *Config) { c.Accounts.MinPasswordLength = 300 }},
+		{"accounts.hash_memory_kib", func(c *Config) { c.Accounts.HashMemoryKiB = 4 }},
+		{"accounts.hash_iterations", func(c *Config) { c.Accounts.HashIterations = 0 }},
+		{"accounts.hash_parallelism", func(c *Config) { c.Accounts.HashParallelism = 0 }},
+		{"accounts.hash_workers", func(c *Config) { c.Accounts.HashWorkers = -1 }},
+		{"accounts.hash_wait", func(c *Config) { c.Accounts.HashWait = 0 }},
+		{"accounts.throttle_delay", func(c *Config) { c.Accounts.ThrottleDelay = 0 }},
 		{"limits.exempt", func(c *Config) { c.Limits.Exempt = []string{"::ffff:10.0.0.0/104"} }},
 	} {
 		t.Run(tc.key, func(t *testing.T) {
@@ -74,7 +83,7 @@ func TestValidateAccepts(t *testing.T) {
 	c.Metrics.Listen = ""
 	c.Accounts.Store = "memory"
 	c.DataDir = "" // not needed without a file store
-	c.History = History{Size: 0, Replay: 0}
+	c.History = History{Size: 0, Replay: 0, MaxQuery: 1}
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}

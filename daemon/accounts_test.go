@@ -374,8 +374,8 @@ func TestSASLFailureStillRegistersAnonymously(t *testing.T) {
 }
 
 func TestCorrectPasswordWorksAfterThrottleDelay(t *testing.T) {
-	_, addr := testServer(t, func(_ *configs.Config, o *Options) {
-		o.AccountConfig.Throttle = accounts.ThrottleConfig{Free: 1, BaseDelay: 50 * time.Millisecond, MaxDelay: 100 * time.Millisecond}
+	_, addr := testServer(t, func(c *configs.Config, _ *Options) {
+		c.Accounts.ThrottleFree, c.Accounts.ThrottleDelay, c.Accounts.ThrottleMaxDelay = 1, 50*time.Millisecond, 100*time.Millisecond
 	})
 	a := connect(t, addr, "alice")
 	a.send("REGISTER patient long-enough-pw", "LOGOUT")

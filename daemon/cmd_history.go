@@ -11,9 +11,6 @@ import (
 	"github.com/livechat/livechat/rooms"
 )
 
-// maxHistoryQuery bounds one CHATHISTORY answer (ISUPPORT CHATHISTORY=).
-const maxHistoryQuery = 100
-
 func init() {
 	register(&command{name: "CHATHISTORY", run: handleCHATHISTORY, minParams: 1})
 }
@@ -33,7 +30,7 @@ func handleCHATHISTORY(s *Session, m *protocol.Message, _ []byte) error {
 	if err != nil || limit < 1 {
 		return failErr("CHATHISTORY", "INVALID_PARAMS", sub, "Invalid limit")
 	}
-	limit = min(limit, maxHistoryQuery)
+	limit = min(limit, s.srv.Config().History.MaxQuery)
 	if sub == "TARGETS" {
 		return s.historyTargets(m.Params[1], m.Params[2], limit)
 	}

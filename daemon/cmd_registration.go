@@ -199,7 +199,7 @@ func (srv *Server) isupport() []string {
 		"CHANNELLEN=" + strconv.Itoa(protocol.RoomLen),
 		"CHANTYPES=#",
 		"EXCEPTS=e",
-		"CHATHISTORY=" + strconv.Itoa(maxHistoryQuery),
+		"CHATHISTORY=" + strconv.Itoa(cfg.History.MaxQuery),
 		"MSGREFTYPES=msgid,timestamp",
 		"NETWORK=" + cfg.Network,
 		"NICKLEN=" + strconv.Itoa(protocol.NickLen),

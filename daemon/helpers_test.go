@@ -11,7 +11,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/livechat/livechat/configs"
-	"github.com/livechat/livechat/daemon/accounts"
 	"github.com/livechat/livechat/protocol"
 )
 
@@ -29,12 +28,10 @@ func testServer(t *testing.T, configure ...func(*configs.Config, *Options)) (*Se
 	cfg.Limits.FloodRate = 100000
 	cfg.Limits.MaxConnsPerIP = 1000 // every test client comes from 127.0.0.1; ops_test checks the limits
 	cfg.Limits.ConnRatePerIP = 1000
-	opts := Options{
-		Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel),
-		// Cheap hashing keeps account tests fast; the accounts package
-		// tests the real parameters.
-		AccountConfig: accounts.Config{Params: accounts.Params{Memory: 64, Time: 1, Threads: 1}},
-	}
+	// Cheap hashing keeps account tests fast; the accounts package tests
+	// the real parameters.
+	cfg.Accounts.HashMemoryKiB, cfg.Accounts.HashIterations = 64, 1
+	opts := Options{Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)}
 	for _, f := range configure {
 		f(&cfg, &opts)
 	}

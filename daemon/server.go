@@ -35,9 +35,6 @@ type Options struct {
 	// Accounts is the account store (see OpenAccountStore); nil means an
 	// in-memory store. The server closes it on Shutdown.
 	Accounts accounts.Store
-	// AccountConfig tunes hashing and throttling; zero fields take
-	// accounts.DefaultConfig's values.
-	AccountConfig accounts.Config
 	// Rooms keeps claimed rooms (see OpenRoomStore); nil keeps them in
 	// memory. The server closes it on Shutdown.
 	Rooms RoomStore
@@ -94,11 +91,8 @@ func New(cfg *configs.Config, opts Options) *Server {
 	if store == nil {
 		store = accounts.NewMemoryStore()
 	}
-	s.accountCfg = opts.AccountConfig
-	if s.accountCfg.MinPasswordLen == 0 {
-		s.accountCfg.MinPasswordLen = accounts.DefaultConfig().MinPasswordLen
-	}
-	s.accounts = accounts.NewService(store, opts.AccountConfig)
+	s.accountCfg = accountConfig(cfg)
+	s.accounts = accounts.NewService(store, s.accountCfg)
 	s.roomStore = opts.Rooms
 	if s.roomStore == nil {
 		s.roomStore = roomstore.NewMemory()
@@ -286,6 +280,24 @@ func OpenRoomStore(cfg *configs.Config) (RoomStore, error) {
 		return roomstore.NewMemory(), nil
 	}
 	return roomstore.Open(filepath.Join(cfg.DataDir, "rooms.db"))
+}
+
+// accountConfig translates the accounts section of the config.
+func accountConfig(cfg *configs.Config) accounts.Config {
+	a := cfg.Accounts
+	c := accounts.DefaultConfig()
+	c.Params = accounts.Params{Memory: uint32(a.HashMemoryKiB), Time: uint32(a.HashIterations), Threads: uint8(a.HashParallelism)}
+	c.MinPasswordLen = a.MinPasswordLength
+	if a.HashWorkers > 0 {
+		c.PoolSize = a.HashWorkers
+	}
+	c.PoolWait = a.HashWait
+	c.Throttle.Free = a.ThrottleFree
+	if a.ThrottleFree == 0 {
+		c.Throttle.Free = -1 // accounts reads 0 as "default"; here it means none
+	}
+	c.Throttle.BaseDelay, c.Throttle.MaxDelay = a.ThrottleDelay, a.ThrottleMaxDelay
+	return c
 }
 
 // OpenAccountStore opens the store accounts.store names: a durable file

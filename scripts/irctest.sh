@@ -123,6 +123,11 @@ export LIVECHAT_ACCOUNTS_STORE=${LIVECHAT_ACCOUNTS_STORE:-memory}
 export LIVECHAT_LIMITS_FLOOD_BURST=${LIVECHAT_LIMITS_FLOOD_BURST:-100000}
 export LIVECHAT_LIMITS_FLOOD_RATE=${LIVECHAT_LIMITS_FLOOD_RATE:-100000}
 export LIVECHAT_LOG_FORMAT=json # the port is read back from the JSON log
+# irctest registers accounts with short passwords ("sesame", "bar").
+export LIVECHAT_ACCOUNTS_MIN_PASSWORD_LENGTH=${LIVECHAT_ACCOUNTS_MIN_PASSWORD_LENGTH:-1}
+# ...and hashes many of them: cheap parameters keep the run fast.
+export LIVECHAT_ACCOUNTS_HASH_MEMORY_KIB=${LIVECHAT_ACCOUNTS_HASH_MEMORY_KIB:-64}
+export LIVECHAT_ACCOUNTS_HASH_ITERATIONS=${LIVECHAT_ACCOUNTS_HASH_ITERATIONS:-1}
 # irctest's tests expect the server to call itself My.Little.Server (every
 # irctest controller configures that name): 004, PONG, WHO's server field.
 export LIVECHAT_SERVER_NAME=${LIVECHAT_SERVER_NAME:-My.Little.Server}
