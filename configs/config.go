@@ -19,6 +19,9 @@ type Config struct {
 	Network string `mapstructure:"network"`
 	// MOTD is the message of the day, one line per line; empty sends 422.
 	MOTD string `mapstructure:"motd"`
+	// ServerPassword, when set, must be given with PASS before
+	// registration completes (a private server).
+	ServerPassword string `mapstructure:"server_password"`
 	// DataDir holds durable state (accounts).
 	DataDir string `mapstructure:"data_dir"`
 	// ShutdownTimeout bounds the drain on SIGINT/SIGTERM.
@@ -31,6 +34,10 @@ type Config struct {
 	History  History  `mapstructure:"history"`
 	Rooms    Rooms    `mapstructure:"rooms"`
 	Accounts Accounts `mapstructure:"accounts"`
+
+	// Operators may use OPER: "name:argon2id-hash" entries (see
+	// livechatd accounts hash).
+	Operators []string `mapstructure:"operators"`
 }
 
 // Listen holds the client-facing listener addresses.
@@ -89,14 +96,15 @@ type Rooms struct {
 
 // Accounts configures the account store.
 type Accounts struct {
-	Store             string        `mapstructure:"store"`               // file (durable, under data_dir) or memory
-	MinPasswordLength int           `mapstructure:"min_password_length"` // in characters
-	HashMemoryKiB     int           `mapstructure:"hash_memory_kib"`     // argon2id memory per hash
-	HashIterations    int           `mapstructure:"hash_iterations"`     // argon2id passes (t)
-	HashParallelism   int           `mapstructure:"hash_parallelism"`    // argon2id lanes (p)
-	HashWorkers       int           `mapstructure:"hash_workers"`        // hashes at once; 0 = one per CPU
-	HashWait          time.Duration `mapstructure:"hash_wait"`           // wait for a free worker before "try again"
-	ThrottleFree      int           `mapstructure:"throttle_free"`       // failed logins before delays start
-	ThrottleDelay     time.Duration `mapstructure:"throttle_delay"`      // first delay, doubled per further failure
-	ThrottleMaxDelay  time.Duration `mapstructure:"throttle_max_delay"`  // cap of the delay
+	Store             string        `mapstructure:"store"`                   // file (durable, under data_dir) or memory
+	RegisterEarly     bool          `mapstructure:"register_before_connect"` // REGISTER before connection registration completes
+	MinPasswordLength int           `mapstructure:"min_password_length"`     // in characters
+	HashMemoryKiB     int           `mapstructure:"hash_memory_kib"`         // argon2id memory per hash
+	HashIterations    int           `mapstructure:"hash_iterations"`         // argon2id passes (t)
+	HashParallelism   int           `mapstructure:"hash_parallelism"`        // argon2id lanes (p)
+	HashWorkers       int           `mapstructure:"hash_workers"`            // hashes at once; 0 = one per CPU
+	HashWait          time.Duration `mapstructure:"hash_wait"`               // wait for a free worker before "try again"
+	ThrottleFree      int           `mapstructure:"throttle_free"`           // failed logins before delays start
+	ThrottleDelay     time.Duration `mapstructure:"throttle_delay"`          // first delay, doubled per further failure
+	ThrottleMaxDelay  time.Duration `mapstructure:"throttle_max_delay"`      // cap of the delay
 }

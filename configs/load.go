@@ -51,6 +51,7 @@ func Default() Config {
 		Rooms:   Rooms{IdleTTL: 10 * time.Minute},
 		Accounts: Accounts{
 			Store:             "file",
+			RegisterEarly:     true,
 			MinPasswordLength: 8,
 			// OWASP's argon2id recommendation: 19 MiB, t=2, p=1.
 			HashMemoryKiB:    19456,

@@ -80,6 +80,12 @@ func (c *Config) Validate() error {
 	}
 
 	p.atLeast("history.max_query", c.History.MaxQuery, 1)
+	for _, op := range c.Operators {
+		name, hash, ok := strings.Cut(op, ":")
+		if !ok || name == "" || strings.ContainsAny(name, " ,") || !strings.HasPrefix(hash, "$argon2id$") {
+			p.add("operators", fmt.Sprintf("entries are name:$argon2id$... (from livechatd accounts hash), got %q", truncateForError(op)))
+		}
+	}
 
 	p.positive("rooms.idle_ttl", c.Rooms.IdleTTL)
 	p.oneOf("accounts.store", c.Accounts.Store, "file", "memory")
@@ -255,4 +261,13 @@ func (p *problems) distinct(key, s, otherKey, other string) {
 		return
 	}
 	p.add(key, fmt.Sprintf("must differ from %s (both %q)", otherKey, s))
+}
+
+// truncateForError keeps an invalid value short in the one-line error; it
+// may hold a password hash.
+func truncateForError(s string) string {
+	if len(s) > 20 {
+		return s[:20] + "..."
+	}
+	return s
 }

@@ -48,9 +48,9 @@ func TestNetcatRegisterAndLogin(t *testing.T) {
 		t.Fatalf("330 %q", acct.String())
 	}
 	b.send("WHOIS bob")
-	anon, _ := b.expect(protocol.RPL_WHOISSPECIAL)
-	if !strings.Contains(anon.Param(2), "anonymous") {
-		t.Fatalf("320 %q", anon.String())
+	anon, _ := b.expect(protocol.RPL_WHOISSERVER)
+	if !strings.Contains(anon.Param(3), "anonymous") {
+		t.Fatalf("312 %q", anon.String())
 	}
 
 	// The account's nick is protected from anyone not logged in to it.
@@ -105,15 +105,23 @@ func TestLoginTakesNickFromGuest(t *testing.T) {
 }
 
 func TestLoginEvictsGuestHoldingTheNick(t *testing.T) {
-	_, addr := testServer(t)
+	srv, addr := testServer(t)
 	owner := connect(t, addr, "someone")
 	owner.send("REGISTER erin correct-horse", "QUIT")
 	owner.expect("ERROR")
 
-	// A connection that got the nick before the account existed...
+	// REGISTER may not grab a nick someone is using...
 	holder := connect(t, addr, "frank")
 	registrar := connect(t, addr, "gina")
 	registrar.send("REGISTER frank correct-horse")
+	registrar.expectFail("REGISTER", "ACCOUNT_EXISTS")
+	// ...but an account can come to exist while a guest holds its name
+	// (made outside IRC, or racing the nick change); logging in to it
+	// then takes the nick back.
+	if _, err := srv.accounts.Register(t.Context(), "frank", "correct-horse"); err != nil {
+		t.Fatal(err)
+	}
+	registrar.send("LOGIN frank correct-horse")
 	registrar.expect(protocol.RPL_LOGGEDIN)
 	nick, _ := registrar.expect("NICK")
 	if nick.Param(0) != "frank" {
@@ -367,8 +375,8 @@ func TestSASLFailureStillRegistersAnonymously(t *testing.T) {
 		t.Fatalf("%q", welcome.String())
 	}
 	c.send("WHOIS hopeful")
-	anon, _ := c.expect(protocol.RPL_WHOISSPECIAL)
-	if !strings.Contains(anon.Param(2), "anonymous") {
+	anon, _ := c.expect(protocol.RPL_WHOISSERVER)
+	if !strings.Contains(anon.Param(3), "anonymous") {
 		t.Fatalf("%q", anon.String())
 	}
 }
@@ -401,4 +409,30 @@ func TestCorrectPasswordWorksAfterThrottleDelay(t *testing.T) {
 		time.Sleep(10 * time.Millisecond) // pacing the retries, not waiting for an outcome
 	}
 	t.Fatal("the correct password never worked after the delay")
+}
+
+func TestServerPassword(t *testing.T) {
+	_, addr := testServer(t, func(c *configs.Config, _ *Options) { c.ServerPassword = "letmein" })
+	good := dial(t, addr)
+	good.send("PASS letmein", "NICK good", "USER good 0 * :Good")
+	good.expect(protocol.RPL_WELCOME)
+	for _, lines := range [][]string{{"NICK bad", "USER bad 0 * :Bad"}, {"PASS guess", "NICK bad2", "USER bad 0 * :Bad"}, {"JOIN lobby"}} {
+		c := dial(t, addr)
+		c.send(lines...)
+		if m, skipped := c.expect("ERROR"); len(skipped) == 0 || skipped[len(skipped)-1].Command != protocol.ERR_PASSWDMISMATCH {
+			t.Fatalf("%v: got %v then %q", lines, commands(skipped), m.String())
+		}
+	}
+}
+
+func TestRegisterBeforeConnectCanBeDisallowed(t *testing.T) {
+	_, addr := testServer(t, func(c *configs.Config, _ *Options) { c.Accounts.RegisterEarly = false })
+	c := dial(t, addr)
+	c.send("CAP LS 302")
+	ls, _ := c.expect("CAP")
+	if strings.Contains(ls.String(), "before-connect") {
+		t.Fatalf("%q", ls.String())
+	}
+	c.send("NICK early", "REGISTER * * long-enough-pw")
+	c.expectFail("REGISTER", "COMPLETE_CONNECTION_REQUIRED")
 }

@@ -49,7 +49,7 @@ var capabilities = []capability{
 	{name: "away-notify", bit: capAwayNotify},
 	{name: "batch", bit: capBatch, feature: rooms.FeatBatch},
 	{name: "cap-notify", bit: capCapNotify},
-	{name: "draft/account-registration", bit: capAccountRegistration, value: "before-connect,custom-account-name"},
+	{name: "draft/account-registration", bit: capAccountRegistration, value: "custom-account-name"},
 	{name: "draft/chathistory", bit: capChathistory},
 	{name: "echo-message", bit: capEchoMessage, feature: rooms.FeatEcho},
 	{name: "extended-join", bit: capExtendedJoin, feature: rooms.FeatExtendedJoin},
@@ -111,8 +111,12 @@ func handleCAP(s *Session, m *protocol.Message, _ []byte) error {
 		}
 		var words []string
 		for _, c := range capabilities {
-			if c.value != "" && s.capVersion >= 302 {
-				words = append(words, c.name+"="+c.value)
+			value := c.value
+			if c.bit == capAccountRegistration && s.srv.Config().Accounts.RegisterEarly {
+				value = "before-connect," + value
+			}
+			if value != "" && s.capVersion >= 302 {
+				words = append(words, c.name+"="+value)
 			} else {
 				words = append(words, c.name)
 			}

@@ -38,11 +38,21 @@ func handleREGISTER(s *Session, m *protocol.Message, _ []byte) error {
 	if len(m.Params) == 2 && !s.registered.Load() && !s.becomeGuestIfFresh() {
 		return numErr(protocol.ERR_NOTREGISTERED, "You have not registered")
 	}
+	if !s.registered.Load() && !s.srv.Config().Accounts.RegisterEarly {
+		return failErr("REGISTER", "COMPLETE_CONNECTION_REQUIRED", "*", "Finish connecting (CAP END) before registering an account")
+	}
 	if name == "*" {
 		name = s.Nick()
 		if name == "*" {
-			return failErr("REGISTER", "NEED_NICK", "*", "Send NICK first, or name the account")
+			// Typically the nick it asked for is taken: that is a name
+			// someone else holds, which REGISTER may not grab either.
+			return failErr("REGISTER", "ACCOUNT_EXISTS", "*", "Your nick is not set (is it in use?); send NICK first, or name the account")
 		}
+	}
+	if holder := s.srv.nicks.get(name); holder != nil && holder != s {
+		// No land grabs: registering would rename whoever uses the nick.
+		s.srv.metrics.registrations.WithLabelValues("exists").Inc()
+		return failErr("REGISTER", "ACCOUNT_EXISTS", name, name+" is in use by someone connected; pick another name")
 	}
 	if acct := s.Account(); acct != "" {
 		return failErr("REGISTER", "ALREADY_AUTHENTICATED", acct, "You are already logged in as "+acct)

@@ -138,7 +138,7 @@ func (s *Session) historyTargets(fromRef, toRef string, limit int) error {
 			}
 			return nil
 		})
-		if err == nil && len(newest) == 1 && !newest[0].At.Before(from.At) && !newest[0].At.After(to.At) {
+		if err == nil && len(newest) == 1 && inSpan(newest[0].At, from.At, to.At) {
 			list = append(list, historyTarget{name: r.Name(), last: newest[0].At})
 		}
 	}
@@ -154,3 +154,7 @@ func (s *Session) historyTargets(fromRef, toRef string, limit int) error {
 	})
 	return nil
 }
+
+// inSpan reports whether t lies strictly between from and to, as
+// CHATHISTORY TARGETS bounds are exclusive.
+func inSpan(t, from, to time.Time) bool { return t.After(from) && t.Before(to) }

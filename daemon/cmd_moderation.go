@@ -86,21 +86,36 @@ func (s *Session) userMode(target, change string) error {
 	if s.invisible.Load() {
 		modes += "i"
 	}
+	if s.oper.Load() {
+		modes += "o"
+	}
 	s.numeric(protocol.RPL_UMODEIS, modes)
 	return nil
 }
 
+// handleKICK serves KICK <room>[,<room>...] <nick>[,<nick>...]: one room
+// with many nicks, or rooms and nicks in pairs.
 func handleKICK(s *Session, m *protocol.Message, _ []byte) error {
-	r, err := s.existingRoom(m.Params[0])
-	if err != nil {
-		return err
+	roomList, nicks := strings.Split(m.Params[0], ","), strings.Split(m.Params[1], ",")
+	if len(roomList) != 1 && len(roomList) != len(nicks) {
+		return needMoreParams("KICK")
 	}
 	reason := m.Param(2)
 	if protocol.CheckText(reason) != nil {
 		reason = ""
 	}
-	for _, nick := range strings.Split(m.Params[1], ",") {
-		r.Kick(s, s.Nick(), nick, protocol.TruncateText(reason, protocol.TopicLen))
+	reason = protocol.TruncateText(reason, protocol.TopicLen)
+	for i, nick := range nicks {
+		typed := roomList[0]
+		if len(roomList) > 1 {
+			typed = roomList[i]
+		}
+		r, err := s.existingRoom(typed)
+		if err != nil {
+			s.sendError(err)
+			continue
+		}
+		r.Kick(s, s.Nick(), nick, reason)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"crypto/subtle"
 	"strconv"
 	"strings"
 
@@ -15,11 +16,21 @@ func init() {
 	register(&command{name: "PASS", run: handlePASS, minParams: 1, preReg: true})
 }
 
-func handlePASS(s *Session, _ *protocol.Message, _ []byte) error {
+// handlePASS records the server password the client gave; it is checked
+// when registration completes. Accounts use SASL, LOGIN or REGISTER.
+func handlePASS(s *Session, m *protocol.Message, _ []byte) error {
 	if s.registered.Load() {
 		return numErr(protocol.ERR_ALREADYREGISTERED, "You may not reregister")
 	}
-	return nil // no server password; accounts use SASL, LOGIN or REGISTER
+	s.pass = m.Params[0]
+	return nil
+}
+
+// passwordOK reports whether the client gave the server password, if the
+// server has one. The comparison takes the same time for any wrong guess.
+func (s *Session) passwordOK() bool {
+	want := s.srv.Config().ServerPassword
+	return want == "" || subtle.ConstantTimeCompare([]byte(s.pass), []byte(want)) == 1
 }
 
 func handleUSER(s *Session, m *protocol.Message, _ []byte) error {
@@ -151,6 +162,11 @@ func (s *Session) becomeGuestIfFresh() bool {
 }
 
 func (s *Session) completeRegistration() {
+	if !s.passwordOK() {
+		s.numeric(protocol.ERR_PASSWDMISMATCH, "Password incorrect: this server needs PASS <password> first")
+		s.closeWith("Bad password")
+		return
+	}
 	if account := s.Account(); account != "" {
 		// Logged in with SASL before registering: the account's name is
 		// the nick, as for LOGIN.
@@ -198,14 +214,17 @@ func (srv *Server) isupport() []string {
 		"CHANMODES=" + rooms.ChanModes,
 		"CHANNELLEN=" + strconv.Itoa(protocol.RoomLen),
 		"CHANTYPES=#",
+		"ELIST=CMNTU",
 		"EXCEPTS=e",
 		"CHATHISTORY=" + strconv.Itoa(cfg.History.MaxQuery),
 		"MSGREFTYPES=msgid,timestamp",
 		"NETWORK=" + cfg.Network,
 		"NICKLEN=" + strconv.Itoa(protocol.NickLen),
 		"PREFIX=(ov)@+",
+		"TARGMAX=JOIN:,KICK:,LIST:,NAMES:,NOTICE:" + strconv.Itoa(maxTargets) + ",PART:,PRIVMSG:" + strconv.Itoa(maxTargets) + ",TAGMSG:1,WHOIS:1",
 		"TOPICLEN=" + strconv.Itoa(protocol.TopicLen),
 		"UTF8ONLY",
+		"WHOX",
 	}
 }
 

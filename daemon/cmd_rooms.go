@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/livechat/livechat/protocol"
 	"github.com/livechat/livechat/rooms"
@@ -204,22 +205,83 @@ func handleNAMES(s *Session, m *protocol.Message, _ []byte) error {
 }
 
 func handleLIST(s *Session, m *protocol.Message, _ []byte) error {
-	var only map[string]bool
-	if p := m.Param(0); p != "" {
-		only = map[string]bool{}
-		for _, typed := range strings.Split(p, ",") {
-			if name, err := protocol.RoomName(typed); err == nil {
-				only[protocol.FoldRoom(name)] = true
-			}
+	var conds []listCond
+	for _, word := range strings.Split(m.Param(0), ",") {
+		if c, ok := parseListCond(word); ok {
+			conds = append(conds, c)
 		}
 	}
+	now := time.Now()
 	s.numeric(protocol.RPL_LISTSTART, "Room", "Users  Name")
 	for _, info := range s.srv.rooms.List() {
-		if only != nil && !only[protocol.FoldRoom(info.Name)] {
-			continue
+		if listMatches(conds, info, now) {
+			s.numeric(protocol.RPL_LIST, info.Name, strconv.Itoa(info.Members), info.Topic)
 		}
-		s.numeric(protocol.RPL_LIST, info.Name, strconv.Itoa(info.Members), info.Topic)
 	}
 	s.numeric(protocol.RPL_LISTEND, "End of /LIST")
 	return nil
+}
+
+// listCond is one LIST condition (ISUPPORT ELIST=CMNTU): a name or mask,
+// a negated mask, or a bound on users, creation time or topic time.
+type listCond struct {
+	kind byte // 'M' mask, 'N' not mask, 'U' users, 'C' created, 'T' topic
+	mask string
+	more bool // > rather than <
+	n    int  // users, or minutes ago
+}
+
+func parseListCond(word string) (listCond, bool) {
+	word = strings.TrimSpace(word)
+	if word == "" {
+		return listCond{}, false
+	}
+	kind := byte('U')
+	if len(word) > 1 && (word[0] == 'C' || word[0] == 'T') && (word[1] == '<' || word[1] == '>') {
+		kind, word = word[0], word[1:]
+	}
+	if word[0] == '<' || word[0] == '>' {
+		n, err := strconv.Atoi(word[1:])
+		return listCond{kind: kind, more: word[0] == '>', n: n}, err == nil
+	}
+	if mask, ok := strings.CutPrefix(word, "!"); ok {
+		return listCond{kind: 'N', mask: mask}, true
+	}
+	return listCond{kind: 'M', mask: word}, true
+}
+
+// listMatches reports whether a room passes every condition; name and
+// mask conditions match if any of them does.
+func listMatches(conds []listCond, info rooms.Info, now time.Time) bool {
+	masks, maskHit := 0, false
+	for _, c := range conds {
+		switch c.kind {
+		case 'M':
+			masks++
+			maskHit = maskHit || protocol.MatchMask(c.mask, info.Name)
+		case 'N':
+			if protocol.MatchMask(c.mask, info.Name) {
+				return false
+			}
+		case 'U':
+			if c.more && info.Members <= c.n || !c.more && info.Members >= c.n {
+				return false
+			}
+		case 'C', 'T':
+			at := info.Created
+			if c.kind == 'T' {
+				if info.TopicAt.IsZero() {
+					return false
+				}
+				at = info.TopicAt
+			}
+			// C>n: older than n minutes; C<n: newer than n minutes.
+			age := now.Sub(at)
+			limit := time.Duration(c.n) * time.Minute
+			if c.more && age <= limit || !c.more && age >= limit {
+				return false
+			}
+		}
+	}
+	return masks == 0 || maskHit
 }

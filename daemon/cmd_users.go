@@ -15,7 +15,6 @@ func init() {
 	register(&command{name: "PONG", run: handlePONG, preReg: true})
 	register(&command{name: "QUIT", run: handleQUIT, preReg: true, help: "QUIT [reason] - leave the server"})
 	register(&command{name: "WHOIS", run: handleWHOIS, minParams: 1, help: "WHOIS <nick> - who someone is"})
-	register(&command{name: "WHO", run: handleWHO, minParams: 1, help: "WHO <room|nick> - list the people in a room"})
 	register(&command{name: "AWAY", run: handleAWAY, help: "AWAY [message] - mark yourself away (no message: back)"})
 	register(&command{name: "MOTD", run: handleMOTD, help: "MOTD - the message of the day"})
 	register(&command{name: "HELP", run: handleHELP, help: "HELP - this list"})
@@ -69,14 +68,22 @@ func handleWHOIS(s *Session, m *protocol.Message, _ []byte) error {
 	if len(names) > 0 {
 		s.numeric(protocol.RPL_WHOISCHANNELS, nick, strings.Join(names, " "))
 	}
-	s.numeric(protocol.RPL_WHOISSERVER, nick, cfg.ServerName, cfg.Network)
+	account := t.Account()
+	// Anonymous users are marked in the server line: 320 (WHOISSPECIAL)
+	// is meant for what operators configure, and clients show 312 anyway.
+	info := cfg.Network
+	if account == "" {
+		info += " (anonymous: not logged in)"
+	}
+	s.numeric(protocol.RPL_WHOISSERVER, nick, cfg.ServerName, info)
+	if t.oper.Load() {
+		s.numeric(protocol.RPL_WHOISOPERATOR, nick, "is an IRC operator")
+	}
 	if away := t.away.Load(); away != nil {
 		s.numeric(protocol.RPL_AWAY, nick, *away)
 	}
-	if account := t.Account(); account != "" {
+	if account != "" {
 		s.numeric(protocol.RPL_WHOISACCOUNT, nick, account, "is logged in as")
-	} else {
-		s.numeric(protocol.RPL_WHOISSPECIAL, nick, "is anonymous (not logged in)")
 	}
 	if t.transport == "tls" {
 		s.numeric(protocol.RPL_WHOISSECURE, nick, "is using a secure connection")
@@ -89,62 +96,6 @@ func handleWHOIS(s *Session, m *protocol.Message, _ []byte) error {
 // lastActive is when the session last sent a line. Safe from any goroutine.
 func (s *Session) lastActive() time.Time {
 	return time.Unix(0, s.activeAt.Load())
-}
-
-func handleWHO(s *Session, m *protocol.Message, _ []byte) error {
-	mask := m.Params[0]
-	if protocol.IsRoomName(mask) {
-		if r := s.srv.rooms.Get(mask); r != nil && r.Who(s, s.Nick()) == nil {
-			return nil
-		}
-		s.numeric(protocol.RPL_ENDOFWHO, mask, "End of /WHO list")
-		return nil
-	}
-	for _, t := range s.srv.matching(mask, maxWhoReplies) {
-		if t != s && t.invisible.Load() {
-			continue
-		}
-		t.mu.Lock()
-		nick, user, realname := t.nick, t.user, t.realname
-		t.mu.Unlock()
-		flags := "H"
-		if t.Away() {
-			flags = "G"
-		}
-		s.numeric(protocol.RPL_WHOREPLY, "*", user, t.host, s.srv.Config().ServerName, nick, flags, "0 "+realname)
-	}
-	s.numeric(protocol.RPL_ENDOFWHO, mask, "End of /WHO list")
-	return nil
-}
-
-// maxWhoReplies bounds a WHO by mask, so "WHO *" on a big server stays
-// a reasonable reply.
-const maxWhoReplies = 500
-
-// matching returns up to limit registered sessions whose nick matches the
-// mask ("*" and "0" match everyone).
-func (srv *Server) matching(mask string, limit int) []*Session {
-	if mask == "0" {
-		mask = "*"
-	}
-	if !strings.ContainsAny(mask, "*?") {
-		if t := srv.nicks.get(mask); t != nil && t.registered.Load() {
-			return []*Session{t}
-		}
-		return nil
-	}
-	srv.mu.Lock()
-	defer srv.mu.Unlock()
-	var out []*Session
-	for t := range srv.sessions {
-		if len(out) == limit {
-			break
-		}
-		if t.registered.Load() && protocol.MatchMask(mask, t.Nick()) {
-			out = append(out, t)
-		}
-	}
-	return out
 }
 
 // handleUSERHOST answers with nick=+user@host (- when away) for up to five

@@ -123,7 +123,7 @@ func (p *privateHistory) targets(me *Session, from, to time.Time) []historyTarge
 	var out []historyTarget
 	for _, c := range p.convs {
 		other, ok := c.other(id)
-		if !ok || c.last.Before(from) || c.last.After(to) {
+		if !ok || !inSpan(c.last, from, to) {
 			continue
 		}
 		out = append(out, historyTarget{name: c.nicks[other], last: c.last})

@@ -59,6 +59,7 @@ type Session struct {
 	features  atomic.Uint32 // rooms.Features implied by caps; read by rooms on delivery
 	away      atomic.Pointer[string]
 	invisible atomic.Bool  // user mode +i
+	oper      atomic.Bool  // user mode +o: logged in with OPER
 	activeAt  atomic.Int64 // unix nanos of the last line read, for WHOIS idle
 
 	// Identity, written by the reader goroutine under mu.
@@ -73,16 +74,18 @@ type Session struct {
 
 	// Reader-side state: used by the reader goroutine and, while it
 	// waits, by the worker handling its line.
-	step       lineStep
-	guest      bool
-	capPending bool // CAP negotiation started and not ended
-	capVersion int  // 302 once the client sent CAP LS 302
-	strict     bool // an IRC client (sent USER): no netcat conveniences
-	saslMech   string
-	saslBuf    []byte
-	pingSent   bool
-	lastSeen   time.Time
-	flood      floodBucket
+	step         lineStep
+	guest        bool
+	capPending   bool // CAP negotiation started and not ended
+	capVersion   int  // 302 once the client sent CAP LS 302
+	strict       bool // an IRC client (sent USER): no netcat conveniences
+	operFailures int
+	pass         string // what the client sent with PASS
+	saslMech     string
+	saslBuf      []byte
+	pingSent     bool
+	lastSeen     time.Time
+	flood        floodBucket
 }
 
 func newSession(srv *Server, conn net.Conn, transport string, id uint64) *Session {

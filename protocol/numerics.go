@@ -119,3 +119,10 @@ const (
 	ERR_KEYSET           = "467" // <client> <channel> :Channel key already set
 	ERR_INVALIDMODEPARAM = "696" // <client> <target> <mode char> <parameter> :<description>
 )
+
+// WHOX and server operators.
+const (
+	RPL_WHOSPCRPL  = "354" // <client> [fields...] (WHOX)
+	RPL_YOUREOPER  = "381" // <client> :You are now an IRC operator
+	ERR_NOOPERHOST = "491" // <client> :No O-lines for your host
+)

@@ -30,6 +30,10 @@ func (c *countingClient) Features() Features { return c.features }
 
 func (c *countingClient) Removed(*Room) {}
 
+func (c *countingClient) Queue(line []byte) bool { return c.Send(line) }
+
+func (c *countingClient) Flush() {}
+
 // BenchmarkFanout sends b.N messages into a room of 1,000 members and
 // reports the cost per delivery. allocs/op is per message: the target is a
 // constant (the request, the event and its encoding), none per recipient.

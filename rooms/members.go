@@ -83,6 +83,7 @@ func (r *Room) remove(c Client) *member {
 		return nil
 	}
 	m := r.members[i]
+	m.Client.Flush() // it leaves before the room's next flush
 	last := len(r.members) - 1
 	if i != last {
 		r.members[i] = r.members[last]

@@ -43,17 +43,24 @@ func (r *Room) doNames(c Client, nick string) {
 	r.numeric(c, nick, protocol.RPL_ENDOFNAMES, r.name, "End of /NAMES list")
 }
 
-func (r *Room) doWho(c Client, nick string) {
+// WhoEntry is one member as WHO shows it.
+type WhoEntry struct {
+	Client   Client
+	Nick     string
+	User     string
+	Host     string
+	Realname string
+	Account  string
+	Prefix   string // role prefixes, all of them with multi-prefix
+}
+
+func (r *Room) doWho(c Client) []WhoEntry {
 	multi := c.Features()&FeatMultiPrefix != 0
+	out := make([]WhoEntry, 0, len(r.members))
 	for _, m := range r.members {
-		flags := "H"
-		if m.Client.Away() {
-			flags = "G"
-		}
-		flags += m.role.prefixes(multi)
-		r.numeric(c, nick, protocol.RPL_WHOREPLY, r.name, m.User, m.Host, r.opts.ServerName, m.Nick, flags, "0 "+m.Realname)
+		out = append(out, WhoEntry{Client: m.Client, Nick: m.Nick, User: m.User, Host: m.Host, Realname: m.Realname, Account: m.Account, Prefix: m.role.prefixes(multi)})
 	}
-	r.numeric(c, nick, protocol.RPL_ENDOFWHO, r.name, "End of /WHO list")
+	return out
 }
 
 func (r *Room) doHistory(c Client, fn func(*History) []*Event) historyAnswer {

@@ -89,8 +89,11 @@ type (
 		query
 		text *string
 	}
-	namesReq   struct{ query }
-	whoReq     struct{ query }
+	namesReq struct{ query }
+	whoReq   struct {
+		c    Client
+		done chan []WhoEntry
+	}
 	historyReq struct {
 		c    Client
 		fn   func(*History) []*Event
@@ -148,7 +151,9 @@ func (q updateReq) run(r *Room)  { q.done <- r.doUpdate(q.c, q.u) }
 func (q sayReq) run(r *Room)     { r.doSay(q.c, q.s) }
 func (q topicReq) run(r *Room)   { r.doTopic(q.c, q.nick, q.text) }
 func (q namesReq) run(r *Room)   { r.doNames(q.c, q.nick) }
-func (q whoReq) run(r *Room)     { r.doWho(q.c, q.nick) }
+func (q whoReq) run(r *Room)     { q.done <- r.doWho(q.c) }
+func (q whoReq) fail(*Room)      { trySend(q.done, nil) }
+func (whoReq) finish(*Room)      {}
 func (q historyReq) run(r *Room) { q.done <- r.doHistory(q.c, q.fn) }
 
 // Answers after a panic; a channel that already holds the answer is left.
@@ -283,10 +288,13 @@ func (r *Room) Names(c Client, nick string) error {
 	return r.ask(namesReq{q}, q)
 }
 
-// Who queues a 352 line per member and 315 to c.
-func (r *Room) Who(c Client, nick string) error {
-	q := newQuery(c, nick)
-	return r.ask(whoReq{q}, q)
+// Who lists the members for WHO, as c should see their prefixes.
+func (r *Room) Who(c Client) ([]WhoEntry, error) {
+	done := make(chan []WhoEntry, 1)
+	if !r.send(whoReq{c: c, done: done}) {
+		return nil, ErrNoSuchRoom
+	}
+	return await(r, done, nil), nil
 }
 
 // History runs fn over the room's history for member c and returns the

@@ -26,10 +26,17 @@ var (
 // safe for concurrent use and must never block.
 type Client interface {
 	// Send queues a line the client did not ask for (another member's
-	// message, a join). line is shared and must not be modified. It
-	// reports false when the client's queue overflowed or it is closing;
-	// such a client disconnects itself and the room just goes on.
+	// message, a join) and has it written soon. line is shared and must
+	// not be modified. It reports false when the client's queue
+	// overflowed or it is closing; such a client disconnects itself and
+	// the room just goes on.
 	Send(line []byte) bool
+	// Queue is Send without the write: the line waits for Flush. A room
+	// queues a burst of messages to every member and flushes once, so
+	// that one write carries many lines when the room is busy.
+	Queue(line []byte) bool
+	// Flush has everything queued written.
+	Flush()
 	// Reply queues a line answering the client's own request (its JOIN
 	// echo, NAMES, an echoed message), so that the client can tie it to
 	// the request (IRCv3 labeled-response).
@@ -59,6 +66,8 @@ type Info struct {
 	Name    string
 	Members int
 	Topic   string
+	TopicAt time.Time // zero when no topic is set
+	Created time.Time
 }
 
 type member struct {
@@ -90,7 +99,7 @@ type Room struct {
 
 	// Snapshots for LIST and lookups that must not wait on the actor.
 	nMembers  atomic.Int32
-	topicSnap atomic.Pointer[string]
+	topicSnap atomic.Pointer[topic]
 
 	// Actor state, touched only by run.
 	members []*member
@@ -102,6 +111,8 @@ type Room struct {
 	modes   modes
 	owner   string              // account that claimed the room, or ""
 	invites map[string]struct{} // folded nicks invited and not yet joined
+	dirty   bool                // lines were queued to members and not flushed
+	burst   int                 // requests handled since the last flush
 }
 
 // Name returns the room's display name, with its leading '#'.
@@ -115,9 +126,9 @@ func (r *Room) Members() int { return int(r.nMembers.Load()) }
 
 // Info returns the LIST snapshot of the room.
 func (r *Room) Info() Info {
-	info := Info{Name: r.name, Members: r.Members()}
+	info := Info{Name: r.name, Members: r.Members(), Created: r.created}
 	if t := r.topicSnap.Load(); t != nil {
-		info.Topic = *t
+		info.Topic, info.TopicAt = t.text, t.setAt
 	}
 	return info
 }
@@ -129,6 +140,13 @@ func (r *Room) run() {
 		select {
 		case req := <-r.mailbox:
 			r.handle(req)
+			r.burst++
+			// Flush when the mailbox is drained (or a burst is long): a
+			// busy room sends each member many lines per write, a quiet
+			// one flushes after every message.
+			if r.dirty && (len(r.mailbox) == 0 || r.burst >= maxBurst) {
+				r.flush()
+			}
 			idle = r.afterRequest()
 		case <-idle:
 			idle = nil
@@ -138,6 +156,18 @@ func (r *Room) run() {
 			return
 		}
 	}
+}
+
+// maxBurst bounds how many requests a room handles before flushing, so
+// that a room that is never idle still flushes.
+const maxBurst = 64
+
+// flush has every member write what was queued to it.
+func (r *Room) flush() {
+	for _, m := range r.members {
+		m.Client.Flush()
+	}
+	r.dirty, r.burst = false, 0
 }
 
 // afterRequest drops an empty room without history at once and arms the
@@ -208,9 +238,10 @@ func (r *Room) broadcast(e *Event, actor Client, echo, tagsOnly bool) int {
 		if tagsOnly && f&FeatTags == 0 {
 			continue
 		}
-		m.Client.Send(rs.For(f))
+		m.Client.Queue(rs.For(f))
 		n++
 	}
+	r.dirty = r.dirty || n > 0
 	if echo && actor != nil {
 		if f := actor.Features(); !tagsOnly || f&FeatTags != 0 {
 			actor.Reply(rs.For(f))

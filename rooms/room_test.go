@@ -42,6 +42,10 @@ func (f *fakeClient) Features() Features { return f.features }
 
 func (f *fakeClient) Removed(*Room) {}
 
+func (f *fakeClient) Queue(line []byte) bool { return f.Send(line) }
+
+func (f *fakeClient) Flush() {}
+
 // waitLines waits until the client has at least n lines and returns them.
 func (f *fakeClient) waitLines(t *testing.T, n int) []string {
 	t.Helper()

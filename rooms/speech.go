@@ -55,7 +55,7 @@ func (r *Room) doTopic(c Client, nick string, text *string) {
 		return
 	}
 	r.topic = topic{text: *text, setBy: m.Nick, setAt: r.opts.now()}
-	snap := r.topic.text
+	snap := r.topic
 	r.topicSnap.Store(&snap)
 	r.broadcast(r.event(m, "TOPIC", r.name, r.topic.text), c, true, false)
 	r.persist()

@@ -48,7 +48,7 @@ func (r *Room) restore(s Saved) {
 	}
 	r.topic = topic{text: s.Topic, setBy: s.TopicBy, setAt: s.TopicAt}
 	if s.Topic != "" {
-		snap := s.Topic
+		snap := r.topic
 		r.topicSnap.Store(&snap)
 	}
 	r.modes.setFlags(s.Flags)

@@ -116,6 +116,15 @@ else
   echo "irctest.sh: building livechatd from the work tree ($(git -C "$repo" rev-parse --short HEAD 2>/dev/null)$(git -C "$repo" diff --quiet HEAD 2>/dev/null || echo ' + uncommitted changes'))" >&2
 fi
 (cd "$src" && go build -o "$tmp/livechatd" ./cmd/livechatd) || { echo "irctest.sh: go build failed" >&2; exit 2; }
+
+# The operator irctest uses (OPER operuser operpassword). Operators live in
+# the config file: their hashes contain commas, which an env list splits.
+{
+  printf 'operators:
+  - "operuser:%s"
+' "$(printf 'operpassword
+' | "$tmp/livechatd" accounts hash)"
+} >"$tmp/irctest.yaml" || { echo "irctest.sh: could not hash the operator password" >&2; exit 2; }
 example="$src/configs/livechatd.example.yaml"
 
 # --- daemon settings ---------------------------------------------------------
@@ -168,7 +177,13 @@ fi
 # start_daemon ADDR: start livechatd in the background with empty state.
 start_daemon() {
   rm -rf "$tmp/data"; mkdir -p "$tmp/data"
-  "$tmp/livechatd" --listen "$1" --metrics-listen "" --data-dir "$tmp/data" >>"$log" 2>&1 &
+  # irctest's per-test settings (IRCTEST_CFG_*, set by the runner before a
+  # restart): a server password, and whether REGISTER works before CAP END.
+  local early=true
+  [ "${IRCTEST_CFG_ACCOUNT_REGISTRATION_BEFORE_CONNECT:-1}" = 0 ] && early=false
+  LIVECHAT_SERVER_PASSWORD="${IRCTEST_CFG_PASSWORD:-}" \
+    LIVECHAT_ACCOUNTS_REGISTER_BEFORE_CONNECT=$early \
+    "$tmp/livechatd" --config "$tmp/irctest.yaml" --listen "$1" --metrics-listen "" --data-dir "$tmp/data" >>"$log" 2>&1 &
   echo $! >"$pidfile"
 }
 # wait_port ADDR: until ADDR accepts (10 s), or the daemon has died.

@@ -24,6 +24,8 @@ import (
 const accountsUsage = `usage: livechatd accounts list
        livechatd accounts delete NAME
        livechatd accounts passwd NAME   (reads the new password from the first line of stdin)
+       livechatd accounts hash          (prints the argon2id hash of the password on stdin,
+                                         for the operators list in the config file)
 `
 
 // runAccounts runs "livechatd accounts ARGS..."; args are the words after
@@ -34,6 +36,9 @@ func runAccounts(args []string, cfgPath string, dataDir string, stdin io.Reader,
 	if len(args) == 1 && (args[0] == "help" || args[0] == "-h" || args[0] == "--help") {
 		fmt.Fprint(stdout, accountsUsage)
 		return 0
+	}
+	if len(args) == 1 && args[0] == "hash" {
+		return accountsHash(stdin, stdout, stderr)
 	}
 	var name string
 	switch {
@@ -92,6 +97,25 @@ func runAccounts(args []string, cfgPath string, dataDir string, stdin io.Reader,
 		accountsPrintErr(stderr, err)
 		return 1
 	}
+	return 0
+}
+
+// accountsHash prints the PHC hash of the password on stdin.
+func accountsHash(stdin io.Reader, stdout, stderr io.Writer) int {
+	pw, err := accountsReadPassword(stdin)
+	if err == nil && pw == "" {
+		err = errors.New("empty password")
+	}
+	if err != nil {
+		accountsPrintErr(stderr, accountsPasswordError(err))
+		return 1
+	}
+	hash, err := accounts.HashPassword(pw, accounts.DefaultParams())
+	if err != nil {
+		accountsPrintErr(stderr, err)
+		return 1
+	}
+	fmt.Fprintln(stdout, hash)
 	return 0
 }
 

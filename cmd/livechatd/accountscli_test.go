@@ -134,8 +134,8 @@ func TestAccountsCLIPasswdRefused(t *testing.T) {
 		{"empty line", "\n", "alice", "at least 8 characters"},
 		{"too short", "seven77\n", "alice", "at least 8 characters"},
 		{"not UTF-8", "password\xff\n", "alice", "valid UTF-8"},
-		{"too long", strings.Repeat("p", accounts.MaxPasswordLen+1) + "\n", "alice", "longer than 256 bytes"},
-		{"too long, no newline", strings.Repeat("p", 100000), "alice", "longer than 256 bytes"},
+		{"too long", strings.Repeat("p", accounts.MaxPasswordLen+1) + "\n", "alice", "longer than 1024 bytes"},
+		{"too long, no newline", strings.Repeat("p", 100000), "alice", "longer than 1024 bytes"},
 		{"no such account", "long enough password\n", "mallory", "no account named mallory"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -11,7 +11,7 @@ import (
 
 // MaxPasswordLen bounds passwords in bytes. argon2 itself would accept
 // anything, but hashing megabytes per attempt is a cheap DoS.
-const MaxPasswordLen = 256
+const MaxPasswordLen = 1024
 
 // Errors returned by Service besides the store's ErrExists and
 // ErrInvalidName and the pool's ErrBusy. None of them ever carries a
