@@ -49,11 +49,26 @@ func handleMODE(s *Session, m *protocol.Message, _ []byte) error {
 		for _, c := range unknown {
 			s.numeric(protocol.ERR_UNKNOWNMODE, string(c), "is an unknown mode char to me")
 		}
+		changes = s.dropUnknownNicks(changes)
 		if len(changes) == 0 {
 			return nil
 		}
 	}
 	return s.roomMode(r, changes)
+}
+
+// dropUnknownNicks answers 401 for +o/+v of a nick nobody has (the room
+// answers 441 for one that is online but not in it).
+func (s *Session) dropUnknownNicks(changes []rooms.ModeChange) []rooms.ModeChange {
+	kept := changes[:0]
+	for _, ch := range changes {
+		if (ch.Mode == 'o' || ch.Mode == 'v') && s.srv.nicks.get(ch.Arg) == nil {
+			s.numeric(protocol.ERR_NOSUCHNICK, ch.Arg, "No such nick")
+			continue
+		}
+		kept = append(kept, ch)
+	}
+	return kept
 }
 
 func (s *Session) roomMode(r *rooms.Room, changes []rooms.ModeChange) error {

@@ -115,6 +115,10 @@ func (s *Session) join(typed, key string) error {
 	s.mu.Lock()
 	s.joined[folded] = r
 	s.mu.Unlock()
+	if away := s.away.Load(); away != nil {
+		// away-notify: members learn a joiner is away right after the JOIN.
+		notify(dedupe([]*rooms.Room{r}, func(r *rooms.Room) []rooms.Client { return r.Update(s, rooms.MemberUpdate{}) }), s.event("AWAY", *away), wantsCap(capAwayNotify))
+	}
 	return nil
 }
 
@@ -214,6 +218,9 @@ func handleLIST(s *Session, m *protocol.Message, _ []byte) error {
 	now := time.Now()
 	s.numeric(protocol.RPL_LISTSTART, "Room", "Users  Name")
 	for _, info := range s.srv.rooms.List() {
+		if info.Secret && s.joinedRoom(info.Name) == nil {
+			continue
+		}
 		if listMatches(conds, info, now) {
 			s.numeric(protocol.RPL_LIST, info.Name, strconv.Itoa(info.Members), info.Topic)
 		}

@@ -60,6 +60,9 @@ func handleWHOIS(s *Session, m *protocol.Message, _ []byte) error {
 	multi := s.hasCap(capMultiPrefix)
 	names := make([]string, 0, len(joined))
 	for _, r := range joined {
+		if r.Secret() && t != s && s.joinedRoom(r.Name()) != r {
+			continue
+		}
 		names = append(names, r.PrefixOf(t, multi)+r.Name())
 	}
 	sort.Strings(names)

@@ -232,3 +232,30 @@ func TestClaimedRoomSurvivesRestart(t *testing.T) {
 	owner.send("ROOM DROP #home")
 	owner.expect("NOTICE")
 }
+
+func TestSecretRoom(t *testing.T) {
+	_, addr := testServer(t)
+	op := connect(t, addr, "spy")
+	op.join("#hideout")
+	op.send("MODE #hideout +s")
+	op.expect("MODE")
+	op.send("NAMES #hideout")
+	if n := op.expectNumeric(protocol.RPL_NAMREPLY); n.Param(1) != "@" {
+		t.Fatalf("secret rooms use the @ symbol: %q", n.String())
+	}
+	outsider := connect(t, addr, "outsider")
+	outsider.send("LIST")
+	outsider.expectNumeric(protocol.RPL_LISTSTART)
+	if m := outsider.read(); m.Command != protocol.RPL_LISTEND {
+		t.Fatalf("a secret room was listed to a non-member: %q", m.String())
+	}
+	outsider.send("WHOIS spy")
+	_, whois := outsider.expect(protocol.RPL_ENDOFWHOIS)
+	for _, m := range whois {
+		if m.Command == protocol.RPL_WHOISCHANNELS {
+			t.Fatalf("WHOIS showed a secret room to a non-member: %q", m.String())
+		}
+	}
+	outsider.send("MODE #hideout +o nobody-here")
+	outsider.expectNumeric(protocol.ERR_NOSUCHNICK)
+}

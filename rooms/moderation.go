@@ -106,8 +106,8 @@ func (r *Room) applyMode(c Client, nick string, actor *member, ch ModeChange) (s
 			m.key = ""
 			return "*", true
 		}
-		if strings.ContainsAny(ch.Arg, " ,:") || len(ch.Arg) > 32 {
-			r.numeric(c, nick, protocol.ERR_INVALIDMODEPARAM, r.name, "k", ch.Arg, "Invalid key: at most 32 characters, no spaces, commas or colons")
+		if ch.Arg == "" || strings.ContainsAny(ch.Arg, " ,:") || len(ch.Arg) > 32 {
+			r.numeric(c, nick, protocol.ERR_INVALIDMODEPARAM, r.name, "k", "*", "Invalid key: 1 to 32 characters, no spaces, commas or colons")
 			return "", false
 		}
 		m.key = ch.Arg
@@ -122,18 +122,28 @@ func (r *Room) applyMode(c Client, nick string, actor *member, ch ModeChange) (s
 		}
 		n, err := strconv.Atoi(ch.Arg)
 		if err != nil || n < 1 {
-			r.numeric(c, nick, protocol.ERR_INVALIDMODEPARAM, r.name, "l", ch.Arg, "Invalid limit: a positive number")
+			r.numeric(c, nick, protocol.ERR_INVALIDMODEPARAM, r.name, "l", paramOrStar(ch.Arg), "Invalid limit: a positive number")
 			return "", false
 		}
 		m.limit = n
 		return ch.Arg, true
 	}
-	flag := map[byte]*bool{'i': &m.inviteOnly, 'm': &m.moderated, 'n': &m.noExternal, 't': &m.topicLock}[ch.Mode]
+	flag := map[byte]*bool{'i': &m.inviteOnly, 'm': &m.moderated, 'n': &m.noExternal, 's': &m.secret, 't': &m.topicLock}[ch.Mode]
 	if *flag == ch.Add {
 		return "", false
 	}
 	*flag = ch.Add
+	r.secretSnap.Store(m.secret)
 	return "", true
+}
+
+// paramOrStar echoes a client's value as a middle parameter, or "*" when
+// it could not be one (empty, or with spaces).
+func paramOrStar(v string) string {
+	if v == "" || strings.ContainsAny(v, " :") {
+		return "*"
+	}
+	return v
 }
 
 // editList adds or removes a mask; it reports whether the list changed.

@@ -46,6 +46,7 @@ type modes struct {
 	noExternal bool // +n: only members speak
 	moderated  bool // +m: only voiced members and operators speak
 	inviteOnly bool // +i: only invited users join
+	secret     bool // +s: hidden from LIST and WHOIS for non-members
 	key        string
 	limit      int
 	bans       []ListEntry
@@ -58,7 +59,7 @@ func (m *modes) flags() string {
 	for _, f := range []struct {
 		on bool
 		c  byte
-	}{{m.inviteOnly, 'i'}, {m.key != "", 'k'}, {m.limit > 0, 'l'}, {m.moderated, 'm'}, {m.noExternal, 'n'}, {m.topicLock, 't'}} {
+	}{{m.inviteOnly, 'i'}, {m.key != "", 'k'}, {m.limit > 0, 'l'}, {m.moderated, 'm'}, {m.noExternal, 'n'}, {m.secret, 's'}, {m.topicLock, 't'}} {
 		if f.on {
 			b.WriteByte(f.c)
 		}
@@ -72,6 +73,7 @@ func (m *modes) setFlags(letters string) {
 	m.moderated = strings.Contains(letters, "m")
 	m.noExternal = strings.Contains(letters, "n")
 	m.topicLock = strings.Contains(letters, "t")
+	m.secret = strings.Contains(letters, "s")
 }
 
 // ModeChange is one requested change of a room's modes.
@@ -83,7 +85,7 @@ type ModeChange struct {
 
 // ChanModes is the ISUPPORT CHANMODES value: list modes, modes with an
 // argument always, with an argument when set, and flags.
-const ChanModes = "be,k,l,imnt"
+const ChanModes = "be,k,l,imnst"
 
 // ParseModes splits a MODE request ("+o-v", "alice", "bob") into changes.
 // Mode letters rooms do not know are returned in unknown.
@@ -125,7 +127,7 @@ func ParseModes(modestr string, args []string) (changes []ModeChange, unknown []
 				continue
 			}
 			changes = append(changes, ModeChange{Add: false, Mode: c})
-		case 'i', 'm', 'n', 't':
+		case 'i', 'm', 'n', 's', 't':
 			changes = append(changes, ModeChange{Add: add, Mode: c})
 		default:
 			unknown = append(unknown, c)

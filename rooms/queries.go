@@ -15,7 +15,11 @@ func (r *Room) sendTopic(c Client, nick string) {
 func (r *Room) doNames(c Client, nick string) {
 	userhost := c.Features()&FeatUserhostInNames != 0
 	multi := c.Features()&FeatMultiPrefix != 0
-	head := protocol.Message{Source: r.opts.ServerName, Command: protocol.RPL_NAMREPLY, Params: []string{nick, "=", r.name, ""}}
+	symbol := "="
+	if r.modes.secret {
+		symbol = "@"
+	}
+	head := protocol.Message{Source: r.opts.ServerName, Command: protocol.RPL_NAMREPLY, Params: []string{nick, symbol, r.name, ""}}
 	budget := protocol.MaxBodyLen - len(head.Bytes()) - 2 // what is left for the names
 	names := make([]byte, 0, budget+protocol.NickLen+1)
 	flush := func() {

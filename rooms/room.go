@@ -68,6 +68,7 @@ type Info struct {
 	Topic   string
 	TopicAt time.Time // zero when no topic is set
 	Created time.Time
+	Secret  bool // +s: list it only to its members
 }
 
 type member struct {
@@ -98,8 +99,9 @@ type Room struct {
 	pending atomic.Int32 // JOINs on their way; raised under the registry lock
 
 	// Snapshots for LIST and lookups that must not wait on the actor.
-	nMembers  atomic.Int32
-	topicSnap atomic.Pointer[topic]
+	nMembers   atomic.Int32
+	topicSnap  atomic.Pointer[topic]
+	secretSnap atomic.Bool // +s
 
 	// Actor state, touched only by run.
 	members []*member
@@ -121,12 +123,15 @@ func (r *Room) Name() string { return r.name }
 // Created returns when the room was created.
 func (r *Room) Created() time.Time { return r.created }
 
+// Secret reports whether the room is +s, without waiting on the room.
+func (r *Room) Secret() bool { return r.secretSnap.Load() }
+
 // Members returns the current number of members without waiting on the room.
 func (r *Room) Members() int { return int(r.nMembers.Load()) }
 
 // Info returns the LIST snapshot of the room.
 func (r *Room) Info() Info {
-	info := Info{Name: r.name, Members: r.Members(), Created: r.created}
+	info := Info{Name: r.name, Members: r.Members(), Created: r.created, Secret: r.secretSnap.Load()}
 	if t := r.topicSnap.Load(); t != nil {
 		info.Topic, info.TopicAt = t.text, t.setAt
 	}

@@ -52,6 +52,7 @@ func (r *Room) restore(s Saved) {
 		r.topicSnap.Store(&snap)
 	}
 	r.modes.setFlags(s.Flags)
+	r.secretSnap.Store(r.modes.secret)
 	r.modes.key, r.modes.limit = s.Key, s.Limit
 	r.modes.bans, r.modes.excepts = s.Bans, s.Excepts
 }
