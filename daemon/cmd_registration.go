@@ -208,6 +208,7 @@ func (s *Session) welcome() {
 func (srv *Server) isupport() []string {
 	cfg := srv.Config()
 	return []string{
+		"ACCOUNTEXTBAN=a",
 		"AWAYLEN=" + strconv.Itoa(protocol.TopicLen),
 		"CASEMAPPING=ascii",
 		"CHANLIMIT=#:" + strconv.Itoa(cfg.Limits.MaxJoinedRooms),
@@ -216,6 +217,7 @@ func (srv *Server) isupport() []string {
 		"CHANTYPES=#",
 		"ELIST=CMNTU",
 		"EXCEPTS=e",
+		"EXTBAN=$,a",
 		"CHATHISTORY=" + strconv.Itoa(cfg.History.MaxQuery),
 		"MSGREFTYPES=msgid,timestamp",
 		"NETWORK=" + cfg.Network,
