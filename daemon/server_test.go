@@ -430,3 +430,43 @@ func TestRoomRepliesKeepCommandOrder(t *testing.T) {
 		t.Fatalf("replies %s, want %s", got, want)
 	}
 }
+
+func TestListConditions(t *testing.T) {
+	_, addr := testServer(t)
+	a := connect(t, addr, "alice")
+	b := connect(t, addr, "bob")
+	a.join("#big")
+	b.join("#big")
+	a.join("#small")
+	a.send("TOPIC #small :has a topic")
+	a.expect("TOPIC")
+	list := func(arg string) string {
+		t.Helper()
+		a.send("LIST " + arg)
+		var names []string
+		for {
+			m := a.read()
+			if m.Command == protocol.RPL_LISTEND {
+				return strings.Join(names, " ")
+			}
+			if m.Command == protocol.RPL_LIST {
+				names = append(names, m.Param(1))
+			}
+		}
+	}
+	cases := map[string]string{
+		">1":          "#big",
+		"<2":          "#small",
+		"#sm*":        "#small",
+		"!#sm*":       "#big",
+		"C<60":        "#big #small", // created less than an hour ago
+		"C>60":        "",
+		"T<60":        "#small", // only rooms with a topic have a topic time
+		"#big,#small": "#big #small",
+	}
+	for arg, want := range cases {
+		if got := list(arg); got != want {
+			t.Errorf("LIST %s = %q, want %q", arg, got, want)
+		}
+	}
+}
