@@ -92,14 +92,17 @@ func (s *Session) join(typed, key string) error {
 		return nil
 	}
 	if count >= limit {
+		s.srv.metrics.limitsHit.WithLabelValues("joined_rooms").Inc()
 		return numErr(protocol.ERR_TOOMANYCHANNELS, name, "You have joined too many rooms (limit "+strconv.Itoa(limit)+")")
 	}
 	r, err := s.srv.rooms.Join(member, name, key)
 	switch {
 	case err == nil:
 	case errors.Is(err, rooms.ErrTooManyRooms):
+		s.srv.metrics.limitsHit.WithLabelValues("rooms").Inc()
 		return numErr(protocol.ERR_NOSUCHCHANNEL, name, "Cannot create the room: the server has too many rooms")
 	case errors.Is(err, rooms.ErrRoomFull):
+		s.srv.metrics.limitsHit.WithLabelValues("room_members").Inc()
 		return numErr(protocol.ERR_CHANNELISFULL, name, "Cannot join the room: it is full (+l)")
 	case errors.Is(err, rooms.ErrBanned):
 		return numErr(protocol.ERR_BANNEDFROMCHAN, name, "Cannot join the room: you are banned (+b)")

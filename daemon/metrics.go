@@ -28,6 +28,7 @@ type metrics struct {
 	invalidInput   prometheus.Counter
 	bytesRead      prometheus.Counter
 	bytesWritten   prometheus.Counter
+	limitsHit      *prometheus.CounterVec
 	logins         *prometheus.CounterVec
 	registrations  *prometheus.CounterVec
 	ipLimitAddrs   prometheus.GaugeFunc // per-IP limiter's table size, to watch its memory bound
@@ -82,6 +83,13 @@ func newMetrics(reg *prometheus.Registry, srv *Server) *metrics {
 			Name: "livechat_bytes_written_total", Help: "Bytes written to clients.",
 		}),
 	}
+	m.limitsHit = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "livechat_limits_hit_total", Help: "Joins refused by a room limit: joined_rooms (per connection), room_members, rooms (server).",
+	}, []string{"limit"})
+	for _, l := range []string{"joined_rooms", "room_members", "rooms"} {
+		m.limitsHit.WithLabelValues(l)
+	}
+	reg.MustRegister(m.limitsHit)
 	m.logins = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "livechat_logins_total", Help: "Login attempts (LOGIN, SASL) by result.",
 	}, []string{"result"})

@@ -470,3 +470,48 @@ func TestListConditions(t *testing.T) {
 		}
 	}
 }
+
+func TestRoomAndConnectionLimits(t *testing.T) {
+	srv, addr := testServer(t, func(c *configs.Config, _ *Options) {
+		c.Limits.MaxJoinedRooms = 2
+		c.Limits.MaxRoomMembers = 2
+		c.Limits.MaxRooms = 3
+		c.Limits.MaxClients = 3
+	})
+	a := connect(t, addr, "alice")
+	a.join("#one")
+	a.join("#two")
+	a.send("JOIN #three")
+	a.expectNumeric(protocol.ERR_TOOMANYCHANNELS)
+
+	b := connect(t, addr, "bob")
+	b.join("#one")
+	c := connect(t, addr, "carol")
+	c.send("JOIN #one")
+	c.expectNumeric(protocol.ERR_CHANNELISFULL)
+	c.join("#three") // the third room
+	c.send("JOIN #four")
+	if m := c.expectNumeric(protocol.ERR_NOSUCHCHANNEL); !strings.Contains(m.Param(2), "too many rooms") {
+		t.Fatalf("%q", m.String())
+	}
+
+	d := dial(t, addr) // a fourth connection
+	if m, _ := d.expect("ERROR"); !strings.Contains(m.Param(0), "full") {
+		t.Fatalf("%q", m.String())
+	}
+	families, err := srv.registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hits := map[string]float64{}
+	for _, f := range families {
+		if f.GetName() == "livechat_limits_hit_total" {
+			for _, m := range f.GetMetric() {
+				hits[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
+			}
+		}
+	}
+	if hits["joined_rooms"] != 1 || hits["room_members"] != 1 || hits["rooms"] != 1 {
+		t.Fatalf("livechat_limits_hit_total %v", hits)
+	}
+}
