@@ -32,7 +32,7 @@ const accountsUsage = `usage: livechatd accounts list
 // "accounts". The database is dataDir/accounts.db; cfgPath is only used to
 // point at the config in messages. It returns the exit status: 0 on
 // success, 1 on failure, 2 on a usage error.
-func runAccounts(args []string, cfgPath string, dataDir string, stdin io.Reader, stdout, stderr io.Writer) int {
+func runAccounts(args []string, cfgPath, dataDir string, minPasswordLen int, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 1 && (args[0] == "help" || args[0] == "-h" || args[0] == "--help") {
 		fmt.Fprint(stdout, accountsUsage)
 		return 0
@@ -59,7 +59,7 @@ func runAccounts(args []string, cfgPath string, dataDir string, stdin io.Reader,
 		}
 		pw, err := accountsReadPassword(stdin)
 		if err == nil {
-			err = accounts.CheckPassword(pw, accounts.DefaultConfig().MinPasswordLen)
+			err = accounts.CheckPassword(pw, minPasswordLen)
 		}
 		if err != nil {
 			accountsPrintErr(stderr, accountsPasswordError(err))

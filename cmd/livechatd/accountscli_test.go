@@ -39,7 +39,7 @@ func accountsDataDir(t *testing.T, names ...string) string {
 func accountsRun(t *testing.T, dir, stdin string, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	code := runAccounts(args, "", dir, strings.NewReader(stdin), &out, &errOut)
+	code := runAccounts(args, "", dir, 8, strings.NewReader(stdin), &out, &errOut)
 	return code, out.String(), errOut.String()
 }
 
@@ -182,7 +182,7 @@ func TestAccountsCLIUsage(t *testing.T) {
 func TestAccountsCLIMissingDatabase(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "typo")
 	var out, errOut bytes.Buffer
-	code := runAccounts([]string{"list"}, "/etc/livechat.yaml", dir, strings.NewReader(""), &out, &errOut)
+	code := runAccounts([]string{"list"}, "/etc/livechat.yaml", dir, 8, strings.NewReader(""), &out, &errOut)
 	want := "livechatd accounts: no account database at " + filepath.Join(dir, "accounts.db") +
 		"; check data_dir in /etc/livechat.yaml or --data-dir\n"
 	if code != 1 || out.String() != "" || errOut.String() != want {

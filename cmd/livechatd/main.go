@@ -116,7 +116,7 @@ func accountsCommand(args []string, stdin io.Reader, stdout, stderr io.Writer) i
 		fmt.Fprintf(stderr, "livechatd accounts: accounts.store is %q, so no accounts are stored on disk\n", cfg.Accounts.Store)
 		return 1
 	}
-	return runAccounts(fs.Args(), path, cfg.DataDir, stdin, stdout, stderr)
+	return runAccounts(fs.Args(), path, cfg.DataDir, cfg.Accounts.MinPasswordLength, stdin, stdout, stderr)
 }
 
 // newLogger writes human-readable lines on a terminal and JSON otherwise.
