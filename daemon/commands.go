@@ -36,8 +36,6 @@ func register(c *command) {
 	commandTable[c.name] = c
 }
 
-func alias(name, to string) { commandTable[name] = commandTable[to] }
-
 // replyError is an error that knows its protocol reply.
 type replyError struct {
 	code   string   // numeric, or "FAIL"

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/livechat/livechat/rooms"
 )
@@ -34,7 +35,7 @@ func Open(path string) (*File, error) {
 		return nil, fmt.Errorf("roomstore: %w", err)
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
-	if errors.Is(err, bolt.ErrTimeout) {
+	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("roomstore: %s is in use by another livechatd", path)
 	}
 	if err != nil {
