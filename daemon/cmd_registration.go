@@ -122,8 +122,10 @@ func (s *Session) changeNick(nick string) {
 	s.mu.Lock()
 	s.nick = nick
 	s.mu.Unlock()
-	s.Reply(e.Render(s.Features()))
+	// Peers first: once the client sees its own NICK, everyone who shares
+	// a room with it has the change queued too.
 	notify(s.updateRooms(rooms.MemberUpdate{Nick: &nick}), e, nil)
+	s.Reply(e.Render(s.Features()))
 }
 
 // tryRegister completes registration once NICK and USER are in and CAP

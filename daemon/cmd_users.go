@@ -40,6 +40,9 @@ func handleQUIT(s *Session, m *protocol.Message, _ []byte) error {
 	if msg := m.Param(0); msg != "" && protocol.CheckText(msg) == nil {
 		reason = "Quit: " + protocol.TruncateText(msg, protocol.TopicLen)
 	}
+	// Leave the rooms before the ERROR goes out, so that when the client
+	// sees it, its peers have the QUIT queued.
+	s.leaveAll(reason)
 	s.closeWith(reason)
 	return nil
 }
@@ -126,8 +129,8 @@ func handleAWAY(s *Session, m *protocol.Message, _ []byte) error {
 	msg := m.Param(0)
 	if msg == "" {
 		s.away.Store(nil)
-		s.numeric(protocol.RPL_UNAWAY, "You are no longer marked as being away")
 		notify(s.updateRooms(rooms.MemberUpdate{}), s.event("AWAY"), wantsCap(capAwayNotify))
+		s.numeric(protocol.RPL_UNAWAY, "You are no longer marked as being away")
 		return nil
 	}
 	if err := textError("AWAY", "*", msg); err != nil {
@@ -135,8 +138,8 @@ func handleAWAY(s *Session, m *protocol.Message, _ []byte) error {
 	}
 	msg = protocol.TruncateText(msg, protocol.TopicLen)
 	s.away.Store(&msg)
-	s.numeric(protocol.RPL_NOWAWAY, "You have been marked as being away")
 	notify(s.updateRooms(rooms.MemberUpdate{}), s.event("AWAY", msg), wantsCap(capAwayNotify))
+	s.numeric(protocol.RPL_NOWAWAY, "You have been marked as being away")
 	return nil
 }
 
@@ -152,10 +155,10 @@ func handleSETNAME(s *Session, m *protocol.Message, _ []byte) error {
 	s.realname = name
 	s.mu.Unlock()
 	e := s.event("SETNAME", name)
+	notify(s.updateRooms(rooms.MemberUpdate{Realname: &name}), e, wantsCap(capSetname))
 	if s.hasCap(capSetname) {
 		s.Reply(e.Render(s.Features()))
 	}
-	notify(s.updateRooms(rooms.MemberUpdate{Realname: &name}), e, wantsCap(capSetname))
 	return nil
 }
 
