@@ -4,6 +4,7 @@ import (
 	"crypto/subtle"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/livechat/livechat/protocol"
 	"github.com/livechat/livechat/rooms"
@@ -180,8 +181,8 @@ func (s *Session) completeRegistration() {
 		s.mu.Unlock()
 	}
 	s.registered.Store(true)
-	cfg := s.srv.Config()
-	s.conn.SetReadDeadline(s.lastSeen.Add(cfg.Limits.PingInterval))
+	s.deadlineSet = time.Time{} // the registration deadline is not an idle one
+	s.pushReadDeadline(time.Now())
 	s.welcome()
 	s.log().Info().Str("nick", s.Nick()).Bool("guest", s.guest).Msg("registered")
 }

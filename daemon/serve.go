@@ -18,7 +18,8 @@ import (
 const maxClientTagSection = 4096
 
 // deadlineSlack is how stale a read deadline may get before it is pushed
-// forward, so a busy connection does not reset a timer on every line.
+// forward, so a busy connection does not reset a timer on every line. It
+// is capped at a fraction of the ping interval, which may be short.
 const deadlineSlack = time.Second
 
 // serve is the session's reader loop: it reads and handles lines until
@@ -92,10 +93,9 @@ func (s *Session) process(line []byte, err error) string {
 	now := time.Now()
 	s.srv.metrics.bytesRead.Add(float64(len(line) + 1))
 	s.pingSent = false
-	if s.registered.Load() && now.Sub(s.lastSeen) > deadlineSlack {
-		s.conn.SetReadDeadline(now.Add(s.srv.Config().Limits.PingInterval))
+	if s.registered.Load() {
+		s.pushReadDeadline(now)
 	}
-	s.lastSeen = now
 	s.activeAt.Store(now.UnixNano())
 	if len(line) == 0 {
 		return ""
@@ -105,6 +105,18 @@ func (s *Session) process(line []byte, err error) string {
 	}
 	s.handleLine(line)
 	return s.closeReason()
+}
+
+// pushReadDeadline moves the idle deadline to ping_interval from now, at
+// most once per slack: measured from when it was last moved, not from the
+// previous line, or a client that talks steadily would never move it and
+// be PINGed while busy.
+func (s *Session) pushReadDeadline(now time.Time) {
+	interval := s.srv.Config().Limits.PingInterval
+	if now.Sub(s.deadlineSet) > min(deadlineSlack, interval/8) {
+		s.deadlineSet = now
+		s.conn.SetReadDeadline(now.Add(interval))
+	}
 }
 
 // idle handles a read deadline: an unregistered client ran out of time, a
@@ -121,6 +133,7 @@ func (s *Session) idle() string {
 	s.pingSent = true
 	s.Send([]byte("PING :" + cfg.ServerName + "\r\n"))
 	s.conn.SetReadDeadline(time.Now().Add(cfg.Limits.PingTimeout))
+	s.deadlineSet = time.Time{} // the next line must move it back at once
 	return ""
 }
 

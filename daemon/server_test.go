@@ -515,3 +515,22 @@ func TestRoomAndConnectionLimits(t *testing.T) {
 		t.Fatalf("livechat_limits_hit_total %v", hits)
 	}
 }
+
+// A client that keeps talking is never PINGed, however short the ping
+// interval: its read deadline moves with its lines.
+func TestBusyClientIsNotPinged(t *testing.T) {
+	_, addr := testServer(t, func(c *configs.Config, _ *Options) {
+		c.Limits.PingInterval = 200 * time.Millisecond
+		c.Limits.PingTimeout = time.Minute
+	})
+	a := connect(t, addr, "chatty")
+	start := time.Now()
+	for i := 0; time.Since(start) < time.Second && i < 100; i++ {
+		for _, m := range a.sync() {
+			if m.Command == "PING" {
+				t.Fatalf("PINGed after %v while sending a line every 20ms", time.Since(start))
+			}
+		}
+		time.Sleep(20 * time.Millisecond) // pacing the client, not waiting for an outcome
+	}
+}

@@ -84,7 +84,7 @@ type Session struct {
 	saslMech     string
 	saslBuf      []byte
 	pingSent     bool
-	lastSeen     time.Time
+	deadlineSet  time.Time // when the idle read deadline was last moved
 	flood        floodBucket
 }
 
