@@ -243,6 +243,21 @@ func altNick(nick string) string {
 	return nick + tail
 }
 
+// connectJoin registers a connection and joins room before setupDeadline,
+// then gives it the run's hard deadline; on failure nothing stays open.
+func connectJoin(ctx context.Context, d *dialer, nick, room string, setupDeadline, hard time.Time, bufSize int) (*ircConn, error) {
+	cn, err := connectRegister(ctx, d, nick, setupDeadline, bufSize)
+	if err != nil {
+		return nil, err
+	}
+	if err := cn.join(room, setupDeadline); err != nil {
+		cn.close()
+		return nil, err
+	}
+	cn.nc.SetDeadline(hard)
+	return cn, nil
+}
+
 // join sends JOIN and waits for the end of NAMES (366) for that room.
 func (c *ircConn) join(room string, deadline time.Time) error {
 	c.nc.SetDeadline(deadline)

@@ -417,18 +417,11 @@ func (f *fanoutScenario) run(ctx context.Context, c *common, rep *report) error 
 		if setupErrs.total() > 0 {
 			return // fail fast
 		}
-		cn, err := connectRegister(setupCtx, c.dialer, nickFor(c.nickPrefix, g), setupDeadline, 16<<10)
-		if err == nil {
-			err = cn.join(recvs[g].roomName, setupDeadline)
-			if err != nil {
-				cn.close()
-			}
-		}
+		cn, err := connectJoin(setupCtx, c.dialer, nickFor(c.nickPrefix, g), recvs[g].roomName, setupDeadline, hard, 16<<10)
 		if err != nil {
 			setupErrs.add(stepOf(err), err)
 			return
 		}
-		cn.nc.SetDeadline(hard)
 		connsMu.Lock()
 		conns[g] = cn
 		if closing.Load() {

@@ -110,17 +110,11 @@ func (s *idleScenario) run(ctx context.Context, c *common, rep *report) error {
 	})
 	setupCtx, setupCancel := context.WithDeadline(ctx, setupDeadline)
 	parallel(setupCtx, s.conns, c.dialConc, func(i int) {
-		cn, err := connectRegister(setupCtx, c.dialer, nickFor(c.nickPrefix, i), setupDeadline, 0)
-		if err == nil {
-			if err = cn.join(roomName(c.roomPrefix, i%s.rooms), setupDeadline); err != nil {
-				cn.close()
-			}
-		}
+		cn, err := connectJoin(setupCtx, c.dialer, nickFor(c.nickPrefix, i), roomName(c.roomPrefix, i%s.rooms), setupDeadline, hard, 0)
 		if err != nil {
 			errs.add(stepOf(err), err)
 			return
 		}
-		cn.nc.SetDeadline(hard)
 		connsMu.Lock()
 		conns[i] = cn
 		if closing.Load() {
