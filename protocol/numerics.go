@@ -126,3 +126,6 @@ const (
 	RPL_YOUREOPER  = "381" // <client> :You are now an IRC operator
 	ERR_NOOPERHOST = "491" // <client> :No O-lines for your host
 )
+
+// ERR_BANLISTFULL: <client> <channel> <char> :Channel list is full
+const ERR_BANLISTFULL = "478"

@@ -97,6 +97,10 @@ func (r *Room) applyMode(c Client, nick string, actor *member, ch ModeChange) (s
 		if ch.Mode == 'e' {
 			list = &m.excepts
 		}
+		if ch.Add && len(*list) >= maxListEntries {
+			r.numeric(c, nick, protocol.ERR_BANLISTFULL, r.name, string(ch.Mode), "The list is full ("+strconv.Itoa(maxListEntries)+" entries); remove some first")
+			return "", false
+		}
 		return editList(list, normalizeMask(ch.Arg), ch.Add, actor.Nick, r.opts.now())
 	case 'k':
 		if !ch.Add {
@@ -157,7 +161,7 @@ func editList(list *[]ListEntry, mask string, add bool, by string, now time.Time
 			return mask, true
 		}
 	}
-	if !add || len(*list) >= maxListEntries {
+	if !add {
 		return "", false
 	}
 	*list = append(*list, ListEntry{Mask: mask, SetBy: by, SetAt: now})

@@ -1,6 +1,10 @@
 package rooms
 
-import "testing"
+import (
+	"strconv"
+	"strings"
+	"testing"
+)
 
 func TestParseModes(t *testing.T) {
 	changes, unknown := ParseModes("+ov-b+kl-lx", []string{"alice", "bob", "mask", "key", "10"})
@@ -21,5 +25,20 @@ func TestParseModes(t *testing.T) {
 	}
 	if got := normalizeMask("$a:acct"); got != "$a:acct" {
 		t.Fatal(got)
+	}
+}
+
+func TestBanListFull(t *testing.T) {
+	g := testRegistry(t)
+	op := newFake()
+	r, _ := g.Join(mem(op, "op"), "#full", "")
+	for i := range maxListEntries + 1 {
+		op.reset()
+		r.Mode(op, "op", []ModeChange{{Add: true, Mode: 'b', Arg: "n" + strconv.Itoa(i) + "!*@*"}})
+		lines := op.waitLines(t, 1)
+		full := strings.Contains(lines[0], " 478 op #full b :")
+		if full != (i == maxListEntries) {
+			t.Fatalf("ban %d: %q", i, lines[0])
+		}
 	}
 }
