@@ -27,13 +27,14 @@ type Config struct {
 	// ShutdownTimeout bounds the drain on SIGINT/SIGTERM.
 	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
 
-	Listen   Listen   `mapstructure:"listen"`
-	Metrics  Metrics  `mapstructure:"metrics"`
-	Log      Log      `mapstructure:"log"`
-	Limits   Limits   `mapstructure:"limits"`
-	History  History  `mapstructure:"history"`
-	Rooms    Rooms    `mapstructure:"rooms"`
-	Accounts Accounts `mapstructure:"accounts"`
+	Listen    Listen    `mapstructure:"listen"`
+	WebSocket WebSocket `mapstructure:"websocket"`
+	Metrics   Metrics   `mapstructure:"metrics"`
+	Log       Log       `mapstructure:"log"`
+	Limits    Limits    `mapstructure:"limits"`
+	History   History   `mapstructure:"history"`
+	Rooms     Rooms     `mapstructure:"rooms"`
+	Accounts  Accounts  `mapstructure:"accounts"`
 
 	// Operators may use OPER: "name:argon2id-hash" entries (see
 	// livechatd accounts hash).
@@ -46,6 +47,24 @@ type Listen struct {
 	TLS     string `mapstructure:"tls"`      // "" disables TLS
 	TLSCert string `mapstructure:"tls_cert"` // PEM certificate chain, required with tls
 	TLSKey  string `mapstructure:"tls_key"`  // PEM private key, required with tls
+	// WebSocket serves browsers: the IRC protocol over WebSocket and the
+	// chat page at "/". "" disables it.
+	WebSocket string `mapstructure:"websocket"`
+	// WebSocketTLS is the same over TLS (wss://, https://), with the TLS
+	// listener's certificate. "" disables it.
+	WebSocketTLS string `mapstructure:"websocket_tls"`
+}
+
+// WebSocket configures who may use the WebSocket listeners.
+type WebSocket struct {
+	// AllowedOrigins are the web origins whose pages may connect, besides
+	// the listener's own host (the built-in page): host patterns
+	// ("chat.example.com", "*.example.com"), origins with a scheme
+	// ("https://kiwiirc.example.com"), or "*" for any page at all.
+	AllowedOrigins []string `mapstructure:"allowed_origins"`
+	// TrustedProxies are CIDRs of reverse proxies whose X-Forwarded-For
+	// header names the real client, for the per-address limits and logs.
+	TrustedProxies []string `mapstructure:"trusted_proxies"`
 }
 
 // Metrics configures the operator HTTP listener (/metrics, /healthz, /readyz).

@@ -70,6 +70,8 @@ func Default() Config {
 var flagKeys = []struct{ name, key, usage string }{
 	{"listen", "listen.tcp", "plain TCP client listener `ADDR` (\"\" disables)"},
 	{"tls-listen", "listen.tls", "TLS client listener `ADDR` (\"\" disables; needs listen.tls_cert and listen.tls_key)"},
+	{"ws-listen", "listen.websocket", "WebSocket listener `ADDR` for browsers and web IRC clients; serves the chat page at / (\"\" disables)"},
+	{"wss-listen", "listen.websocket_tls", "WebSocket-over-TLS listener `ADDR` (\"\" disables; uses listen.tls_cert and listen.tls_key)"},
 	{"tls-cert", "listen.tls_cert", "PEM certificate chain `FILE` for the TLS listener (see: livechatd gencert)"},
 	{"tls-key", "listen.tls_key", "PEM private key `FILE` for the TLS listener"},
 	{"metrics-listen", "metrics.listen", "operator HTTP listener `ADDR` for /metrics and health checks (\"\" disables)"},

@@ -12,8 +12,18 @@ import (
 // "10.1.2.3/8" means 10.0.0.0/8. Validate reports the first bad entry under
 // the key limits.exempt; the daemon calls this on validated configs only.
 func (l Limits) ExemptPrefixes() ([]netip.Prefix, error) {
-	out := make([]netip.Prefix, 0, len(l.Exempt))
-	for _, s := range l.Exempt {
+	return parsePrefixes(l.Exempt)
+}
+
+// TrustedProxyPrefixes parses websocket.trusted_proxies, written like
+// limits.exempt.
+func (w WebSocket) TrustedProxyPrefixes() ([]netip.Prefix, error) {
+	return parsePrefixes(w.TrustedProxies)
+}
+
+func parsePrefixes(list []string) ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(list))
+	for _, s := range list {
 		p, err := parsePrefix(s)
 		if err != nil {
 			return nil, err

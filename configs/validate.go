@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"path"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -30,23 +31,40 @@ func (c *Config) Validate() error {
 
 	p.addr("listen.tcp", c.Listen.TCP)
 	p.addr("listen.tls", c.Listen.TLS)
+	p.addr("listen.websocket", c.Listen.WebSocket)
+	p.addr("listen.websocket_tls", c.Listen.WebSocketTLS)
 	p.addr("metrics.listen", c.Metrics.Listen)
-	if c.Listen.TCP == "" && c.Listen.TLS == "" {
-		p.add("listen.tcp", "at least one of listen.tcp and listen.tls must be set")
+	if c.Listen.TCP == "" && c.Listen.TLS == "" && c.Listen.WebSocket == "" && c.Listen.WebSocketTLS == "" {
+		p.add("listen.tcp", "at least one of listen.tcp, listen.tls, listen.websocket and listen.websocket_tls must be set")
 	}
-	if c.Listen.TLS != "" {
+	for _, key := range []string{"listen.tls", "listen.websocket_tls"} {
+		if c.Value(key) == "" {
+			continue
+		}
 		if c.Listen.TLSCert == "" {
-			p.add("listen.tls_cert", "required when listen.tls is set")
+			p.add("listen.tls_cert", "required when "+key+" is set")
 		}
 		if c.Listen.TLSKey == "" {
-			p.add("listen.tls_key", "required when listen.tls is set")
+			p.add("listen.tls_key", "required when "+key+" is set")
 		}
+		break
 	}
 	// Two listeners on one address fail at bind time with a less helpful
 	// error; port 0 picks a fresh port each time, so it cannot clash.
-	p.distinct("listen.tls", c.Listen.TLS, "listen.tcp", c.Listen.TCP)
-	p.distinct("metrics.listen", c.Metrics.Listen, "listen.tcp", c.Listen.TCP)
-	p.distinct("metrics.listen", c.Metrics.Listen, "listen.tls", c.Listen.TLS)
+	listeners := []string{"listen.tcp", "listen.tls", "listen.websocket", "listen.websocket_tls", "metrics.listen"}
+	for i, a := range listeners {
+		for _, b := range listeners[:i] {
+			p.distinct(a, c.Value(a), b, c.Value(b))
+		}
+	}
+	for _, o := range c.WebSocket.AllowedOrigins {
+		if _, err := path.Match(strings.ToLower(o), ""); err != nil || o == "" {
+			p.add("websocket.allowed_origins", fmt.Sprintf("%q is not a host or origin pattern such as \"chat.example.com\", \"*.example.com\", \"https://example.com\" or \"*\"", o))
+		}
+	}
+	if _, err := c.WebSocket.TrustedProxyPrefixes(); err != nil {
+		p.add("websocket.trusted_proxies", err.Error())
+	}
 
 	p.oneOf("log.level", c.Log.Level, "trace", "debug", "info", "warn", "error")
 	p.oneOf("log.format", c.Log.Format, "auto", "console", "json")
@@ -119,6 +137,10 @@ var restartKeys = []string{
 	"data_dir",
 	"listen.tcp",
 	"listen.tls",
+	"listen.websocket",
+	"listen.websocket_tls",
+	"websocket.allowed_origins",
+	"websocket.trusted_proxies",
 	"metrics.listen",
 	"metrics.pprof",
 	"log.format",

@@ -91,7 +91,7 @@ func handleWHOIS(s *Session, m *protocol.Message, _ []byte) error {
 	if account != "" {
 		s.numeric(protocol.RPL_WHOISACCOUNT, nick, account, "is logged in as")
 	}
-	if t.transport == "tls" {
+	if t.secure() {
 		s.numeric(protocol.RPL_WHOISSECURE, nick, "is using a secure connection")
 	}
 	s.numeric(protocol.RPL_WHOISIDLE, nick, strconv.FormatInt(int64(time.Since(t.lastActive()).Seconds()), 10), strconv.FormatInt(t.connected.Unix(), 10), "seconds idle, signon time")

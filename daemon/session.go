@@ -148,6 +148,11 @@ func (s *Session) prefix() string {
 	return s.nick + "!" + s.user + "@" + s.host
 }
 
+// secure reports whether the client reached us over TLS.
+func (s *Session) secure() bool {
+	return s.transport == "tls" || s.transport == "websocket_tls"
+}
+
 // Away reports whether the user set an away message. Safe from any goroutine.
 func (s *Session) Away() bool { return s.away.Load() != nil }
 

@@ -16,6 +16,8 @@ import (
 
 	"github.com/livechat/livechat/configs"
 	"github.com/livechat/livechat/daemon"
+	"github.com/livechat/livechat/daemon/wslisten"
+	"github.com/livechat/livechat/web"
 )
 
 // serve runs the daemon until SIGINT or SIGTERM; SIGHUP reloads.
@@ -84,7 +86,7 @@ type instance struct {
 // addrs are the bound addresses, "" for a listener that is off. With port
 // 0 in the config they show the port the kernel chose.
 type addrs struct {
-	TCP, TLS, Metrics string
+	TCP, TLS, WebSocket, WebSocketTLS, Metrics string
 }
 
 // start binds every listener, opens the durable stores and starts
@@ -112,26 +114,42 @@ func start(cfg *configs.Config, log zerolog.Logger, load func() (*configs.Config
 		return l, nil
 	}
 
-	var tcpL, tlsL net.Listener
+	var tcpL, tlsL, wsL, wssL net.Listener
 	if cfg.Listen.TCP != "" {
 		if tcpL, err = listen("listen.tcp", cfg.Listen.TCP); err != nil {
 			return nil, err
 		}
 		d.addrs.TCP = tcpL.Addr().String()
 	}
-	if cfg.Listen.TLS != "" {
+	if cfg.Listen.TLS != "" || cfg.Listen.WebSocketTLS != "" {
 		d.certs = newCertStore(reg)
 		leaf, err := d.certs.load(cfg.Listen.TLSCert, cfg.Listen.TLSKey)
 		if err != nil {
 			return nil, fmt.Errorf("listen.tls_cert: %w", err)
 		}
 		logCert(log, leaf, cfg.Listen.TLSCert, "TLS certificate loaded")
+	}
+	if cfg.Listen.TLS != "" {
 		l, err := listen("listen.tls", cfg.Listen.TLS)
 		if err != nil {
 			return nil, err
 		}
 		tlsL = tls.NewListener(l, d.certs.tlsConfig())
 		d.addrs.TLS = l.Addr().String()
+	}
+	if cfg.Listen.WebSocket != "" {
+		if wsL, err = listen("listen.websocket", cfg.Listen.WebSocket); err != nil {
+			return nil, err
+		}
+		d.addrs.WebSocket = wsL.Addr().String()
+	}
+	if cfg.Listen.WebSocketTLS != "" {
+		l, err := listen("listen.websocket_tls", cfg.Listen.WebSocketTLS)
+		if err != nil {
+			return nil, err
+		}
+		wssL = tls.NewListener(l, d.certs.tlsConfig())
+		d.addrs.WebSocketTLS = l.Addr().String()
 	}
 	if cfg.Metrics.Listen != "" {
 		if d.ops, err = listen("metrics.listen", cfg.Metrics.Listen); err != nil {
@@ -171,9 +189,19 @@ func start(cfg *configs.Config, log zerolog.Logger, load func() (*configs.Config
 		l         net.Listener
 		transport string
 		addr      string
-	}{{tcpL, "tcp", d.addrs.TCP}, {tlsL, "tls", d.addrs.TLS}} {
+	}{
+		{tcpL, "tcp", d.addrs.TCP},
+		{tlsL, "tls", d.addrs.TLS},
+		{wsL, "websocket", d.addrs.WebSocket},
+		{wssL, "websocket_tls", d.addrs.WebSocketTLS},
+	} {
 		if c.l == nil {
 			continue
+		}
+		if c.l == wsL || c.l == wssL {
+			// HTTP is served from here on; the daemon accepts the
+			// upgraded connections like any others.
+			c.l = wslisten.New(c.l, webSocketOptions(cfg, log))
 		}
 		d.clients = append(d.clients, c.l)
 		d.serving.Add(1)
@@ -221,4 +249,16 @@ func (d *instance) stop(ctx context.Context) error {
 	err := d.shutdown(ctx)
 	d.closeOps()
 	return err
+}
+
+// webSocketOptions configures both WebSocket listeners from the validated
+// config.
+func webSocketOptions(cfg *configs.Config, log zerolog.Logger) wslisten.Options {
+	proxies, _ := cfg.WebSocket.TrustedProxyPrefixes() // validated
+	return wslisten.Options{
+		AllowedOrigins: cfg.WebSocket.AllowedOrigins,
+		TrustedProxies: proxies,
+		Page:           web.Handler(),
+		Log:            log,
+	}
 }

@@ -1,0 +1,258 @@
+// Package wslisten carries the IRC line protocol over WebSocket, as the
+// IRCv3 WebSocket specification describes: one line per message, without
+// its line ending, under the text.ircv3.net or binary.ircv3.net
+// subprotocol (or none, which is text).
+//
+// A Listener is a net.Listener: it serves HTTP on a bound socket, turns
+// each WebSocket upgrade into a net.Conn that reads and writes ordinary
+// CRLF-terminated lines, and hands those to Accept. So the daemon serves a
+// browser with the very Session, limits and metrics it gives a TCP client;
+// nothing above this package knows the difference. Requests that are not
+// upgrades go to Options.Page.
+package wslisten
+
+import (
+	"errors"
+	"log"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/rs/zerolog"
+)
+
+// The subprotocols of the IRCv3 WebSocket specification, preferred in
+// this order when a client offers both.
+const (
+	TextSubprotocol   = "text.ircv3.net"
+	BinarySubprotocol = "binary.ircv3.net"
+)
+
+const (
+	// handshakeTimeout bounds reading an HTTP request's headers, so a
+	// client that opens a socket and says nothing does not hold it.
+	handshakeTimeout = 10 * time.Second
+	// maxHeaderBytes is generous for a browser's upgrade request (cookies
+	// included) and small next to what a flood could make us buffer.
+	maxHeaderBytes = 16 << 10
+)
+
+// Options configure a Listener.
+type Options struct {
+	// AllowedOrigins are the browser origins allowed to connect besides
+	// the listener's own host: host patterns ("chat.example.com",
+	// "*.example.com") or, with a scheme, origin patterns
+	// ("https://example.com"), matched with path.Match. "*" allows any
+	// origin. Requests without an Origin header (non-browser clients) are
+	// always allowed: the check exists to stop other sites' pages from
+	// using a visitor's browser, and only browsers send Origin.
+	AllowedOrigins []string
+	// TrustedProxies are the addresses whose X-Forwarded-For header is
+	// believed; from any other peer the header is ignored.
+	TrustedProxies []netip.Prefix
+	// MaxMessage is the longest message a client may send, in bytes; a
+	// longer one closes the connection with status 1009 (message too
+	// big). Zero means 8704, the longest legal IRC line with tags.
+	MaxMessage int
+	// Page serves requests that are not WebSocket upgrades; nil answers
+	// them 404.
+	Page http.Handler
+	Log  zerolog.Logger
+}
+
+// Listener accepts WebSocket connections as net.Conns. Close it to stop
+// serving; connections already accepted are the caller's to close.
+type Listener struct {
+	raw    net.Listener
+	opts   Options
+	accept websocket.AcceptOptions
+	http   *http.Server
+	conns  chan net.Conn
+	done   chan struct{}
+	once   sync.Once
+	served chan struct{} // closed when http.Server.Serve returns
+}
+
+// New starts serving HTTP on raw (which may be a TLS listener) and returns
+// the Listener whose Accept yields the upgraded connections.
+func New(raw net.Listener, opts Options) *Listener {
+	if opts.MaxMessage <= 0 {
+		opts.MaxMessage = DefaultMaxMessage
+	}
+	l := &Listener{
+		raw:    raw,
+		opts:   opts,
+		conns:  make(chan net.Conn),
+		done:   make(chan struct{}),
+		served: make(chan struct{}),
+		accept: websocket.AcceptOptions{
+			Subprotocols: []string{TextSubprotocol, BinarySubprotocol},
+		},
+	}
+	for _, o := range opts.AllowedOrigins {
+		if o == "*" {
+			l.accept.InsecureSkipVerify = true // any origin, asked for explicitly
+		}
+	}
+	if !l.accept.InsecureSkipVerify {
+		l.accept.OriginPatterns = opts.AllowedOrigins
+	}
+	l.http = &http.Server{
+		Handler:           http.HandlerFunc(l.serveHTTP),
+		ReadHeaderTimeout: handshakeTimeout,
+		IdleTimeout:       time.Minute,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          newHTTPErrorLog(opts.Log),
+	}
+	go func() {
+		defer close(l.served)
+		if err := l.http.Serve(raw); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			opts.Log.Error().Err(err).Msg("WebSocket listener failed")
+		}
+		l.Close()
+	}()
+	return l
+}
+
+// DefaultMaxMessage is the longest legal IRC line with tags, without its
+// line ending: a 8191-byte tag section, its space and a 510-byte body.
+const DefaultMaxMessage = 8191 + 1 + 510
+
+// Accept waits for the next WebSocket connection.
+func (l *Listener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+// Close stops serving HTTP and accepting connections. Page requests in
+// flight are cut off; WebSocket connections already handed out are not
+// touched.
+func (l *Listener) Close() error {
+	var err error
+	l.once.Do(func() {
+		close(l.done)
+		err = l.http.Close()
+	})
+	return err
+}
+
+// Addr is the bound address.
+func (l *Listener) Addr() net.Addr { return l.raw.Addr() }
+
+func (l *Listener) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if !isUpgrade(r) {
+		if l.opts.Page == nil {
+			http.NotFound(w, r)
+			return
+		}
+		l.opts.Page.ServeHTTP(w, r)
+		return
+	}
+	select {
+	case <-l.done:
+		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
+		return
+	default:
+	}
+	ws, err := websocket.Accept(w, r, &l.accept)
+	if err != nil {
+		// Accept has answered the request (403 for a foreign origin).
+		l.opts.Log.Debug().Err(err).Str("remote", r.RemoteAddr).Str("origin", r.Header.Get("Origin")).Msg("WebSocket upgrade refused")
+		return
+	}
+	c := newConn(ws, l.clientAddr(r), l.raw.Addr(), l.opts.MaxMessage)
+	select {
+	case l.conns <- c:
+	case <-l.done:
+		ws.Close(websocket.StatusGoingAway, "server shutting down")
+	}
+}
+
+// isUpgrade reports whether r asks for a WebSocket; anything else is a
+// page request.
+func isUpgrade(r *http.Request) bool {
+	for _, v := range r.Header.Values("Upgrade") {
+		for _, tok := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(tok), "websocket") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// clientAddr is the client's address: the peer's, or, when the peer is a
+// trusted proxy, the right-most address in X-Forwarded-For that is not a
+// trusted proxy itself (the left part of the header is whatever the client
+// chose to send, so it is never believed). The port of a forwarded client
+// is unknown and reported as 0.
+func (l *Listener) clientAddr(r *http.Request) net.Addr {
+	peer, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return &net.TCPAddr{} // the http package always sets host:port
+	}
+	addr := peer.Addr().Unmap()
+	if !l.trusted(addr) {
+		return net.TCPAddrFromAddrPort(peer)
+	}
+	hops := forwardedFor(r.Header.Values("X-Forwarded-For"))
+	client := addr
+	for i := len(hops) - 1; i >= 0; i-- {
+		hop, err := netip.ParseAddr(hops[i])
+		if err != nil {
+			break // garbage: stop at the last address we could vouch for
+		}
+		client = hop.Unmap()
+		if !l.trusted(client) {
+			break
+		}
+	}
+	if client == addr {
+		return net.TCPAddrFromAddrPort(peer)
+	}
+	return net.TCPAddrFromAddrPort(netip.AddrPortFrom(client, 0))
+}
+
+func (l *Listener) trusted(a netip.Addr) bool {
+	for _, p := range l.opts.TrustedProxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// forwardedFor splits X-Forwarded-For headers into addresses, in order.
+func forwardedFor(values []string) []string {
+	var hops []string
+	for _, v := range values {
+		for _, h := range strings.Split(v, ",") {
+			if h = strings.TrimSpace(h); h != "" {
+				hops = append(hops, h)
+			}
+		}
+	}
+	return hops
+}
+
+// newHTTPErrorLog sends what net/http logs (TLS handshake failures, bad
+// requests) to the daemon's log at debug level: it is the client's
+// trouble, not the operator's.
+func newHTTPErrorLog(l zerolog.Logger) *log.Logger {
+	return log.New(debugWriter{l}, "", 0)
+}
+
+type debugWriter struct{ l zerolog.Logger }
+
+func (w debugWriter) Write(p []byte) (int, error) {
+	w.l.Debug().Msg(strings.TrimSpace(string(p)))
+	return len(p), nil
+}

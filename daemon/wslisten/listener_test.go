@@ -1,0 +1,357 @@
+package wslisten
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/rs/zerolog"
+)
+
+// waitFor bounds every wait; nothing sleeps and hopes.
+const waitFor = 10 * time.Second
+
+func TestMain(m *testing.M) {
+	// Most test clients never read the close frame; don't wait a second
+	// for each of them at cleanup.
+	closeWait = 50 * time.Millisecond
+	os.Exit(m.Run())
+}
+
+// serve starts a Listener on 127.0.0.1:0 and returns it with its ws:// URL.
+func serve(t *testing.T, opts Options) (*Listener, string) {
+	t.Helper()
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Log = zerolog.New(zerolog.NewTestWriter(t))
+	l := New(raw, opts)
+	t.Cleanup(func() { l.Close() })
+	return l, "ws://" + raw.Addr().String() + "/"
+}
+
+// accept waits for the server side of the next connection.
+func accept(t *testing.T, l *Listener) net.Conn {
+	t.Helper()
+	got := make(chan net.Conn, 1)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			close(got)
+			return
+		}
+		got <- c
+	}()
+	select {
+	case c, ok := <-got:
+		if !ok {
+			t.Fatal("Accept failed")
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	case <-time.After(waitFor):
+		t.Fatal("no connection accepted")
+		return nil
+	}
+}
+
+func dialRaw(t *testing.T, url string, opts *websocket.DialOptions) *websocket.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, url, opts)
+	if err != nil {
+		t.Fatalf("dial %s: %v", url, err)
+	}
+	t.Cleanup(func() { ws.CloseNow() })
+	return ws
+}
+
+func readMessage(t *testing.T, ws *websocket.Conn) (websocket.MessageType, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	typ, msg, err := ws.Read(ctx)
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	return typ, string(msg)
+}
+
+func writeMessage(t *testing.T, ws *websocket.Conn, typ websocket.MessageType, msg string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	if err := ws.Write(ctx, typ, []byte(msg)); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+}
+
+func readLine(t *testing.T, r *bufio.Reader, c net.Conn) string {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(waitFor))
+	line, err := r.ReadString('\n')
+	if err != nil {
+		t.Fatalf("server read: %v", err)
+	}
+	return line
+}
+
+func TestLinesBothWays(t *testing.T) {
+	l, url := serve(t, Options{})
+	ws := dialRaw(t, url, &websocket.DialOptions{Subprotocols: []string{TextSubprotocol}})
+	if ws.Subprotocol() != TextSubprotocol {
+		t.Fatalf("subprotocol %q, want %q", ws.Subprotocol(), TextSubprotocol)
+	}
+	srv := accept(t, l)
+	r := bufio.NewReader(srv)
+
+	writeMessage(t, ws, websocket.MessageText, "NICK alice")
+	writeMessage(t, ws, websocket.MessageText, "PRIVMSG #a :hi\r\n") // tolerated, not doubled
+	for _, want := range []string{"NICK alice\r\n", "PRIVMSG #a :hi\r\n"} {
+		if got := readLine(t, r, srv); got != want {
+			t.Errorf("server read %q, want %q", got, want)
+		}
+	}
+
+	// A batch written at once, with a line split across two writes.
+	srv.Write([]byte(":s 001 alice :Welcome\r\n:s PING :x\r\n:s NOT"))
+	srv.Write([]byte("ICE alice :split\r\n"))
+	for _, want := range []string{":s 001 alice :Welcome", ":s PING :x", ":s NOTICE alice :split"} {
+		typ, got := readMessage(t, ws)
+		if typ != websocket.MessageText || got != want {
+			t.Errorf("client got %v %q, want text %q (one line per message, no line ending)", typ, got, want)
+		}
+	}
+
+	// Text messages must be UTF-8: bad bytes from a TCP client are replaced.
+	srv.Write([]byte(":bob PRIVMSG #a :caf\xe9\r\n"))
+	if _, got := readMessage(t, ws); got != ":bob PRIVMSG #a :caf\uFFFD" {
+		t.Errorf("invalid UTF-8 sent as %q", got)
+	}
+}
+
+func TestSubprotocolNegotiation(t *testing.T) {
+	l, url := serve(t, Options{})
+	for _, tc := range []struct {
+		offer []string
+		want  string
+		typ   websocket.MessageType
+	}{
+		{[]string{TextSubprotocol}, TextSubprotocol, websocket.MessageText},
+		{[]string{BinarySubprotocol}, BinarySubprotocol, websocket.MessageBinary},
+		{[]string{BinarySubprotocol, TextSubprotocol}, TextSubprotocol, websocket.MessageText},
+		{nil, "", websocket.MessageText}, // none is text
+		{[]string{"chat", TextSubprotocol}, TextSubprotocol, websocket.MessageText},
+	} {
+		ws := dialRaw(t, url, &websocket.DialOptions{Subprotocols: tc.offer})
+		if ws.Subprotocol() != tc.want {
+			t.Errorf("offer %v: negotiated %q, want %q", tc.offer, ws.Subprotocol(), tc.want)
+		}
+		srv := accept(t, l)
+		srv.Write([]byte(":s NOTICE * :caf\xe9\r\n"))
+		typ, got := readMessage(t, ws)
+		if typ != tc.typ {
+			t.Errorf("offer %v: message type %v, want %v", tc.offer, typ, tc.typ)
+		}
+		if tc.typ == websocket.MessageBinary && got != ":s NOTICE * :caf\xe9" {
+			t.Errorf("binary subprotocol altered the bytes: %q", got)
+		}
+	}
+}
+
+func TestOversizedMessageClosesWith1009(t *testing.T) {
+	l, url := serve(t, Options{MaxMessage: 600})
+	ws := dialRaw(t, url, nil)
+	srv := accept(t, l)
+	writeMessage(t, ws, websocket.MessageText, "PRIVMSG #a :"+strings.Repeat("x", 700))
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	_, _, err := ws.Read(ctx)
+	if got := websocket.CloseStatus(err); got != websocket.StatusMessageTooBig {
+		t.Fatalf("client read after an oversized message: %v (status %d), want status 1009", err, got)
+	}
+	srv.SetReadDeadline(time.Now().Add(waitFor))
+	if _, err := srv.Read(make([]byte, 64)); err != io.EOF {
+		t.Errorf("server read after an oversized message: %v, want EOF", err)
+	}
+}
+
+func TestOrigins(t *testing.T) {
+	for _, tc := range []struct {
+		allowed []string
+		origin  string
+		ok      bool
+	}{
+		{nil, "", true}, // not a browser
+		{nil, "http://HOST", true},
+		{nil, "http://evil.example", false},
+		{[]string{"*.example.com"}, "https://kiwi.example.com", true},
+		{[]string{"*.example.com"}, "https://example.org", false},
+		{[]string{"https://gamja.example.com"}, "https://gamja.example.com", true},
+		{[]string{"https://gamja.example.com"}, "http://gamja.example.com", false},
+		{[]string{"*"}, "http://anything.example", true},
+	} {
+		l, url := serve(t, Options{AllowedOrigins: tc.allowed})
+		h := http.Header{}
+		if tc.origin != "" {
+			h.Set("Origin", strings.Replace(tc.origin, "HOST", l.Addr().String(), 1))
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		ws, resp, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: h})
+		cancel()
+		if tc.ok {
+			if err != nil {
+				t.Errorf("allowed %v, origin %q: refused: %v", tc.allowed, tc.origin, err)
+				continue
+			}
+			accept(t, l)
+			ws.CloseNow()
+			continue
+		}
+		if err == nil {
+			ws.CloseNow()
+			t.Errorf("allowed %v, origin %q: accepted, want refused", tc.allowed, tc.origin)
+			continue
+		}
+		if resp == nil || resp.StatusCode != http.StatusForbidden {
+			t.Errorf("allowed %v, origin %q: %v, want 403", tc.allowed, tc.origin, err)
+		}
+	}
+}
+
+func TestPageAndUpgradeShareTheAddress(t *testing.T) {
+	page := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "the page") })
+	_, url := serve(t, Options{Page: page})
+	resp, err := http.Get("http" + strings.TrimPrefix(url, "ws"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(body) != "the page" {
+		t.Errorf("GET / = %d %q", resp.StatusCode, body)
+	}
+}
+
+func TestReadDeadlineLeavesConnectionUsable(t *testing.T) {
+	l, url := serve(t, Options{})
+	ws := dialRaw(t, url, nil)
+	srv := accept(t, l)
+	srv.SetReadDeadline(time.Now().Add(-time.Second))
+	if _, err := srv.Read(make([]byte, 64)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("read past the deadline: %v, want a timeout", err)
+	}
+	// The daemon PINGs a quiet client and reads on: the WebSocket must
+	// have survived the timeout.
+	srv.Write([]byte("PING :s\r\n"))
+	if _, got := readMessage(t, ws); got != "PING :s" {
+		t.Fatalf("got %q", got)
+	}
+	writeMessage(t, ws, websocket.MessageText, "PONG :s")
+	if got := readLine(t, bufio.NewReader(srv), srv); got != "PONG :s\r\n" {
+		t.Errorf("after a timeout the server read %q", got)
+	}
+}
+
+func TestCloseIsNormalClosure(t *testing.T) {
+	l, url := serve(t, Options{})
+	ws := dialRaw(t, url, nil)
+	srv := accept(t, l)
+	srv.Write([]byte("ERROR :Bye\r\n"))
+	closed := make(chan struct{})
+	go func() { srv.Close(); close(closed) }()
+	if _, got := readMessage(t, ws); got != "ERROR :Bye" {
+		t.Fatalf("got %q", got)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	_, _, err := ws.Read(ctx)
+	if websocket.CloseStatus(err) != websocket.StatusNormalClosure {
+		t.Fatalf("after Close the client read %v, want status 1000", err)
+	}
+	select {
+	case <-closed:
+	case <-time.After(waitFor):
+		t.Fatal("Close did not return after the client answered the close")
+	}
+}
+
+func TestWriteDeadlineCutsAStuckWrite(t *testing.T) {
+	l, url := serve(t, Options{})
+	dialRaw(t, url, nil) // never reads
+	srv := accept(t, l)
+	done := make(chan error, 1)
+	go func() {
+		line := []byte(":s NOTICE * :" + strings.Repeat("x", 400) + "\r\n")
+		for {
+			if _, err := srv.Write(line); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	// Once the socket buffers fill the writer blocks; a deadline set from
+	// another goroutine must free it, as it would on a TCP socket.
+	srv.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("want an error")
+		}
+	case <-time.After(waitFor):
+		t.Fatal("a write stuck on a client that does not read ignored the deadline")
+	}
+}
+
+func TestClientAddrBelievesOnlyTrustedProxies(t *testing.T) {
+	l := &Listener{opts: Options{TrustedProxies: []netip.Prefix{
+		netip.MustParsePrefix("10.0.0.0/8"),
+		netip.MustParsePrefix("::1/128"),
+	}}}
+	for _, tc := range []struct {
+		peer, xff, want string
+	}{
+		{"192.0.2.1:5000", "", "192.0.2.1:5000"},
+		{"192.0.2.1:5000", "203.0.113.9", "192.0.2.1:5000"}, // not a proxy: ignored
+		{"10.1.1.1:5000", "203.0.113.9", "203.0.113.9:0"},
+		{"10.1.1.1:5000", "198.51.100.7, 203.0.113.9", "203.0.113.9:0"}, // right-most untrusted
+		{"10.1.1.1:5000", "203.0.113.9, 10.2.2.2", "203.0.113.9:0"},     // through two proxies
+		{"10.1.1.1:5000", "203.0.113.9, garbage", "10.1.1.1:5000"},      // stop at garbage
+		{"10.1.1.1:5000", "", "10.1.1.1:5000"},                          // proxy, no header
+		{"[::1]:5000", "2001:db8::5", "[2001:db8::5]:0"},                // IPv6
+		{"10.1.1.1:5000", "::ffff:203.0.113.9", "203.0.113.9:0"},        // mapped: plain IPv4
+		{"10.1.1.1:5000", "10.3.3.3", "10.3.3.3:0"},                     // all trusted: left-most
+	} {
+		r := &http.Request{RemoteAddr: tc.peer, Header: http.Header{}}
+		if tc.xff != "" {
+			r.Header.Set("X-Forwarded-For", tc.xff)
+		}
+		if got := l.clientAddr(r).String(); got != tc.want {
+			t.Errorf("peer %s, X-Forwarded-For %q: client %s, want %s", tc.peer, tc.xff, got, tc.want)
+		}
+	}
+}
+
+func TestCloseStopsAccept(t *testing.T) {
+	l, url := serve(t, Options{})
+	l.Close()
+	if _, err := l.Accept(); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Accept after Close: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	if _, _, err := websocket.Dial(ctx, url, nil); err == nil {
+		t.Error("dial after Close succeeded")
+	}
+}
