@@ -33,6 +33,13 @@ func TestValidateRules(t *testing.T) {
 		{"listen.tcp", func(c *Config) { c.Listen.TCP = "" }},
 		{"listen.tls_cert", func(c *Config) { c.Listen.TLS = ":6697"; c.Listen.TLSKey = "k" }},
 		{"listen.tls_key", func(c *Config) { c.Listen.TLS = ":6697"; c.Listen.TLSCert = "c" }},
+		{"listen.websocket", func(c *Config) { c.Listen.WebSocket = "8080" }},
+		{"listen.websocket", func(c *Config) { c.Listen.WebSocket = c.Listen.TCP }},
+		{"listen.websocket_tls", func(c *Config) { c.Listen.WebSocketTLS = "x:y"; c.Listen.TLSCert, c.Listen.TLSKey = "c", "k" }},
+		{"listen.tls_cert", func(c *Config) { c.Listen.WebSocketTLS = ":8443"; c.Listen.TLSKey = "k" }},
+		{"websocket.allowed_origins", func(c *Config) { c.WebSocket.AllowedOrigins = []string{"[a-"} }},
+		{"websocket.allowed_origins", func(c *Config) { c.WebSocket.AllowedOrigins = []string{""} }},
+		{"websocket.trusted_proxies", func(c *Config) { c.WebSocket.TrustedProxies = []string{"proxy.local"} }},
 		{"limits.max_clients", func(c *Config) { c.Limits.MaxClients = 0 }},
 		{"limits.max_rooms", func(c *Config) { c.Limits.MaxRooms = 0 }},
 		{"limits.max_room_members", func(c *Config) { c.Limits.MaxRoomMembers = -1 }},
@@ -116,6 +123,18 @@ func TestUnreloadable(t *testing.T) {
 	}
 	if got := c.Unreloadable(&old); len(got) != 0 {
 		t.Errorf("after KeepRestartOnly: %v", got)
+	}
+}
+
+// A daemon for browsers only is a valid setup.
+func TestWebSocketOnly(t *testing.T) {
+	c := Default()
+	c.Listen.TCP = ""
+	c.Listen.WebSocket = "127.0.0.1:8080"
+	c.WebSocket.AllowedOrigins = []string{"*.example.com", "https://gamja.example.org", "*"}
+	c.WebSocket.TrustedProxies = []string{"10.0.0.0/8", "::1"}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -1,13 +1,15 @@
 // Command livechatd is the livechat chat daemon.
 //
 //	livechatd [--config FILE] [--listen ADDR] [--tls-listen ADDR]
+//	          [--ws-listen ADDR] [--wss-listen ADDR]
 //	          [--tls-cert FILE] [--tls-key FILE] [--metrics-listen ADDR]
 //	          [--data-dir DIR] [--log-level LEVEL]
 //	livechatd gencert [--host NAME]... [--out DIR] [--days N] [--force]
 //	livechatd accounts [--config FILE] [--data-dir DIR] list|delete NAME|passwd NAME
 //
 // With no flags it runs on built-in defaults: clients on 127.0.0.1:6667,
-// metrics on 127.0.0.1:9667. gencert writes a self-signed TLS certificate
+// metrics on 127.0.0.1:9667. --ws-listen adds the chat page and the
+// WebSocket transport for browsers. gencert writes a self-signed TLS certificate
 // and prints the settings that use it; accounts edits the account
 // database while the daemon is stopped.
 //

@@ -211,7 +211,14 @@ func start(cfg *configs.Config, log zerolog.Logger, load func() (*configs.Config
 				log.Error().Err(err).Str("transport", c.transport).Msg("listener failed")
 			}
 		}()
-		log.Info().Str("addr", c.addr).Str("transport", c.transport).Msg("accepting clients")
+		ev := log.Info().Str("addr", c.addr).Str("transport", c.transport)
+		switch c.transport {
+		case "websocket":
+			ev = ev.Str("page", "http://"+c.addr+"/")
+		case "websocket_tls":
+			ev = ev.Str("page", "https://"+c.addr+"/")
+		}
+		ev.Msg("accepting clients")
 	}
 	return d, nil
 }

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/coder/websocket"
+
+	"github.com/livechat/livechat/daemon/wslisten"
+	"github.com/livechat/livechat/protocol"
+)
+
+// dialWS connects a line-level client to a WebSocket listener; client may
+// be nil for plain ws://.
+func dialWS(t *testing.T, url string, hc *http.Client, origin string) (*client, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	opts := &websocket.DialOptions{HTTPClient: hc, Subprotocols: []string{wslisten.TextSubprotocol}, HTTPHeader: http.Header{}}
+	if origin != "" {
+		opts.HTTPHeader.Set("Origin", origin)
+	}
+	conn, err := wslisten.Dial(ctx, url, opts)
+	if err != nil {
+		return nil, err
+	}
+	t.Cleanup(func() { conn.Close() })
+	return &client{t: t, conn: conn, r: bufio.NewReader(conn)}, nil
+}
+
+// The daemon serves the chat page and the WebSocket on listen.websocket,
+// refuses pages from other origins unless websocket.allowed_origins lists
+// them, and a WebSocket user chats with a TCP user.
+func TestWebSocketListener(t *testing.T) {
+	r := startRig(t, strings.Replace(baseConfig, "  tcp: 127.0.0.1:0\n", "  tcp: 127.0.0.1:0\n  websocket: 127.0.0.1:0\n", 1)+
+		"websocket:\n  allowed_origins: [\"https://gamja.example.com\"]\n")
+	base := "http://" + r.d.addrs.WebSocket + "/"
+
+	resp, err := (&http.Client{Timeout: waitFor}).Get(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "<title>") || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+		t.Fatalf("GET / = %d %s %.80q, want the chat page", resp.StatusCode, resp.Header.Get("Content-Type"), body)
+	}
+	if resp.Header.Get("Content-Security-Policy") == "" {
+		t.Error("the page is served without a Content-Security-Policy")
+	}
+
+	url := "ws://" + r.d.addrs.WebSocket + "/"
+	if _, err := dialWS(t, url, nil, "https://evil.example"); err == nil || !strings.Contains(err.Error(), "403") {
+		t.Errorf("foreign origin: %v, want 403", err)
+	}
+	if _, err := dialWS(t, url, nil, "https://gamja.example.com"); err != nil {
+		t.Errorf("allowed origin refused: %v", err)
+	}
+	web, err := dialWS(t, url, nil, "http://"+r.d.addrs.WebSocket)
+	if err != nil {
+		t.Fatalf("the page's own origin refused: %v", err)
+	}
+	web.register("wendy")
+	web.send("JOIN #lobby")
+	web.expect(protocol.RPL_ENDOFNAMES)
+
+	tcp := dialTCP(t, r.d.addrs.TCP)
+	tcp.register("tom")
+	tcp.send("JOIN #lobby", "PRIVMSG #lobby :hi wendy")
+	if m, _ := web.expect("PRIVMSG"); m.Param(1) != "hi wendy" {
+		t.Errorf("WebSocket client got %q", m.String())
+	}
+}
+
+// listen.websocket_tls serves wss:// with the TLS listener's certificate,
+// and WHOIS calls the connection secure.
+func TestWebSocketTLS(t *testing.T) {
+	certPath, keyPath, cert := newCert(t, t.TempDir())
+	r := startRig(t, "listen:\n  websocket_tls: 127.0.0.1:0\n"+
+		"  tls_cert: "+strconv.Quote(certPath)+"\n  tls_key: "+strconv.Quote(keyPath)+"\n"+
+		"metrics:\n  listen: \"\"\naccounts:\n  store: memory\n")
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	hc := &http.Client{Timeout: waitFor, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "localhost"}}}
+	web, err := dialWS(t, "wss://"+r.d.addrs.WebSocketTLS+"/", hc, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	web.register("wendy")
+	web.send("WHOIS wendy")
+	_, lines := web.expect(protocol.RPL_ENDOFWHOIS)
+	if !slices.Contains(commandsOf(lines), protocol.RPL_WHOISSECURE) {
+		t.Errorf("WHOIS over wss://: %v, want 671", commandsOf(lines))
+	}
+}

@@ -1,0 +1,237 @@
+package daemon
+
+import (
+	"bufio"
+	"context"
+	"net"
+	"strings"
+	"testing"
+
+	"github.com/coder/websocket"
+
+	"github.com/livechat/livechat/configs"
+	"github.com/livechat/livechat/daemon/wslisten"
+	"github.com/livechat/livechat/protocol"
+)
+
+// wsListen serves srv over WebSocket on 127.0.0.1:0 as livechatd does and
+// returns the ws:// URL. The server's Shutdown closes the listener.
+func wsListen(t *testing.T, srv *Server) string {
+	t.Helper()
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := wslisten.New(raw, wslisten.Options{Log: srv.log})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		srv.Serve(l, "websocket")
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		<-done
+	})
+	return "ws://" + raw.Addr().String() + "/"
+}
+
+// dialWS connects a line-level test client over WebSocket.
+func dialWS(t *testing.T, url string) *client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	conn, err := wslisten.Dial(ctx, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return &client{t: t, conn: conn, r: bufio.NewReader(conn)}
+}
+
+// rawWS is a WebSocket client that sees the messages themselves, to check
+// the framing and the close status.
+type rawWS struct {
+	t  *testing.T
+	ws *websocket.Conn
+}
+
+func dialRawWS(t *testing.T, url string) *rawWS {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{Subprotocols: []string{wslisten.TextSubprotocol}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ws.CloseNow() })
+	return &rawWS{t: t, ws: ws}
+}
+
+func (c *rawWS) send(line string) {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	if err := c.ws.Write(ctx, websocket.MessageText, []byte(line)); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// readUntilClosed returns every message until the server closes, and the
+// close status.
+func (c *rawWS) readUntilClosed() ([]string, websocket.StatusCode) {
+	c.t.Helper()
+	var got []string
+	for range 1000 { // bounded; each read has a deadline
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		typ, msg, err := c.ws.Read(ctx)
+		cancel()
+		if err != nil {
+			return got, websocket.CloseStatus(err)
+		}
+		if typ != websocket.MessageText {
+			c.t.Errorf("message type %v with the text subprotocol", typ)
+		}
+		if strings.ContainsAny(string(msg), "\r\n") {
+			c.t.Errorf("message %q holds a line ending; want one line per message", msg)
+		}
+		got = append(got, string(msg))
+	}
+	c.t.Fatal("the server never closed")
+	return nil, 0
+}
+
+// A browser and a TCP client share a room both ways, and the browser uses
+// an account: the WebSocket is a transport, not a second server.
+func TestWebSocketChatsWithTCP(t *testing.T) {
+	srv, addr := testServer(t)
+	url := wsListen(t, srv)
+
+	web := dialWS(t, url)
+	web.send("REGISTER wendy hunter2hunter2")
+	if ok, _ := web.expect("REGISTER"); ok.Param(0) != "SUCCESS" {
+		t.Fatalf("REGISTER over WebSocket: %q", ok.String())
+	}
+	web.nick = "wendy"
+	web.join("#lobby")
+
+	tcp := connect(t, addr, "tom")
+	tcp.join("#lobby")
+	if j, _ := web.expect("JOIN"); !strings.HasPrefix(j.Source, "tom!") {
+		t.Fatalf("browser saw %q", j.String())
+	}
+
+	web.send("PRIVMSG #lobby :hello from the browser")
+	if m, _ := tcp.expect("PRIVMSG"); !strings.HasPrefix(m.Source, "wendy!") || m.Param(1) != "hello from the browser" {
+		t.Errorf("TCP client got %q", m.String())
+	}
+	tcp.send("PRIVMSG #lobby :hello from netcat")
+	if m, _ := web.expect("PRIVMSG"); !strings.HasPrefix(m.Source, "tom!") || m.Param(1) != "hello from netcat" {
+		t.Errorf("browser got %q", m.String())
+	}
+
+	tcp.send("WHOIS wendy")
+	if m, _ := tcp.expect(protocol.RPL_WHOISACCOUNT); m.Param(2) != "wendy" {
+		t.Errorf("WHOIS of the browser user: %q", m.String())
+	}
+	page := scrape(t, srv)
+	if got := sample(t, page, `livechat_connections{transport="websocket"}`); got != 1 {
+		t.Errorf(`livechat_connections{transport="websocket"} = %v, want 1`, got)
+	}
+	if got := sample(t, page, `livechat_connections{transport="tcp"}`); got != 1 {
+		t.Errorf(`livechat_connections{transport="tcp"} = %v, want 1`, got)
+	}
+}
+
+// QUIT gets the usual ERROR line, then a normal WebSocket closure (1000),
+// and the room hears the QUIT.
+func TestWebSocketQuitClosesCleanly(t *testing.T) {
+	srv, addr := testServer(t)
+	url := wsListen(t, srv)
+	tcp := connect(t, addr, "tom")
+	tcp.join("#lobby")
+
+	ws := dialRawWS(t, url)
+	for _, l := range []string{"NICK wendy", "USER w 0 * :W", "JOIN #lobby", "QUIT :bye now"} {
+		ws.send(l)
+	}
+	got, status := ws.readUntilClosed()
+	if status != websocket.StatusNormalClosure {
+		t.Errorf("close status %d, want 1000", status)
+	}
+	if len(got) == 0 || !strings.HasPrefix(got[len(got)-1], "ERROR ") {
+		t.Errorf("last message before the close: %q, want ERROR", got[len(got)-1:])
+	}
+	if q, _ := tcp.expect("QUIT"); !strings.HasPrefix(q.Source, "wendy!") || !strings.Contains(q.Param(0), "bye now") {
+		t.Errorf("room saw %q", q.String())
+	}
+}
+
+// Shutdown tells a browser why, and closes it normally.
+func TestWebSocketShutdownClosesCleanly(t *testing.T) {
+	srv, _ := testServer(t)
+	url := wsListen(t, srv)
+	ws := dialRawWS(t, url)
+	ws.send("NICK wendy")
+	ws.send("USER w 0 * :W")
+	ws.send("PING :ready")
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		_, msg, err := ws.ws.Read(ctx)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(msg), "PONG") {
+			break
+		}
+	}
+	shut := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		defer cancel()
+		shut <- srv.Shutdown(ctx)
+	}()
+	got, status := ws.readUntilClosed()
+	if status != websocket.StatusNormalClosure {
+		t.Errorf("close status %d, want 1000", status)
+	}
+	if len(got) == 0 || got[len(got)-1] != "ERROR :Server shutting down" {
+		t.Errorf("last messages %q, want ERROR :Server shutting down", got)
+	}
+	if err := <-shut; err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+}
+
+// The per-address limits count WebSocket clients like TCP ones.
+func TestWebSocketPerIPLimit(t *testing.T) {
+	srv, addr := testServer(t, limitLoopback(func(l *configs.Limits) { l.MaxConnsPerIP = 1 }))
+	url := wsListen(t, srv)
+	connect(t, addr, "tom")
+	ws := dialRawWS(t, url)
+	got, _ := ws.readUntilClosed()
+	if len(got) != 1 || got[0] != "ERROR :Too many connections from your address" {
+		t.Errorf("second connection from 127.0.0.1 over WebSocket got %q", got)
+	}
+}
+
+// A legal line with a full tag section passes; the oversized-frame refusal
+// itself is wslisten's (status 1009).
+func TestWebSocketLongTaggedLine(t *testing.T) {
+	srv, addr := testServer(t)
+	url := wsListen(t, srv)
+	web := dialWS(t, url)
+	web.send("CAP REQ :message-tags", "CAP END")
+	web.expect("CAP")
+	web.register("wendy")
+	web.join("#lobby")
+	tcp := connect(t, addr, "tom")
+	tcp.send("CAP REQ :message-tags")
+	tcp.expect("CAP")
+	tcp.join("#lobby")
+	text := strings.Repeat("x", 400)
+	web.send("@+draft/x=" + strings.Repeat("y", 4000) + " PRIVMSG #lobby :" + text)
+	if m, _ := tcp.expect("PRIVMSG"); m.Param(1) != text {
+		t.Errorf("TCP client got %q", m.String())
+	}
+}
