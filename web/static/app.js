@@ -1,0 +1,1878 @@
+// livechat web client: one WebSocket to the page's own origin, one IRC
+// line per text message. User text only ever reaches the DOM as text
+// nodes; links are built element by element with http(s) hrefs only.
+import * as irc from './irc.js';
+
+const WANTED_CAPS = [
+  'server-time', 'message-tags', 'echo-message', 'batch', 'draft/chathistory',
+  'multi-prefix', 'away-notify', 'account-tag', 'account-notify', 'extended-join',
+  'setname', 'standard-replies', 'draft/account-registration', 'invite-notify',
+  'labeled-response',
+];
+const GROUP_GAP_MS = 5 * 60 * 1000;
+const MAX_MESSAGES = 1500;
+const HISTORY_PAGE = 50;
+const PREFS_KEY = 'livechat.prefs';
+const RESUME_KEY = 'livechat.resume';
+
+// ---------------------------------------------------------------- DOM utils
+
+const $ = (id) => document.getElementById(id);
+
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  if (attrs) {
+    for (const [k, v] of Object.entries(attrs)) {
+      if (v == null || v === false) continue;
+      if (k === 'class') el.className = v;
+      else if (k === 'text') el.textContent = v;
+      else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+      else el.setAttribute(k, v === true ? '' : v);
+    }
+  }
+  for (const c of children.flat()) {
+    if (c == null || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+const ICONS = {
+  join: ['M10 17l5-5-5-5', 'M15 12H3', 'M14 4h4a2 2 0 0 1 2 2v12a2 2 0 0 1-2 2h-4'],
+  part: ['M14 17l5-5-5-5', 'M19 12H7', 'M10 4H6a2 2 0 0 0-2 2v12a2 2 0 0 0 2 2h4'],
+  nick: ['M4 20h4L19 9l-4-4L4 16z', 'M13.5 6.5l4 4'],
+  topic: ['M5 9h14', 'M5 15h14', 'M10 4 8 20', 'M16 4l-2 16'],
+  mode: ['M12 3l7 3v6c0 4.5-3 7.5-7 9-4-1.5-7-4.5-7-9V6z'],
+  error: ['M12 8v5', 'M12 16.5v.01', 'M10.3 3.9 2.4 18a2 2 0 0 0 1.7 3h15.8a2 2 0 0 0 1.7-3L13.7 3.9a2 2 0 0 0-3.4 0z'],
+  info: ['M12 11v6', 'M12 7.5v.01', 'M12 21a9 9 0 1 0 0-18 9 9 0 0 0 0 18z'],
+  close: ['M6 6l12 12', 'M18 6 6 18'],
+  check: ['M12 2.5l2.4 1.8 3-.1.9 2.9 2.4 1.8-1 2.8 1 2.9-2.4 1.7-.9 2.9-3-.1L12 21.5l-2.4-1.8-3 .1-.9-2.9-2.4-1.7 1-2.9-1-2.8 2.4-1.8.9-2.9 3 .1z', 'M8.5 12.2l2.3 2.3 4.7-4.8'],
+  at: ['M16 12a4 4 0 1 1-8 0 4 4 0 0 1 8 0z', 'M16 12v1.5a2.5 2.5 0 0 0 5 0V12a9 9 0 1 0-3.5 7.1'],
+};
+
+function icon(name, cls) {
+  const NS = 'http://www.w3.org/2000/svg';
+  const svg = document.createElementNS(NS, 'svg');
+  svg.setAttribute('viewBox', '0 0 24 24');
+  svg.setAttribute('aria-hidden', 'true');
+  if (cls) svg.setAttribute('class', cls);
+  for (const d of ICONS[name] || []) {
+    const p = document.createElementNS(NS, 'path');
+    p.setAttribute('d', d);
+    svg.append(p);
+  }
+  return svg;
+}
+
+function avatar(nick, cls = '') {
+  const letter = (nick.replace(/^[^A-Za-z0-9]+/, '')[0] || nick[0] || '?');
+  return h('span', { class: `avatar ${cls} nc-${irc.nickColor(nick)}`, 'aria-hidden': 'true', text: letter });
+}
+
+function nickSpan(nick, cls = '') {
+  return h('span', { class: `nick-c nc-${irc.nickColor(nick)} ${cls}`, text: nick });
+}
+
+// richText renders message text: formatting stripped, http(s) links made
+// with DOM calls, everything else a text node.
+function richText(text) {
+  const frag = document.createDocumentFragment();
+  for (const seg of irc.linkify(irc.stripFormatting(text))) {
+    if (seg.href) {
+      const a = document.createElement('a');
+      a.href = seg.href;
+      a.target = '_blank';
+      a.rel = 'noopener noreferrer nofollow';
+      a.textContent = seg.text;
+      frag.append(a);
+    } else {
+      frag.append(document.createTextNode(seg.text));
+    }
+  }
+  return frag;
+}
+
+const timeFmt = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
+const fullFmt = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
+const dayFmt = new Intl.DateTimeFormat(undefined, { weekday: 'long', month: 'long', day: 'numeric' });
+const dayKey = (t) => { const d = new Date(t); return d.getFullYear() * 400 + d.getMonth() * 32 + d.getDate(); };
+function dayLabel(t) {
+  const k = dayKey(t);
+  const now = Date.now();
+  if (k === dayKey(now)) return 'Today';
+  if (k === dayKey(now - 864e5)) return 'Yesterday';
+  return dayFmt.format(new Date(t));
+}
+
+function toast(text, kind = '') {
+  const el = h('div', { class: `toast ${kind ? 'is-' + kind : ''}`, role: kind === 'error' ? 'alert' : 'status', text });
+  $('toasts').append(el);
+  setTimeout(() => el.remove(), kind === 'error' ? 6000 : 3500);
+}
+
+function loadJSON(store, key) {
+  try { return JSON.parse(store.getItem(key) || 'null'); } catch (e) { return null; }
+}
+function saveJSON(store, key, v) {
+  try { if (v == null) store.removeItem(key); else store.setItem(key, JSON.stringify(v)); } catch (e) { /* private mode */ }
+}
+
+// ---------------------------------------------------------------- state
+
+const S = {
+  ws: null,
+  phase: 'idle', // idle | connecting | caps | registering | online | closed
+  intent: null, // {mode, nick, rooms, account, password, resumed}
+  nick: '',
+  account: '',
+  password: null, // kept in memory only, to log in again after a reconnect
+  userHost: '',
+  offered: new Map(),
+  caps: new Set(),
+  capsOutstanding: 0,
+  isupport: { prefixModes: 'ov', prefixChars: '@+', listModes: 'be', alwaysArg: 'k', setArg: 'l', chathistory: 100 },
+  buffers: new Map(),
+  active: null,
+  batches: new Map(),
+  auth: null, // {kind: login|register, from: start|dialog, name, timer}
+  focusOnJoin: new Set(),
+  userClosed: false,
+  reconnectTimer: null,
+  reconnectAt: 0,
+  reconnectAttempt: 0,
+  closeReason: '',
+  lastRx: 0,
+  pingSent: 0,
+  atBottom: true,
+  hiddenUnread: 0,
+  typingSent: 0,
+  nickFallback: 0,
+  welcomed: false,
+  labelSeq: 0,
+  queries: new Map(), // label -> {b, kind, limit}: our CHATHISTORY requests
+};
+
+const hasCap = (c) => S.caps.has(c);
+const isMe = (nick) => nick != null && irc.fold(nick) === irc.fold(S.nick);
+const isRoom = (name) => typeof name === 'string' && name[0] === '#';
+
+// ---------------------------------------------------------------- buffers
+
+function getBuffer(name) { return S.buffers.get(irc.fold(name)); }
+
+function ensureBuffer(name, type) {
+  let b = getBuffer(name);
+  if (b) return b;
+  b = {
+    key: irc.fold(name), name, type, // room | query
+    messages: [], ids: new Set(), pending: [],
+    members: new Map(), namesPending: false,
+    topic: '', joined: false, closing: false,
+    unread: 0, mention: false,
+    typing: new Map(),
+    noMoreHistory: false, loadingHistory: false, historyKnown: false,
+    scroll: { atBottom: true, fromBottom: 0 },
+    listEl: h('div', { class: 'buffer', hidden: true, role: 'log', 'aria-live': 'polite', 'data-buffer': name }),
+    tabEl: null,
+  };
+  S.buffers.set(b.key, b);
+  $('log-inner').append(b.listEl);
+  buildTab(b);
+  renderBuffer(b);
+  if (!S.active) activate(b);
+  saveResume();
+  return b;
+}
+
+function removeBuffer(b) {
+  const list = orderedBuffers();
+  const idx = list.indexOf(b);
+  S.buffers.delete(b.key);
+  b.listEl.remove();
+  b.tabEl?.remove();
+  if (S.active === b) {
+    S.active = null;
+    const next = list[idx + 1] || list[idx - 1];
+    if (next && next !== b) activate(next);
+    else renderChrome();
+  }
+  updateDmHead();
+  updateTitle();
+  saveResume();
+}
+
+function renameBuffer(b, newName) {
+  S.buffers.delete(b.key);
+  b.key = irc.fold(newName);
+  b.name = newName;
+  b.listEl.dataset.buffer = newName;
+  const clash = S.buffers.get(b.key);
+  if (clash && clash !== b) removeBuffer(clash);
+  S.buffers.set(b.key, b);
+  buildTab(b);
+  if (S.active === b) renderChrome();
+}
+
+function orderedBuffers() {
+  const rooms = [...S.buffers.values()].filter((b) => b.type === 'room');
+  const dms = [...S.buffers.values()].filter((b) => b.type === 'query');
+  return rooms.concat(dms);
+}
+
+function buildTab(b) {
+  const old = b.tabEl;
+  const close = h('button', {
+    class: 'tab-close', type: 'button', title: b.type === 'room' ? 'Leave room' : 'Close conversation',
+    'aria-label': (b.type === 'room' ? 'Leave ' : 'Close ') + b.name,
+    onclick: (e) => { e.stopPropagation(); closeBuffer(b); },
+  }, icon('close'));
+  const lead = b.type === 'room'
+    ? h('span', { class: 'tab-hash', text: '#' })
+    : avatar(b.name, 'avatar-xs');
+  const name = h('span', { class: 'tab-name', text: b.type === 'room' ? b.name.slice(1) : b.name });
+  const badge = h('span', { class: 'badge', hidden: true });
+  const li = h('li', {
+    class: 'tab', role: 'tab', tabindex: '0', 'data-key': b.key, title: b.name,
+    onclick: () => { activate(b); closeDrawers(); },
+    onkeydown: (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); activate(b); closeDrawers(); } },
+  }, lead, name, badge, close);
+  b.tabEl = li;
+  b.tabBadge = badge;
+  if (old) old.replaceWith(li);
+  else (b.type === 'room' ? $('tabs-rooms') : $('tabs-dms')).append(li);
+  updateTab(b);
+  updateDmHead();
+}
+
+function updateTab(b) {
+  if (!b.tabEl) return;
+  b.tabEl.classList.toggle('is-active', S.active === b);
+  b.tabEl.setAttribute('aria-selected', S.active === b ? 'true' : 'false');
+  b.tabEl.classList.toggle('is-unread', b.unread > 0);
+  b.tabEl.classList.toggle('is-parted', b.type === 'room' && !b.joined && S.phase === 'online');
+  b.tabBadge.hidden = b.unread === 0;
+  b.tabBadge.textContent = b.unread > 99 ? '99+' : String(b.unread);
+  b.tabBadge.classList.toggle('is-mention', b.mention);
+  b.tabBadge.setAttribute('aria-label', `${b.unread} unread`);
+}
+
+function updateDmHead() {
+  $('dm-head').hidden = ![...S.buffers.values()].some((b) => b.type === 'query');
+}
+
+function updateTitle() {
+  let total = S.hiddenUnread;
+  let mention = false;
+  for (const b of S.buffers.values()) { if (b !== S.active) total += b.unread; mention ||= b.mention; }
+  const room = S.active ? S.active.name + ' · ' : '';
+  document.title = (total ? `(${total}) ` : '') + room + 'livechat';
+  const other = [...S.buffers.values()].filter((b) => b !== S.active).reduce((n, b) => n + b.unread, 0);
+  const badge = $('rooms-toggle-badge');
+  badge.hidden = other === 0;
+  badge.textContent = other > 99 ? '99+' : String(other);
+  badge.classList.toggle('is-mention', mention);
+}
+
+function activate(b) {
+  const log = $('log');
+  if (S.active && S.active !== b) {
+    S.active.scroll = { atBottom: S.atBottom, fromBottom: log.scrollHeight - log.scrollTop };
+    S.active.listEl.hidden = true;
+    const prev = S.active;
+    S.active = b;
+    updateTab(prev);
+  }
+  S.active = b;
+  b.listEl.hidden = false;
+  b.unread = 0;
+  b.mention = false;
+  updateTab(b);
+  renderChrome();
+  if (b.scroll.atBottom) scrollToBottom();
+  else log.scrollTop = log.scrollHeight - b.scroll.fromBottom;
+  onScroll();
+  updateTitle();
+  saveResume();
+  if (matchMedia('(pointer: fine)').matches) $('input').focus();
+}
+
+function renderChrome() {
+  const b = S.active;
+  const noBuffer = !b;
+  $('room-name').textContent = b ? b.name : 'No room';
+  $('room-topic').textContent = b ? (b.type === 'room' ? (b.topic ? irc.stripFormatting(b.topic) : '') : 'Direct message') : 'Join a room to start chatting';
+  $('room-topic').title = b && b.topic ? irc.stripFormatting(b.topic) : '';
+  $('members-toggle').hidden = !b || b.type !== 'room';
+  $('input').placeholder = b ? (b.type === 'room' ? `Message ${b.name}` : `Message ${b.name}`) : 'Join a room first';
+  $('input').disabled = noBuffer || S.phase !== 'online';
+  $('send').disabled = noBuffer || S.phase !== 'online';
+  renderMembers();
+  renderTyping();
+  if (noBuffer) {
+    let empty = $('no-buffer');
+    if (!empty) {
+      empty = h('div', { class: 'empty', id: 'no-buffer' });
+      $('log-inner').append(empty);
+    }
+    empty.textContent = '';
+    if (S.focusOnJoin.size) empty.append(h('strong', { text: 'Joining…' }));
+    else empty.append(h('strong', { text: 'You are not in any room' }), 'Use the + next to Rooms to join one, or type /join lobby below.');
+    $('input').disabled = S.phase !== 'online';
+    $('send').disabled = S.phase !== 'online';
+  } else {
+    $('no-buffer')?.remove();
+  }
+  if (b && b.type === 'room') {
+    const hash = '#' + encodeURIComponent(b.name.slice(1));
+    if (location.hash !== hash) history.replaceState(null, '', location.pathname + location.search + hash);
+  }
+}
+
+function closeBuffer(b) {
+  if (b.type === 'room' && b.joined && S.phase === 'online') {
+    b.closing = true;
+    send('PART', [b.name]);
+    // The PART echo removes it; if the server is slow, don't leave the tab hanging.
+    setTimeout(() => { if (S.buffers.get(b.key) === b && b.closing) removeBuffer(b); }, 4000);
+  } else {
+    removeBuffer(b);
+  }
+}
+
+// ---------------------------------------------------------------- messages
+
+function makeMessage(fields) {
+  return Object.assign({ kind: 'msg', id: null, time: Date.now(), nick: '', account: null, text: '', self: false, pending: false, failed: false, mention: false, el: null }, fields);
+}
+
+function mentions(text) {
+  if (!S.nick) return false;
+  const esc = S.nick.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const word = 'A-Za-z0-9_\\-\\[\\]{}\\\\|^`';
+  return new RegExp(`(^|[^${word}])${esc}($|[^${word}])`, 'i').test(text);
+}
+
+// addMessage puts a message into its buffer in time order. live means it
+// just happened (counts as unread, may scroll); history does not.
+function addMessage(b, m, { live = true } = {}) {
+  if (m.id) {
+    if (b.ids.has(m.id)) return false;
+    b.ids.add(m.id);
+  }
+  const log = $('log');
+  const wasAtBottom = S.active === b && S.atBottom;
+  const last = b.messages[b.messages.length - 1];
+  if (!last || last.time <= m.time || m.pending) {
+    b.messages.push(m);
+    if (b.messages.length > MAX_MESSAGES) { b.messages.splice(0, b.messages.length - MAX_MESSAGES); renderBuffer(b); }
+    else appendNode(b, m, last);
+  } else {
+    let i = b.messages.length;
+    while (i > 0 && b.messages[i - 1].time > m.time) i--;
+    b.messages.splice(i, 0, m);
+    renderBuffer(b);
+  }
+  if (live && (m.kind === 'msg' || m.kind === 'action' || m.kind === 'notice') && !m.self) {
+    if (S.active !== b) {
+      b.unread++;
+      if (m.mention || b.type === 'query') b.mention = true;
+      updateTab(b);
+    } else if (document.hidden) {
+      S.hiddenUnread++;
+    }
+    updateTitle();
+  }
+  if (S.active === b) {
+    if (wasAtBottom || m.self) scrollToBottom();
+    else if (live && m.kind !== 'event') $('jump').hidden = false;
+  }
+  void log;
+  return true;
+}
+
+function event(b, iconName, parts, { time = Date.now(), cls = '', live = true } = {}) {
+  return addMessage(b, makeMessage({ kind: 'event', icon: iconName, parts, time, cls }), { live });
+}
+
+function errorLine(text, b = S.active) {
+  if (b) event(b, 'error', [text], { cls: 'is-error' });
+  else toast(text, 'error');
+}
+
+function infoLine(text, b = S.active) {
+  if (b) event(b, 'info', [text]);
+  else toast(text);
+}
+
+function renderBuffer(b) {
+  const el = b.listEl;
+  el.textContent = '';
+  if (wantsMoreButton(b)) {
+    el.append(h('button', {
+      class: 'btn btn-small more', type: 'button', text: b.loadingHistory ? 'Loading…' : 'Load earlier messages',
+      disabled: b.loadingHistory, onclick: () => loadEarlier(b),
+    }));
+  }
+  if (!b.messages.some((m) => m.kind !== 'event')) {
+    el.append(h('div', { class: 'empty' },
+      h('strong', { text: b.type === 'room' ? `Welcome to ${b.name}` : `Conversation with ${b.name}` }),
+      b.type === 'room' ? 'No messages yet. Say hello!' : 'Messages here are only seen by the two of you.'));
+  }
+  let prev = null;
+  for (const m of b.messages) {
+    const node = renderItem(m, prev);
+    el.append(node);
+    prev = m;
+  }
+}
+
+function appendNode(b, m, prev) {
+  b.listEl.querySelector(':scope > .empty')?.remove();
+  if (wantsMoreButton(b) && !b.listEl.querySelector(':scope > .more')) {
+    renderBuffer(b);
+    return;
+  }
+  b.listEl.append(renderItem(m, prev));
+}
+
+function groupable(m) { return m.kind === 'msg' || m.kind === 'notice'; }
+
+function renderItem(m, prev) {
+  const frag = document.createDocumentFragment();
+  if (!prev || dayKey(prev.time) !== dayKey(m.time)) {
+    frag.append(h('div', { class: 'day', role: 'separator', text: dayLabel(m.time) }));
+    prev = null;
+  }
+  let node;
+  if (m.kind === 'event') {
+    const text = h('span', { class: 'event-text' });
+    for (const p of m.parts) {
+      if (typeof p === 'string') text.append(document.createTextNode(p));
+      else if (p.nick) text.append(h('b', null, nickSpan(p.nick)));
+      else if (p.strong) text.append(h('b', { text: p.strong }));
+      else if (p.rich) text.append(richText(p.rich));
+    }
+    text.append(h('span', { class: 'msg-time', title: fullFmt.format(new Date(m.time)), text: timeFmt.format(new Date(m.time)) }));
+    node = h('div', { class: `event ${m.cls || ''} is-${m.icon}` }, h('span', { class: 'event-icon' }, icon(m.icon)), text);
+  } else {
+    const first = !(prev && groupable(prev) && groupable(m) && irc.fold(prev.nick) === irc.fold(m.nick) &&
+      m.time - prev.time < GROUP_GAP_MS && !prev.failed);
+    const cls = ['msg', `is-${m.kind}`];
+    if (first) cls.push('is-first');
+    if (m.pending) cls.push('is-pending');
+    if (m.failed) cls.push('is-failed');
+    if (m.mention) cls.push('is-mention');
+    if (m.self) cls.push('is-self');
+    node = h('div', { class: cls.join(' '), 'data-msgid': m.id || null, 'data-nick': m.nick });
+    const t = new Date(m.time);
+    const timeEl = h('time', { class: 'msg-time', datetime: t.toISOString(), title: fullFmt.format(t), text: timeFmt.format(t) });
+    const body = h('div', { class: 'msg-text' });
+    if (m.kind === 'action') body.append(nickSpan(m.nick, 'msg-nick'), ' ', richText(m.text));
+    else body.append(richText(m.text));
+    if (first || m.kind === 'action') {
+      node.append(avatar(m.nick));
+      if (m.kind !== 'action') {
+        const head = h('div', { class: 'msg-head' }, nickSpan(m.nick, 'msg-nick'));
+        if (m.account) {
+          const v = icon('check', 'verified');
+          const wrap = h('span', { title: `Logged in as ${m.account}`, class: 'verified-wrap' }, v);
+          head.append(wrap);
+        }
+        head.append(timeEl);
+        if (m.kind === 'notice') head.append(h('span', { class: 'tag-guest', text: 'notice' }));
+        node.append(head);
+      } else {
+        node.append(h('div', { class: 'msg-head' }, timeEl));
+      }
+    } else {
+      node.append(h('span', { class: 'msg-side-time', title: fullFmt.format(t), text: timeFmt.format(t) }));
+    }
+    node.append(body);
+    if (m.failed) node.append(h('div', { class: 'msg-failed-note', text: typeof m.failed === 'string' ? m.failed : 'Not delivered' }));
+    node.querySelectorAll('.msg-nick').forEach((n) => n.addEventListener('click', () => openQuery(m.nick)));
+  }
+  m.el = node;
+  frag.append(node);
+  return frag;
+}
+
+function rerenderMessage(b, m) {
+  const idx = b.messages.indexOf(m);
+  if (idx < 0 || !m.el) return;
+  const old = m.el;
+  const frag = renderItem(m, b.messages[idx - 1] || null);
+  // Only the message node itself is replaced; a day separator it may
+  // bring along already exists before it.
+  old.replaceWith(m.el);
+  void frag;
+}
+
+// ---------------------------------------------------------------- scrolling
+
+function scrollToBottom() {
+  const log = $('log');
+  log.scrollTop = log.scrollHeight;
+  S.atBottom = true;
+  $('jump').hidden = true;
+}
+
+function onScroll() {
+  const log = $('log');
+  S.atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 60;
+  if (S.atBottom) $('jump').hidden = true;
+}
+
+// ---------------------------------------------------------------- members
+
+function rank(prefixes) {
+  if (!prefixes) return S.isupport.prefixChars.length;
+  let r = S.isupport.prefixChars.length;
+  for (const c of prefixes) r = Math.min(r, S.isupport.prefixChars.indexOf(c));
+  return r < 0 ? S.isupport.prefixChars.length : r;
+}
+
+function renderMembers() {
+  const b = S.active;
+  const list = $('member-list');
+  list.textContent = '';
+  const count = b && b.type === 'room' ? b.members.size : 0;
+  $('members-count').textContent = String(count);
+  $('members-count-2').textContent = String(count);
+  if (!b || b.type !== 'room') return;
+  const members = [...b.members.values()].sort((x, y) => rank(x.prefixes) - rank(y.prefixes) || irc.fold(x.nick).localeCompare(irc.fold(y.nick)));
+  let lastGroup = null;
+  for (const mem of members) {
+    const r = rank(mem.prefixes);
+    const group = r === 0 ? 'Operators' : r < S.isupport.prefixChars.length ? 'Voiced' : 'Members';
+    if (group !== lastGroup) {
+      const n = members.filter((x) => { const rr = rank(x.prefixes); return (rr === 0 ? 'Operators' : rr < S.isupport.prefixChars.length ? 'Voiced' : 'Members') === group; }).length;
+      list.append(h('li', { class: 'member-group', text: `${group} — ${n}` }));
+      lastGroup = group;
+    }
+    const li = h('li', {
+      class: `member ${mem.away ? 'is-away' : ''}`, title: mem.away ? `${mem.nick} is away` : mem.nick, 'data-nick': mem.nick,
+      onclick: () => { if (!isMe(mem.nick)) { openQuery(mem.nick); closeDrawers(); } },
+    },
+    avatar(mem.nick, 'avatar-xs'),
+    h('span', { class: 'member-prefix', text: mem.prefixes ? mem.prefixes[0] : '' }),
+    h('span', { class: 'member-name' }, nickSpan(mem.nick)),
+    isMe(mem.nick) ? h('span', { class: 'member-you', text: 'you' }) : null);
+    list.append(li);
+  }
+}
+
+function memberUpdated(b) { if (S.active === b) renderMembers(); }
+
+function splitPrefixes(entry) {
+  let i = 0;
+  while (i < entry.length && S.isupport.prefixChars.includes(entry[i])) i++;
+  let nick = entry.slice(i);
+  const bang = nick.indexOf('!');
+  if (bang >= 0) nick = nick.slice(0, bang);
+  return { prefixes: entry.slice(0, i), nick };
+}
+
+function forRoomsWith(nick, fn) {
+  const key = irc.fold(nick);
+  for (const b of S.buffers.values()) {
+    if (b.type === 'room' && b.members.has(key)) fn(b, b.members.get(key));
+  }
+}
+
+// ---------------------------------------------------------------- typing
+
+function renderTyping() {
+  const b = S.active;
+  const el = $('typing');
+  if (!b) { el.textContent = ''; return; }
+  const now = Date.now();
+  const nicks = [...b.typing.entries()].filter(([, until]) => until > now).map(([n]) => n);
+  el.textContent = nicks.length === 0 ? '' : nicks.length === 1 ? `${nicks[0]} is typing…` :
+    nicks.length === 2 ? `${nicks[0]} and ${nicks[1]} are typing…` : 'Several people are typing…';
+}
+setInterval(() => {
+  const now = Date.now();
+  for (const b of S.buffers.values()) for (const [n, until] of b.typing) if (until <= now) b.typing.delete(n);
+  renderTyping();
+}, 1000);
+
+function sendTyping(state) {
+  const b = S.active;
+  if (!b || S.phase !== 'online' || !hasCap('message-tags')) return;
+  if (b.type === 'room' && !b.joined) return;
+  const now = Date.now();
+  if (state === 'active') {
+    if (now - S.typingSent < 3000) return;
+    S.typingSent = now;
+  } else {
+    if (!S.typingSent) return;
+    S.typingSent = 0;
+  }
+  send('TAGMSG', [b.name], { '+typing': state });
+}
+
+// ---------------------------------------------------------------- connection
+
+function wsURL() {
+  return (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/';
+}
+
+function send(command, params = [], tags = null) {
+  if (!S.ws || S.ws.readyState !== WebSocket.OPEN) return false;
+  const line = irc.formatLine(command, params, tags);
+  S.ws.send(line);
+  return true;
+}
+
+function connect(intent) {
+  clearTimeout(S.reconnectTimer);
+  S.reconnectTimer = null;
+  if (S.ws) { const old = S.ws; S.ws = null; try { old.close(); } catch (e) { /* gone */ } }
+  S.intent = intent;
+  S.phase = 'connecting';
+  S.userClosed = false;
+  S.closeReason = '';
+  S.offered = new Map();
+  S.caps = new Set();
+  S.capsOutstanding = 0;
+  S.batches.clear();
+  S.welcomed = false;
+  S.nickFallback = 0;
+  S.auth = null;
+  let ws;
+  try {
+    ws = new WebSocket(wsURL(), ['text.ircv3.net']);
+  } catch (e) {
+    onConnectFailed('Could not open a connection: ' + e.message);
+    return;
+  }
+  ws.binaryType = 'arraybuffer';
+  S.ws = ws;
+  const dec = new TextDecoder();
+  const openTimer = setTimeout(() => { if (S.ws === ws && S.phase === 'connecting') ws.close(); }, 15000);
+  ws.onopen = () => {
+    if (S.ws !== ws) return;
+    clearTimeout(openTimer);
+    S.phase = 'caps';
+    S.lastRx = Date.now();
+    send('CAP', ['LS', '302']);
+  };
+  ws.onmessage = (ev) => {
+    if (S.ws !== ws) return;
+    S.lastRx = Date.now();
+    const data = typeof ev.data === 'string' ? ev.data : dec.decode(ev.data);
+    for (const line of data.split(/\r?\n/)) {
+      if (!line) continue;
+      let msg;
+      try { msg = irc.parseLine(line); } catch (e) { console.warn('unparsable line', line, e); continue; }
+      try { handle(msg); } catch (e) { console.error('handling', line, e); }
+    }
+  };
+  ws.onclose = (ev) => {
+    clearTimeout(openTimer);
+    if (S.ws !== ws) return;
+    S.ws = null;
+    onClosed(ev);
+  };
+  ws.onerror = () => { /* onclose follows */ };
+}
+
+function onClosed(ev) {
+  const wasOnline = S.welcomed;
+  const phase = S.phase;
+  S.phase = 'closed';
+  for (const b of S.buffers.values()) { b.joined = false; b.members.clear(); b.typing.clear(); }
+  clearAuth();
+  if (S.userClosed) return;
+  const reason = S.closeReason || (ev && ev.reason) || (phase === 'connecting' ? 'could not reach the server' : 'the connection was lost');
+  if (!isAppShown()) {
+    setStartBusy(false);
+    showStartError(phase === 'connecting' ? 'Could not connect to the chat server. Check your connection and try again.' : `Disconnected: ${reason}`);
+    return;
+  }
+  if (wasOnline) infoLine(`Disconnected: ${reason}`);
+  renderChrome();
+  for (const b of S.buffers.values()) updateTab(b);
+  scheduleReconnect(reason);
+}
+
+function onConnectFailed(text) {
+  S.phase = 'closed';
+  setStartBusy(false);
+  showStartError(text);
+}
+
+function scheduleReconnect(reason) {
+  const delay = Math.min(30000, 1000 * 2 ** Math.min(S.reconnectAttempt, 5));
+  S.reconnectAttempt++;
+  S.reconnectAt = Date.now() + delay;
+  clearTimeout(S.reconnectTimer);
+  S.reconnectTimer = setTimeout(reconnectNow, delay);
+  showBanner(reason);
+}
+
+function showBanner(reason) {
+  const banner = $('banner');
+  banner.hidden = false;
+  banner.classList.remove('is-info');
+  const tick = () => {
+    if (!S.reconnectTimer) return;
+    const secs = Math.max(0, Math.ceil((S.reconnectAt - Date.now()) / 1000));
+    $('banner-text').textContent = `Disconnected (${reason}). Reconnecting in ${secs}s…`;
+    setTimeout(tick, 500);
+  };
+  tick();
+  $('banner-action').hidden = false;
+}
+
+function hideBanner() { $('banner').hidden = true; }
+
+function reconnectIntent() {
+  const rooms = [...S.buffers.values()].filter((b) => b.type === 'room').map((b) => b.name);
+  const active = S.active ? S.active.name : null;
+  if (S.account && S.password) return { mode: 'login', account: S.account, password: S.password, rooms, nick: '', active, resumed: true };
+  return { mode: 'guest', nick: S.nick || (S.intent && S.intent.nick) || '', rooms, active, resumed: true };
+}
+
+function reconnectNow() {
+  clearTimeout(S.reconnectTimer);
+  S.reconnectTimer = null;
+  $('banner-text').textContent = 'Reconnecting…';
+  $('banner-action').hidden = true;
+  connect(reconnectIntent());
+}
+
+// keepalive: a connection that has gone quiet is probed, then replaced.
+setInterval(() => {
+  if (S.phase !== 'online' || !S.ws) return;
+  const quiet = Date.now() - S.lastRx;
+  if (quiet > 150000) { S.closeReason = 'no answer from the server'; S.ws.close(); }
+  else if (quiet > 90000 && Date.now() - S.pingSent > 60000) { S.pingSent = Date.now(); send('PING', ['lc-' + Date.now()]); }
+}, 10000);
+
+// ---------------------------------------------------------------- registration
+
+function requestCaps() {
+  const want = WANTED_CAPS.filter((c) => S.offered.has(c));
+  if (want.length === 0) { finishCaps(); return; }
+  S.capsOutstanding = 1;
+  send('CAP', ['REQ', want.join(' ')]);
+}
+
+function finishCaps() {
+  if (S.phase !== 'caps') return;
+  S.phase = 'registering';
+  const it = S.intent;
+  if (it.mode === 'guest' && it.nick) send('NICK', [it.nick]);
+  send('USER', ['web', '0', '*', 'livechat web']);
+  send('CAP', ['END']);
+  // Without a nick the first real command makes this connection a guest
+  // (see docs/PROTOCOL.md): the join itself, or the login/registration.
+  if (it.mode === 'login') startAuth('login', 'start', it.account, it.password);
+  else if (it.mode === 'register') startAuth('register', 'start', it.account, it.password);
+  else if (!it.nick) joinRooms(it.rooms);
+}
+
+function startAuth(kind, from, name, password) {
+  clearAuth();
+  S.auth = { kind, from, name, password, timer: setTimeout(() => authFailed('The server did not answer. Try again.'), 20000) };
+  if (kind === 'login') send('LOGIN', [name, password]);
+  else if (from === 'start') send('REGISTER', [name, password]); // the netcat form: also makes us a guest first
+  else send('REGISTER', [name, '*', password]); // IRCv3 draft/account-registration
+}
+
+function clearAuth() {
+  if (S.auth) clearTimeout(S.auth.timer);
+  S.auth = null;
+}
+
+function authSucceeded(account) {
+  const a = S.auth;
+  clearAuth();
+  S.account = account;
+  if (a) S.password = a.password;
+  updateMe();
+  if (!a) return;
+  if (a.from === 'start') {
+    if (!S.intent.resumed) savePrefs({ mode: 'login', account });
+    enterApp();
+    if (a.kind === 'register') toast(`Account ${account} created. You are logged in.`, 'ok');
+    joinRooms(S.intent.rooms);
+  } else {
+    closeAccountDialog();
+    toast(a.kind === 'register' ? `Account ${account} created. You are logged in.` : `Logged in as ${account}.`, 'ok');
+    infoLine(a.kind === 'register' ? `Account ${account} created; you are logged in and your nick is reserved.` : `You are logged in as ${account}.`);
+  }
+  saveResume();
+}
+
+function authFailed(text) {
+  const a = S.auth;
+  clearAuth();
+  if (!a) return;
+  if (a.from === 'start') {
+    if (S.intent && S.intent.resumed && isAppShown()) {
+      // An automatic re-login failed: carry on as a guest.
+      S.password = null;
+      S.account = '';
+      updateMe();
+      errorLine(`Could not log in again: ${text}`);
+      joinRooms(S.intent.rooms);
+      return;
+    }
+    S.userClosed = true;
+    send('QUIT', ['Login failed']);
+    try { S.ws && S.ws.close(); } catch (e) { /* gone */ }
+    setStartBusy(false);
+    showStartError(text);
+    $('start-password').select();
+  } else {
+    showAccountError(text);
+  }
+}
+
+function joinRooms(rooms) {
+  const list = (rooms || []).map(irc.roomName).filter(Boolean);
+  if (list.length === 0) return;
+  for (const r of list) S.focusOnJoin.add(irc.fold(r));
+  // JOIN takes a comma list; keep each line well inside 512 bytes.
+  let batch = [];
+  for (const r of list) {
+    if (batch.length && irc.byteLength(batch.concat(r).join(',')) > 400) { send('JOIN', [batch.join(',')]); batch = []; }
+    batch.push(r);
+  }
+  if (batch.length) send('JOIN', [batch.join(',')]);
+  // Reopen the tab the user was last looking at when its JOIN returns.
+  S.focusOnJoin = new Set([irc.fold(S.intent && S.intent.active ? S.intent.active : list[0])]);
+}
+
+function onWelcome(nick) {
+  S.nick = nick;
+  S.welcomed = true;
+  S.phase = 'online';
+  S.reconnectAttempt = 0;
+  hideBanner();
+  updateMe();
+  const it = S.intent;
+  if (it.mode === 'guest') {
+    if (!it.resumed) savePrefs({ mode: 'guest', nick: it.nick });
+    enterApp();
+    if (it.nick) joinRooms(it.rooms);
+    if (S.nickFallback && it.nick) infoLine(`The nickname ${it.nick} was taken, so you are ${nick}.`);
+  }
+  for (const b of S.buffers.values()) updateTab(b);
+  renderChrome();
+  saveResume();
+}
+
+// ---------------------------------------------------------------- incoming
+
+function serverTime(m) {
+  const t = m.tags.time ? Date.parse(m.tags.time) : NaN;
+  return Number.isFinite(t) ? t : Date.now();
+}
+
+const handlers = {};
+
+function handle(m) {
+  if (m.tags.batch && S.batches.has(m.tags.batch) && m.command !== 'BATCH') {
+    const batch = S.batches.get(m.tags.batch);
+    if (batch.type === 'chathistory') { batch.lines.push(m); return; }
+  }
+  const fn = handlers[m.command];
+  if (fn) { fn(m); return; }
+  if (/^[45]\d\d$/.test(m.command)) { genericError(m); return; }
+}
+
+handlers.PING = (m) => send('PONG', m.params.length ? [m.params[m.params.length - 1]] : []);
+handlers.PONG = () => {};
+
+handlers.ERROR = (m) => {
+  S.closeReason = m.params[0] || 'closed by the server';
+};
+handlers.ACK = () => {};
+
+handlers.CAP = (m) => {
+  const sub = (m.params[1] || '').toUpperCase();
+  const list = () => (m.params[m.params.length - 1] || '').split(' ').filter(Boolean);
+  if (sub === 'LS') {
+    for (const c of list()) {
+      const eq = c.indexOf('=');
+      S.offered.set(eq < 0 ? c : c.slice(0, eq), eq < 0 ? '' : c.slice(eq + 1));
+    }
+    if (m.params[2] === '*' && m.params.length > 3) return; // more to come
+    if (S.phase === 'caps') requestCaps();
+  } else if (sub === 'ACK') {
+    for (const c of list()) { if (c[0] === '-') S.caps.delete(c.slice(1)); else S.caps.add(c); }
+    if (--S.capsOutstanding <= 0) finishCaps();
+  } else if (sub === 'NAK') {
+    const caps = list();
+    S.capsOutstanding--;
+    // REQ is all-or-nothing: ask for each one alone so that one refusal
+    // does not cost the rest.
+    if (caps.length > 1) {
+      for (const c of caps) { S.capsOutstanding++; send('CAP', ['REQ', c]); }
+    }
+    if (S.capsOutstanding <= 0) finishCaps();
+  } else if (sub === 'NEW') {
+    const want = list().map((c) => c.split('=')[0]).filter((c) => WANTED_CAPS.includes(c) && !S.caps.has(c));
+    for (const c of list()) S.offered.set(c.split('=')[0], c.split('=')[1] || '');
+    if (want.length && S.phase === 'online') send('CAP', ['REQ', want.join(' ')]);
+  } else if (sub === 'DEL') {
+    for (const c of list()) { S.caps.delete(c); S.offered.delete(c); }
+  }
+};
+
+handlers['001'] = (m) => onWelcome(m.params[0]);
+
+handlers['005'] = (m) => {
+  for (const tok of m.params.slice(1, -1)) {
+    const [k, v = ''] = tok.split('=');
+    if (k === 'PREFIX') {
+      const mm = /^\(([^)]*)\)(.*)$/.exec(v);
+      if (mm) { S.isupport.prefixModes = mm[1]; S.isupport.prefixChars = mm[2]; }
+    } else if (k === 'CHANMODES') {
+      const [a = '', b = '', c = ''] = v.split(',');
+      S.isupport.listModes = a; S.isupport.alwaysArg = b; S.isupport.setArg = c;
+    } else if (k === 'CHATHISTORY') {
+      S.isupport.chathistory = parseInt(v, 10) || 100;
+    }
+  }
+};
+
+function nickError(m) {
+  const nick = m.params[1] || '';
+  const text = m.params[m.params.length - 1] || 'That nickname cannot be used';
+  if (!S.welcomed && S.phase === 'registering') {
+    const it = S.intent;
+    if (m.command === '433' && it.nick && !/registered/i.test(text) && S.nickFallback < 4) {
+      // Taken by someone connected: try a variant, as IRC clients do.
+      S.nickFallback++;
+      const base = it.nick.slice(0, 26);
+      const alt = S.nickFallback === 1 ? base + '_' : base + Math.floor(10 + Math.random() * 990);
+      send('NICK', [alt]);
+      return;
+    }
+    if (it.resumed && isAppShown()) {
+      // Reconnecting with a nick we lost: become a guest instead.
+      it.nick = '';
+      joinRooms(it.rooms);
+      return;
+    }
+    S.userClosed = true;
+    try { S.ws && S.ws.close(); } catch (e) { /* gone */ }
+    setStartBusy(false);
+    showStartError(/registered/i.test(text)
+      ? `The nickname ${nick} belongs to an account. Log in to use it, or pick another.`
+      : m.command === '432' ? `“${nick}” is not a valid nickname. ${text.replace(/^Erroneous nickname:\s*/i, 'Use ')}.` : text);
+    return;
+  }
+  if ($('account-dialog').open) showAccountError(text);
+  else errorLine(`${nick}: ${text}`);
+}
+handlers['431'] = nickError;
+handlers['432'] = nickError;
+handlers['433'] = nickError;
+handlers['437'] = nickError;
+
+handlers['451'] = () => {};
+
+handlers['900'] = (m) => {
+  const account = m.params[2];
+  const p = irc.parseSource(m.params[1] || '');
+  if (p.user && p.host) S.userHost = `${p.user}@${p.host}`;
+  if (S.auth) authSucceeded(account);
+  else { S.account = account; updateMe(); }
+};
+handlers['901'] = () => {
+  S.account = '';
+  S.password = null;
+  updateMe();
+  saveResume();
+  infoLine('You are logged out.');
+};
+handlers['903'] = () => {};
+
+handlers.REGISTER = (m) => {
+  if ((m.params[0] || '').toUpperCase() === 'SUCCESS' && S.auth) S.auth.registered = m.params[1];
+};
+
+handlers.FAIL = (m) => {
+  const [cmd = '', code = ''] = m.params;
+  const desc = m.params[m.params.length - 1] || code;
+  if ((cmd === 'LOGIN' || cmd === 'REGISTER') && S.auth) { authFailed(friendlyAuthError(cmd, code, desc)); return; }
+  if (cmd === 'CHATHISTORY') {
+    if (m.tags.label) S.queries.delete(m.tags.label);
+    const target = m.params[3] || m.params[2];
+    const b = target && getBuffer(target);
+    if (b) { b.loadingHistory = false; b.noMoreHistory = true; renderBuffer(b); }
+    return;
+  }
+  if (cmd === 'PRIVMSG' || cmd === 'NOTICE') {
+    const b = m.params.length > 3 ? getBuffer(m.params[2]) : null;
+    failPending(b || S.active, desc);
+    return;
+  }
+  errorLine(desc);
+};
+handlers.WARN = (m) => infoLine(m.params[m.params.length - 1]);
+handlers.NOTE = () => {};
+
+function friendlyAuthError(cmd, code, desc) {
+  switch (code) {
+    case 'INVALID_CREDENTIALS': return 'Wrong account name or password.';
+    case 'ACCOUNT_EXISTS': return desc && /in use/.test(desc) ? desc : 'That account name is already taken. Pick another, or log in.';
+    case 'BAD_ACCOUNT_NAME': return 'Account names use letters, digits and -_[]{}\\|^` (not starting with a digit, - or guest-), at most 30 characters.';
+    case 'WEAK_PASSWORD': return desc || 'That password is too weak.';
+    case 'RATE_LIMITED': return desc || 'Too many attempts; wait a little and try again.';
+    case 'ALREADY_AUTHENTICATED': return desc || 'You are already logged in.';
+    case 'TEMPORARILY_UNAVAILABLE': return desc || 'Accounts are not available right now; try again soon.';
+    default: return desc || `${cmd} failed (${code}).`;
+  }
+}
+
+handlers.BATCH = (m) => {
+  const ref = m.params[0] || '';
+  if (ref[0] === '+') {
+    const outer = m.tags.batch && S.batches.get(m.tags.batch);
+    const label = m.tags.label || (outer && outer.label) || null;
+    S.batches.set(ref.slice(1), { type: m.params[1], params: m.params.slice(2), lines: [], label });
+  } else if (ref[0] === '-') {
+    const batch = S.batches.get(ref.slice(1));
+    S.batches.delete(ref.slice(1));
+    if (batch && batch.type === 'chathistory') applyHistory(batch);
+  }
+};
+
+function historyMessage(m) {
+  if (m.command !== 'PRIVMSG' && m.command !== 'NOTICE') return null;
+  const text = m.params[1] || '';
+  const action = irc.ctcpAction(text);
+  if (action == null && text[0] === '\x01') return null;
+  return makeMessage({
+    kind: action != null ? 'action' : m.command === 'NOTICE' ? 'notice' : 'msg',
+    id: m.tags.msgid || null, time: serverTime(m), nick: m.nick || '', account: m.tags.account || null,
+    text: action != null ? action : text, self: isMe(m.nick), mention: !isMe(m.nick) && mentions(text),
+  });
+}
+
+function applyHistory(batch) {
+  const target = batch.params[0];
+  if (!target) return;
+  const b = isRoom(target) ? getBuffer(target) : ensureBuffer(target, 'query');
+  if (!b) return;
+  const query = batch.label ? S.queries.get(batch.label) : null;
+  if (batch.label) S.queries.delete(batch.label);
+  let added = 0;
+  const log = $('log');
+  const fromBottom = log.scrollHeight - log.scrollTop;
+  const wasAtBottom = S.atBottom;
+  for (const line of batch.lines) {
+    const msg = historyMessage(line);
+    if (!msg || (msg.id && b.ids.has(msg.id))) continue;
+    if (msg.id) b.ids.add(msg.id);
+    b.messages.push(msg);
+    added++;
+  }
+  b.messages.sort((x, y) => x.time - y.time);
+  if (b.messages.length > MAX_MESSAGES) b.messages.splice(0, b.messages.length - MAX_MESSAGES);
+  if (query && query.b === b && (query.kind === 'latest' || query.kind === 'before')) {
+    b.historyKnown = true;
+    if (batch.lines.length < query.limit) b.noMoreHistory = true;
+  } else if (!query && b.loadingHistory && added === 0) {
+    b.noMoreHistory = true;
+  }
+  b.loadingHistory = false;
+  renderBuffer(b);
+  if (S.active === b) {
+    if (wasAtBottom) scrollToBottom();
+    else log.scrollTop = log.scrollHeight - fromBottom;
+  }
+}
+
+// queryHistory sends a CHATHISTORY request. With labeled-response its
+// answer carries our label, which tells it apart from the replay a JOIN
+// brings on its own.
+function queryHistory(b, kind, ref) {
+  if (!hasCap('draft/chathistory') || S.phase !== 'online') return;
+  const limit = Math.min(HISTORY_PAGE, S.isupport.chathistory);
+  let tags = null;
+  if (hasCap('labeled-response')) {
+    const label = 'h' + (++S.labelSeq);
+    S.queries.set(label, { b, kind, limit });
+    tags = { label };
+  } else if (kind === 'latest') {
+    b.historyKnown = true; // cannot tell the answers apart: keep the button
+  }
+  send('CHATHISTORY', [kind.toUpperCase(), b.name, ref, String(limit)], tags);
+}
+
+function loadEarlier(b) {
+  const oldest = b.messages.find((m) => m.id && !m.pending);
+  if (!oldest || S.phase !== 'online') return;
+  b.loadingHistory = true;
+  renderBuffer(b);
+  queryHistory(b, 'before', 'msgid=' + oldest.id);
+}
+
+function wantsMoreButton(b) {
+  return b.type === 'room' && hasCap('draft/chathistory') && b.historyKnown && !b.noMoreHistory && b.messages.some((m) => m.id);
+}
+
+handlers.JOIN = (m) => {
+  const room = m.params[0];
+  if (isMe(m.nick)) {
+    if (m.user && m.host) S.userHost = `${m.user}@${m.host}`;
+    const existed = getBuffer(room);
+    const b = ensureBuffer(room, 'room');
+    if (b.name !== room) { b.name = room; buildTab(b); }
+    const rejoin = existed && existed.messages.some((x) => x.id);
+    b.joined = true;
+    b.closing = false;
+    b.historyAsked = false;
+    b.members.clear();
+    b.topic = b.topic || '';
+    updateTab(b);
+    b.rejoined = !!rejoin;
+    if (rejoin) event(b, 'join', ['You are back in ', { strong: b.name }], { time: serverTime(m) });
+    if (S.focusOnJoin.has(b.key)) { S.focusOnJoin.delete(b.key); activate(b); } else if (S.active === b) renderChrome();
+    saveResume();
+    return;
+  }
+  const b = getBuffer(room);
+  if (!b) return;
+  const account = hasCap('extended-join') && m.params[1] && m.params[1] !== '*' ? m.params[1] : null;
+  b.members.set(irc.fold(m.nick), { nick: m.nick, prefixes: '', away: false, account });
+  memberUpdated(b);
+  event(b, 'join', [{ nick: m.nick }, ' joined'], { time: serverTime(m) });
+};
+
+handlers.PART = (m) => {
+  const b = getBuffer(m.params[0]);
+  if (!b) return;
+  const reason = m.params[1];
+  if (isMe(m.nick)) {
+    b.joined = false;
+    b.members.clear();
+    if (b.closing) { removeBuffer(b); return; }
+    event(b, 'part', ['You left ', { strong: b.name }], { time: serverTime(m) });
+    updateTab(b);
+    memberUpdated(b);
+    return;
+  }
+  b.members.delete(irc.fold(m.nick));
+  b.typing.delete(m.nick);
+  memberUpdated(b);
+  event(b, 'part', [{ nick: m.nick }, ' left', reason ? ` (${reason})` : ''], { time: serverTime(m) });
+};
+
+handlers.QUIT = (m) => {
+  const reason = m.params[0] || '';
+  forRoomsWith(m.nick, (b) => {
+    b.members.delete(irc.fold(m.nick));
+    b.typing.delete(m.nick);
+    memberUpdated(b);
+    event(b, 'part', [{ nick: m.nick }, ' left the chat', reason && reason !== 'Quit' && reason !== 'Quit:' ? ` (${reason.replace(/^Quit: /, '')})` : ''], { time: serverTime(m) });
+  });
+  const q = getBuffer(m.nick);
+  if (q && q.type === 'query') event(q, 'part', [{ nick: m.nick }, ' left the chat'], { time: serverTime(m) });
+};
+
+handlers.KICK = (m) => {
+  const [room, who, reason] = m.params;
+  const b = getBuffer(room);
+  if (!b) return;
+  if (isMe(who)) {
+    b.joined = false;
+    b.members.clear();
+    memberUpdated(b);
+    updateTab(b);
+    event(b, 'error', ['You were removed from ', { strong: room }, ' by ', { nick: m.nick || 'the server' }, reason ? `: ${reason}` : ''], { cls: 'is-error', time: serverTime(m) });
+    return;
+  }
+  b.members.delete(irc.fold(who));
+  memberUpdated(b);
+  event(b, 'part', [{ nick: who }, ' was removed by ', { nick: m.nick || 'the server' }, reason ? ` (${reason})` : ''], { time: serverTime(m) });
+};
+
+handlers.NICK = (m) => {
+  const old = m.nick;
+  const nu = m.params[0];
+  if (!old || !nu) return;
+  const me = isMe(old);
+  if (me) { S.nick = nu; updateMe(); saveResume(); }
+  forRoomsWith(old, (b, mem) => {
+    b.members.delete(irc.fold(old));
+    mem.nick = nu;
+    b.members.set(irc.fold(nu), mem);
+    b.typing.delete(old);
+    memberUpdated(b);
+    event(b, 'nick', me ? ['You are now known as ', { nick: nu }] : [{ nick: old }, ' is now known as ', { nick: nu }], { time: serverTime(m) });
+  });
+  const q = getBuffer(old);
+  if (q && q.type === 'query' && !me) {
+    renameBuffer(q, nu);
+    event(q, 'nick', [{ nick: old }, ' is now known as ', { nick: nu }], { time: serverTime(m) });
+  }
+};
+
+handlers.MODE = (m) => {
+  const target = m.params[0];
+  if (!isRoom(target)) return;
+  const b = getBuffer(target);
+  if (!b) return;
+  const changes = irc.parseModes(m.params[1] || '', m.params.slice(2), S.isupport);
+  const setter = m.nick || m.source || 'The server';
+  for (const c of changes) {
+    const pi = S.isupport.prefixModes.indexOf(c.mode);
+    if (pi >= 0 && c.arg) {
+      const mem = b.members.get(irc.fold(c.arg));
+      const ch = S.isupport.prefixChars[pi];
+      if (mem) {
+        let p = mem.prefixes.replace(ch, '');
+        if (c.add) p = [...(p + ch)].sort((x, y) => S.isupport.prefixChars.indexOf(x) - S.isupport.prefixChars.indexOf(y)).join('');
+        mem.prefixes = p;
+      }
+      const what = c.mode === 'o' ? (c.add ? ' made ' : ' removed operator status from ') : c.mode === 'v' ? (c.add ? ' gave voice to ' : ' took voice from ') : ` set ${c.add ? '+' : '-'}${c.mode} on `;
+      event(b, 'mode', [{ nick: setter }, what, { nick: c.arg }, c.mode === 'o' && c.add ? ' an operator' : ''], { time: serverTime(m) });
+    } else {
+      event(b, 'mode', [{ nick: setter }, ` set mode ${c.add ? '+' : '-'}${c.mode}${c.arg ? ' ' + c.arg : ''}`], { time: serverTime(m) });
+    }
+  }
+  memberUpdated(b);
+};
+
+handlers.TOPIC = (m) => {
+  const b = getBuffer(m.params[0]);
+  if (!b) return;
+  b.topic = m.params[1] || '';
+  if (S.active === b) renderChrome();
+  event(b, 'topic', b.topic ? [{ nick: m.nick || 'The server' }, ' changed the topic to ', { rich: b.topic }] : [{ nick: m.nick }, ' cleared the topic'], { time: serverTime(m), cls: 'is-topic' });
+};
+handlers['331'] = (m) => { const b = getBuffer(m.params[1]); if (b) { b.topic = ''; if (S.active === b) renderChrome(); } };
+handlers['332'] = (m) => {
+  const b = getBuffer(m.params[1]);
+  if (!b) return;
+  const fresh = b.topic !== m.params[2];
+  b.topic = m.params[2] || '';
+  if (S.active === b) renderChrome();
+  if (fresh && b.topic) event(b, 'topic', ['Topic: ', { rich: b.topic }], { cls: 'is-topic' });
+};
+handlers['333'] = () => {};
+
+handlers['353'] = (m) => {
+  const b = getBuffer(m.params[2]);
+  if (!b) return;
+  if (!b.namesPending) { b.members.clear(); b.namesPending = true; }
+  for (const entry of (m.params[3] || '').split(' ').filter(Boolean)) {
+    const { prefixes, nick } = splitPrefixes(entry);
+    const old = b.members.get(irc.fold(nick));
+    b.members.set(irc.fold(nick), { nick, prefixes, away: old ? old.away : false, account: old ? old.account : null });
+  }
+};
+handlers['366'] = (m) => {
+  const b = getBuffer(m.params[1]);
+  if (!b) return;
+  b.namesPending = false;
+  memberUpdated(b);
+  if (!b.joined || b.historyAsked) return;
+  b.historyAsked = true;
+  // The JOIN replays the last few messages; a first join asks for a
+  // page more, and a rejoin after a disconnect for what was said meanwhile.
+  const last = [...b.messages].reverse().find((x) => x.id && !x.pending);
+  if (b.rejoined && last) queryHistory(b, 'after', 'msgid=' + last.id);
+  else queryHistory(b, 'latest', '*');
+};
+
+handlers.AWAY = (m) => {
+  const away = m.params.length > 0;
+  forRoomsWith(m.nick, (b, mem) => { mem.away = away; memberUpdated(b); });
+};
+handlers.ACCOUNT = (m) => {
+  const acct = m.params[0] === '*' ? null : m.params[0];
+  forRoomsWith(m.nick, (b, mem) => { mem.account = acct; });
+};
+handlers.SETNAME = () => {};
+handlers.INVITE = (m) => {
+  if (!isMe(m.params[0])) return;
+  infoLine(`${m.nick} invites you to ${m.params[1]}. Type /join ${m.params[1]} to accept.`);
+};
+
+handlers.TAGMSG = (m) => {
+  const typing = m.tags['+typing'];
+  if (!typing || isMe(m.nick)) return;
+  const target = m.params[0];
+  const b = isRoom(target) ? getBuffer(target) : getBuffer(m.nick);
+  if (!b) return;
+  if (typing === 'active') b.typing.set(m.nick, Date.now() + 6000);
+  else b.typing.delete(m.nick);
+  if (S.active === b) renderTyping();
+};
+
+function onMessage(m, kind) {
+  const target = m.params[0] || '';
+  const text = m.params[1] || '';
+  const fromServer = !m.nick || (m.nick && !m.user && !m.host && m.source && m.source.includes('.'));
+  if (fromServer || target === '*') {
+    if (/^You are \S+\. Type HELP/.test(text)) return; // the netcat hint
+    if (S.welcomed) infoLine(text);
+    return;
+  }
+  const me = isMe(m.nick);
+  let name;
+  if (isRoom(target)) name = target;
+  else if (me) name = target;
+  else name = m.nick;
+  let b = getBuffer(name);
+  if (!b) {
+    if (isRoom(name)) return;
+    b = ensureBuffer(name, 'query');
+  }
+  const action = irc.ctcpAction(text);
+  if (action == null && text[0] === '\x01') return; // other CTCP: not shown
+  b.typing.delete(m.nick);
+  if (S.active === b) renderTyping();
+  if (me && hasCap('echo-message')) {
+    const p = b.pending.find((x) => x.raw === text);
+    if (p) {
+      b.pending.splice(b.pending.indexOf(p), 1);
+      clearTimeout(p.timer);
+      p.pending = false;
+      p.failed = false;
+      p.id = m.tags.msgid || null;
+      if (p.id) { if (b.ids.has(p.id)) return; b.ids.add(p.id); }
+      p.time = serverTime(m);
+      p.account = m.tags.account || null;
+      rerenderMessage(b, p);
+      return;
+    }
+  }
+  const msg = makeMessage({
+    kind: action != null ? 'action' : kind === 'NOTICE' ? 'notice' : 'msg',
+    id: m.tags.msgid || null, time: serverTime(m), nick: m.nick, account: m.tags.account || null,
+    text: action != null ? action : text, self: me, mention: !me && mentions(text),
+  });
+  addMessage(b, msg);
+  if (msg.mention && document.hidden) notifyTitle();
+}
+handlers.PRIVMSG = (m) => onMessage(m, 'PRIVMSG');
+handlers.NOTICE = (m) => onMessage(m, 'NOTICE');
+
+function notifyTitle() { updateTitle(); }
+
+// Numerics that are answers we need not show.
+for (const n of ['002', '003', '004', '250', '251', '252', '253', '254', '255', '265', '266', '375', '372', '376', '422', '324', '329', '315', '352', '354', '318', '311', '312', '317', '319', '330', '378', '671', '704', '705', '706', '221', '396']) handlers[n] = handlers[n] || (() => {});
+handlers['305'] = () => infoLine('You are back.');
+handlers['306'] = () => infoLine('You are marked as away.');
+handlers['301'] = (m) => { const b = getBuffer(m.params[1]); if (b) infoLine(`${m.params[1]} is away: ${m.params[2] || ''}`, b); };
+handlers['341'] = (m) => infoLine(`Invited ${m.params[1]} to ${m.params[2]}.`);
+
+function failPending(b, text) {
+  if (!b) return;
+  const p = b.pending.shift();
+  if (p) { clearTimeout(p.timer); p.pending = false; p.failed = text || 'Not delivered'; rerenderMessage(b, p); }
+  else errorLine(text, b);
+}
+
+function genericError(m) {
+  const text = m.params[m.params.length - 1] || `Error ${m.command}`;
+  const subject = m.params.length > 2 ? m.params[1] : null;
+  const b = subject ? getBuffer(subject) : null;
+  switch (m.command) {
+    case '404': case '401': case '411': case '412':
+      failPending(b || S.active, text);
+      return;
+    case '403': case '405': case '471': case '473': case '474': case '475': case '476': case '477': {
+      if (subject) S.focusOnJoin.delete(irc.fold(subject));
+      if (!S.active) renderChrome();
+      const why = { '471': 'it is full', '473': 'it is invite-only', '474': 'you are banned', '475': 'it needs a key (/join room key)' }[m.command];
+      if (b && b.type === 'room' && !b.joined) errorLine(`Could not join ${subject}: ${why || text}`, b);
+      else if (b && b.pending.length) failPending(b, text);
+      else if (S.active) errorLine(why ? `Could not join ${subject}: ${why}` : `${subject}: ${text}`);
+      else toast(why ? `Could not join ${subject}: ${why}` : `${subject}: ${text}`, 'error');
+      return;
+    }
+    case '442':
+      if (b) { b.joined = false; b.closing ? removeBuffer(b) : updateTab(b); }
+      return;
+    case '482': errorLine(`${subject}: you need to be an operator for that.`, b || S.active); return;
+    default:
+      errorLine(subject && !/^[*]$/.test(subject) && !text.includes(subject) ? `${subject}: ${text}` : text, b || S.active);
+  }
+}
+
+// ---------------------------------------------------------------- sending
+
+function maxTextBytes(target, prefixLen = 0) {
+  // The server relays ":nick!user@host PRIVMSG target :text\r\n" in 512.
+  const source = `:${S.nick}!${S.userHost || 'x'.repeat(10) + '@' + 'x'.repeat(63)} `;
+  return Math.max(60, 510 - irc.byteLength(source + `PRIVMSG ${target} :`) - prefixLen - 4);
+}
+
+function sendText(b, text, { action = false } = {}) {
+  if (!b) { errorLine('Join a room first: /join lobby'); return; }
+  if (b.type === 'room' && !b.joined) { errorLine(`You are not in ${b.name}. Type /join ${b.name} to join again.`, b); return; }
+  const lines = text.split(/\r?\n/).filter((l) => l.trim() !== '');
+  for (const line of lines) {
+    for (const piece of irc.splitText(line, maxTextBytes(b.name, action ? 9 : 0))) {
+      const raw = action ? `\x01ACTION ${piece}\x01` : piece;
+      if (!send('PRIVMSG', [b.name, raw])) { errorLine('Not connected.', b); return; }
+      const msg = makeMessage({ kind: action ? 'action' : 'msg', nick: S.nick, account: S.account || null, text: piece, self: true, raw });
+      if (hasCap('echo-message')) {
+        msg.pending = true;
+        msg.timer = setTimeout(() => {
+          if (!msg.pending) return;
+          const i = b.pending.indexOf(msg);
+          if (i >= 0) b.pending.splice(i, 1);
+          msg.pending = false;
+          msg.failed = 'No confirmation from the server';
+          rerenderMessage(b, msg);
+        }, 20000);
+        b.pending.push(msg);
+      }
+      addMessage(b, msg, { live: false });
+    }
+  }
+}
+
+function openQuery(nick) {
+  if (!nick || isMe(nick) || isRoom(nick)) return null;
+  const existed = getBuffer(nick);
+  const b = ensureBuffer(nick, 'query');
+  activate(b);
+  if (!existed) queryHistory(b, 'latest', '*');
+  return b;
+}
+
+function joinRoom(input, key) {
+  const name = irc.roomName(input);
+  if (!name) { toast('Room names cannot contain spaces or commas.', 'error'); return false; }
+  const b = getBuffer(name);
+  if (b && b.joined) { activate(b); return true; }
+  S.focusOnJoin.add(irc.fold(name));
+  send('JOIN', key ? [name, key] : [name]);
+  return true;
+}
+
+const HELP = [
+  '/join <room> — join a room (the # is optional)',
+  '/part [reason] — leave this room',
+  '/me <action> — say something in the third person',
+  '/msg <nick> <text> — private message; /query <nick> opens a conversation',
+  '/nick <name> — change your nickname',
+  '/topic <text> — set the room topic (operators)',
+  '/away [message], /back — mark yourself away or back',
+  '/login <account> <password>, /register <account> <password>, /logout',
+  '/quote <raw IRC line> — send a command as is',
+];
+
+function runCommand(text) {
+  const m = /^\/(\S+)\s*(.*)$/s.exec(text);
+  if (!m) return;
+  const cmd = m[1].toLowerCase();
+  const rest = m[2].trim();
+  const args = rest.split(/\s+/).filter(Boolean);
+  const b = S.active;
+  switch (cmd) {
+    case 'join': case 'j':
+      if (!args[0]) { errorLine('Usage: /join <room>'); return; }
+      for (const r of args[0].split(',')) joinRoom(r, args[1]);
+      return;
+    case 'part': case 'leave':
+      if (!b) return;
+      if (b.type === 'room') { b.closing = true; send('PART', rest ? [b.name, rest] : [b.name]); } else removeBuffer(b);
+      return;
+    case 'close': if (b) closeBuffer(b); return;
+    case 'me': if (rest) sendText(b, rest, { action: true }); return;
+    case 'msg': case 'query': {
+      if (!args[0]) { errorLine(`Usage: /${cmd} <nick> [text]`); return; }
+      const target = args[0];
+      const body = rest.slice(target.length).trim();
+      const tb = isRoom(target) ? getBuffer(target) : openQuery(target);
+      if (body && tb) sendText(tb, body);
+      return;
+    }
+    case 'nick':
+      if (!args[0]) { errorLine('Usage: /nick <name>'); return; }
+      send('NICK', [args[0]]);
+      return;
+    case 'topic':
+      if (!b || b.type !== 'room') return;
+      send('TOPIC', rest ? [b.name, rest] : [b.name]);
+      return;
+    case 'away': send('AWAY', rest ? [rest] : ['Away']); return;
+    case 'back': send('AWAY', []); return;
+    case 'login': case 'register':
+      if (args.length < 2) { openAccountDialog(cmd); return; }
+      startAuth(cmd, 'dialog', args[0], args.slice(1).join(' '));
+      return;
+    case 'logout': send('LOGOUT'); return;
+    case 'quote': case 'raw':
+      if (rest && S.ws && S.ws.readyState === WebSocket.OPEN) S.ws.send(rest.replace(/[\r\n]+/g, ' '));
+      return;
+    case 'clear':
+      if (b) { b.messages = []; b.ids = new Set(); renderBuffer(b); }
+      return;
+    case 'help': case 'commands':
+      for (const l of HELP) infoLine(l);
+      return;
+    default:
+      errorLine(`Unknown command /${cmd}. Type /help for the list; start with // to send a message that begins with /.`);
+  }
+}
+
+function submitComposer() {
+  const input = $('input');
+  const text = input.value;
+  if (!text.trim()) return;
+  if (S.phase !== 'online') { toast('Not connected yet.', 'error'); return; }
+  if (text.startsWith('/') && !text.startsWith('//')) runCommand(text.trim());
+  else sendText(S.active, text.startsWith('//') ? text.slice(1) : text);
+  S.typingSent = 0; // a message ends typing for those who see it
+  input.value = '';
+  autosize();
+}
+
+function autosize() {
+  const ta = $('input');
+  ta.style.height = 'auto';
+  ta.style.height = Math.min(ta.scrollHeight + 2, 160) + 'px';
+}
+
+// Tab completes nicks of the room's members.
+let completion = null;
+function completeNick(e) {
+  const ta = $('input');
+  const b = S.active;
+  if (!b) return;
+  const pos = ta.selectionStart;
+  const before = ta.value.slice(0, pos);
+  if (!completion || completion.pos !== pos || completion.value !== ta.value) {
+    const m = /(\S*)$/.exec(before);
+    const word = m[1];
+    if (!word) return;
+    const names = b.type === 'room' ? [...b.members.values()].map((x) => x.nick) : [b.name];
+    const matches = names.filter((n) => irc.fold(n).startsWith(irc.fold(word)) && !isMe(n)).sort();
+    if (!matches.length) return;
+    completion = { start: pos - word.length, matches, i: -1, atStart: pos - word.length === 0 };
+  }
+  e.preventDefault();
+  completion.i = (completion.i + 1) % completion.matches.length;
+  const nick = completion.matches[completion.i];
+  const insert = nick + (completion.atStart ? ': ' : ' ');
+  const after = ta.value.slice(pos);
+  ta.value = ta.value.slice(0, completion.start) + insert + after;
+  const np = completion.start + insert.length;
+  ta.setSelectionRange(np, np);
+  completion.pos = np;
+  completion.value = ta.value;
+}
+
+// ---------------------------------------------------------------- start screen
+
+let startMode = 'guest';
+
+function setStartMode(mode) {
+  startMode = mode;
+  document.querySelectorAll('#start .seg button').forEach((b) => b.setAttribute('aria-selected', b.dataset.mode === mode ? 'true' : 'false'));
+  document.querySelectorAll('#start-form [data-for]').forEach((el) => { el.hidden = !el.dataset.for.split(' ').includes(mode); });
+  $('start-submit').textContent = mode === 'login' ? 'Log in and join' : mode === 'register' ? 'Create account and join' : 'Join chat';
+  $('start-password').autocomplete = mode === 'register' ? 'new-password' : 'current-password';
+  hideStartError();
+}
+
+function showStartError(text) {
+  const el = $('start-error');
+  el.textContent = text;
+  el.hidden = false;
+}
+function hideStartError() { $('start-error').hidden = true; }
+
+function setStartBusy(busy, label) {
+  const btn = $('start-submit');
+  btn.disabled = busy;
+  if (busy) btn.textContent = label || 'Connecting…';
+  else setStartMode(startMode);
+}
+
+function isAppShown() { return !$('app').hidden; }
+
+function enterApp() {
+  if (isAppShown()) return;
+  $('start').hidden = true;
+  $('app').hidden = false;
+  setStartBusy(false);
+  renderChrome();
+}
+
+function leaveApp() {
+  S.userClosed = true;
+  clearTimeout(S.reconnectTimer);
+  S.reconnectTimer = null;
+  if (S.ws) { send('QUIT', ['Leaving']); const ws = S.ws; setTimeout(() => ws.close(), 300); }
+  S.ws = null;
+  S.phase = 'idle';
+  S.account = '';
+  S.password = null;
+  for (const b of [...S.buffers.values()]) removeBuffer(b);
+  S.active = null;
+  saveJSON(sessionStorage, RESUME_KEY, null);
+  hideBanner();
+  $('app').hidden = true;
+  $('start').hidden = false;
+  prefillStart();
+}
+
+function onStartSubmit(e) {
+  e.preventDefault();
+  hideStartError();
+  const roomsRaw = $('start-room').value.trim() || 'lobby';
+  const rooms = roomsRaw.split(/[,\s]+/).filter(Boolean);
+  const bad = rooms.find((r) => !irc.roomName(r));
+  if (bad) { showStartError(`“${bad}” is not a valid room name.`); return; }
+  const intent = { mode: startMode, rooms: rooms.map(irc.roomName), nick: '', account: '', password: '' };
+  if (startMode === 'guest') {
+    const nick = $('start-nick').value.trim();
+    if (nick && !irc.NICK_RE.test(nick)) {
+      showStartError('Nicknames use letters, digits and -_[]{}\\|^`, start with a letter or one of _[]{}\\|^`, and have at most 30 characters.');
+      return;
+    }
+    intent.nick = nick;
+  } else {
+    intent.account = $('start-account').value.trim();
+    intent.password = $('start-password').value;
+    if (!intent.account) { showStartError('Enter your account name.'); $('start-account').focus(); return; }
+    if (!irc.NICK_RE.test(intent.account)) { showStartError('Account names follow the nickname rules: letters, digits and -_[]{}\\|^`, at most 30 characters.'); return; }
+    if (!intent.password) { showStartError('Enter your password.'); $('start-password').focus(); return; }
+    if (startMode === 'register' && [...intent.password].length < 8) { showStartError('Passwords need at least 8 characters.'); return; }
+  }
+  savePrefs({ rooms: roomsRaw });
+  setStartBusy(true, startMode === 'guest' ? 'Connecting…' : startMode === 'login' ? 'Logging in…' : 'Creating account…');
+  connect(intent);
+}
+
+function savePrefs(patch) {
+  const p = loadJSON(localStorage, PREFS_KEY) || {};
+  for (const [k, v] of Object.entries(patch)) if (v !== undefined) p[k] = v;
+  saveJSON(localStorage, PREFS_KEY, p);
+}
+
+function prefillStart() {
+  const p = loadJSON(localStorage, PREFS_KEY) || {};
+  const fromHash = decodeURIComponent(location.hash.slice(1) || '');
+  $('start-room').value = fromHash || p.rooms || '';
+  $('start-nick').value = p.nick || '';
+  $('start-account').value = p.account || '';
+  $('start-password').value = '';
+  setStartMode(p.mode === 'login' ? 'login' : 'guest');
+}
+
+// Reloading the page brings a guest straight back to their rooms; the
+// state lives in sessionStorage, so it is per tab and gone with it.
+function saveResume() {
+  if (!S.welcomed || S.userClosed) return;
+  const rooms = [...S.buffers.values()].filter((b) => b.type === 'room').map((b) => b.name);
+  saveJSON(sessionStorage, RESUME_KEY, {
+    nick: S.nick, account: S.account || '', rooms,
+    active: S.active ? S.active.name : null,
+  });
+}
+
+// ---------------------------------------------------------------- account dialog
+
+let accountMode = 'login';
+
+function openAccountDialog(mode) {
+  const d = $('account-dialog');
+  const loggedIn = !!S.account;
+  $('account-guest').hidden = loggedIn;
+  $('account-user').hidden = !loggedIn;
+  $('account-title').textContent = loggedIn ? 'Your account' : 'Keep your nickname';
+  $('account-name').textContent = S.account;
+  $('nick-input').value = S.nick;
+  setAccountMode(mode === 'register' ? 'register' : mode === 'login' ? 'login' : accountMode);
+  $('account-error').hidden = true;
+  if (!d.open) d.showModal();
+  if (!loggedIn) $('acct-name').focus();
+}
+
+function closeAccountDialog() {
+  const d = $('account-dialog');
+  if (d.open) d.close();
+  $('acct-password').value = '';
+  $('account-submit').disabled = false;
+}
+
+function setAccountMode(mode) {
+  accountMode = mode;
+  document.querySelectorAll('#account-guest .seg button').forEach((b) => b.setAttribute('aria-selected', b.dataset.amode === mode ? 'true' : 'false'));
+  $('account-submit').textContent = mode === 'register' ? 'Create account' : 'Log in';
+  $('acct-password').autocomplete = mode === 'register' ? 'new-password' : 'current-password';
+  $('account-blurb').textContent = mode === 'register'
+    ? 'Register an account to reserve your nickname. The account name becomes your nickname.'
+    : 'Log in to use your registered nickname.';
+  if (mode === 'register' && !$('acct-name').value && S.nick && !/^guest-/i.test(S.nick)) $('acct-name').value = S.nick;
+  $('account-error').hidden = true;
+}
+
+function showAccountError(text) {
+  const el = $('account-error');
+  el.textContent = text;
+  el.hidden = false;
+  $('account-submit').disabled = false;
+  setAccountMode.busy = false;
+  $('account-submit').textContent = accountMode === 'register' ? 'Create account' : 'Log in';
+}
+
+function onAccountSubmit(e) {
+  e.preventDefault();
+  const name = $('acct-name').value.trim();
+  const password = $('acct-password').value;
+  if (!name || !password) { showAccountError('Enter an account name and a password.'); return; }
+  if (!irc.NICK_RE.test(name)) { showAccountError('Account names use letters, digits and -_[]{}\\|^`, at most 30 characters.'); return; }
+  if (accountMode === 'register' && [...password].length < 8) { showAccountError('Passwords need at least 8 characters.'); return; }
+  if (S.phase !== 'online') { showAccountError('Not connected.'); return; }
+  $('account-error').hidden = true;
+  $('account-submit').disabled = true;
+  $('account-submit').textContent = accountMode === 'register' ? 'Creating account…' : 'Logging in…';
+  startAuth(accountMode, 'dialog', name, password);
+}
+
+function updateMe() {
+  $('me-nick').textContent = S.nick || '…';
+  const sub = $('me-account');
+  sub.textContent = S.account ? 'Logged in' : 'Guest · Log in';
+  sub.classList.toggle('is-user', !!S.account);
+  const av = avatar(S.nick || '?', 'avatar-sm');
+  av.id = 'me-avatar';
+  $('me-avatar').replaceWith(av);
+  $('me-button').title = S.account ? `Logged in as ${S.account}` : 'Log in or register to keep your nickname';
+  if ($('account-dialog').open) openAccountDialog();
+  renderMembers();
+}
+
+// ---------------------------------------------------------------- drawers
+
+function closeDrawers() {
+  $('sidebar').classList.remove('is-open');
+  $('members').classList.remove('is-open');
+  $('rooms-toggle').setAttribute('aria-expanded', 'false');
+  $('members-toggle').setAttribute('aria-expanded', String(!$('members').classList.contains('is-collapsed') && matchMedia('(min-width: 1081px)').matches));
+  $('scrim').hidden = true;
+}
+
+function toggleMembers() {
+  if (matchMedia('(min-width: 1081px)').matches) {
+    const collapsed = $('members').classList.toggle('is-collapsed');
+    document.querySelector('.body').classList.toggle('no-members', collapsed);
+    $('members-toggle').setAttribute('aria-expanded', String(!collapsed));
+    return;
+  }
+  const open = !$('members').classList.contains('is-open');
+  closeDrawers();
+  if (open) {
+    $('members').classList.add('is-open');
+    $('members-toggle').setAttribute('aria-expanded', 'true');
+    $('scrim').hidden = false;
+  }
+}
+
+function toggleRooms() {
+  const open = !$('sidebar').classList.contains('is-open');
+  closeDrawers();
+  if (open) {
+    $('sidebar').classList.add('is-open');
+    $('rooms-toggle').setAttribute('aria-expanded', 'true');
+    $('scrim').hidden = false;
+  }
+}
+
+// ---------------------------------------------------------------- wiring
+
+function init() {
+  document.querySelectorAll('#start .seg button').forEach((b) => b.addEventListener('click', () => setStartMode(b.dataset.mode)));
+  $('start-form').addEventListener('submit', onStartSubmit);
+
+  $('composer').addEventListener('submit', (e) => { e.preventDefault(); submitComposer(); });
+  $('input').addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); submitComposer(); return; }
+    if (e.key === 'Tab' && !e.shiftKey && $('input').value) { completeNick(e); return; }
+    completion = null;
+  });
+  $('input').addEventListener('input', () => {
+    autosize();
+    const v = $('input').value;
+    if (v && !v.startsWith('/')) sendTyping('active');
+    else if (!v) sendTyping('done');
+  });
+
+  $('log').addEventListener('scroll', onScroll, { passive: true });
+  new ResizeObserver(() => { if (S.atBottom) scrollToBottom(); }).observe($('log'));
+  $('jump').addEventListener('click', scrollToBottom);
+
+  $('join-open').addEventListener('click', () => {
+    const f = $('join-form');
+    f.hidden = !f.hidden;
+    if (!f.hidden) $('join-input').focus();
+  });
+  $('join-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const v = $('join-input').value.trim();
+    if (!v) return;
+    if (joinRoom(v)) { $('join-input').value = ''; $('join-form').hidden = true; closeDrawers(); }
+  });
+  $('join-input').addEventListener('keydown', (e) => { if (e.key === 'Escape') $('join-form').hidden = true; });
+
+  $('members-toggle').addEventListener('click', toggleMembers);
+  $('rooms-toggle').addEventListener('click', toggleRooms);
+  $('scrim').addEventListener('click', closeDrawers);
+  $('banner-action').addEventListener('click', reconnectNow);
+  $('leave-button').addEventListener('click', leaveApp);
+
+  $('me-button').addEventListener('click', () => openAccountDialog());
+  $('account-close').addEventListener('click', closeAccountDialog);
+  $('account-form').addEventListener('submit', onAccountSubmit);
+  document.querySelectorAll('#account-guest .seg button').forEach((b) => b.addEventListener('click', () => setAccountMode(b.dataset.amode)));
+  $('logout-button').addEventListener('click', () => { send('LOGOUT'); closeAccountDialog(); });
+  $('nick-submit').addEventListener('click', () => {
+    const n = $('nick-input').value.trim();
+    if (!irc.NICK_RE.test(n)) { showAccountError('Nicknames use letters, digits and -_[]{}\\|^`, at most 30 characters.'); return; }
+    if (isMe(n)) { closeAccountDialog(); return; }
+    const once = (m) => { if (isMe(n)) closeAccountDialog(); void m; };
+    send('NICK', [n]);
+    setTimeout(once, 800);
+  });
+
+  document.addEventListener('visibilitychange', () => {
+    if (!document.hidden) { S.hiddenUnread = 0; updateTitle(); }
+  });
+  document.addEventListener('keydown', (e) => {
+    if (e.key === 'Escape') closeDrawers();
+  });
+  window.addEventListener('pagehide', () => {
+    // Free the nick at once so that a reload gets it back.
+    if (S.ws && S.ws.readyState === WebSocket.OPEN) { send('QUIT', ['Page closed']); }
+  });
+
+  prefillStart();
+  const resume = loadJSON(sessionStorage, RESUME_KEY);
+  if (resume && resume.rooms && resume.rooms.length) {
+    if (resume.account) {
+      // No password is stored: ask for it, with the rest filled in.
+      setStartMode('login');
+      $('start-account').value = resume.account;
+      $('start-room').value = resume.rooms.map((r) => r.replace(/^#/, '')).join(', ');
+      $('start-password').focus();
+    } else {
+      setStartBusy(true, 'Reconnecting…');
+      connect({ mode: 'guest', nick: resume.nick || '', rooms: resume.rooms, active: resume.active, resumed: true });
+    }
+  } else {
+    (startMode === 'guest' && !$('start-room').value ? $('start-room') : $('start-nick')).focus();
+  }
+}
+
+init();
+
+// For the browser test and curious developers.
+window.livechat = { state: S, parse: irc.parseLine };
