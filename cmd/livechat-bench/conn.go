@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,6 +16,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/coder/websocket"
+
+	"github.com/livechat/livechat/daemon/wslisten"
 	"github.com/livechat/livechat/protocol"
 )
 
@@ -22,12 +26,13 @@ import (
 // source addresses (127.0.0.2 .. 127.0.0.(K+1)) so that a run with many
 // connections does not exhaust one source address's ephemeral ports.
 type dialer struct {
-	addr    string
-	sources []*net.TCPAddr
-	next    atomic.Uint32
+	addr      string
+	websocket bool // ws://addr/ instead of plain TCP
+	sources   []*net.TCPAddr
+	next      atomic.Uint32
 }
 
-func newDialer(addr string, k int) (*dialer, error) {
+func newDialer(addr string, k int, websocket bool) (*dialer, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, fmt.Errorf("bad -addr %q: %v", addr, err)
@@ -35,7 +40,7 @@ func newDialer(addr string, k int) (*dialer, error) {
 	if _, err := strconv.Atoi(port); err != nil {
 		return nil, fmt.Errorf("bad -addr %q: port must be numeric", addr)
 	}
-	d := &dialer{addr: addr}
+	d := &dialer{addr: addr, websocket: websocket}
 	if host == "localhost" {
 		d.addr = net.JoinHostPort("127.0.0.1", port)
 		host = "127.0.0.1"
@@ -53,11 +58,26 @@ func newDialer(addr string, k int) (*dialer, error) {
 }
 
 func (d *dialer) dial(ctx context.Context, deadline time.Time) (net.Conn, error) {
-	nd := net.Dialer{Deadline: deadline}
+	nd := &net.Dialer{Deadline: deadline}
 	if len(d.sources) > 0 {
 		nd.LocalAddr = d.sources[int(d.next.Add(1))%len(d.sources)]
 	}
+	if d.websocket {
+		return dialWebSocket(ctx, nd, d.addr, deadline)
+	}
 	return nd.DialContext(ctx, "tcp", d.addr)
+}
+
+// dialWebSocket connects to ws://addr/ through nd, so WebSocket runs use
+// the same spread of source addresses as TCP ones.
+func dialWebSocket(ctx context.Context, nd *net.Dialer, addr string, deadline time.Time) (net.Conn, error) {
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	hc := &http.Client{Transport: &http.Transport{DialContext: nd.DialContext}}
+	return wslisten.Dial(ctx, "ws://"+addr+"/", &websocket.DialOptions{
+		HTTPClient:   hc,
+		Subprotocols: []string{wslisten.TextSubprotocol},
+	})
 }
 
 // ircConn is one client connection. Exactly one goroutine reads from it

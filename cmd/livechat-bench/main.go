@@ -107,7 +107,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		rep.Params = append(rep.Params, kv{f.Name, v})
 	})
 
-	d, err := newDialer(c.addr, c.sources)
+	d, err := newDialer(c.addr, c.sources, c.websocket)
 	if err != nil {
 		fmt.Fprintf(stderr, "livechat-bench %s: %v\n", args[0], err)
 		return 2
@@ -157,6 +157,7 @@ type scenario interface {
 // common holds the flags every scenario shares.
 type common struct {
 	addr       string
+	websocket  bool
 	sources    int
 	timeout    time.Duration
 	jsonOnly   bool
@@ -173,6 +174,7 @@ type common struct {
 
 func (c *common) register(fs *flag.FlagSet, nickPrefix string) {
 	fs.StringVar(&c.addr, "addr", "127.0.0.1:6667", "IRC server `host:port` (plain TCP)")
+	fs.BoolVar(&c.websocket, "websocket", false, "connect over WebSocket (ws://addr/, IRCv3 text.ircv3.net) instead of plain TCP")
 	fs.IntVar(&c.sources, "sources", 16, "dial from this many loopback source addresses 127.0.0.2..127.0.0.(K+1) (0: let the kernel choose); only used when -addr is an IPv4 loopback address")
 	fs.DurationVar(&c.timeout, "timeout", 60*time.Second, "bound on every waiting phase (connection setup, drain, per-connection steps); the whole run also has a hard deadline derived from it")
 	fs.BoolVar(&c.jsonOnly, "json-only", false, "print only the JSON result line on stdout")

@@ -26,8 +26,9 @@ import (
 // message without its line ending.
 type conn struct {
 	ws      *websocket.Conn
-	in      net.Conn // the session reads here
-	feed    net.Conn // the pump writes here
+	cork    *corkConn // the socket under ws; nil on the client side
+	in      net.Conn  // the session reads here
+	feed    net.Conn  // the pump writes here
 	msgType websocket.MessageType
 	remote  net.Addr
 	local   net.Addr
@@ -35,19 +36,11 @@ type conn struct {
 	wmu     sync.Mutex // serializes Write
 	partial []byte     // a line Write got without its "\n" yet
 
-	// dmu guards the write deadline and the write in flight, apart from
-	// wmu so that a deadline can cut short a Write that is stuck (the
-	// daemon does that to a slow consumer, from another goroutine).
-	dmu         sync.Mutex
-	wdeadline   time.Time
-	cancelWrite context.CancelFunc // of the Write in flight, or nil
-	writeTimer  *time.Timer        // cancels it at the deadline
-
 	closeOnce sync.Once
 }
 
-func newConn(ws *websocket.Conn, remote, local net.Addr, maxMessage int) *conn {
-	c := &conn{ws: ws, remote: remote, local: local, msgType: websocket.MessageText}
+func newConn(ws *websocket.Conn, cork *corkConn, remote, local net.Addr, maxMessage int) *conn {
+	c := &conn{ws: ws, cork: cork, remote: remote, local: local, msgType: websocket.MessageText}
 	if ws.Subprotocol() == BinarySubprotocol {
 		c.msgType = websocket.MessageBinary
 	}
@@ -79,16 +72,29 @@ func (c *conn) pump() {
 
 func (c *conn) Read(p []byte) (int, error) { return c.in.Read(p) }
 
-// Write sends each complete line in p as one message. A trailing partial
-// line is kept until its end arrives. With the text subprotocol a line
+// Write sends each complete line in p as one message, all of them in one
+// write to the socket. A trailing partial line is kept until its end
+// arrives. With the text subprotocol a line
 // that is not valid UTF-8 (a TCP client's Latin-1, say) has the bad bytes
 // replaced, since a text message must be UTF-8 and a browser drops the
 // whole connection over one that is not.
 func (c *conn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	ctx := c.startWrite()
-	defer c.endWrite()
+	if c.cork != nil {
+		c.cork.cork()
+	}
+	n, err := c.writeLines(p)
+	if c.cork != nil {
+		if rerr := c.cork.release(); err == nil && rerr != nil {
+			return 0, rerr
+		}
+	}
+	return n, err
+}
+
+func (c *conn) writeLines(p []byte) (int, error) {
+	ctx := context.Background() // deadlines are the socket's; see SetWriteDeadline
 	n := 0
 	for len(p) > 0 {
 		i := bytes.IndexByte(p, '\n')
@@ -154,47 +160,12 @@ func (c *conn) SetDeadline(t time.Time) error {
 
 func (c *conn) SetReadDeadline(t time.Time) error { return c.in.SetReadDeadline(t) }
 
-// SetWriteDeadline applies to the Write in flight too, as on a socket.
-// The WebSocket library closes a connection whose write is cut short; a
-// write deadline passing is fatal for a session anyway.
+// SetWriteDeadline sets the socket's deadline, which cuts short a Write
+// in flight too (the daemon does that to a slow consumer from another
+// goroutine). On the client side it does nothing.
 func (c *conn) SetWriteDeadline(t time.Time) error {
-	c.dmu.Lock()
-	defer c.dmu.Unlock()
-	c.wdeadline = t
-	if c.cancelWrite != nil {
-		c.armLocked()
+	if c.cork == nil {
+		return nil
 	}
-	return nil
-}
-
-// startWrite returns the context for a Write, cancelled at the deadline.
-func (c *conn) startWrite() context.Context {
-	ctx, cancel := context.WithCancel(context.Background())
-	c.dmu.Lock()
-	c.cancelWrite = cancel
-	c.armLocked()
-	c.dmu.Unlock()
-	return ctx
-}
-
-func (c *conn) endWrite() {
-	c.dmu.Lock()
-	if c.writeTimer != nil {
-		c.writeTimer.Stop()
-		c.writeTimer = nil
-	}
-	c.cancelWrite()
-	c.cancelWrite = nil
-	c.dmu.Unlock()
-}
-
-// armLocked (re)sets the timer that cancels the write in flight.
-func (c *conn) armLocked() {
-	if c.writeTimer != nil {
-		c.writeTimer.Stop()
-		c.writeTimer = nil
-	}
-	if !c.wdeadline.IsZero() {
-		c.writeTimer = time.AfterFunc(time.Until(c.wdeadline), c.cancelWrite)
-	}
+	return c.cork.SetWriteDeadline(t)
 }

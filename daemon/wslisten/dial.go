@@ -11,7 +11,8 @@ import (
 // CRLF-terminated lines, the client-side mirror of what Accept returns;
 // tests and the load generator speak to a WebSocket listener through it
 // as they would to a TCP one. opts may be nil, which offers the text
-// subprotocol.
+// subprotocol. Its write deadlines are ignored: only the server side needs
+// them.
 func Dial(ctx context.Context, url string, opts *websocket.DialOptions) (net.Conn, error) {
 	if opts == nil {
 		opts = &websocket.DialOptions{Subprotocols: []string{TextSubprotocol}}
@@ -20,7 +21,7 @@ func Dial(ctx context.Context, url string, opts *websocket.DialOptions) (net.Con
 	if err != nil {
 		return nil, err
 	}
-	return newConn(ws, urlAddr(url), urlAddr(""), DefaultMaxMessage), nil
+	return newConn(ws, nil, urlAddr(url), urlAddr(""), DefaultMaxMessage), nil
 }
 
 // urlAddr names the far end of a dialled WebSocket by its URL.

@@ -106,11 +106,12 @@ func New(raw net.Listener, opts Options) *Listener {
 		ReadHeaderTimeout: handshakeTimeout,
 		IdleTimeout:       time.Minute,
 		MaxHeaderBytes:    maxHeaderBytes,
+		ConnContext:       withCork,
 		ErrorLog:          newHTTPErrorLog(opts.Log),
 	}
 	go func() {
 		defer close(l.served)
-		if err := l.http.Serve(raw); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := l.http.Serve(corkListener{raw}); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			opts.Log.Error().Err(err).Msg("WebSocket listener failed")
 		}
 		l.Close()
@@ -168,7 +169,7 @@ func (l *Listener) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		l.opts.Log.Debug().Err(err).Str("remote", r.RemoteAddr).Str("origin", r.Header.Get("Origin")).Msg("WebSocket upgrade refused")
 		return
 	}
-	c := newConn(ws, l.clientAddr(r), l.raw.Addr(), l.opts.MaxMessage)
+	c := newConn(ws, corkOf(r.Context()), l.clientAddr(r), l.raw.Addr(), l.opts.MaxMessage)
 	select {
 	case l.conns <- c:
 	case <-l.done:
