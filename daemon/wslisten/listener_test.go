@@ -148,10 +148,10 @@ func TestSubprotocolNegotiation(t *testing.T) {
 		want  string
 		typ   websocket.MessageType
 	}{
-		{[]string{TextSubprotocol}, TextSubprotocol, websocket.MessageText},
+		{[]string{TextSubprotocol}, TextSubprotocol, websocket.MessageText}, // Kiwi IRC (irc-framework's default)
 		{[]string{BinarySubprotocol}, BinarySubprotocol, websocket.MessageBinary},
 		{[]string{BinarySubprotocol, TextSubprotocol}, TextSubprotocol, websocket.MessageText},
-		{nil, "", websocket.MessageText}, // none is text
+		{nil, "", websocket.MessageText}, // none is text: gamja asks for none
 		{[]string{"chat", TextSubprotocol}, TextSubprotocol, websocket.MessageText},
 	} {
 		ws := dialRaw(t, url, &websocket.DialOptions{Subprotocols: tc.offer})
