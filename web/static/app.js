@@ -466,24 +466,14 @@ function renderItem(m, prev) {
     node = h('div', { class: cls.join(' '), 'data-msgid': m.id || null, 'data-nick': m.nick });
     const t = new Date(m.time);
     const timeEl = h('time', { class: 'msg-time', datetime: t.toISOString(), title: fullFmt.format(t), text: timeFmt.format(t) });
-    const body = h('div', { class: 'msg-text' });
-    if (m.kind === 'action') body.append(nickSpan(m.nick, 'msg-nick'), ' ', richText(m.text));
-    else body.append(richText(m.text));
+    const body = h('div', { class: 'msg-text' }, richText(m.text));
     if (first || m.kind === 'action') {
       node.append(avatar(m.nick));
-      if (m.kind !== 'action') {
-        const head = h('div', { class: 'msg-head' }, nickSpan(m.nick, 'msg-nick'));
-        if (m.account) {
-          const v = icon('check', 'verified');
-          const wrap = h('span', { title: `Logged in as ${m.account}`, class: 'verified-wrap' }, v);
-          head.append(wrap);
-        }
-        head.append(timeEl);
-        if (m.kind === 'notice') head.append(h('span', { class: 'tag-guest', text: 'notice' }));
-        node.append(head);
-      } else {
-        node.append(h('div', { class: 'msg-head' }, timeEl));
-      }
+      const head = h('div', { class: 'msg-head' }, nickSpan(m.nick, 'msg-nick'));
+      if (m.account) head.append(h('span', { title: `Logged in as ${m.account}`, class: 'verified-wrap' }, icon('check', 'verified')));
+      head.append(timeEl);
+      if (m.kind === 'notice') head.append(h('span', { class: 'tag-guest', text: 'notice' }));
+      node.append(head);
     } else {
       node.append(h('span', { class: 'msg-side-time', title: fullFmt.format(t), text: timeFmt.format(t) }));
     }
@@ -543,9 +533,10 @@ function renderMembers() {
   let lastGroup = null;
   for (const mem of members) {
     const r = rank(mem.prefixes);
-    const group = r === 0 ? 'Operators' : r < S.isupport.prefixChars.length ? 'Voiced' : 'Members';
+    const groupOf = (rr) => (rr === 0 ? 'Operators' : rr < S.isupport.prefixChars.length ? 'Voiced' : 'Online');
+    const group = groupOf(r);
     if (group !== lastGroup) {
-      const n = members.filter((x) => { const rr = rank(x.prefixes); return (rr === 0 ? 'Operators' : rr < S.isupport.prefixChars.length ? 'Voiced' : 'Members') === group; }).length;
+      const n = members.filter((x) => groupOf(rank(x.prefixes)) === group).length;
       list.append(h('li', { class: 'member-group', text: `${group} — ${n}` }));
       lastGroup = group;
     }
@@ -553,8 +544,8 @@ function renderMembers() {
       class: `member ${mem.away ? 'is-away' : ''}`, title: mem.away ? `${mem.nick} is away` : mem.nick, 'data-nick': mem.nick,
       onclick: () => { if (!isMe(mem.nick)) { openQuery(mem.nick); closeDrawers(); } },
     },
-    avatar(mem.nick, 'avatar-xs'),
-    h('span', { class: 'member-prefix', text: mem.prefixes ? mem.prefixes[0] : '' }),
+    h('span', { class: 'member-avatar' }, avatar(mem.nick, 'avatar-xs'),
+      mem.prefixes ? h('span', { class: 'member-prefix', title: mem.prefixes[0] === '@' ? 'Operator' : 'Voiced', text: mem.prefixes[0] }) : null),
     h('span', { class: 'member-name' }, nickSpan(mem.nick)),
     isMe(mem.nick) ? h('span', { class: 'member-you', text: 'you' }) : null);
     list.append(li);
@@ -801,7 +792,6 @@ function authSucceeded(account) {
   } else {
     closeAccountDialog();
     toast(a.kind === 'register' ? `Account ${account} created. You are logged in.` : `Logged in as ${account}.`, 'ok');
-    infoLine(a.kind === 'register' ? `Account ${account} created; you are logged in and your nick is reserved.` : `You are logged in as ${account}.`);
   }
   saveResume();
 }

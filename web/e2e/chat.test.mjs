@@ -1,0 +1,481 @@
+// Browser test of the livechat chat page: two browser users and one plain
+// TCP (IRC) user share a room. Run through run.sh, which builds and starts
+// the daemon and sets LIVECHAT_URL and LIVECHAT_TCP.
+//
+// Every wait has a deadline; nothing sleeps and hopes.
+import { chromium } from 'playwright-core';
+import net from 'node:net';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseLine } from '../static/irc.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const URL_ = process.env.LIVECHAT_URL;
+const TCP = process.env.LIVECHAT_TCP;
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const SHOTS = process.env.SCREENSHOT_DIR || path.join(here, 'screenshots');
+const T = Number(process.env.E2E_TIMEOUT_MS || 10000); // per wait
+if (!URL_ || !TCP) {
+  console.error('FAIL setup: LIVECHAT_URL and LIVECHAT_TCP must be set (use web/e2e/run.sh)');
+  process.exit(2);
+}
+const u = new URL(URL_);
+if (!['127.0.0.1', 'localhost', '[::1]'].includes(u.hostname)) {
+  console.error(`FAIL setup: ${URL_} is not loopback`);
+  process.exit(2);
+}
+fs.mkdirSync(SHOTS, { recursive: true });
+
+// The daemon is fresh for every run (run.sh), so the names can be the ones
+// a person would pick; E2E_SUFFIX makes them unique against a shared one.
+const sfx = process.env.E2E_SUFFIX || '';
+const ROOM = `lobby${sfx}`; // typed without the #, as a person would
+const CHAN = `#${ROOM}`;
+const ROOM2 = `random${sfx}`;
+const CHAN2 = `#${ROOM2}`;
+const NICK_A = `alice${sfx}`;
+const NICK_B = `bob${sfx}`;
+const NICK_T = `carol${sfx}`;
+const ACCOUNT = NICK_A; // A registers the nick it is using
+const PASSWORD = 'correct-horse-battery';
+const XSS = '<script>alert(1)</script><b>x</b>';
+
+// ------------------------------------------------------------------ steps
+
+let failures = 0;
+const problems = []; // page errors, CSP violations, dialogs
+async function step(name, fn) {
+  const t0 = Date.now();
+  try {
+    await fn();
+    console.log(`PASS ${name} (${Date.now() - t0} ms)`);
+  } catch (e) {
+    failures++;
+    console.log(`FAIL ${name}: ${e && e.message ? e.message.split('\n')[0] : e}`);
+    throw e;
+  }
+}
+
+async function until(what, fn, timeout = T) {
+  const deadline = Date.now() + timeout;
+  let last;
+  for (;;) {
+    try { last = await fn(); if (last) return last; } catch (e) { last = e; }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${what}${last instanceof Error ? ': ' + last.message : ''}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+// ------------------------------------------------------------------ TCP user
+
+class TcpUser {
+  constructor(addr) {
+    const i = addr.lastIndexOf(':');
+    this.host = addr.slice(0, i);
+    this.port = Number(addr.slice(i + 1));
+    this.lines = [];
+    this.buf = '';
+  }
+  connect() {
+    return new Promise((resolve, reject) => {
+      this.sock = net.createConnection({ host: this.host, port: this.port }, resolve);
+      this.sock.setEncoding('utf8');
+      this.sock.on('error', reject);
+      this.sock.on('data', (d) => {
+        this.buf += d;
+        let nl;
+        while ((nl = this.buf.indexOf('\n')) >= 0) {
+          const line = this.buf.slice(0, nl).replace(/\r$/, '');
+          this.buf = this.buf.slice(nl + 1);
+          const m = parseLine(line);
+          if (m.command === 'PING') this.send(`PONG :${m.params[0] || ''}`);
+          this.lines.push(m);
+        }
+      });
+    });
+  }
+  send(line) { this.sock.write(line + '\r\n'); }
+  // wait for a line matching pred, among those from index `from` on.
+  wait(what, pred, timeout = T, from = 0) {
+    return until(`TCP user: ${what}`, () => this.lines.slice(from).find(pred), timeout);
+  }
+  close() { try { this.send('QUIT :done'); this.sock.end(); } catch (e) { /* gone */ } }
+}
+
+// ------------------------------------------------------------------ browser
+
+const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const profiles = [];
+
+// Each user gets their own browser with a fresh, empty profile directory.
+async function openUser(label, { viewport = { width: 1280, height: 800 }, colorScheme = 'light', isMobile = false, deviceScaleFactor = 1 } = {}) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `livechat-e2e-${label}-`));
+  profiles.push(dir);
+  const ctx = await chromium.launchPersistentContext(dir, {
+    executablePath: CHROMIUM, headless: true, args: ARGS, viewport, colorScheme, isMobile, hasTouch: isMobile, deviceScaleFactor,
+    timezoneId: 'UTC', locale: 'en-GB',
+  });
+  const page = ctx.pages()[0] || await ctx.newPage();
+  page.setDefaultTimeout(T);
+  page.on('pageerror', (e) => problems.push(`${label}: page error: ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() === 'error' || /Content Security Policy|Refused to/.test(m.text())) problems.push(`${label}: console ${m.type()}: ${m.text()}`);
+  });
+  page.on('dialog', (d) => { problems.push(`${label}: a ${d.type()} dialog fired: ${d.message()}`); d.dismiss().catch(() => {}); });
+  // Anything but the daemon's loopback address is a test bug.
+  await ctx.route('**/*', (route) => {
+    const r = new URL(route.request().url());
+    if (r.host === u.host || r.protocol === 'data:') return route.continue();
+    problems.push(`${label}: request to ${r.href} blocked`);
+    return route.abort();
+  });
+  return { ctx, page, label };
+}
+
+async function joinFromStart(page, { room, nick }) {
+  await page.goto(URL_);
+  await page.locator('#start-room').click();
+  await page.keyboard.type(room);
+  if (nick) {
+    await page.locator('#start-nick').click();
+    await page.keyboard.type(nick);
+  }
+  await page.locator('#start-submit').click();
+  await page.locator('#app').waitFor({ state: 'visible' });
+}
+
+const messageTexts = (page) => page.locator('#log-inner .buffer:not([hidden]) .msg-text');
+async function seesMessage(page, text, who) {
+  await until(`${who} to see “${text}”`, async () => {
+    const all = await messageTexts(page).allTextContents();
+    return all.some((t) => t.includes(text));
+  });
+}
+async function sendFromPage(page, text) {
+  const input = page.locator('#input');
+  await input.click();
+  await page.keyboard.type(text);
+  await page.keyboard.press('Enter');
+}
+const memberNames = (page) => page.locator('#member-list .member-name').allTextContents();
+
+// ------------------------------------------------------------------ the test
+
+const tcp = new TcpUser(TCP);
+let A, B, C, P, D;
+const started = Date.now();
+
+try {
+  await step('page loads with its CSP and no inline code', async () => {
+    A = await openUser('A');
+    const resp = await A.page.goto(URL_);
+    const csp = resp.headers()['content-security-policy'] || '';
+    if (!/default-src 'self'/.test(csp)) throw new Error(`unexpected CSP: ${csp}`);
+    await A.page.locator('#start-form').waitFor();
+    const inline = await A.page.evaluate(() => ({
+      scripts: [...document.scripts].filter((s) => !s.src).length,
+      styled: document.querySelectorAll('[style]').length,
+    }));
+    if (inline.scripts || inline.styled) throw new Error(`inline script/style found: ${JSON.stringify(inline)}`);
+  });
+
+  await step(`page A joins ${CHAN} as ${NICK_A} by typing a room without #`, async () => {
+    await joinFromStart(A.page, { room: ROOM, nick: NICK_A });
+    await A.page.locator(`#tabs-rooms .tab[title="${CHAN}"]`).waitFor();
+    await until('A in its own member list', async () => (await memberNames(A.page)).includes(NICK_A));
+    const title = await A.page.locator('#room-name').textContent();
+    if (title !== CHAN) throw new Error(`room title ${title}`);
+  });
+
+  await step(`page B joins ${CHAN} as ${NICK_B}`, async () => {
+    B = await openUser('B');
+    await joinFromStart(B.page, { room: ROOM, nick: NICK_B });
+    await until('B sees A and B as members', async () => { const m = await memberNames(B.page); return m.includes(NICK_A) && m.includes(NICK_B); });
+  });
+
+  await step(`TCP user ${NICK_T} joins over plain IRC`, async () => {
+    await tcp.connect();
+    tcp.send(`NICK ${NICK_T}`);
+    tcp.send(`USER carol 0 * :Carol on TCP`);
+    await tcp.wait('001', (m) => m.command === '001');
+    tcp.send(`JOIN ${CHAN}`);
+    await tcp.wait('366', (m) => m.command === '366');
+    await until('A lists the TCP user', async () => (await memberNames(A.page)).includes(NICK_T));
+    await until('B lists the TCP user', async () => (await memberNames(B.page)).includes(NICK_T));
+    // A made the room, so A is its operator and is listed first with @.
+    const prefix = await A.page.locator('#member-list .member', { hasText: NICK_A }).locator('.member-prefix').textContent();
+    if (prefix !== '@') throw new Error(`A's prefix is “${prefix}”, want @`);
+  });
+
+  const fromA = 'Hi both! Anyone up for lunch at noon?';
+  await step('A sends; B and the TCP user receive it; A sees its own echo', async () => {
+    await sendFromPage(A.page, fromA);
+    await seesMessage(B.page, fromA, 'B');
+    await tcp.wait('A’s message', (m) => m.command === 'PRIVMSG' && m.params[0] === CHAN && m.params[1] === fromA && m.nick === NICK_A);
+    await until('A’s message confirmed by echo-message', async () =>
+      (await A.page.locator('.msg.is-self:not(.is-pending)', { hasText: fromA }).count()) === 1);
+  });
+
+  const fromB = 'Count me in. The usual place?';
+  await step('B sends; A and the TCP user receive it', async () => {
+    await sendFromPage(B.page, fromB);
+    await seesMessage(A.page, fromB, 'A');
+    await tcp.wait('B’s message', (m) => m.command === 'PRIVMSG' && m.params[1] === fromB && m.nick === NICK_B);
+  });
+
+  const fromT = 'Sounds good, I will book a table for three: https://example.com/booking?table=3.';
+  await step('the TCP user sends; both pages show it with a safe link', async () => {
+    tcp.send(`PRIVMSG ${CHAN} :${fromT}`);
+    await seesMessage(A.page, 'I will book a table', 'A');
+    await seesMessage(B.page, 'I will book a table', 'B');
+    const msg = A.page.locator(`.msg[data-nick="${NICK_T}"]`, { hasText: 'book a table' });
+    const href = await msg.locator('a').getAttribute('href');
+    if (href !== 'https://example.com/booking?table=3') throw new Error(`link href ${href}`);
+    const rel = await msg.locator('a').getAttribute('rel');
+    if (!/noopener/.test(rel)) throw new Error(`link rel ${rel}`);
+  });
+
+  await step(`A registers the account ${ACCOUNT} from the account dialog`, async () => {
+    await A.page.locator('#me-button').click();
+    await A.page.locator('#account-dialog').waitFor({ state: 'visible' });
+    await A.page.locator('#account-guest .seg button[data-amode="register"]').click();
+    const prefilled = await A.page.locator('#acct-name').inputValue();
+    if (prefilled !== NICK_A) throw new Error(`account name prefilled with “${prefilled}”, want the nick`);
+    await A.page.locator('#acct-password').click();
+    await A.page.keyboard.type('short');
+    await A.page.screenshot({ path: path.join(SHOTS, 'account-dialog.png') });
+    await A.page.locator('#account-submit').click();
+    await until('a short password refused', async () => /8 characters/.test(await A.page.locator('#account-error').textContent()));
+    await A.page.locator('#acct-password').fill('');
+    await A.page.locator('#acct-password').click();
+    await A.page.keyboard.type(PASSWORD);
+    await A.page.locator('#account-submit').click();
+    await A.page.locator('#account-dialog').waitFor({ state: 'hidden', timeout: 20000 });
+    await A.page.locator('.toast', { hasText: `Account ${ACCOUNT} created` }).waitFor();
+    await until('A’s header shows the account', async () =>
+      (await A.page.locator('#me-nick').textContent()) === ACCOUNT && (await A.page.locator('#me-account').textContent()) === 'Logged in');
+    const thanks = 'Great, thanks Carol!';
+    await sendFromPage(A.page, thanks);
+    await seesMessage(B.page, thanks, 'B');
+    await until('B sees A’s message marked as from a logged-in user', async () =>
+      (await B.page.locator('.msg.is-first', { hasText: thanks }).locator('.verified').count()) === 1);
+    await tcp.wait('account tag-free line for the plain client', (m) => m.command === 'PRIVMSG' && m.params[1] === thanks && m.nick === ACCOUNT);
+  });
+
+  await step('a second room from the + box and from /join; unread badge with mention', async () => {
+    await A.page.locator('#join-open').click();
+    await A.page.locator('#join-input').click();
+    await A.page.keyboard.type(ROOM2);
+    await A.page.keyboard.press('Enter');
+    await A.page.locator(`#tabs-rooms .tab[title="${CHAN2}"].is-active`).waitFor();
+    await sendFromPage(B.page, `/join ${ROOM2}`);
+    await B.page.locator(`#tabs-rooms .tab[title="${CHAN2}"].is-active`).waitFor();
+    tcp.send(`JOIN ${CHAN2}`);
+    await tcp.wait('joined the side room', (m) => m.command === '366' && m.params[1] === CHAN2);
+    await A.page.locator(`#tabs-rooms .tab[title="${CHAN}"]`).click();
+    await A.page.locator(`#tabs-rooms .tab[title="${CHAN}"].is-active`).waitFor();
+    tcp.send(`PRIVMSG ${CHAN2} :psst, over here`);
+    tcp.send(`PRIVMSG ${CHAN2} :${ACCOUNT}: got a minute?`);
+    await until('badge 2 on the side room, marked as a mention', async () => {
+      const badge = A.page.locator(`#tabs-rooms .tab[title="${CHAN2}"] .badge`);
+      return (await badge.textContent()) === '2' && await badge.isVisible() && /is-mention/.test(await badge.getAttribute('class'));
+    });
+    if (!/^\(2\) /.test(await A.page.title())) throw new Error(`title without the unread count: ${await A.page.title()}`);
+    await A.page.locator(`#tabs-rooms .tab[title="${CHAN2}"]`).click();
+    await until('badge cleared', async () => !(await A.page.locator(`#tabs-rooms .tab[title="${CHAN2}"] .badge`).isVisible()));
+    await A.page.locator('.msg.is-mention', { hasText: 'got a minute?' }).waitFor();
+  });
+
+  await step('markup in a message is shown as text, never run or parsed', async () => {
+    await sendFromPage(A.page, XSS);
+    tcp.send(`PRIVMSG ${CHAN2} :javascript:alert(2) <img src=x onerror=alert(3)>`);
+    for (const [p, who] of [[A.page, 'A'], [B.page, 'B']]) {
+      await seesMessage(p, XSS, who);
+      await seesMessage(p, '<img src=x onerror=alert(3)>', who);
+      const found = await p.evaluate(() => {
+        const log = document.getElementById('log-inner');
+        return {
+          b: log.querySelectorAll('.msg-text b').length,
+          script: log.querySelectorAll('script').length,
+          img: log.querySelectorAll('img').length,
+          jsLinks: [...log.querySelectorAll('a')].filter((a) => !/^https?:/.test(a.href)).length,
+          text: [...log.querySelectorAll('.msg-text')].map((e) => e.textContent).filter((t) => t.includes('<script>')),
+        };
+      });
+      if (found.b || found.script || found.img || found.jsLinks) throw new Error(`${who}: elements created from message text: ${JSON.stringify(found)}`);
+      if (!found.text.some((t) => t === XSS)) throw new Error(`${who}: literal text not shown: ${JSON.stringify(found.text)}`);
+    }
+    await tcp.wait('the markup arrives verbatim', (m) => m.command === 'PRIVMSG' && m.params[1] === XSS);
+    const dialogs = problems.filter((p) => /dialog/.test(p));
+    if (dialogs.length) throw new Error(dialogs.join('; '));
+  });
+
+  await step('a wrong password on the start screen is refused with a clear error; the right one logs in', async () => {
+    C = await openUser('C');
+    await C.page.goto(URL_);
+    await C.page.locator('#mode-login').click();
+    await C.page.locator('#start-room').click();
+    await C.page.keyboard.type(ROOM2);
+    await C.page.locator('#start-account').click();
+    await C.page.keyboard.type(ACCOUNT);
+    await C.page.locator('#start-password').click();
+    await C.page.keyboard.type('not-the-password');
+    await C.page.locator('#start-submit').click();
+    await until('the login error', async () => /Wrong account name or password/.test(await C.page.locator('#start-error').textContent() || ''), 20000);
+    if (await C.page.locator('#app').isVisible()) throw new Error('the app opened after a failed login');
+    await C.page.locator('#start-password').fill('');
+    await C.page.locator('#start-password').click();
+    await C.page.keyboard.type(PASSWORD);
+    await C.page.locator('#start-submit').click();
+    let rateLimited = false;
+    await until('logged in, or told to wait', async () => {
+      if (await C.page.locator('#app').isVisible()) return true;
+      const err = await C.page.locator('#start-error').textContent();
+      if (/try again in/i.test(err || '')) { rateLimited = true; return true; }
+      return false;
+    }, 20000);
+    if (rateLimited) throw new Error('the correct password was rate limited after one mistake: ' + await C.page.locator('#start-error').textContent());
+    await until('C shows as logged in', async () => (await C.page.locator('#me-account').textContent()) === 'Logged in');
+    await C.page.locator(`#tabs-rooms .tab[title="${CHAN2}"]`).waitFor();
+    await seesMessage(C.page, 'psst, over here', 'C (history)');
+    await C.ctx.close();
+    C = null;
+  });
+
+  await step('a private message opens a conversation tab', async () => {
+    tcp.send(`PRIVMSG ${ACCOUNT} :are you coming to lunch too?`);
+    await A.page.locator(`#tabs-dms .tab[title="${NICK_T}"]`).waitFor();
+    await A.page.locator(`#tabs-dms .tab[title="${NICK_T}"]`).click();
+    await seesMessage(A.page, 'are you coming to lunch too?', 'A (private)');
+    await sendFromPage(A.page, 'yes, see you there');
+    await tcp.wait('private reply', (m) => m.command === 'PRIVMSG' && m.params[0] === NICK_T && m.params[1] === 'yes, see you there');
+  });
+
+  await step('closing a room tab parts the room', async () => {
+    await A.page.locator(`#tabs-rooms .tab[title="${CHAN2}"]`).click();
+    await A.page.locator(`#tabs-rooms .tab[title="${CHAN2}"] .tab-close`).click();
+    await tcp.wait('A parts the side room', (m) => m.command === 'PART' && m.params[0] === CHAN2 && m.nick === ACCOUNT);
+    await until('tab gone', async () => (await A.page.locator(`#tabs-rooms .tab[title="${CHAN2}"]`).count()) === 0);
+    await A.page.locator(`#tabs-rooms .tab[title="${CHAN}"]`).click();
+    await A.page.locator(`#tabs-rooms .tab[title="${CHAN}"].is-active`).waitFor();
+  });
+
+  await step('B reloads, is back in both rooms and sees the earlier messages once each', async () => {
+    await B.page.reload();
+    await B.page.locator('#app').waitFor({ state: 'visible' });
+    await B.page.locator(`#tabs-rooms .tab[title="${CHAN2}"].is-active`).waitFor(); // where B was
+    await B.page.locator(`#tabs-rooms .tab[title="${CHAN}"]`).waitFor();
+    await seesMessage(B.page, XSS, 'B after reload');
+    await B.page.locator(`#tabs-rooms .tab[title="${CHAN}"]`).click();
+    for (const text of [fromA, fromB, 'I will book a table', 'Great, thanks Carol!']) await seesMessage(B.page, text, 'B after reload');
+    await until('each earlier message exactly once', async () => {
+      const all = await messageTexts(B.page).allTextContents();
+      const count = (s) => all.filter((t) => t === s).length;
+      return count(fromA) === 1 && count(fromB) === 1 && count('Great, thanks Carol!') === 1;
+    });
+    const time = await B.page.locator('.msg', { hasText: fromA }).locator('time').getAttribute('datetime');
+    if (!time) throw new Error('history message has no time');
+    const nick = await B.page.locator('#me-nick').textContent();
+    if (!nick.startsWith(NICK_B)) throw new Error(`B came back as ${nick}`);
+    await until('B sees the TCP user after reload', async () => (await memberNames(B.page)).includes(NICK_T));
+  });
+
+  const afterReload = 'Back again after a reload, all good.';
+  await step('B talks after the reload; A and the TCP user get it', async () => {
+    await sendFromPage(B.page, afterReload);
+    await seesMessage(A.page, afterReload, 'A');
+    await tcp.wait('B after reload', (m) => m.command === 'PRIVMSG' && m.params[1] === afterReload);
+  });
+
+  await step('/me, /topic and screenshots: desktop, dark, phone, phone drawers', async () => {
+    tcp.send(`PRIVMSG ${CHAN} :\x01ACTION waves from the terminal\x01`);
+    await seesMessage(A.page, 'waves from the terminal', 'A');
+    await A.page.locator('.msg.is-action', { hasText: 'waves from the terminal' }).waitFor();
+    await sendFromPage(A.page, '/topic Lunch plans and everything else');
+    await A.page.locator('#room-topic', { hasText: 'Lunch plans' }).waitFor();
+    await B.page.locator('#room-topic', { hasText: 'Lunch plans' }).waitFor();
+    await tcp.wait('TOPIC', (m) => m.command === 'TOPIC' && m.params[1] === 'Lunch plans and everything else');
+    await sendFromPage(B.page, 'See you all at twelve then.');
+    await seesMessage(A.page, 'See you all at twelve then.', 'A');
+    await until('toasts gone', async () => (await A.page.locator('.toast').count()) === 0);
+    await A.page.mouse.move(1, 400);
+    await A.page.screenshot({ path: path.join(SHOTS, 'chat.png') });
+
+    D = await openUser('D', { colorScheme: 'dark' });
+    await joinFromStart(D.page, { room: ROOM, nick: `dana${sfx}` });
+    await seesMessage(D.page, 'See you all at twelve', 'D');
+    await D.page.mouse.move(1, 400);
+    await D.page.screenshot({ path: path.join(SHOTS, 'chat-dark.png') });
+
+    P = await openUser('P', { viewport: { width: 390, height: 844 }, isMobile: true, deviceScaleFactor: 2 });
+    await P.page.goto(URL_);
+    await P.page.screenshot({ path: path.join(SHOTS, 'start-phone.png') });
+    await joinFromStart(P.page, { room: ROOM, nick: `pat${sfx}` });
+    await seesMessage(P.page, 'See you all at twelve', 'phone');
+    const overflow = await P.page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
+    if (overflow) throw new Error('the phone layout scrolls sideways');
+    const input = await P.page.locator('#input').boundingBox();
+    if (!input || input.y + input.height > 844 || input.height < 44) throw new Error(`composer not at the bottom or too small: ${JSON.stringify(input)}`);
+    await P.page.screenshot({ path: path.join(SHOTS, 'chat-phone.png') });
+    await P.page.locator('#members-toggle').click();
+    await P.page.locator('#members.is-open').waitFor();
+    await until('members drawer slid in', async () => { const bb = await P.page.locator('#members').boundingBox(); return bb && Math.abs(bb.x + bb.width - 390) < 1; });
+    await P.page.screenshot({ path: path.join(SHOTS, 'chat-phone-members.png') });
+    await P.page.locator('#scrim').click({ position: { x: 20, y: 300 } });
+    await P.page.locator('#rooms-toggle').click();
+    await P.page.locator('#sidebar.is-open').waitFor();
+    await until('rooms drawer slid in', async () => { const bb = await P.page.locator('#sidebar').boundingBox(); return bb && Math.abs(bb.x) < 1; });
+    await P.page.screenshot({ path: path.join(SHOTS, 'chat-phone-rooms.png') });
+  });
+
+  await step('a dropped connection shows a banner, reconnects, rejoins and fills the gap', async () => {
+    await A.page.evaluate(() => window.livechat.state.ws.close());
+    await A.page.locator('#banner').waitFor({ state: 'visible' });
+    if (!/Disconnected/.test(await A.page.locator('#banner-text').textContent())) throw new Error('banner text: ' + await A.page.locator('#banner-text').textContent());
+    await tcp.wait('A gone', (m) => m.command === 'QUIT' && m.nick === ACCOUNT);
+    const missed = 'Did you get the last message, Alice?';
+    tcp.send(`PRIVMSG ${CHAN} :${missed}`);
+    const mark = tcp.lines.length;
+    await A.page.locator('#banner-action', { hasText: 'Reconnect now' }).click();
+    await A.page.locator('#banner').waitFor({ state: 'hidden' });
+    await tcp.wait('A back in the room', (m) => m.command === 'JOIN' && m.nick === ACCOUNT && m.params[0] === CHAN, T, mark);
+    await until('A logged in again as itself', async () =>
+      (await A.page.locator('#me-nick').textContent()) === ACCOUNT && (await A.page.locator('#me-account').textContent()) === 'Logged in');
+    await seesMessage(A.page, missed, 'A after reconnect');
+    await until('no duplicates after the reconnect', async () => {
+      const all = await messageTexts(A.page).allTextContents();
+      return all.filter((t) => t === fromA).length === 1 && all.filter((t) => t === missed).length === 1;
+    });
+    await A.page.locator(`#tabs-rooms .tab[title="${CHAN}"]:not(.is-parted)`).waitFor();
+  });
+
+  await step('no page errors, CSP violations, dialogs or off-host requests', async () => {
+    if (problems.length) throw new Error(problems.join(' | '));
+  });
+} catch (e) {
+  // Leave evidence for whoever reads the log.
+  for (const u of [A, B, C, P, D]) {
+    if (!u) continue;
+    try {
+      await u.page.screenshot({ path: path.join(SHOTS, `failure-${u.label}.png`) });
+      const log = await u.page.locator('#log-inner .buffer:not([hidden])').innerText().catch(() => '');
+      console.log(`--- page ${u.label} (screenshot ${path.join(SHOTS, `failure-${u.label}.png`)}):\n${log.slice(-1500)}`);
+    } catch (err) { /* closed */ }
+  }
+  if (problems.length) console.log('--- problems:\n' + problems.join('\n'));
+  console.log('--- TCP user saw:\n' + tcp.lines.slice(-15).map((m) => `${m.source || ''} ${m.command} ${m.params.join(' | ')}`).join('\n'));
+} finally {
+  tcp.close();
+  for (const u of [A, B, C, P, D]) { if (u) await u.ctx.close().catch(() => {}); }
+  for (const d of profiles) fs.rmSync(d, { recursive: true, force: true });
+}
+
+const secs = ((Date.now() - started) / 1000).toFixed(1);
+if (failures) {
+  console.log(`FAIL browser test (${secs} s)`);
+  process.exit(1);
+}
+console.log(`PASS browser test (${secs} s); screenshots in ${SHOTS}`);

@@ -1,0 +1,81 @@
+// Unit test of the page's IRC helpers (web/static/irc.js) under node.
+import assert from 'node:assert/strict';
+import * as irc from '../static/irc.js';
+
+const cases = [];
+const test = (name, fn) => cases.push([name, fn]);
+
+test('parse: tags with escapes, source, params, trailing', () => {
+  const m = irc.parseLine('@time=2026-11-29T10:00:00.000Z;msgid=abc;+x=a\\sb\\:c\\\\d\\ne;flag :nick!~user@host PRIVMSG #room :hello :) world');
+  assert.deepEqual(m.tags, { time: '2026-11-29T10:00:00.000Z', msgid: 'abc', '+x': 'a b;c\\d\ne', flag: '' });
+  assert.equal(m.source, 'nick!~user@host');
+  assert.equal(m.nick, 'nick'); assert.equal(m.user, '~user'); assert.equal(m.host, 'host');
+  assert.equal(m.command, 'PRIVMSG');
+  assert.deepEqual(m.params, ['#room', 'hello :) world']);
+});
+test('parse: tag escapes at the edges', () => {
+  assert.equal(irc.unescapeTag('ab\\'), 'ab');
+  assert.equal(irc.unescapeTag('\\x\\'), 'x');
+  assert.equal(irc.parseLine('@a=;b FOO').tags.a, '');
+});
+test('parse: server source, numerics, empty trailing, extra spaces, CRLF', () => {
+  const m = irc.parseLine(':livechat.local 353 me = #r :@op +v plain\r\n');
+  assert.equal(m.nick, null); assert.equal(m.host, 'livechat.local');
+  assert.deepEqual(m.params, ['me', '=', '#r', '@op +v plain']);
+  assert.deepEqual(irc.parseLine('TOPIC #r :').params, ['#r', '']);
+  assert.deepEqual(irc.parseLine('ping   a  b').params, ['a', 'b']);
+  assert.equal(irc.parseLine('ping x').command, 'PING');
+  assert.deepEqual(irc.parseLine(':n JOIN #a').params, ['#a']);
+  assert.equal(irc.parseLine(':n JOIN #a').nick, 'n');
+});
+test('format: trailing only when needed, no line breaks smuggled', () => {
+  assert.equal(irc.formatLine('PRIVMSG', ['#r', 'hi there']), 'PRIVMSG #r :hi there');
+  assert.equal(irc.formatLine('JOIN', ['#r']), 'JOIN #r');
+  assert.equal(irc.formatLine('PRIVMSG', ['#r', ':)']), 'PRIVMSG #r ::)');
+  assert.equal(irc.formatLine('PRIVMSG', ['#r', '']), 'PRIVMSG #r :');
+  assert.equal(irc.formatLine('PRIVMSG', ['#r', 'a\r\nQUIT :x']), 'PRIVMSG #r :a  QUIT :x');
+  assert.equal(irc.formatLine('TAGMSG', ['#r'], { '+typing': 'active', label: 'a b;c' }), '@+typing=active;label=a\\sb\\:c TAGMSG #r');
+});
+test('tags round trip', () => {
+  for (const v of ['plain', 'a b', 'x;y', 'back\\slash', 'cr\rlf\n', '']) {
+    const line = irc.formatLine('TAGMSG', ['#r'], { k: v || 'z' });
+    assert.equal(irc.parseLine(line).tags.k, v || 'z');
+  }
+});
+test('splitText: by UTF-8 bytes, at spaces, never inside a character', () => {
+  const parts = irc.splitText('héllo wörld ' + 'ü'.repeat(40), 20);
+  for (const p of parts) assert.ok(irc.byteLength(p) <= 20, p);
+  assert.equal(parts.join(''), 'héllo wörld' + 'ü'.repeat(40));
+  assert.deepEqual(irc.splitText('short', 100), ['short']);
+  const emoji = irc.splitText('😀'.repeat(10), 9);
+  assert.ok(emoji.every((p) => irc.byteLength(p) <= 9 && !/[\ud800-\udbff]$/.test(p)));
+});
+test('linkify: only http(s), trailing punctuation left out', () => {
+  assert.deepEqual(irc.linkify('see https://example.com/a?b=1. ok'), [
+    { text: 'see ' }, { text: 'https://example.com/a?b=1', href: 'https://example.com/a?b=1' }, { text: '. ok' }]);
+  assert.deepEqual(irc.linkify('javascript:alert(1) data:text/html,x'), [{ text: 'javascript:alert(1) data:text/html,x' }]);
+  const wiki = irc.linkify('(https://en.wikipedia.org/wiki/Foo_(bar))');
+  assert.equal(wiki[1].href, 'https://en.wikipedia.org/wiki/Foo_(bar)');
+  assert.equal(irc.linkify('<https://x.org/"><b>')[1].text, 'https://x.org/');
+});
+test('names, nicks, colours, formatting, CTCP, modes', () => {
+  assert.equal(irc.roomName('lobby'), '#lobby');
+  assert.equal(irc.roomName(' #Lobby '), '#Lobby');
+  assert.equal(irc.roomName('a b'), null);
+  assert.equal(irc.roomName('a,b'), null);
+  assert.equal(irc.roomName(''), null);
+  assert.ok(irc.NICK_RE.test('wendy') && irc.NICK_RE.test('[x]_|^') && !irc.NICK_RE.test('9lives') && !irc.NICK_RE.test('-x'));
+  assert.equal(irc.nickColor('Wendy'), irc.nickColor('wendy'));
+  assert.equal(irc.stripFormatting('\x02bold\x02 \x0304,12red\x03 \x1ditalic\x0f'), 'bold red italic');
+  assert.equal(irc.ctcpAction('\x01ACTION waves\x01'), 'waves');
+  assert.equal(irc.ctcpAction('hello'), null);
+  assert.deepEqual(irc.parseModes('+ov-k+lb', ['a', 'b', 'key', '5', 'm!*@*']).map((c) => `${c.add ? '+' : '-'}${c.mode}=${c.arg}`),
+    ['+o=a', '+v=b', '-k=key', '+l=5', '+b=m!*@*']);
+  assert.deepEqual(irc.parseModes('-l+m', []).map((c) => c.arg), [null, null]);
+});
+
+let failed = 0;
+for (const [name, fn] of cases) {
+  try { fn(); console.log(`PASS irc.js: ${name}`); } catch (e) { failed++; console.log(`FAIL irc.js: ${name}: ${e.message}`); }
+}
+if (failed) process.exit(1);
