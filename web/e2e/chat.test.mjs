@@ -404,17 +404,33 @@ try {
     await A.page.mouse.move(1, 400);
     await A.page.screenshot({ path: path.join(SHOTS, 'chat.png') });
 
+    // D registers on the start screen, in dark mode.
     D = await openUser('D', { colorScheme: 'dark' });
-    await joinFromStart(D.page, { room: ROOM, nick: `dana${sfx}` });
+    await D.page.goto(URL_);
+    await D.page.locator('#mode-register').click();
+    await D.page.locator('#start-room').click();
+    await D.page.keyboard.type(ROOM);
+    await D.page.locator('#start-account').click();
+    await D.page.keyboard.type(`dana${sfx}`);
+    await D.page.locator('#start-password').click();
+    await D.page.keyboard.type(PASSWORD);
+    await D.page.locator('#start-submit').click();
+    await D.page.locator('#app').waitFor({ state: 'visible', timeout: 20000 });
+    await D.page.locator('.toast', { hasText: `Account dana${sfx} created` }).waitFor();
+    await until('D is dana and logged in', async () =>
+      (await D.page.locator('#me-nick').textContent()) === `dana${sfx}` && (await D.page.locator('#me-account').textContent()) === 'Logged in');
     await seesMessage(D.page, 'See you all at twelve', 'D');
+    await until('toasts gone', async () => (await D.page.locator('.toast').count()) === 0);
     await D.page.mouse.move(1, 400);
     await D.page.screenshot({ path: path.join(SHOTS, 'chat-dark.png') });
 
     P = await openUser('P', { viewport: { width: 390, height: 844 }, isMobile: true, deviceScaleFactor: 2 });
     await P.page.goto(URL_);
     await P.page.screenshot({ path: path.join(SHOTS, 'start-phone.png') });
-    await joinFromStart(P.page, { room: ROOM, nick: `pat${sfx}` });
+    await joinFromStart(P.page, { room: ROOM }); // no nickname: a guest
     await seesMessage(P.page, 'See you all at twelve', 'phone');
+    const guest = await P.page.locator('#me-nick').textContent();
+    if (!/^guest-\d+$/.test(guest)) throw new Error(`a guest without a nickname is “${guest}”`);
     const overflow = await P.page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
     if (overflow) throw new Error('the phone layout scrolls sideways');
     const input = await P.page.locator('#input').boundingBox();
@@ -450,6 +466,32 @@ try {
       return all.filter((t) => t === fromA).length === 1 && all.filter((t) => t === missed).length === 1;
     });
     await A.page.locator(`#tabs-rooms .tab[title="${CHAN}"]:not(.is-parted)`).waitFor();
+  });
+
+  await step('a long history pages in with “Load earlier messages”, in order, once each', async () => {
+    const hist = new TcpUser(TCP);
+    await hist.connect();
+    hist.send(`NICK dave${sfx}`);
+    hist.send('USER dave 0 * :Dave');
+    await hist.wait('001', (m) => m.command === '001');
+    hist.send(`JOIN #history${sfx}`);
+    const N = 75;
+    for (let i = 1; i <= N; i++) hist.send(`PRIVMSG #history${sfx} :history line ${i}`);
+    hist.send('PING :seeded');
+    await hist.wait('all sent', (m) => m.command === 'PONG' && m.params[m.params.length - 1] === 'seeded', 30000);
+    await sendFromPage(A.page, `/join history${sfx}`);
+    await A.page.locator(`#tabs-rooms .tab[title="#history${sfx}"].is-active`).waitFor();
+    await seesMessage(A.page, `history line ${N}`, 'A');
+    const more = A.page.locator('.buffer:not([hidden]) .more');
+    await more.waitFor();
+    const before = (await messageTexts(A.page).allTextContents()).filter((t) => t.startsWith('history line')).length;
+    if (before >= N) throw new Error(`all ${before} lines came at once; nothing to page`);
+    await more.click();
+    await until('all lines, in order, once each, and no more button', async () => {
+      const lines = (await messageTexts(A.page).allTextContents()).filter((t) => t.startsWith('history line'));
+      return lines.length === N && lines.every((t, i) => t === `history line ${i + 1}`) && (await more.count()) === 0;
+    });
+    hist.close();
   });
 
   await step('no page errors, CSP violations, dialogs or off-host requests', async () => {

@@ -43,12 +43,14 @@ fi
 echo "building livechatd"
 (cd "$root" && go build -o "$tmp/livechatd" ./cmd/livechatd)
 
+# A burst of 200 lets the test seed a long room history at once.
 # Port 0: the kernel picks free ports, and the daemon logs the addresses it
 # got ("accepting clients"), so parallel runs never collide.
 mkdir -p "$tmp/data"
 LIVECHAT_DATA_DIR="$tmp/data" \
 LIVECHAT_ACCOUNTS_STORE=memory \
 LIVECHAT_LOG_FORMAT=json \
+LIVECHAT_LIMITS_FLOOD_BURST=200 \
 	"$tmp/livechatd" --listen 127.0.0.1:0 --ws-listen 127.0.0.1:0 --metrics-listen "" \
 	>"$tmp/daemon.log" 2>&1 &
 daemon_pid=$!

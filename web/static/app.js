@@ -1057,15 +1057,12 @@ function applyHistory(batch) {
   const log = $('log');
   const fromBottom = log.scrollHeight - log.scrollTop;
   const wasAtBottom = S.atBottom;
-  for (const line of batch.lines) {
-    const msg = historyMessage(line);
-    if (!msg || (msg.id && b.ids.has(msg.id))) continue;
-    if (msg.id) b.ids.add(msg.id);
-    b.messages.push(msg);
-    added++;
-  }
-  b.messages.sort((x, y) => x.time - y.time);
-  if (b.messages.length > MAX_MESSAGES) b.messages.splice(0, b.messages.length - MAX_MESSAGES);
+  const msgs = batch.lines.map(historyMessage).filter(Boolean);
+  const refId = query && /^msgid=/.test(query.ref) ? query.ref.slice(6) : null;
+  added = mergeHistory(b, msgs, {
+    beforeId: query && query.kind === 'before' ? refId : null,
+    afterId: query && query.kind === 'after' ? refId : null,
+  });
   if (query && query.b === b && (query.kind === 'latest' || query.kind === 'before')) {
     b.historyKnown = true;
     if (batch.lines.length < query.limit) b.noMoreHistory = true;
@@ -1089,12 +1086,51 @@ function queryHistory(b, kind, ref) {
   let tags = null;
   if (hasCap('labeled-response')) {
     const label = 'h' + (++S.labelSeq);
-    S.queries.set(label, { b, kind, limit });
+    S.queries.set(label, { b, kind, limit, ref });
     tags = { label };
   } else if (kind === 'latest') {
     b.historyKnown = true; // cannot tell the answers apart: keep the button
   }
   send('CHATHISTORY', [kind.toUpperCase(), b.name, ref, String(limit)], tags);
+}
+
+// mergeHistory inserts a batch (oldest first) into the buffer. Timestamps
+// have millisecond resolution and often tie, so the batch is placed by its
+// anchors (messages already shown, or the query's reference), and by time
+// only where it has none. Returns how many messages were new.
+function mergeHistory(b, msgs, { beforeId = null, afterId = null } = {}) {
+  const list = b.messages;
+  const posOf = (id) => (id ? list.findIndex((x) => x.id === id) : -1);
+  const present = msgs.map((m) => !!(m.id && b.ids.has(m.id)));
+  const firstAnchor = present.indexOf(true);
+  let added = 0;
+  const insert = (j, m) => { list.splice(j, 0, m); if (m.id) b.ids.add(m.id); added++; };
+  // New messages before the first anchor go in front of it, newest first.
+  let tail = firstAnchor >= 0 ? posOf(msgs[firstAnchor].id) : posOf(beforeId);
+  const leadEnd = firstAnchor >= 0 ? firstAnchor : tail >= 0 ? msgs.length : 0;
+  for (let k = leadEnd - 1; k >= 0; k--) {
+    let j = tail;
+    while (j > 0 && list[j - 1].time > msgs[k].time) j--;
+    insert(j, msgs[k]);
+    tail = j;
+  }
+  // The rest follow the message before them in the batch.
+  let pos = posOf(afterId);
+  for (let k = leadEnd; k < msgs.length; k++) {
+    const m = msgs[k];
+    if (present[k] || (m.id && b.ids.has(m.id))) { pos = posOf(m.id); continue; }
+    let j;
+    if (pos < 0) {
+      j = list.length;
+      while (j > 0 && list[j - 1].time > m.time) j--;
+    } else {
+      j = pos + 1;
+      while (j < list.length && list[j].time < m.time) j++;
+    }
+    insert(j, m);
+    pos = j;
+  }
+  return added;
 }
 
 function loadEarlier(b) {
