@@ -445,10 +445,13 @@ try {
     await P.page.locator('#sidebar.is-open').waitFor();
     await until('rooms drawer slid in', async () => { const bb = await P.page.locator('#sidebar').boundingBox(); return bb && Math.abs(bb.x) < 1; });
     await P.page.screenshot({ path: path.join(SHOTS, 'chat-phone-rooms.png') });
+    await P.page.locator('#leave-button').click();
+    await P.page.locator('#start').waitFor({ state: 'visible' });
+    if ((await P.page.locator('#start-room').inputValue()) !== ROOM) throw new Error('the start screen forgot the room');
   });
 
   await step('a dropped connection shows a banner, reconnects, rejoins and fills the gap', async () => {
-    await A.page.evaluate(() => window.livechat.state.ws.close());
+    await A.page.evaluate(() => window.livechat.dropConnection());
     await A.page.locator('#banner').waitFor({ state: 'visible' });
     if (!/Disconnected/.test(await A.page.locator('#banner-text').textContent())) throw new Error('banner text: ' + await A.page.locator('#banner-text').textContent());
     await tcp.wait('A gone', (m) => m.command === 'QUIT' && m.nick === ACCOUNT);

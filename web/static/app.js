@@ -552,7 +552,13 @@ function renderMembers() {
   }
 }
 
-function memberUpdated(b) { if (S.active === b) renderMembers(); }
+// Member lists re-render at most once a frame: a big room's NAMES or a
+// burst of joins costs one rebuild.
+let membersFrame = 0;
+function memberUpdated(b) {
+  if (S.active !== b || membersFrame) return;
+  membersFrame = requestAnimationFrame(() => { membersFrame = 0; renderMembers(); });
+}
 
 function splitPrefixes(entry) {
   let i = 0;
@@ -1279,10 +1285,8 @@ handlers['331'] = (m) => { const b = getBuffer(m.params[1]); if (b) { b.topic = 
 handlers['332'] = (m) => {
   const b = getBuffer(m.params[1]);
   if (!b) return;
-  const fresh = b.topic !== m.params[2];
-  b.topic = m.params[2] || '';
+  b.topic = m.params[2] || ''; // shown in the header; changes get an event line
   if (S.active === b) renderChrome();
-  if (fresh && b.topic) event(b, 'topic', ['Topic: ', { rich: b.topic }], { cls: 'is-topic' });
 };
 handlers['333'] = () => {};
 
@@ -1900,5 +1904,6 @@ function init() {
 
 init();
 
-// For the browser test and curious developers.
-window.livechat = { state: S, parse: irc.parseLine };
+// A hook for the browser test: drop the connection as a network failure
+// would. Nothing else (least of all the in-memory password) is exposed.
+window.livechat = Object.freeze({ dropConnection: () => { if (S.ws) S.ws.close(); } });
