@@ -238,6 +238,16 @@ try {
     if (!/noopener/.test(rel)) throw new Error(`link rel ${rel}`);
   });
 
+  await step('typing shows on the other page and clears when the message lands', async () => {
+    await B.page.locator('#input').click();
+    await B.page.keyboard.type('On my way');
+    await A.page.locator('#typing', { hasText: `${NICK_B} is typing` }).waitFor();
+    await B.page.keyboard.type(' in ten minutes.');
+    await B.page.keyboard.press('Enter');
+    await seesMessage(A.page, 'On my way in ten minutes.', 'A');
+    await until('typing cleared', async () => (await A.page.locator('#typing').textContent()) === '');
+  });
+
   await step(`A registers the account ${ACCOUNT} from the account dialog`, async () => {
     await A.page.locator('#me-button').click();
     await A.page.locator('#account-dialog').waitFor({ state: 'visible' });
@@ -494,6 +504,15 @@ try {
       const lines = (await messageTexts(A.page).allTextContents()).filter((t) => t.startsWith('history line'));
       return lines.length === N && lines.every((t, i) => t === `history line ${i + 1}`) && (await more.count()) === 0;
     });
+    // Scrolled up, a new message does not yank the view; a button offers it.
+    await A.page.locator('#log').evaluate((el) => { el.scrollTop = 0; el.dispatchEvent(new Event('scroll')); });
+    hist.send(`PRIVMSG #history${sfx} :a new one while you read`);
+    await seesMessage(A.page, 'a new one while you read', 'A');
+    await A.page.locator('#jump').waitFor({ state: 'visible' });
+    if (await A.page.locator('#log').evaluate((el) => el.scrollTop) > 5) throw new Error('the view moved while scrolled up');
+    await A.page.locator('#jump').click();
+    await until('at the bottom', async () => A.page.locator('#log').evaluate((el) => el.scrollHeight - el.scrollTop - el.clientHeight < 2));
+    await A.page.locator('#jump').waitFor({ state: 'hidden' });
     hist.close();
   });
 
