@@ -359,7 +359,6 @@ function addMessage(b, m, { live = true } = {}) {
     if (b.ids.has(m.id)) return false;
     b.ids.add(m.id);
   }
-  const log = $('log');
   const wasAtBottom = S.active === b && S.atBottom;
   const last = b.messages[b.messages.length - 1];
   if (!last || last.time <= m.time || m.pending) {
@@ -386,7 +385,6 @@ function addMessage(b, m, { live = true } = {}) {
     if (wasAtBottom || m.self) scrollToBottom();
     else if (live && m.kind !== 'event') $('jump').hidden = false;
   }
-  void log;
   return true;
 }
 
@@ -1689,7 +1687,8 @@ function savePrefs(patch) {
 
 function prefillStart() {
   const p = loadJSON(localStorage, PREFS_KEY) || {};
-  const fromHash = decodeURIComponent(location.hash.slice(1) || '');
+  let fromHash = '';
+  try { fromHash = decodeURIComponent(location.hash.slice(1)); } catch (e) { /* a malformed link: ignore it */ }
   $('start-room').value = fromHash || p.rooms || '';
   $('start-nick').value = p.nick || '';
   $('start-account').value = p.account || '';
