@@ -68,6 +68,8 @@ done
 [[ -n "$ws" && -n "$tcp" ]] || { cat "$tmp/daemon.log"; fail "setup: livechatd did not report its addresses within 20 s"; }
 echo "livechatd: page http://$ws/  tcp $tcp  (pid $daemon_pid)"
 
+mkdir -p "$SCREENSHOT_DIR"
+rm -f "$SCREENSHOT_DIR"/failure-*.png # evidence from an earlier failed run
 status=0
 node "$here/irc.test.mjs" || status=1
 LIVECHAT_URL="http://$ws/" LIVECHAT_TCP="$tcp" timeout 300 node "$here/chat.test.mjs" || status=1
