@@ -223,6 +223,41 @@ func TestSASLPlainBeforeRegistration(t *testing.T) {
 	c.expect(protocol.ERR_SASLALREADY)
 }
 
+// A second connection logging in to the same account by SASL before it
+// registers keeps its own nick; the first connection, also logged in,
+// keeps the account's name (as with LOGIN).
+func TestSASLSecondConnectionOfAnAccount(t *testing.T) {
+	_, addr := testServer(t)
+	a := dial(t, addr)
+	a.send("REGISTER wendy correct-horse")
+	a.expect(protocol.RPL_LOGGEDIN)
+	a.expect("NICK")
+	a.nick = "wendy"
+
+	b := dial(t, addr)
+	b.send("CAP REQ :sasl", "NICK wendy_phone", "USER w 0 * :W", "AUTHENTICATE PLAIN")
+	b.expect("AUTHENTICATE")
+	b.send("AUTHENTICATE " + saslPlain("wendy", "correct-horse"))
+	b.expect(protocol.RPL_SASLSUCCESS)
+	b.send("CAP END")
+	if w, _ := b.expect(protocol.RPL_WELCOME); w.Param(0) != "wendy_phone" {
+		t.Errorf("second connection welcomed as %q, want its own nick wendy_phone", w.Param(0))
+	}
+	if n, _ := b.expect("NOTICE"); !strings.Contains(n.Param(1), "Your other connection is using the nick wendy") {
+		t.Errorf("second connection told %q", n.String())
+	}
+	b.sync()
+	for _, m := range a.sync() {
+		if m.Command == "NICK" || m.Command == "NOTICE" {
+			t.Errorf("first connection was disturbed: %q", m.String())
+		}
+	}
+	a.send("WHOIS wendy")
+	if m, _ := a.expect(protocol.RPL_WHOISUSER); m.Param(1) != "wendy" {
+		t.Errorf("WHOIS wendy: %q", m.String())
+	}
+}
+
 func TestSASLErrors(t *testing.T) {
 	_, addr := testServer(t)
 	c := connect(t, addr, "sam")

@@ -203,14 +203,29 @@ func (s *Session) adoptAccountNick(account string) {
 	if s.Nick() == account {
 		return
 	}
-	if holder := s.srv.nicks.get(account); holder != nil && holder != s && protocol.FoldNick(holder.Account()) == protocol.FoldNick(account) {
-		s.notice("Your other connection is using the nick " + account + "; you keep " + s.Nick())
+	if !s.takeAccountNick(account) {
+		s.notice(keepNickNotice(account, s.Nick()))
 		return
+	}
+	s.changeNick(account)
+}
+
+// takeAccountNick claims the account's name as the session's nick, renaming
+// a holder who is not logged in to it. It reports false, and takes
+// nothing, when another connection logged in to the same account holds
+// it: both are the account's owner, and the first keeps it.
+func (s *Session) takeAccountNick(account string) bool {
+	if holder := s.srv.nicks.get(account); holder != nil && holder != s && protocol.FoldNick(holder.Account()) == protocol.FoldNick(account) {
+		return false
 	}
 	if evicted := s.srv.nicks.take(s, account); evicted != nil {
 		evicted.becomeGuest("The nick " + account + " belongs to an account that just logged in")
 	}
-	s.changeNick(account)
+	return true
+}
+
+func keepNickNotice(account, nick string) string {
+	return "Your other connection is using the nick " + account + "; you keep " + nick
 }
 
 // becomeGuest renames a session that lost its nick to a fresh guest nick.

@@ -170,20 +170,26 @@ func (s *Session) completeRegistration() {
 		s.closeWith("Bad password")
 		return
 	}
-	if account := s.Account(); account != "" {
+	account := s.Account()
+	keptNick := false
+	if account != "" {
 		// Logged in with SASL before registering: the account's name is
 		// the nick, as for LOGIN.
-		if evicted := s.srv.nicks.take(s, account); evicted != nil {
-			evicted.becomeGuest("The nick " + account + " belongs to an account that just logged in")
+		if s.takeAccountNick(account) {
+			s.mu.Lock()
+			s.nick = account
+			s.mu.Unlock()
+		} else {
+			keptNick = true
 		}
-		s.mu.Lock()
-		s.nick = account
-		s.mu.Unlock()
 	}
 	s.registered.Store(true)
 	s.deadlineSet = time.Time{} // the registration deadline is not an idle one
 	s.pushReadDeadline(time.Now())
 	s.welcome()
+	if keptNick {
+		s.notice(keepNickNotice(account, s.Nick()))
+	}
 	s.log().Info().Str("nick", s.Nick()).Bool("guest", s.guest).Msg("registered")
 }
 
