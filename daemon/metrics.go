@@ -153,6 +153,8 @@ func reasonLabel(reason string) string {
 		return "ping_timeout"
 	case reason == "Server shutting down":
 		return "shutdown"
+	case reason == "Message too long":
+		return "too_long"
 	default:
 		return "error"
 	}

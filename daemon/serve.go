@@ -9,6 +9,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/livechat/livechat/daemon/wslisten"
 	"github.com/livechat/livechat/protocol"
 	"github.com/livechat/livechat/rooms"
 )
@@ -78,6 +79,9 @@ func (s *Session) runStep() {
 func (s *Session) process(line []byte, err error) string {
 	switch {
 	case err == nil:
+	case errors.Is(err, wslisten.ErrMessageTooBig):
+		s.srv.metrics.tooLong.Inc()
+		return "Message too long"
 	case errors.Is(err, protocol.ErrLineTooLong):
 		s.srv.metrics.tooLong.Inc()
 		s.numeric(protocol.ERR_INPUTTOOLONG, "Input line was too long")

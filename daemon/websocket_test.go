@@ -235,3 +235,32 @@ func TestWebSocketLongTaggedLine(t *testing.T) {
 		t.Errorf("TCP client got %q", m.String())
 	}
 }
+
+// A message longer than the longest legal line closes the WebSocket with
+// 1009; the room hears why, and the metrics count it.
+func TestWebSocketOversizedMessage(t *testing.T) {
+	srv, addr := testServer(t)
+	url := wsListen(t, srv)
+	tcp := connect(t, addr, "tom")
+	tcp.join("#lobby")
+
+	ws := dialRawWS(t, url)
+	for _, l := range []string{"NICK wendy", "USER w 0 * :W", "JOIN #lobby"} {
+		ws.send(l)
+	}
+	tcp.expect("JOIN")
+	ws.send("PRIVMSG #lobby :" + strings.Repeat("x", wslisten.DefaultMaxMessage))
+	if _, status := ws.readUntilClosed(); status != websocket.StatusMessageTooBig {
+		t.Errorf("close status %d, want 1009", status)
+	}
+	if q, _ := tcp.expect("QUIT"); q.Param(0) != "Message too long" {
+		t.Errorf("room saw %q", q.String())
+	}
+	page := scrape(t, srv)
+	if got := sample(t, page, "livechat_input_too_long_total"); got != 1 {
+		t.Errorf("livechat_input_too_long_total = %v, want 1", got)
+	}
+	if got := sample(t, page, `livechat_disconnects_total{reason="too_long"}`); got != 1 {
+		t.Errorf(`disconnects{reason="too_long"} = %v, want 1`, got)
+	}
+}

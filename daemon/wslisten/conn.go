@@ -3,8 +3,11 @@ package wslisten
 import (
 	"bytes"
 	"context"
+	"errors"
+	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -37,7 +40,13 @@ type conn struct {
 	partial []byte     // a line Write got without its "\n" yet
 
 	closeOnce sync.Once
+	tooBig    atomic.Bool // the client sent a message over the limit
 }
+
+// ErrMessageTooBig is what Read returns, instead of io.EOF, once the client
+// has sent a message over the limit; the connection has been closed with
+// status 1009 (message too big).
+var ErrMessageTooBig = errors.New("WebSocket message longer than the longest legal line")
 
 func newConn(ws *websocket.Conn, cork *corkConn, remote, local net.Addr, maxMessage int) *conn {
 	c := &conn{ws: ws, cork: cork, remote: remote, local: local, msgType: websocket.MessageText}
@@ -58,7 +67,10 @@ func (c *conn) pump() {
 	for {
 		_, msg, err := c.ws.Read(context.Background())
 		if err != nil {
-			return // closed by the client, by Close, or a message over the limit (1009)
+			// Closed by the client or by Close, or a message over the
+			// limit, which the library has answered with 1009.
+			c.tooBig.Store(errors.Is(err, websocket.ErrMessageTooBig))
+			return
 		}
 		// The specification forbids line endings in a message; a client
 		// that sends one anyway gets it tolerated, not doubled.
@@ -70,7 +82,13 @@ func (c *conn) pump() {
 	}
 }
 
-func (c *conn) Read(p []byte) (int, error) { return c.in.Read(p) }
+func (c *conn) Read(p []byte) (int, error) {
+	n, err := c.in.Read(p)
+	if err == io.EOF && c.tooBig.Load() {
+		err = ErrMessageTooBig
+	}
+	return n, err
+}
 
 // Write sends each complete line in p as one message, all of them in one
 // write to the socket. A trailing partial line is kept until its end

@@ -23,6 +23,8 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/rs/zerolog"
+
+	"github.com/livechat/livechat/protocol"
 )
 
 // The subprotocols of the IRCv3 WebSocket specification, preferred in
@@ -56,7 +58,7 @@ type Options struct {
 	TrustedProxies []netip.Prefix
 	// MaxMessage is the longest message a client may send, in bytes; a
 	// longer one closes the connection with status 1009 (message too
-	// big). Zero means 8704, the longest legal IRC line with tags.
+	// big). Zero means DefaultMaxMessage.
 	MaxMessage int
 	// Page serves requests that are not WebSocket upgrades; nil answers
 	// them 404.
@@ -121,7 +123,7 @@ func New(raw net.Listener, opts Options) *Listener {
 
 // DefaultMaxMessage is the longest legal IRC line with tags, without its
 // line ending: a 8191-byte tag section, its space and a 510-byte body.
-const DefaultMaxMessage = 8191 + 1 + 510
+const DefaultMaxMessage = protocol.MaxTagsLen + 1 + protocol.MaxBodyLen
 
 // Accept waits for the next WebSocket connection.
 func (l *Listener) Accept() (net.Conn, error) {

@@ -182,8 +182,8 @@ func TestOversizedMessageClosesWith1009(t *testing.T) {
 		t.Fatalf("client read after an oversized message: %v (status %d), want status 1009", err, got)
 	}
 	srv.SetReadDeadline(time.Now().Add(waitFor))
-	if _, err := srv.Read(make([]byte, 64)); err != io.EOF {
-		t.Errorf("server read after an oversized message: %v, want EOF", err)
+	if _, err := srv.Read(make([]byte, 64)); err != ErrMessageTooBig {
+		t.Errorf("server read after an oversized message: %v, want ErrMessageTooBig", err)
 	}
 }
 
