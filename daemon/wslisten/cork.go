@@ -19,13 +19,20 @@ type corkConn struct {
 	buf    []byte
 }
 
-// maxCorkBuf bounds the buffer a connection keeps between bursts.
+// Cork buffers are pooled: a connection holds one only while it writes,
+// so an idle one holds none. maxCorkBuf keeps a rare huge burst's buffer
+// out of the pool.
+var corkPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
 const maxCorkBuf = 64 << 10
 
 func (c *corkConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.corked {
+		if c.buf == nil {
+			c.buf = *corkPool.Get().(*[]byte)
+		}
 		c.buf = append(c.buf, p...)
 		return len(p), nil
 	}
@@ -43,15 +50,15 @@ func (c *corkConn) release() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.corked = false
-	if len(c.buf) == 0 {
+	if c.buf == nil {
 		return nil
 	}
 	_, err := c.Conn.Write(c.buf)
-	if cap(c.buf) > maxCorkBuf {
-		c.buf = nil
-	} else {
-		c.buf = c.buf[:0]
+	if cap(c.buf) <= maxCorkBuf {
+		b := c.buf[:0]
+		corkPool.Put(&b)
 	}
+	c.buf = nil
 	return err
 }
 

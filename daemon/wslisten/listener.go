@@ -165,7 +165,7 @@ func (l *Listener) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	default:
 	}
-	ws, err := websocket.Accept(w, r, &l.accept)
+	ws, err := websocket.Accept(smallBuffers{w}, r, &l.accept)
 	if err != nil {
 		// Accept has answered the request (403 for a foreign origin).
 		l.opts.Log.Debug().Err(err).Str("remote", r.RemoteAddr).Str("origin", r.Header.Get("Origin")).Msg("WebSocket upgrade refused")

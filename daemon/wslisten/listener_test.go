@@ -355,3 +355,31 @@ func TestCloseStopsAccept(t *testing.T) {
 		t.Error("dial after Close succeeded")
 	}
 }
+
+// A client may send its first message in the same packet as the upgrade
+// request; the bytes net/http already buffered must not be lost when the
+// connection gets its smaller buffers.
+func TestMessageRightBehindTheUpgrade(t *testing.T) {
+	l, url := serve(t, Options{})
+	raw, err := net.Dial("tcp", strings.TrimSuffix(strings.TrimPrefix(url, "ws://"), "/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	payload := []byte("NICK early")
+	mask := [4]byte{1, 2, 3, 4}
+	frame := []byte{0x81, 0x80 | byte(len(payload)), mask[0], mask[1], mask[2], mask[3]}
+	for i, b := range payload {
+		frame = append(frame, b^mask[i%4])
+	}
+	req := "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+	raw.SetDeadline(time.Now().Add(waitFor))
+	if _, err := raw.Write(append([]byte(req), frame...)); err != nil {
+		t.Fatal(err)
+	}
+	srv := accept(t, l)
+	if got := readLine(t, bufio.NewReader(srv), srv); got != "NICK early\r\n" {
+		t.Errorf("server read %q", got)
+	}
+}

@@ -1,0 +1,42 @@
+package wslisten
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"net"
+	"net/http"
+)
+
+// socketBufSize is the read and write buffer a WebSocket keeps for its
+// whole life. net/http hands over its 4 KiB ones at the upgrade; an idle
+// chat connection reads a few dozen bytes at a time, and writes go
+// through the cork anyway, so 512 bytes each save 7 KiB per connection.
+const socketBufSize = 512
+
+// smallBuffers is a ResponseWriter whose Hijack swaps net/http's buffers
+// for socketBufSize ones.
+type smallBuffers struct{ http.ResponseWriter }
+
+func (w smallBuffers) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	n := brw.Reader.Buffered()
+	if n > socketBufSize || brw.Writer.Buffered() > 0 {
+		return conn, brw, nil // the client sent ahead a lot; keep what holds it
+	}
+	// Bytes the client sent right after its request are in the old
+	// buffer: move them to the front of the new one.
+	early, _ := brw.Reader.Peek(n)
+	r := bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(early)), conn), socketBufSize)
+	if n > 0 {
+		if _, err := r.Peek(n); err != nil {
+			return conn, brw, nil
+		}
+	}
+	return conn, bufio.NewReadWriter(r, bufio.NewWriterSize(conn, socketBufSize)), nil
+}
