@@ -10,8 +10,8 @@ import (
 // library flushes every message with its own write; while corked those
 // writes collect here, and release sends them in one. So a burst of lines
 // that the daemon coalesced into one write stays one write syscall (one
-// TLS record run) instead of one per line: eight times less CPU per
-// delivered line in a busy room (docs/BENCHMARKS.md).
+// TLS record run) instead of one per line: half the CPU per delivered
+// line in a busy room (docs/BENCHMARKS.md).
 type corkConn struct {
 	net.Conn
 	mu     sync.Mutex // orders our writes with the library's own (pongs, close)
