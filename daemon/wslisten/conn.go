@@ -26,7 +26,7 @@ import (
 // message.
 //
 // Writing: Write splits what it is given into lines and sends each as a
-// message without its line ending.
+// message without its line ending, through the cork (cork.go).
 type conn struct {
 	ws      *websocket.Conn
 	cork    *corkConn // the socket under ws; nil on the client side
@@ -92,10 +92,10 @@ func (c *conn) Read(p []byte) (int, error) {
 
 // Write sends each complete line in p as one message, all of them in one
 // write to the socket. A trailing partial line is kept until its end
-// arrives. With the text subprotocol a line
-// that is not valid UTF-8 (a TCP client's Latin-1, say) has the bad bytes
-// replaced, since a text message must be UTF-8 and a browser drops the
-// whole connection over one that is not.
+// arrives. With the text subprotocol a line that is not valid UTF-8 (a
+// TCP client's Latin-1, say) has the bad bytes replaced, since a text
+// message must be UTF-8 and a browser drops the whole connection over one
+// that is not.
 func (c *conn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
