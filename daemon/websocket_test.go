@@ -142,18 +142,27 @@ func TestWebSocketChatsWithTCP(t *testing.T) {
 	}
 }
 
-// QUIT gets the usual ERROR line, then a normal WebSocket closure (1000),
-// and the room hears the QUIT.
-func TestWebSocketQuitClosesCleanly(t *testing.T) {
+// roomWithWebSocketUser has TCP user tom and raw WebSocket user wendy in
+// #lobby, tom having seen wendy join.
+func roomWithWebSocketUser(t *testing.T) (*Server, *client, *rawWS) {
+	t.Helper()
 	srv, addr := testServer(t)
 	url := wsListen(t, srv)
 	tcp := connect(t, addr, "tom")
 	tcp.join("#lobby")
-
 	ws := dialRawWS(t, url)
-	for _, l := range []string{"NICK wendy", "USER w 0 * :W", "JOIN #lobby", "QUIT :bye now"} {
+	for _, l := range []string{"NICK wendy", "USER w 0 * :W", "JOIN #lobby"} {
 		ws.send(l)
 	}
+	tcp.expect("JOIN")
+	return srv, tcp, ws
+}
+
+// QUIT gets the usual ERROR line, then a normal WebSocket closure (1000),
+// and the room hears the QUIT.
+func TestWebSocketQuitClosesCleanly(t *testing.T) {
+	_, tcp, ws := roomWithWebSocketUser(t)
+	ws.send("QUIT :bye now")
 	got, status := ws.readUntilClosed()
 	if status != websocket.StatusNormalClosure {
 		t.Errorf("close status %d, want 1000", status)
@@ -239,16 +248,7 @@ func TestWebSocketLongTaggedLine(t *testing.T) {
 // A message longer than the longest legal line closes the WebSocket with
 // 1009; the room hears why, and the metrics count it.
 func TestWebSocketOversizedMessage(t *testing.T) {
-	srv, addr := testServer(t)
-	url := wsListen(t, srv)
-	tcp := connect(t, addr, "tom")
-	tcp.join("#lobby")
-
-	ws := dialRawWS(t, url)
-	for _, l := range []string{"NICK wendy", "USER w 0 * :W", "JOIN #lobby"} {
-		ws.send(l)
-	}
-	tcp.expect("JOIN")
+	srv, tcp, ws := roomWithWebSocketUser(t)
 	ws.send("PRIVMSG #lobby :" + strings.Repeat("x", wslisten.DefaultMaxMessage))
 	if _, status := ws.readUntilClosed(); status != websocket.StatusMessageTooBig {
 		t.Errorf("close status %d, want 1009", status)

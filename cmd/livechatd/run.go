@@ -129,13 +129,18 @@ func start(cfg *configs.Config, log zerolog.Logger, load func() (*configs.Config
 		}
 		logCert(log, leaf, cfg.Listen.TLSCert, "TLS certificate loaded")
 	}
-	if cfg.Listen.TLS != "" {
-		l, err := listen("listen.tls", cfg.Listen.TLS)
+	// listenTLS binds addr and serves TLS on it with the live certificate.
+	listenTLS := func(key, addr string) (net.Listener, string, error) {
+		l, err := listen(key, addr)
 		if err != nil {
+			return nil, "", err
+		}
+		return tls.NewListener(l, d.certs.tlsConfig()), l.Addr().String(), nil
+	}
+	if cfg.Listen.TLS != "" {
+		if tlsL, d.addrs.TLS, err = listenTLS("listen.tls", cfg.Listen.TLS); err != nil {
 			return nil, err
 		}
-		tlsL = tls.NewListener(l, d.certs.tlsConfig())
-		d.addrs.TLS = l.Addr().String()
 	}
 	if cfg.Listen.WebSocket != "" {
 		if wsL, err = listen("listen.websocket", cfg.Listen.WebSocket); err != nil {
@@ -144,12 +149,9 @@ func start(cfg *configs.Config, log zerolog.Logger, load func() (*configs.Config
 		d.addrs.WebSocket = wsL.Addr().String()
 	}
 	if cfg.Listen.WebSocketTLS != "" {
-		l, err := listen("listen.websocket_tls", cfg.Listen.WebSocketTLS)
-		if err != nil {
+		if wssL, d.addrs.WebSocketTLS, err = listenTLS("listen.websocket_tls", cfg.Listen.WebSocketTLS); err != nil {
 			return nil, err
 		}
-		wssL = tls.NewListener(l, d.certs.tlsConfig())
-		d.addrs.WebSocketTLS = l.Addr().String()
 	}
 	if cfg.Metrics.Listen != "" {
 		if d.ops, err = listen("metrics.listen", cfg.Metrics.Listen); err != nil {

@@ -1797,21 +1797,20 @@ function toggleMembers() {
     $('members-toggle').setAttribute('aria-expanded', String(!collapsed));
     return;
   }
-  const open = !$('members').classList.contains('is-open');
-  closeDrawers();
-  if (open) {
-    $('members').classList.add('is-open');
-    $('members-toggle').setAttribute('aria-expanded', 'true');
-    $('scrim').hidden = false;
-  }
+  toggleDrawer('members', 'members-toggle');
 }
 
 function toggleRooms() {
-  const open = !$('sidebar').classList.contains('is-open');
+  toggleDrawer('sidebar', 'rooms-toggle');
+}
+
+// toggleDrawer opens a phone drawer (closing any other) or closes it.
+function toggleDrawer(drawer, button) {
+  const open = !$(drawer).classList.contains('is-open');
   closeDrawers();
   if (open) {
-    $('sidebar').classList.add('is-open');
-    $('rooms-toggle').setAttribute('aria-expanded', 'true');
+    $(drawer).classList.add('is-open');
+    $(button).setAttribute('aria-expanded', 'true');
     $('scrim').hidden = false;
   }
 }
