@@ -1,7 +1,6 @@
 package wslisten
 
 import (
-	"context"
 	"net"
 	"sync"
 )
@@ -71,19 +70,4 @@ func (l corkListener) Accept() (net.Conn, error) {
 		return nil, err
 	}
 	return &corkConn{Conn: c}, nil
-}
-
-type corkKey struct{}
-
-// withCork makes a connection's corkConn reachable from its requests.
-func withCork(ctx context.Context, c net.Conn) context.Context {
-	if cc, ok := c.(*corkConn); ok {
-		return context.WithValue(ctx, corkKey{}, cc)
-	}
-	return ctx
-}
-
-func corkOf(ctx context.Context) *corkConn {
-	cc, _ := ctx.Value(corkKey{}).(*corkConn)
-	return cc
 }

@@ -14,17 +14,22 @@ import (
 // through the cork anyway, so 512 bytes each save 7 KiB per connection.
 const socketBufSize = 512
 
-// smallBuffers is a ResponseWriter whose Hijack swaps net/http's buffers
-// for socketBufSize ones.
-type smallBuffers struct{ http.ResponseWriter }
+// hijacker is the ResponseWriter the WebSocket library upgrades through.
+// Its Hijack keeps the corkConn under the connection for the Listener, and
+// swaps net/http's buffers for socketBufSize ones.
+type hijacker struct {
+	http.ResponseWriter
+	cork *corkConn // set by Hijack
+}
 
-func (w smallBuffers) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+func (w *hijacker) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+func (w *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
 	if err != nil {
 		return nil, nil, err
 	}
+	w.cork, _ = conn.(*corkConn) // always, as corkListener accepted it
 	n := brw.Reader.Buffered()
 	if n > socketBufSize || brw.Writer.Buffered() > 0 {
 		return conn, brw, nil // the client sent ahead a lot; keep what holds it

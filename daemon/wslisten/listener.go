@@ -76,7 +76,6 @@ type Listener struct {
 	conns  chan net.Conn
 	done   chan struct{}
 	once   sync.Once
-	served chan struct{} // closed when http.Server.Serve returns
 }
 
 // New starts serving HTTP on raw (which may be a TLS listener) and returns
@@ -86,11 +85,10 @@ func New(raw net.Listener, opts Options) *Listener {
 		opts.MaxMessage = DefaultMaxMessage
 	}
 	l := &Listener{
-		raw:    raw,
-		opts:   opts,
-		conns:  make(chan net.Conn),
-		done:   make(chan struct{}),
-		served: make(chan struct{}),
+		raw:   raw,
+		opts:  opts,
+		conns: make(chan net.Conn),
+		done:  make(chan struct{}),
 		accept: websocket.AcceptOptions{
 			Subprotocols: []string{TextSubprotocol, BinarySubprotocol},
 		},
@@ -108,11 +106,9 @@ func New(raw net.Listener, opts Options) *Listener {
 		ReadHeaderTimeout: handshakeTimeout,
 		IdleTimeout:       time.Minute,
 		MaxHeaderBytes:    maxHeaderBytes,
-		ConnContext:       withCork,
 		ErrorLog:          newHTTPErrorLog(opts.Log),
 	}
 	go func() {
-		defer close(l.served)
 		if err := l.http.Serve(corkListener{raw}); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			opts.Log.Error().Err(err).Msg("WebSocket listener failed")
 		}
@@ -165,13 +161,14 @@ func (l *Listener) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	default:
 	}
-	ws, err := websocket.Accept(smallBuffers{w}, r, &l.accept)
+	hj := &hijacker{ResponseWriter: w}
+	ws, err := websocket.Accept(hj, r, &l.accept)
 	if err != nil {
 		// Accept has answered the request (403 for a foreign origin).
 		l.opts.Log.Debug().Err(err).Str("remote", r.RemoteAddr).Str("origin", r.Header.Get("Origin")).Msg("WebSocket upgrade refused")
 		return
 	}
-	c := newConn(ws, corkOf(r.Context()), l.clientAddr(r), l.raw.Addr(), l.opts.MaxMessage)
+	c := newConn(ws, hj.cork, l.clientAddr(r), l.raw.Addr(), l.opts.MaxMessage)
 	select {
 	case l.conns <- c:
 	case <-l.done:
