@@ -216,20 +216,11 @@ func (c *ircConn) register(nick string, deadline time.Time) error {
 	}
 	tries := 0
 	for i := 0; i < maxSetupLines; i++ {
-		line, err := c.r.ReadLine()
-		if errors.Is(err, protocol.ErrLineTooLong) {
-			continue // the reader skipped it; the connection is fine
-		}
+		m, line, err := c.nextSetupMessage("register")
 		if err != nil {
-			return &stepError{"register", eofErr(err)}
-		}
-		m, err := protocol.Parse(line)
-		if err != nil {
-			continue
+			return err
 		}
 		switch m.Command {
-		case "PING":
-			c.pong(&m)
 		case "001":
 			if len(m.Params) > 0 && m.Params[0] != "" && m.Params[0] != "*" {
 				c.nick = m.Params[0]
@@ -251,6 +242,29 @@ func (c *ircConn) register(nick string, deadline time.Time) error {
 		}
 	}
 	return &stepError{"register", errors.New("too many lines before 001")}
+}
+
+// nextSetupMessage reads the next line of a setup step, answering a PING
+// on the way. Lines the step cannot use (over-long ones the reader skipped,
+// unparsable ones, PINGs) come back as a Message with no Command, so every
+// line still counts against the step's maxSetupLines.
+func (c *ircConn) nextSetupMessage(step string) (protocol.Message, []byte, error) {
+	line, err := c.r.ReadLine()
+	if errors.Is(err, protocol.ErrLineTooLong) {
+		return protocol.Message{}, nil, nil // the reader skipped it; the connection is fine
+	}
+	if err != nil {
+		return protocol.Message{}, nil, &stepError{step, eofErr(err)}
+	}
+	m, err := protocol.Parse(line)
+	if err != nil {
+		return protocol.Message{}, nil, nil
+	}
+	if m.Command == "PING" {
+		c.pong(&m)
+		return protocol.Message{}, nil, nil
+	}
+	return m, line, nil
 }
 
 // altNick derives another nick for 433: a short random base-36 tail keeps it
@@ -285,20 +299,11 @@ func (c *ircConn) join(room string, deadline time.Time) error {
 		return &stepError{"join", err}
 	}
 	for i := 0; i < maxSetupLines; i++ {
-		line, err := c.r.ReadLine()
-		if errors.Is(err, protocol.ErrLineTooLong) {
-			continue
-		}
+		m, line, err := c.nextSetupMessage("join")
 		if err != nil {
-			return &stepError{"join", eofErr(err)}
-		}
-		m, err := protocol.Parse(line)
-		if err != nil {
-			continue
+			return err
 		}
 		switch m.Command {
-		case "PING":
-			c.pong(&m)
 		case "366":
 			if len(m.Params) >= 2 && strings.EqualFold(m.Params[1], room) {
 				return nil
