@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"bytes"
 	"encoding/base64"
 	"path/filepath"
 	"strings"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/livechat/livechat/configs"
 	"github.com/livechat/livechat/daemon/accounts"
+	"github.com/livechat/livechat/internal/syncbuf"
 	"github.com/livechat/livechat/protocol"
 )
 
@@ -299,27 +299,9 @@ func TestIRCv3RegisterBeforeConnect(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log sink tests can read while the server writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func TestAccountsSurviveRestartAndPasswordsStayOutOfLogs(t *testing.T) {
 	dir := t.TempDir()
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	start := func() (*Server, string) {
 		store, err := accounts.OpenFileStore(filepath.Join(dir, "accounts.db"))
 		if err != nil {

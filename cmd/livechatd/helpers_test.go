@@ -13,13 +13,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/livechat/livechat/configs"
+	"github.com/livechat/livechat/internal/syncbuf"
 	"github.com/livechat/livechat/protocol"
 )
 
@@ -47,22 +47,7 @@ func isolateEnv(t *testing.T) {
 }
 
 // logBuffer collects the daemon's log lines; safe for concurrent use.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type logBuffer struct{ syncbuf.Buffer }
 
 // lineWith returns the first log line containing every part, or "".
 func (b *logBuffer) lineWith(parts ...string) string {
