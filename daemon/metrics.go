@@ -5,6 +5,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/livechat/livechat/daemon/wslisten"
 )
 
 // metrics are the server's Prometheus collectors. No label takes a room,
@@ -46,7 +48,7 @@ func newMetrics(reg *prometheus.Registry, srv *Server) *metrics {
 			Name: "livechat_disconnects_total", Help: "Client disconnections by reason.",
 		}, []string{"reason"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "livechat_connections_refused_total", Help: "Connections refused at accept, by reason.",
+			Name: "livechat_connections_refused_total", Help: "Connections refused at accept (or at the WebSocket upgrade), by reason.",
 		}, []string{"reason"}),
 		roomMessages: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "livechat_room_messages_total", Help: "Messages accepted by rooms.",
@@ -123,6 +125,8 @@ func newMetrics(reg *prometheus.Registry, srv *Server) *metrics {
 	// their rate see a series before the first refusal.
 	m.refused.WithLabelValues(refusedPerIP)
 	m.refused.WithLabelValues(refusedPerIPRate)
+	m.refused.WithLabelValues(wslisten.RefusedOrigin)
+	m.refused.WithLabelValues(wslisten.RefusedHandshake)
 	return m
 }
 
@@ -164,4 +168,11 @@ func (m *metrics) delivered(recipients int, d time.Duration) {
 	m.roomMessages.Inc()
 	m.deliveries.Add(float64(recipients))
 	m.fanout.Observe(d.Seconds())
+}
+
+// CountRefusal counts a connection refused before it became a session,
+// such as a WebSocket upgrade from a foreign origin
+// (wslisten.Options.Refused).
+func (s *Server) CountRefusal(reason string) {
+	s.metrics.refused.WithLabelValues(reason).Inc()
 }

@@ -203,7 +203,7 @@ func start(cfg *configs.Config, log zerolog.Logger, load func() (*configs.Config
 		if c.l == wsL || c.l == wssL {
 			// HTTP is served from here on; the daemon accepts the
 			// upgraded connections like any others.
-			c.l = wslisten.New(c.l, webSocketOptions(cfg, log))
+			c.l = wslisten.New(c.l, webSocketOptions(cfg, log, d.srv))
 		}
 		d.clients = append(d.clients, c.l)
 		d.serving.Add(1)
@@ -261,13 +261,14 @@ func (d *instance) stop(ctx context.Context) error {
 }
 
 // webSocketOptions configures both WebSocket listeners from the validated
-// config.
-func webSocketOptions(cfg *configs.Config, log zerolog.Logger) wslisten.Options {
+// config; srv counts the upgrades they refuse.
+func webSocketOptions(cfg *configs.Config, log zerolog.Logger, srv *daemon.Server) wslisten.Options {
 	proxies, _ := cfg.WebSocket.TrustedProxyPrefixes() // validated
 	return wslisten.Options{
 		AllowedOrigins: cfg.WebSocket.AllowedOrigins,
 		TrustedProxies: proxies,
 		Page:           web.Handler(),
+		Refused:        srv.CountRefusal,
 		Log:            log,
 	}
 }

@@ -61,6 +61,10 @@ func TestWebSocketListener(t *testing.T) {
 	if _, err := dialWS(t, url, nil, "https://evil.example"); err == nil || !strings.Contains(err.Error(), "403") {
 		t.Errorf("foreign origin: %v, want 403", err)
 	}
+	// The refusal reached the metrics before the 403 reached the client.
+	if _, page := r.get("/metrics"); !strings.Contains(page, `livechat_connections_refused_total{reason="ws_origin"} 1`+"\n") {
+		t.Error(`livechat_connections_refused_total{reason="ws_origin"} is not 1 after a foreign origin`)
+	}
 	if _, err := dialWS(t, url, nil, "https://gamja.example.com"); err != nil {
 		t.Errorf("allowed origin refused: %v", err)
 	}

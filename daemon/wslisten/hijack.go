@@ -19,7 +19,13 @@ const socketBufSize = 512
 // swaps net/http's buffers for socketBufSize ones.
 type hijacker struct {
 	http.ResponseWriter
-	cork *corkConn // set by Hijack
+	cork   *corkConn // set by Hijack
+	status int       // the status of a refused upgrade
+}
+
+func (w *hijacker) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
 }
 
 func (w *hijacker) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -27,6 +27,12 @@ import (
 	"github.com/livechat/livechat/protocol"
 )
 
+// Why an upgrade was refused, for Options.Refused.
+const (
+	RefusedOrigin    = "ws_origin"    // a page from an origin not allowed (403)
+	RefusedHandshake = "ws_handshake" // not a valid WebSocket handshake
+)
+
 // The subprotocols of the IRCv3 WebSocket specification, preferred in
 // this order when a client offers both.
 const (
@@ -63,6 +69,9 @@ type Options struct {
 	// Page serves requests that are not WebSocket upgrades; nil answers
 	// them 404.
 	Page http.Handler
+	// Refused, if set, is told of each upgrade refused, with the reason
+	// RefusedOrigin or RefusedHandshake.
+	Refused func(reason string)
 	Log  zerolog.Logger
 }
 
@@ -164,8 +173,16 @@ func (l *Listener) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	hj := &hijacker{ResponseWriter: w}
 	ws, err := websocket.Accept(hj, r, &l.accept)
 	if err != nil {
-		// Accept has answered the request (403 for a foreign origin).
-		l.opts.Log.Debug().Err(err).Str("remote", r.RemoteAddr).Str("origin", r.Header.Get("Origin")).Msg("WebSocket upgrade refused")
+		// Accept has answered the request; 403 is its answer to a
+		// foreign origin, anything else a broken handshake.
+		reason := RefusedHandshake
+		if hj.status == http.StatusForbidden {
+			reason = RefusedOrigin
+		}
+		if l.opts.Refused != nil {
+			l.opts.Refused(reason)
+		}
+		l.opts.Log.Debug().Err(err).Str("remote", r.RemoteAddr).Str("origin", r.Header.Get("Origin")).Str("reason", reason).Msg("WebSocket upgrade refused")
 		return
 	}
 	c := newConn(ws, hj.cork, l.clientAddr(r), l.raw.Addr(), l.opts.MaxMessage)

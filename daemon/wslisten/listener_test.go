@@ -202,7 +202,8 @@ func TestOrigins(t *testing.T) {
 		{[]string{"https://gamja.example.com"}, "http://gamja.example.com", false},
 		{[]string{"*"}, "http://anything.example", true},
 	} {
-		l, url := serve(t, Options{AllowedOrigins: tc.allowed})
+		refused := make(chan string, 1)
+		l, url := serve(t, Options{AllowedOrigins: tc.allowed, Refused: func(r string) { refused <- r }})
 		h := http.Header{}
 		if tc.origin != "" {
 			h.Set("Origin", strings.Replace(tc.origin, "HOST", l.Addr().String(), 1))
@@ -226,6 +227,14 @@ func TestOrigins(t *testing.T) {
 		}
 		if resp == nil || resp.StatusCode != http.StatusForbidden {
 			t.Errorf("allowed %v, origin %q: %v, want 403", tc.allowed, tc.origin, err)
+		}
+		select {
+		case r := <-refused:
+			if r != RefusedOrigin {
+				t.Errorf("allowed %v, origin %q: refused as %q, want %q", tc.allowed, tc.origin, r, RefusedOrigin)
+			}
+		case <-time.After(waitFor):
+			t.Errorf("allowed %v, origin %q: Refused was not called", tc.allowed, tc.origin)
 		}
 	}
 }
