@@ -72,7 +72,7 @@ type Options struct {
 	// Refused, if set, is told of each upgrade refused, with the reason
 	// RefusedOrigin or RefusedHandshake.
 	Refused func(reason string)
-	Log  zerolog.Logger
+	Log     zerolog.Logger
 }
 
 // Listener accepts WebSocket connections as net.Conns. Close it to stop
