@@ -157,7 +157,7 @@ func reasonLabel(reason string) string {
 		return "ping_timeout"
 	case reason == "Server shutting down":
 		return "shutdown"
-	case reason == "Message too long":
+	case reason == reasonMessageTooLong:
 		return "too_long"
 	default:
 		return "error"

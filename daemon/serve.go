@@ -32,9 +32,17 @@ func (s *Session) serve() {
 		reason = r
 	}
 	s.closeWith(reason)
+	// Counted before the room hears the QUIT, so whoever sees it can
+	// already see it in the metrics.
+	if reason == reasonMessageTooLong {
+		// Here, not where it is read: the writer may hit the closed
+		// connection first and end the session with this reason while
+		// the reader never reads the error.
+		s.srv.metrics.tooLong.Inc()
+	}
+	s.srv.metrics.disconnected(s.transport, reason)
 	s.leaveAll(reason)
 	s.srv.nicks.release(s)
-	s.srv.metrics.disconnected(s.transport, reason)
 	s.log().Info().Str("nick", s.Nick()).Str("reason", reason).Msg("disconnected")
 	// Give the final ERROR its chance, but never wait on the client.
 	s.conn.SetReadDeadline(time.Now().Add(closeTimeout))
@@ -74,14 +82,27 @@ func (s *Session) runStep() {
 	s.step.done <- reason
 }
 
+// reasonMessageTooLong ends a WebSocket session whose client sent a
+// message over the limit (a TCP client's long line only gets a numeric).
+const reasonMessageTooLong = "Message too long"
+
+// writeErrorReason names a failed write in the quit message. A WebSocket
+// client that sent an oversized message has its connection closed under
+// the writer too, which then reports why.
+func writeErrorReason(err error) string {
+	if errors.Is(err, wslisten.ErrMessageTooBig) {
+		return reasonMessageTooLong
+	}
+	return "Write error"
+}
+
 // process handles one result of ReadLine and returns a reason to stop, if
 // any.
 func (s *Session) process(line []byte, err error) string {
 	switch {
 	case err == nil:
 	case errors.Is(err, wslisten.ErrMessageTooBig):
-		s.srv.metrics.tooLong.Inc()
-		return "Message too long"
+		return reasonMessageTooLong
 	case errors.Is(err, protocol.ErrLineTooLong):
 		s.srv.metrics.tooLong.Inc()
 		s.numeric(protocol.ERR_INPUTTOOLONG, "Input line was too long")

@@ -290,7 +290,7 @@ func (s *Session) writeLoop() {
 		if err != nil && !s.closed {
 			s.closed, s.closing = true, true
 			if s.reason == "" {
-				s.reason = "Write error"
+				s.reason = writeErrorReason(err)
 			}
 			s.outMu.Unlock()
 			s.conn.Close()

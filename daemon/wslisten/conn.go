@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,16 +40,18 @@ type conn struct {
 	partial []byte     // a line Write got without its "\n" yet
 
 	closeOnce sync.Once
-	tooBig    atomic.Bool // the client sent a message over the limit
+	pumped    chan struct{} // closed when the pump has stopped
+	tooBig    atomic.Bool   // the client sent a message over the limit
 }
 
-// ErrMessageTooBig is what Read returns, instead of io.EOF, once the client
-// has sent a message over the limit; the connection has been closed with
-// status 1009 (message too big).
+// ErrMessageTooBig is what Read and Write return, instead of the error
+// they would otherwise report, once the client has sent a message over the
+// limit; the connection has been closed with status 1009 (message too big).
 var ErrMessageTooBig = errors.New("WebSocket message longer than the longest legal line")
 
 func newConn(ws *websocket.Conn, cork *corkConn, remote, local net.Addr, maxMessage int) *conn {
-	c := &conn{ws: ws, cork: cork, remote: remote, local: local, msgType: websocket.MessageText}
+	c := &conn{ws: ws, cork: cork, remote: remote, local: local, msgType: websocket.MessageText,
+		pumped: make(chan struct{})}
 	if ws.Subprotocol() == BinarySubprotocol {
 		c.msgType = websocket.MessageBinary
 	}
@@ -63,6 +65,7 @@ func newConn(ws *websocket.Conn, cork *corkConn, remote, local net.Addr, maxMess
 // message type is accepted, whatever the subprotocol: being strict would
 // only break clients.
 func (c *conn) pump() {
+	defer close(c.pumped)
 	defer c.feed.Close()
 	for {
 		_, msg, err := c.ws.Read(context.Background())
@@ -84,10 +87,28 @@ func (c *conn) pump() {
 
 func (c *conn) Read(p []byte) (int, error) {
 	n, err := c.in.Read(p)
-	if err == io.EOF && c.tooBig.Load() {
+	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) && c.endedTooBig() {
 		err = ErrMessageTooBig
 	}
 	return n, err
+}
+
+// endedTooBig reports whether the connection ended because the client sent
+// a message over the limit. It is asked once a read or write has failed.
+// The library answers such a message with its close frame before its Read
+// returns, so the session's writer can fail on the closed connection (and
+// the reader on a pipe the writer closed) before the pump has recorded
+// why: wait for the pump, which is returning already, to have the true
+// reason in both places. The wait is bounded in case the failure was
+// something else and the pump is still reading.
+func (c *conn) endedTooBig() bool {
+	t := time.NewTimer(closeWait)
+	defer t.Stop()
+	select {
+	case <-c.pumped:
+	case <-t.C:
+	}
+	return c.tooBig.Load()
 }
 
 // Write sends each complete line in p as one message, all of them in one
@@ -105,8 +126,11 @@ func (c *conn) Write(p []byte) (int, error) {
 	n, err := c.writeLines(p)
 	if c.cork != nil {
 		if rerr := c.cork.release(); err == nil && rerr != nil {
-			return 0, rerr
+			n, err = 0, rerr
 		}
+	}
+	if err != nil && errors.Is(err, net.ErrClosed) && c.endedTooBig() {
+		err = ErrMessageTooBig
 	}
 	return n, err
 }

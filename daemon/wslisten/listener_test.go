@@ -185,6 +185,36 @@ func TestOversizedMessageClosesWith1009(t *testing.T) {
 	if _, err := srv.Read(make([]byte, 64)); err != ErrMessageTooBig {
 		t.Errorf("server read after an oversized message: %v, want ErrMessageTooBig", err)
 	}
+	// The session's writer may be the first to hit the closed connection;
+	// it must learn the same reason, not a bare write error.
+	if _, err := srv.Write([]byte("NOTICE * :late\r\n")); err != ErrMessageTooBig {
+		t.Errorf("server write after an oversized message: %v, want ErrMessageTooBig", err)
+	}
+}
+
+// Whichever of the session's reader and writer fails first, both report
+// the oversized message: the writer, on the connection the library closed,
+// and the reader, on a pipe the writer's Close may have shut before the
+// pump recorded why.
+func TestOversizedMessageSeenByWriterFirst(t *testing.T) {
+	for range 20 {
+		l, url := serve(t, Options{MaxMessage: 600})
+		ws := dialRaw(t, url, nil)
+		srv := accept(t, l)
+		writeMessage(t, ws, websocket.MessageText, "PRIVMSG #a :"+strings.Repeat("x", 700))
+		var err error
+		for i := 0; i < 100000 && err == nil; i++ {
+			_, err = srv.Write([]byte("NOTICE * :filler\r\n"))
+		}
+		if err != ErrMessageTooBig {
+			t.Fatalf("server write after an oversized message: %v, want ErrMessageTooBig", err)
+		}
+		srv.Close()
+		srv.SetReadDeadline(time.Now().Add(waitFor))
+		if _, err := srv.Read(make([]byte, 64)); err != ErrMessageTooBig {
+			t.Fatalf("server read after the writer closed: %v, want ErrMessageTooBig", err)
+		}
+	}
 }
 
 func TestOrigins(t *testing.T) {
