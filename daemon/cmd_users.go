@@ -40,10 +40,8 @@ func handleQUIT(s *Session, m *protocol.Message, _ []byte) error {
 	if msg := m.Param(0); msg != "" && protocol.CheckText(msg) == nil {
 		reason = "Quit: " + protocol.TruncateText(msg, protocol.TopicLen)
 	}
-	// Leave the rooms before the ERROR goes out, so that when the client
-	// sees it, its peers have the QUIT queued.
-	s.leaveAll(reason)
-	s.closeWith(reason)
+	// The reader loop ends on it, and the session's teardown sends ERROR.
+	s.quit = reason
 	return nil
 }
 

@@ -26,14 +26,16 @@ const deadlineSlack = time.Second
 // serve is the session's reader loop: it reads and handles lines until
 // the client leaves, breaks a limit, or the server closes the connection,
 // then releases the session's nick and rooms.
+//
+// The order is what observers rely on: the metrics count the disconnect
+// before the room hears the QUIT, and the rooms and the nick are free
+// before the client reads its ERROR, so a client that reconnects at once
+// gets its nick back.
 func (s *Session) serve() {
 	reason := s.readLoop()
 	if r := s.closeReason(); r != "" {
 		reason = r
 	}
-	s.closeWith(reason)
-	// Counted before the room hears the QUIT, so whoever sees it can
-	// already see it in the metrics.
 	if reason == reasonMessageTooLong {
 		// Here, not where it is read: the writer may hit the closed
 		// connection first and end the session with this reason while
@@ -43,6 +45,7 @@ func (s *Session) serve() {
 	s.srv.metrics.disconnected(s.transport, reason)
 	s.leaveAll(reason)
 	s.srv.nicks.release(s)
+	s.closeWith(reason)
 	s.log().Info().Str("nick", s.Nick()).Str("reason", reason).Msg("disconnected")
 	// Give the final ERROR its chance, but never wait on the client.
 	s.conn.SetReadDeadline(time.Now().Add(closeTimeout))
@@ -129,6 +132,9 @@ func (s *Session) process(line []byte, err error) string {
 		return reason
 	}
 	s.handleLine(line)
+	if s.quit != "" {
+		return s.quit
+	}
 	return s.closeReason()
 }
 

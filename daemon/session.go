@@ -86,6 +86,7 @@ type Session struct {
 	pingSent     bool
 	deadlineSet  time.Time // when the idle read deadline was last moved
 	flood        floodBucket
+	quit         string // the reason the client gave with QUIT
 }
 
 func newSession(srv *Server, conn net.Conn, transport string, id uint64) *Session {
