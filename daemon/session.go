@@ -151,7 +151,12 @@ func (s *Session) prefix() string {
 
 // secure reports whether the client reached us over TLS.
 func (s *Session) secure() bool {
-	return s.transport == "tls" || s.transport == "websocket_tls"
+	if s.transport == "tls" {
+		return true
+	}
+	// A WebSocket knows: wss, or https to a trusted proxy.
+	c, ok := s.conn.(interface{ Secure() bool })
+	return ok && c.Secure()
 }
 
 // Away reports whether the user set an away message. Safe from any goroutine.

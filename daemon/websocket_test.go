@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"net"
+	"net/http"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -18,11 +20,17 @@ import (
 // returns the ws:// URL. The server's Shutdown closes the listener.
 func wsListen(t *testing.T, srv *Server) string {
 	t.Helper()
+	return wsListenWith(t, srv, wslisten.Options{})
+}
+
+func wsListenWith(t *testing.T, srv *Server, opts wslisten.Options) string {
+	t.Helper()
 	raw, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := wslisten.New(raw, wslisten.Options{Log: srv.log})
+	opts.Log = srv.log
+	l := wslisten.New(raw, opts)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -139,6 +147,53 @@ func TestWebSocketChatsWithTCP(t *testing.T) {
 	}
 	if got := sample(t, page, `livechat_connections{transport="tcp"}`); got != 1 {
 		t.Errorf(`livechat_connections{transport="tcp"} = %v, want 1`, got)
+	}
+}
+
+// Behind a TLS-terminating proxy that is trusted, a browser on https is
+// shown as secure (671) and by its own address; the same claims from an
+// untrusted peer change nothing.
+func TestWebSocketBehindTrustedProxy(t *testing.T) {
+	srv, addr := testServer(t)
+	loopback := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+	for _, tc := range []struct {
+		name    string
+		proxies []netip.Prefix
+		secure  bool
+		host    string
+	}{
+		{"trusted", loopback, true, "203.0.113.9"},
+		{"untrusted", nil, false, "127.0.0.1"},
+	} {
+		url := wsListenWith(t, srv, wslisten.Options{TrustedProxies: tc.proxies})
+		h := http.Header{}
+		h.Set("X-Forwarded-For", "203.0.113.9")
+		h.Set("X-Forwarded-Proto", "https")
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		conn, err := wslisten.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: h})
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		web := &client{t: t, conn: conn, r: bufio.NewReader(conn)}
+		t.Cleanup(func() { conn.Close() })
+		nick := "web" + tc.name
+		web.register(nick)
+
+		tcp := connect(t, addr, "tom"+tc.name)
+		tcp.send("WHOIS " + nick)
+		user, _ := tcp.expect(protocol.RPL_WHOISUSER)
+		if user.Param(3) != tc.host {
+			t.Errorf("%s proxy: WHOIS host %q, want %q", tc.name, user.Param(3), tc.host)
+		}
+		_, lines := tcp.expect(protocol.RPL_ENDOFWHOIS)
+		var secure bool
+		for _, m := range lines {
+			secure = secure || m.Command == protocol.RPL_WHOISSECURE
+		}
+		if secure != tc.secure {
+			t.Errorf("%s proxy: 671 shown %v, want %v", tc.name, secure, tc.secure)
+		}
 	}
 }
 

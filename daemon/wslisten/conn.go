@@ -35,6 +35,7 @@ type conn struct {
 	msgType websocket.MessageType
 	remote  net.Addr
 	local   net.Addr
+	secure  bool // see Secure
 
 	wmu     sync.Mutex // serializes Write
 	partial []byte     // a line Write got without its "\n" yet
@@ -191,6 +192,10 @@ func (c *conn) Close() error {
 	})
 	return nil
 }
+
+// Secure reports whether the client's connection is encrypted up to us:
+// wss, or https to a trusted proxy that said so (X-Forwarded-Proto).
+func (c *conn) Secure() bool { return c.secure }
 
 func (c *conn) LocalAddr() net.Addr  { return c.local }
 func (c *conn) RemoteAddr() net.Addr { return c.remote }

@@ -186,6 +186,7 @@ func (l *Listener) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := newConn(ws, hj.cork, l.clientAddr(r), l.raw.Addr(), l.opts.MaxMessage)
+	c.secure = l.clientSecure(r)
 	select {
 	case l.conns <- c:
 	case <-l.done:
@@ -220,7 +221,7 @@ func (l *Listener) clientAddr(r *http.Request) net.Addr {
 	if !l.trusted(addr) {
 		return net.TCPAddrFromAddrPort(peer)
 	}
-	hops := forwardedFor(r.Header.Values("X-Forwarded-For"))
+	hops := listValues(r.Header.Values("X-Forwarded-For"))
 	client := addr
 	for i := len(hops) - 1; i >= 0; i-- {
 		hop, err := netip.ParseAddr(hops[i])
@@ -238,6 +239,31 @@ func (l *Listener) clientAddr(r *http.Request) net.Addr {
 	return net.TCPAddrFromAddrPort(netip.AddrPortFrom(client, 0))
 }
 
+// clientSecure reports whether the client reached us over TLS: this
+// listener's own, or a trusted proxy's that says so in X-Forwarded-Proto.
+// Every scheme listed must be https (or wss): a proxy that appends to the
+// header rather than replacing it leaves the client's own claim on the
+// left, and the proxy's "http" after it must still count.
+func (l *Listener) clientSecure(r *http.Request) bool {
+	if r.TLS != nil {
+		return true
+	}
+	peer, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil || !l.trusted(peer.Addr().Unmap()) {
+		return false
+	}
+	protos := listValues(r.Header.Values("X-Forwarded-Proto"))
+	if len(protos) == 0 {
+		return false
+	}
+	for _, p := range protos {
+		if !strings.EqualFold(p, "https") && !strings.EqualFold(p, "wss") {
+			return false
+		}
+	}
+	return true
+}
+
 func (l *Listener) trusted(a netip.Addr) bool {
 	for _, p := range l.opts.TrustedProxies {
 		if p.Contains(a) {
@@ -247,8 +273,9 @@ func (l *Listener) trusted(a netip.Addr) bool {
 	return false
 }
 
-// forwardedFor splits X-Forwarded-For headers into addresses, in order.
-func forwardedFor(values []string) []string {
+// listValues splits comma-separated header values (X-Forwarded-For's
+// addresses, X-Forwarded-Proto's schemes) into their items, in order.
+func listValues(values []string) []string {
 	var hops []string
 	for _, v := range values {
 		for _, h := range strings.Split(v, ",") {

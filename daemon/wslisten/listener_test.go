@@ -3,6 +3,7 @@ package wslisten
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -379,6 +380,37 @@ func TestClientAddrBelievesOnlyTrustedProxies(t *testing.T) {
 		if got := l.clientAddr(r).String(); got != tc.want {
 			t.Errorf("peer %s, X-Forwarded-For %q: client %s, want %s", tc.peer, tc.xff, got, tc.want)
 		}
+	}
+}
+
+func TestClientSecureBelievesOnlyTrustedProxies(t *testing.T) {
+	l := &Listener{opts: Options{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}}
+	for _, tc := range []struct {
+		peer  string
+		proto []string
+		want  bool
+	}{
+		{"192.0.2.1:5000", nil, false},
+		{"192.0.2.1:5000", []string{"https"}, false}, // not a proxy: ignored
+		{"10.1.1.1:5000", nil, false},                // proxy that says nothing
+		{"10.1.1.1:5000", []string{"https"}, true},
+		{"10.1.1.1:5000", []string{"HTTPS"}, true},
+		{"10.1.1.1:5000", []string{"wss"}, true},
+		{"10.1.1.1:5000", []string{"http"}, false},
+		{"10.1.1.1:5000", []string{"https, http"}, false}, // client's claim, proxy's truth
+		{"10.1.1.1:5000", []string{"https", "http"}, false},
+		{"10.1.1.1:5000", []string{"https, https"}, true}, // two TLS hops
+	} {
+		r := &http.Request{RemoteAddr: tc.peer, Header: http.Header{}}
+		for _, p := range tc.proto {
+			r.Header.Add("X-Forwarded-Proto", p)
+		}
+		if got := l.clientSecure(r); got != tc.want {
+			t.Errorf("peer %s, X-Forwarded-Proto %q: secure %v, want %v", tc.peer, tc.proto, got, tc.want)
+		}
+	}
+	if !l.clientSecure(&http.Request{RemoteAddr: "192.0.2.1:5000", TLS: &tls.ConnectionState{}}) {
+		t.Error("a wss client is not secure")
 	}
 }
 
