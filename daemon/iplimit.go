@@ -68,6 +68,7 @@ type ipLimiter struct {
 	lastSweep time.Time
 	exemptSrc []string // the limits.exempt that exempt was parsed from
 	exempt    []netip.Prefix
+	http      map[netip.Addr]int // see holdHTTP
 }
 
 type ipEntry struct {
@@ -89,6 +90,7 @@ func newIPLimiter(config func() *configs.Config) *ipLimiter {
 		now:      time.Now,
 		refusing: make(chan struct{}, maxRefusing),
 		addrs:    make(map[netip.Addr]*ipEntry),
+		http:     make(map[netip.Addr]int),
 	}
 }
 
@@ -159,6 +161,39 @@ func (l *ipLimiter) release(key netip.Addr) {
 	l.idle++
 }
 
+// holdHTTP counts a WebSocket listener's socket that is still speaking
+// HTTP (a page load, an idle keep-alive, an upgrade in progress) against
+// limits.max_conns_per_ip, or refuses it. These are counted apart from IRC
+// connections, which acquire counts once upgraded, so a browser's chat
+// connection is never counted twice; without the count one address could
+// hold every file descriptor with sockets that never upgrade. The rate
+// limit is left to the upgrade: a page load opens several sockets at once.
+// release, called once, uncounts it; exempt addresses are not counted.
+func (l *ipLimiter) holdHTTP(remote net.Addr) (release func(), ok bool) {
+	ip, ok := clientIP(remote)
+	if !ok {
+		return func() {}, true
+	}
+	lim := &l.config().Limits
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.isExempt(ip, lim.Exempt) {
+		return func() {}, true
+	}
+	key := limitKey(ip)
+	if l.http[key] >= lim.MaxConnsPerIP {
+		return nil, false
+	}
+	l.http[key]++
+	return func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if l.http[key]--; l.http[key] <= 0 {
+			delete(l.http, key)
+		}
+	}, true
+}
+
 // sweepIfDue forgets idle addresses whose bucket has refilled. It runs at
 // most once per conn_rate_window, when a bucket can have refilled from
 // empty, so its cost is spread over at least that much time.
@@ -200,12 +235,12 @@ func (l *ipLimiter) isExempt(ip netip.Addr, list []string) bool {
 	return false
 }
 
-// tracked returns how many addresses the limiter remembers, for the
+// tracked returns how many address entries the limiter remembers, for the
 // livechat_ip_limit_addresses gauge and tests.
 func (l *ipLimiter) tracked() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return len(l.addrs)
+	return len(l.addrs) + len(l.http)
 }
 
 func (e *ipEntry) refill(now time.Time, capacity int, rate float64) {

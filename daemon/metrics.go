@@ -127,6 +127,7 @@ func newMetrics(reg *prometheus.Registry, srv *Server) *metrics {
 	m.refused.WithLabelValues(refusedPerIPRate)
 	m.refused.WithLabelValues(wslisten.RefusedOrigin)
 	m.refused.WithLabelValues(wslisten.RefusedHandshake)
+	m.refused.WithLabelValues(wslisten.RefusedPerIP)
 	return m
 }
 

@@ -230,6 +230,13 @@ func (s *Server) accept(conn net.Conn, transport string) {
 	}()
 }
 
+// AdmitHTTP is wslisten.Options.Admit: it counts a WebSocket listener's
+// socket that has not upgraded yet against limits.max_conns_per_ip (see
+// ipLimiter.holdHTTP). Safe from any goroutine.
+func (s *Server) AdmitHTTP(remote net.Addr) (release func(), ok bool) {
+	return s.iplimit.holdHTTP(remote)
+}
+
 // Shutdown stops accepting, sends every client `ERROR :Server shutting
 // down`, lets their queues flush, and returns when every session has ended
 // or ctx is done (then the rest are cut off).

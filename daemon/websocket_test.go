@@ -3,11 +3,14 @@ package daemon
 import (
 	"bufio"
 	"context"
+	"errors"
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coder/websocket"
 
@@ -30,6 +33,7 @@ func wsListenWith(t *testing.T, srv *Server, opts wslisten.Options) string {
 		t.Fatal(err)
 	}
 	opts.Log = srv.log
+	opts.Admit, opts.Refused = srv.AdmitHTTP, srv.CountRefusal // as livechatd does
 	l := wslisten.New(raw, opts)
 	done := make(chan struct{})
 	go func() {
@@ -277,6 +281,39 @@ func TestWebSocketPerIPLimit(t *testing.T) {
 	if len(got) != 1 || got[0] != "ERROR :Too many connections from your address" {
 		t.Errorf("second connection from 127.0.0.1 over WebSocket got %q", got)
 	}
+}
+
+// Sockets that have not upgraded (page loads, idle keep-alives) count
+// against limits.max_conns_per_ip on their own: one address cannot hold
+// the server's descriptors with them, and an open chat connection, which
+// the IRC limit counts, does not use up a browser's room to load pages.
+func TestWebSocketSocketsBeforeUpgradeAreLimited(t *testing.T) {
+	srv, _ := testServer(t, limitLoopback(func(l *configs.Limits) { l.MaxConnsPerIP = 2 }))
+	url := wsListen(t, srv)
+	addr := strings.TrimSuffix(strings.TrimPrefix(url, "ws://"), "/")
+	web := dialWS(t, url)
+	web.register("wendy")
+	for range 2 {
+		c, err := net.DialTimeout("tcp", addr, waitFor)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+	}
+	extra, err := net.DialTimeout("tcp", addr, waitFor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer extra.Close()
+	extra.SetReadDeadline(time.Now().Add(waitFor))
+	if n, err := extra.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("a third socket from 127.0.0.1 was kept open (read %d, %v)", n, err)
+	}
+	if got := sample(t, scrape(t, srv), `livechat_connections_refused_total{reason="ws_per_ip"}`); got != 1 {
+		t.Errorf(`refused{reason="ws_per_ip"} = %v, want 1`, got)
+	}
+	web.send("PING still-here")
+	web.expect("PONG")
 }
 
 // A legal line with a full tag section passes; the oversized-frame refusal

@@ -268,6 +268,7 @@ func webSocketOptions(cfg *configs.Config, log zerolog.Logger, srv *daemon.Serve
 		AllowedOrigins: cfg.WebSocket.AllowedOrigins,
 		TrustedProxies: proxies,
 		Page:           web.Handler(),
+		Admit:          srv.AdmitHTTP,
 		Refused:        srv.CountRefusal,
 		Log:            log,
 	}

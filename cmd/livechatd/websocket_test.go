@@ -5,12 +5,16 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"io"
+	"net"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coder/websocket"
 
@@ -88,7 +92,7 @@ func TestWebSocketListener(t *testing.T) {
 // and WHOIS calls the connection secure.
 func TestWebSocketTLS(t *testing.T) {
 	certPath, keyPath, cert := newCert(t, t.TempDir())
-	r := startRig(t, "listen:\n  websocket_tls: 127.0.0.1:0\n"+
+	r := startRig(t, "listen:\n  tcp: 127.0.0.1:0\n  websocket_tls: 127.0.0.1:0\n"+
 		"  tls_cert: "+strconv.Quote(certPath)+"\n  tls_key: "+strconv.Quote(keyPath)+"\n"+
 		"metrics:\n  listen: \"\"\naccounts:\n  store: memory\n")
 	pool := x509.NewCertPool()
@@ -103,5 +107,29 @@ func TestWebSocketTLS(t *testing.T) {
 	_, lines := web.expect(protocol.RPL_ENDOFWHOIS)
 	if !slices.Contains(commandsOf(lines), protocol.RPL_WHOISSECURE) {
 		t.Errorf("WHOIS over wss://: %v, want 671", commandsOf(lines))
+	}
+}
+
+// livechatd counts the WebSocket listener's sockets that have not
+// upgraded against limits.max_conns_per_ip.
+func TestWebSocketListenerLimitsIdleSockets(t *testing.T) {
+	r := startRig(t, strings.Replace(baseConfig, "  tcp: 127.0.0.1:0\n", "  tcp: 127.0.0.1:0\n  websocket: 127.0.0.1:0\n", 1)+
+		"  exempt: []\n  max_conns_per_ip: 1\n")
+	idle, err := net.DialTimeout("tcp", r.d.addrs.WebSocket, waitFor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	extra, err := net.DialTimeout("tcp", r.d.addrs.WebSocket, waitFor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer extra.Close()
+	extra.SetReadDeadline(time.Now().Add(waitFor))
+	if n, err := extra.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("a second idle socket from 127.0.0.1 was kept open (read %d, %v)", n, err)
+	}
+	if _, page := r.get("/metrics"); !strings.Contains(page, `livechat_connections_refused_total{reason="ws_per_ip"} 1`+"\n") {
+		t.Error(`livechat_connections_refused_total{reason="ws_per_ip"} is not 1`)
 	}
 }

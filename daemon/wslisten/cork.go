@@ -1,6 +1,7 @@
 package wslisten
 
 import (
+	"crypto/tls"
 	"net"
 	"sync"
 )
@@ -61,13 +62,13 @@ func (c *corkConn) release() error {
 	return err
 }
 
-// corkListener hands the HTTP server corkConns.
-type corkListener struct{ net.Listener }
-
-func (l corkListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
+// isTLS reports whether the socket is this listener's TLS. (net/http
+// cannot tell: it looks for a *tls.Conn, and sees the corkConn.)
+func (c *corkConn) isTLS() bool {
+	inner := c.Conn
+	if a, ok := inner.(*admittedConn); ok {
+		inner = a.Conn
 	}
-	return &corkConn{Conn: c}, nil
+	_, ok := inner.(*tls.Conn)
+	return ok
 }

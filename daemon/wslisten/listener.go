@@ -31,6 +31,7 @@ import (
 const (
 	RefusedOrigin    = "ws_origin"    // a page from an origin not allowed (403)
 	RefusedHandshake = "ws_handshake" // not a valid WebSocket handshake
+	RefusedPerIP     = "ws_per_ip"    // Options.Admit turned the socket away
 )
 
 // The subprotocols of the IRCv3 WebSocket specification, preferred in
@@ -69,8 +70,14 @@ type Options struct {
 	// Page serves requests that are not WebSocket upgrades; nil answers
 	// them 404.
 	Page http.Handler
-	// Refused, if set, is told of each upgrade refused, with the reason
-	// RefusedOrigin or RefusedHandshake.
+	// Admit, if set, is asked about each socket before it speaks HTTP
+	// (except a trusted proxy's, which carries many clients): ok false
+	// closes it at once. release is called once the socket has upgraded
+	// (from then on it is the daemon's to count) or has closed. It lets
+	// the daemon bound the sockets one address holds without upgrading.
+	Admit func(remote net.Addr) (release func(), ok bool)
+	// Refused, if set, is told of each socket or upgrade refused, with
+	// the reason RefusedOrigin, RefusedHandshake or RefusedPerIP.
 	Refused func(reason string)
 	Log     zerolog.Logger
 }
@@ -118,7 +125,7 @@ func New(raw net.Listener, opts Options) *Listener {
 		ErrorLog:          newHTTPErrorLog(opts.Log),
 	}
 	go func() {
-		if err := l.http.Serve(corkListener{raw}); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := l.http.Serve(socketListener{raw, l}); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			opts.Log.Error().Err(err).Msg("WebSocket listener failed")
 		}
 		l.Close()
@@ -179,18 +186,25 @@ func (l *Listener) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		if hj.status == http.StatusForbidden {
 			reason = RefusedOrigin
 		}
-		if l.opts.Refused != nil {
-			l.opts.Refused(reason)
-		}
+		l.refused(reason)
 		l.opts.Log.Debug().Err(err).Str("remote", r.RemoteAddr).Str("origin", r.Header.Get("Origin")).Str("reason", reason).Msg("WebSocket upgrade refused")
 		return
 	}
+	if a, ok := hj.cork.Conn.(*admittedConn); ok {
+		a.uncount()
+	}
 	c := newConn(ws, hj.cork, l.clientAddr(r), l.raw.Addr(), l.opts.MaxMessage)
-	c.secure = l.clientSecure(r)
+	c.secure = hj.cork.isTLS() || l.forwardedSecure(r)
 	select {
 	case l.conns <- c:
 	case <-l.done:
 		ws.Close(websocket.StatusGoingAway, "server shutting down")
+	}
+}
+
+func (l *Listener) refused(reason string) {
+	if l.opts.Refused != nil {
+		l.opts.Refused(reason)
 	}
 }
 
@@ -239,15 +253,12 @@ func (l *Listener) clientAddr(r *http.Request) net.Addr {
 	return net.TCPAddrFromAddrPort(netip.AddrPortFrom(client, 0))
 }
 
-// clientSecure reports whether the client reached us over TLS: this
-// listener's own, or a trusted proxy's that says so in X-Forwarded-Proto.
-// Every scheme listed must be https (or wss): a proxy that appends to the
-// header rather than replacing it leaves the client's own claim on the
-// left, and the proxy's "http" after it must still count.
-func (l *Listener) clientSecure(r *http.Request) bool {
-	if r.TLS != nil {
-		return true
-	}
+// forwardedSecure reports whether a trusted proxy says, in
+// X-Forwarded-Proto, that the client reached it over TLS. Every scheme
+// listed must be https (or wss): a proxy that appends to the header rather
+// than replacing it leaves the client's own claim on the left, and the
+// proxy's "http" after it must still count.
+func (l *Listener) forwardedSecure(r *http.Request) bool {
 	peer, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil || !l.trusted(peer.Addr().Unmap()) {
 		return false

@@ -8,9 +8,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -383,7 +385,7 @@ func TestClientAddrBelievesOnlyTrustedProxies(t *testing.T) {
 	}
 }
 
-func TestClientSecureBelievesOnlyTrustedProxies(t *testing.T) {
+func TestForwardedSecureBelievesOnlyTrustedProxies(t *testing.T) {
 	l := &Listener{opts: Options{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}}
 	for _, tc := range []struct {
 		peer  string
@@ -405,12 +407,9 @@ func TestClientSecureBelievesOnlyTrustedProxies(t *testing.T) {
 		for _, p := range tc.proto {
 			r.Header.Add("X-Forwarded-Proto", p)
 		}
-		if got := l.clientSecure(r); got != tc.want {
+		if got := l.forwardedSecure(r); got != tc.want {
 			t.Errorf("peer %s, X-Forwarded-Proto %q: secure %v, want %v", tc.peer, tc.proto, got, tc.want)
 		}
-	}
-	if !l.clientSecure(&http.Request{RemoteAddr: "192.0.2.1:5000", TLS: &tls.ConnectionState{}}) {
-		t.Error("a wss client is not secure")
 	}
 }
 
@@ -452,5 +451,114 @@ func TestMessageRightBehindTheUpgrade(t *testing.T) {
 	srv := accept(t, l)
 	if got := readLine(t, bufio.NewReader(srv), srv); got != "NICK early\r\n" {
 		t.Errorf("server read %q", got)
+	}
+}
+
+// Admit counts sockets until they upgrade or close: one address cannot
+// hold more than it allows with sockets that never upgrade, and a socket
+// that upgrades stops counting.
+func TestAdmitBoundsSocketsThatDoNotUpgrade(t *testing.T) {
+	var mu sync.Mutex
+	held := 0
+	events := make(chan string, 16)
+	admit := func(net.Addr) (func(), bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		if held >= 2 {
+			return nil, false
+		}
+		held++
+		return func() {
+			mu.Lock()
+			held--
+			mu.Unlock()
+			events <- "released"
+		}, true
+	}
+	l, url := serve(t, Options{Admit: admit, Refused: func(r string) { events <- r }})
+	addr := l.Addr().String()
+	expectEvent := func(want string) {
+		t.Helper()
+		select {
+		case got := <-events:
+			if got != want {
+				t.Fatalf("event %q, want %q", got, want)
+			}
+		case <-time.After(waitFor):
+			t.Fatalf("no %q event", want)
+		}
+	}
+	refusedAtOnce := func() {
+		t.Helper()
+		c := dialTCP(t, addr)
+		c.SetReadDeadline(time.Now().Add(waitFor))
+		if n, err := c.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("a socket over the limit was kept open (read %d, %v)", n, err)
+		}
+		expectEvent(RefusedPerIP)
+	}
+
+	idle := dialTCP(t, addr)
+	dialTCP(t, addr)
+	refusedAtOnce()
+
+	idle.Close()
+	expectEvent("released")
+	dialRaw(t, url, nil) // takes the freed place, then gives it up once upgraded
+	accept(t, l)
+	expectEvent("released")
+	dialTCP(t, addr)
+	refusedAtOnce()
+}
+
+// A trusted proxy's socket carries many clients: it is not Admit's to
+// refuse.
+func TestAdmitSkipsTrustedProxies(t *testing.T) {
+	l, url := serve(t, Options{
+		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
+		Admit:          func(net.Addr) (func(), bool) { return nil, false },
+	})
+	dialRaw(t, url, nil)
+	accept(t, l)
+}
+
+func dialTCP(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, waitFor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// A wss connection is secure and a plain one is not, though net/http
+// cannot see the TLS under the cork.
+func TestSecureOverTLS(t *testing.T) {
+	borrowed := httptest.NewTLSServer(http.NotFoundHandler()) // for its certificate and a client that trusts it
+	client := borrowed.Client()
+	cfg := borrowed.TLS.Clone()
+	borrowed.Close()
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := New(tls.NewListener(raw, cfg), Options{Log: zerolog.New(zerolog.NewTestWriter(t))})
+	t.Cleanup(func() { l.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "wss://"+raw.Addr().String()+"/", &websocket.DialOptions{HTTPClient: client})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ws.CloseNow() })
+	if c := accept(t, l).(*conn); !c.Secure() {
+		t.Error("a wss connection is not secure")
+	}
+
+	plain, url := serve(t, Options{})
+	dialRaw(t, url, nil)
+	if c := accept(t, plain).(*conn); c.Secure() {
+		t.Error("a ws connection is secure")
 	}
 }

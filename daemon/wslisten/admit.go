@@ -1,0 +1,62 @@
+package wslisten
+
+import (
+	"net"
+	"net/netip"
+	"sync"
+)
+
+// socketListener hands the HTTP server the sockets Options.Admit lets in,
+// each under a corkConn.
+type socketListener struct {
+	net.Listener
+	l *Listener
+}
+
+func (s socketListener) Accept() (net.Conn, error) {
+	for {
+		c, err := s.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if c, ok := s.l.admit(c); ok {
+			return &corkConn{Conn: c}, nil
+		}
+	}
+}
+
+// admit asks Options.Admit about a new socket. A refused one is closed
+// without a word: it has sent nothing yet, and a flood deserves nothing.
+func (l *Listener) admit(c net.Conn) (net.Conn, bool) {
+	if l.opts.Admit == nil || l.trustedPeer(c.RemoteAddr()) {
+		return c, true
+	}
+	release, ok := l.opts.Admit(c.RemoteAddr())
+	if !ok {
+		l.refused(RefusedPerIP) // first, so whoever sees the close sees the count
+		l.opts.Log.Debug().Str("remote", c.RemoteAddr().String()).Str("reason", RefusedPerIP).Msg("WebSocket listener socket refused")
+		c.Close()
+		return nil, false
+	}
+	return &admittedConn{Conn: c, release: release}, true
+}
+
+func (l *Listener) trustedPeer(a net.Addr) bool {
+	ap, err := netip.ParseAddrPort(a.String())
+	return err == nil && l.trusted(ap.Addr().Unmap())
+}
+
+// admittedConn is a socket Options.Admit counts until it upgrades or
+// closes, whichever comes first.
+type admittedConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *admittedConn) uncount() { c.once.Do(c.release) }
+
+func (c *admittedConn) Close() error {
+	c.uncount()
+	return c.Conn.Close()
+}
