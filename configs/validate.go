@@ -139,8 +139,6 @@ var restartKeys = []string{
 	"listen.tls",
 	"listen.websocket",
 	"listen.websocket_tls",
-	"websocket.allowed_origins",
-	"websocket.trusted_proxies",
 	"metrics.listen",
 	"metrics.pprof",
 	"log.format",

@@ -29,7 +29,7 @@ func newReloadMetrics(reg prometheus.Registerer) *prometheus.CounterVec {
 
 // reload re-reads the configuration (file, environment, the original
 // flags) and applies what can change live: MOTD, limits, log level, the
-// TLS certificate files. Keys that need a restart are reported and keep
+// TLS certificate files, the WebSocket origins and trusted proxies. Keys that need a restart are reported and keep
 // their running values. An invalid file changes nothing. The error, also
 // logged, is for tests.
 func (d *instance) reload() error {
@@ -60,6 +60,10 @@ func (d *instance) reload() error {
 		cfg.Listen.TLSCert, cfg.Listen.TLSKey = old.Listen.TLSCert, old.Listen.TLSKey
 	}
 	zerolog.SetGlobalLevel(parseLevel(cfg.Log.Level))
+	proxies, _ := cfg.WebSocket.TrustedProxyPrefixes() // validated by load
+	for _, l := range d.webs {
+		l.SetPolicy(cfg.WebSocket.AllowedOrigins, proxies)
+	}
 	d.srv.SetConfig(cfg)
 	d.cfg = cfg
 	d.reloads.WithLabelValues(result).Inc()

@@ -74,8 +74,9 @@ type instance struct {
 	addrs   addrs
 
 	clients []net.Listener
-	serving sync.WaitGroup // one per client listener
-	ops     net.Listener   // nil when metrics.listen is off
+	webs    []*wslisten.Listener // the WebSocket ones among clients, for reloads
+	serving sync.WaitGroup       // one per client listener
+	ops     net.Listener         // nil when metrics.listen is off
 	opsStop context.CancelFunc
 	opsDone chan struct{}
 
@@ -203,7 +204,9 @@ func start(cfg *configs.Config, log zerolog.Logger, load func() (*configs.Config
 		if c.l == wsL || c.l == wssL {
 			// HTTP is served from here on; the daemon accepts the
 			// upgraded connections like any others.
-			c.l = wslisten.New(c.l, webSocketOptions(cfg, log, d.srv))
+			wl := wslisten.New(c.l, webSocketOptions(cfg, log, d.srv))
+			d.webs = append(d.webs, wl)
+			c.l = wl
 		}
 		d.clients = append(d.clients, c.l)
 		d.serving.Add(1)

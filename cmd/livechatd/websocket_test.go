@@ -133,3 +133,64 @@ func TestWebSocketListenerLimitsIdleSockets(t *testing.T) {
 		t.Error(`livechat_connections_refused_total{reason="ws_per_ip"} is not 1`)
 	}
 }
+
+// A SIGHUP applies websocket.allowed_origins and websocket.trusted_proxies
+// without a restart, which would drop every user.
+func TestReloadWebSocketPolicy(t *testing.T) {
+	yaml := func(origin, proxies string) string {
+		return strings.Replace(baseConfig, "  tcp: 127.0.0.1:0\n", "  tcp: 127.0.0.1:0\n  websocket: 127.0.0.1:0\n", 1) +
+			"websocket:\n  allowed_origins: [\"" + origin + "\"]\n  trusted_proxies: [" + proxies + "]\n"
+	}
+	r := startRig(t, yaml("https://gamja.example.com", ""))
+	url := "ws://" + r.d.addrs.WebSocket + "/"
+	viaProxy := func(origin string) (*client, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		defer cancel()
+		h := http.Header{}
+		h.Set("Origin", origin)
+		h.Set("X-Forwarded-For", "203.0.113.9")
+		conn, err := wslisten.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: h})
+		if err != nil {
+			return nil, err
+		}
+		t.Cleanup(func() { conn.Close() })
+		return &client{t: t, conn: conn, r: bufio.NewReader(conn)}, nil
+	}
+	whoisHost := func(c *client, nick string) string {
+		c.register(nick)
+		c.send("WHOIS " + nick)
+		m, _ := c.expect(protocol.RPL_WHOISUSER)
+		return m.Param(3)
+	}
+
+	if _, err := viaProxy("https://kiwi.example.com"); err == nil || !strings.Contains(err.Error(), "403") {
+		t.Fatalf("an origin not listed yet: %v, want 403", err)
+	}
+	before, err := viaProxy("https://gamja.example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if host := whoisHost(before, "before"); host != "127.0.0.1" {
+		t.Errorf("X-Forwarded-For believed from a proxy not listed yet: host %q", host)
+	}
+
+	r.write(yaml("https://kiwi.example.com", "127.0.0.1"))
+	if err := r.d.reload(); err != nil {
+		t.Fatal(err)
+	}
+	if line := r.logs.lineWith("cannot change without a restart"); line != "" {
+		t.Errorf("reload warned: %s", line)
+	}
+	after, err := viaProxy("https://kiwi.example.com")
+	if err != nil {
+		t.Fatalf("the origin added by the reload: %v", err)
+	}
+	if host := whoisHost(after, "after"); host != "203.0.113.9" {
+		t.Errorf("after listing the proxy: host %q, want 203.0.113.9", host)
+	}
+	if _, err := viaProxy("https://gamja.example.com"); err == nil || !strings.Contains(err.Error(), "403") {
+		t.Errorf("the origin the reload removed: %v, want 403", err)
+	}
+	before.send("PING still-here") // the reload dropped nobody
+	before.expect("PONG")
+}

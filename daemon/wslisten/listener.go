@@ -17,8 +17,10 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -59,6 +61,7 @@ type Options struct {
 	// origin. Requests without an Origin header (non-browser clients) are
 	// always allowed: the check exists to stop other sites' pages from
 	// using a visitor's browser, and only browsers send Origin.
+	// SetPolicy replaces it, and TrustedProxies, while serving.
 	AllowedOrigins []string
 	// TrustedProxies are the addresses whose X-Forwarded-For header is
 	// believed; from any other peer the header is ignored.
@@ -86,12 +89,18 @@ type Options struct {
 // serving; connections already accepted are the caller's to close.
 type Listener struct {
 	raw    net.Listener
-	opts   Options
-	accept websocket.AcceptOptions
+	opts   Options // its AllowedOrigins and TrustedProxies: see policy
+	policy atomic.Pointer[policy]
 	http   *http.Server
 	conns  chan net.Conn
 	done   chan struct{}
 	once   sync.Once
+}
+
+// policy is the part of Options that SetPolicy can change while serving.
+type policy struct {
+	accept  websocket.AcceptOptions // the origin rules
+	proxies []netip.Prefix
 }
 
 // New starts serving HTTP on raw (which may be a TLS listener) and returns
@@ -105,18 +114,8 @@ func New(raw net.Listener, opts Options) *Listener {
 		opts:  opts,
 		conns: make(chan net.Conn),
 		done:  make(chan struct{}),
-		accept: websocket.AcceptOptions{
-			Subprotocols: []string{TextSubprotocol, BinarySubprotocol},
-		},
 	}
-	for _, o := range opts.AllowedOrigins {
-		if o == "*" {
-			l.accept.InsecureSkipVerify = true // any origin, asked for explicitly
-		}
-	}
-	if !l.accept.InsecureSkipVerify {
-		l.accept.OriginPatterns = opts.AllowedOrigins
-	}
+	l.SetPolicy(opts.AllowedOrigins, opts.TrustedProxies)
 	l.http = &http.Server{
 		Handler:           http.HandlerFunc(l.serveHTTP),
 		ReadHeaderTimeout: handshakeTimeout,
@@ -136,6 +135,23 @@ func New(raw net.Listener, opts Options) *Listener {
 // DefaultMaxMessage is the longest legal IRC line with tags, without its
 // line ending: a 8191-byte tag section, its space and a 510-byte body.
 const DefaultMaxMessage = protocol.MaxTagsLen + 1 + protocol.MaxBodyLen
+
+// SetPolicy replaces Options.AllowedOrigins and Options.TrustedProxies
+// (a configuration reload). Requests from then on follow the new rules;
+// connections already upgraded keep the address and security they got.
+// Safe while serving.
+func (l *Listener) SetPolicy(allowedOrigins []string, trustedProxies []netip.Prefix) {
+	p := &policy{
+		accept:  websocket.AcceptOptions{Subprotocols: []string{TextSubprotocol, BinarySubprotocol}},
+		proxies: slices.Clone(trustedProxies),
+	}
+	if slices.Contains(allowedOrigins, "*") {
+		p.accept.InsecureSkipVerify = true // any origin, asked for explicitly
+	} else {
+		p.accept.OriginPatterns = slices.Clone(allowedOrigins)
+	}
+	l.policy.Store(p)
+}
 
 // Accept waits for the next WebSocket connection.
 func (l *Listener) Accept() (net.Conn, error) {
@@ -178,7 +194,7 @@ func (l *Listener) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 	}
 	hj := &hijacker{ResponseWriter: w}
-	ws, err := websocket.Accept(hj, r, &l.accept)
+	ws, err := websocket.Accept(hj, r, &l.policy.Load().accept)
 	if err != nil {
 		// Accept has answered the request; 403 is its answer to a
 		// foreign origin, anything else a broken handshake.
@@ -276,7 +292,7 @@ func (l *Listener) forwardedSecure(r *http.Request) bool {
 }
 
 func (l *Listener) trusted(a netip.Addr) bool {
-	for _, p := range l.opts.TrustedProxies {
+	for _, p := range l.policy.Load().proxies {
 		if p.Contains(a) {
 			return true
 		}

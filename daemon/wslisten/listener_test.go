@@ -357,10 +357,11 @@ func TestWriteDeadlineCutsAStuckWrite(t *testing.T) {
 }
 
 func TestClientAddrBelievesOnlyTrustedProxies(t *testing.T) {
-	l := &Listener{opts: Options{TrustedProxies: []netip.Prefix{
+	l := &Listener{}
+	l.SetPolicy(nil, []netip.Prefix{
 		netip.MustParsePrefix("10.0.0.0/8"),
 		netip.MustParsePrefix("::1/128"),
-	}}}
+	})
 	for _, tc := range []struct {
 		peer, xff, want string
 	}{
@@ -386,7 +387,8 @@ func TestClientAddrBelievesOnlyTrustedProxies(t *testing.T) {
 }
 
 func TestForwardedSecureBelievesOnlyTrustedProxies(t *testing.T) {
-	l := &Listener{opts: Options{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}}
+	l := &Listener{}
+	l.SetPolicy(nil, []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")})
 	for _, tc := range []struct {
 		peer  string
 		proto []string
