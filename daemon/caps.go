@@ -50,7 +50,7 @@ var capabilities = []capability{
 	{name: "batch", bit: capBatch, feature: rooms.FeatBatch},
 	{name: "cap-notify", bit: capCapNotify},
 	{name: "draft/account-registration", bit: capAccountRegistration, value: "custom-account-name"},
-	{name: "draft/chathistory", bit: capChathistory},
+	{name: "draft/chathistory", bit: capChathistory, feature: rooms.FeatChathistory},
 	{name: "echo-message", bit: capEchoMessage, feature: rooms.FeatEcho},
 	{name: "extended-join", bit: capExtendedJoin, feature: rooms.FeatExtendedJoin},
 	{name: "invite-notify", bit: capInviteNotify, feature: rooms.FeatInviteNotify},

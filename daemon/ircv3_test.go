@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -153,6 +154,36 @@ func TestJoinReplayBatchedForCapableClientsOnly(t *testing.T) {
 		if m := plain.read(); m.Command != "PRIVMSG" || m.Param(1) != want || len(m.Tags) != 0 {
 			t.Fatalf("plain replay %q", m.String())
 		}
+	}
+}
+
+// A client that negotiated draft/chathistory asks for history itself; the
+// join replays none, so its CHATHISTORY LATEST gets the only batch.
+func TestJoinReplaySkippedForChathistoryClients(t *testing.T) {
+	_, addr := testServer(t)
+	a := connect(t, addr, "talker")
+	a.join("#past")
+	a.send("PRIVMSG #past :first", "PRIVMSG #past :second")
+	a.sync()
+
+	c := connectCaps(t, addr, "kiwi", "batch", "server-time", "message-tags", "draft/chathistory")
+	c.send("JOIN #past")
+	c.expect(protocol.RPL_ENDOFNAMES)
+	c.send("CHATHISTORY LATEST #past * 50")
+	start := c.read()
+	if start.Command != "BATCH" || start.Param(1) != "chathistory" {
+		t.Fatalf("after the join: %q, want the answer to CHATHISTORY", start.String())
+	}
+	var got []string
+	for m := c.read(); m.Command != "BATCH"; m = c.read() {
+		got = append(got, m.Param(1))
+	}
+	if !slices.Equal(got, []string{"first", "second"}) {
+		t.Errorf("CHATHISTORY LATEST gave %q", got)
+	}
+	c.send("PING done")
+	if m := c.read(); m.Command != "PONG" {
+		t.Errorf("after the history: %q, want PONG (no second batch)", m.String())
 	}
 }
 

@@ -25,6 +25,7 @@ const (
 	FeatMultiPrefix                          // multi-prefix: every role prefix in NAMES and WHO
 	FeatUserhostInNames                      // userhost-in-names: nick!user@host in NAMES
 	FeatInviteNotify                         // invite-notify: see invitations to rooms one is in
+	FeatChathistory                          // draft/chathistory: fetches history itself, so a join replays none
 )
 
 // renderBits are the features that change an event's bytes; fan-out keeps

@@ -55,12 +55,18 @@ func accountOrStar(account string) string {
 
 // replay sends a joiner the last messages: inside a chathistory batch
 // with their original times for clients that take both, plain otherwise.
+// A client that negotiated draft/chathistory gets none: it asks for what
+// it wants (CHATHISTORY LATEST after joining), and an unasked-for batch
+// would arrive as a second, unmatched answer (Kiwi IRC logs an error).
 func (r *Room) replay(c Client) {
+	f := c.Features()
+	if f&FeatChathistory != 0 {
+		return
+	}
 	events := r.history.Latest(Bound{}, r.opts.HistoryReplay)
 	if len(events) == 0 {
 		return
 	}
-	f := c.Features()
 	if f&(FeatBatch|FeatTime) != FeatBatch|FeatTime {
 		for _, e := range events {
 			c.Reply(e.Render(f))

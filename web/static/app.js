@@ -1082,8 +1082,8 @@ function applyHistory(batch) {
 }
 
 // queryHistory sends a CHATHISTORY request. With labeled-response its
-// answer carries our label, which tells it apart from the replay a JOIN
-// brings on its own.
+// answer carries our label, which ties it to the request (the room, the
+// kind, the page size) when several are in flight.
 function queryHistory(b, kind, ref) {
   if (!hasCap('draft/chathistory') || S.phase !== 'online') return;
   const limit = Math.min(HISTORY_PAGE, S.isupport.chathistory);
@@ -1305,8 +1305,9 @@ handlers['366'] = (m) => {
   memberUpdated(b);
   if (!b.joined || b.historyAsked) return;
   b.historyAsked = true;
-  // The JOIN replays the last few messages; a first join asks for a
-  // page more, and a rejoin after a disconnect for what was said meanwhile.
+  // With draft/chathistory a JOIN replays nothing: a first join asks for
+  // the latest page, and a rejoin after a disconnect for what was said
+  // meanwhile.
   const last = [...b.messages].reverse().find((x) => x.id && !x.pending);
   if (b.rejoined && last) queryHistory(b, 'after', 'msgid=' + last.id);
   else queryHistory(b, 'latest', '*');
