@@ -50,9 +50,15 @@ func wsListenWith(t *testing.T, srv *Server, opts wslisten.Options) string {
 // dialWS connects a line-level test client over WebSocket.
 func dialWS(t *testing.T, url string) *client {
 	t.Helper()
+	return dialWSWith(t, url, nil)
+}
+
+// dialWSWith is dialWS with the dial options given.
+func dialWSWith(t *testing.T, url string, opts *websocket.DialOptions) *client {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
-	conn, err := wslisten.Dial(ctx, url, nil)
+	conn, err := wslisten.Dial(ctx, url, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,14 +179,7 @@ func TestWebSocketBehindTrustedProxy(t *testing.T) {
 		h := http.Header{}
 		h.Set("X-Forwarded-For", "203.0.113.9")
 		h.Set("X-Forwarded-Proto", "https")
-		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
-		conn, err := wslisten.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: h})
-		cancel()
-		if err != nil {
-			t.Fatal(err)
-		}
-		web := &client{t: t, conn: conn, r: bufio.NewReader(conn)}
-		t.Cleanup(func() { conn.Close() })
+		web := dialWSWith(t, url, &websocket.DialOptions{HTTPHeader: h})
 		nick := "web" + tc.name
 		web.register(nick)
 

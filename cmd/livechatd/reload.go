@@ -29,9 +29,9 @@ func newReloadMetrics(reg prometheus.Registerer) *prometheus.CounterVec {
 
 // reload re-reads the configuration (file, environment, the original
 // flags) and applies what can change live: MOTD, limits, log level, the
-// TLS certificate files, the WebSocket origins and trusted proxies. Keys that need a restart are reported and keep
-// their running values. An invalid file changes nothing. The error, also
-// logged, is for tests.
+// TLS certificate files, the WebSocket origins and trusted proxies. Keys
+// that need a restart are reported and keep their running values. An
+// invalid file changes nothing. The error, also logged, is for tests.
 func (d *instance) reload() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()

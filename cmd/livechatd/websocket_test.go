@@ -22,16 +22,28 @@ import (
 	"github.com/livechat/livechat/protocol"
 )
 
+// wsConfig is baseConfig with a WebSocket listener too.
+func wsConfig() string {
+	return strings.Replace(baseConfig, "  tcp: 127.0.0.1:0\n", "  tcp: 127.0.0.1:0\n  websocket: 127.0.0.1:0\n", 1)
+}
+
 // dialWS connects a line-level client to a WebSocket listener; client may
 // be nil for plain ws://.
 func dialWS(t *testing.T, url string, hc *http.Client, origin string) (*client, error) {
 	t.Helper()
+	h := http.Header{}
+	if origin != "" {
+		h.Set("Origin", origin)
+	}
+	return dialWSHeader(t, url, hc, h)
+}
+
+// dialWSHeader is dialWS with the handshake's headers given.
+func dialWSHeader(t *testing.T, url string, hc *http.Client, h http.Header) (*client, error) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
-	opts := &websocket.DialOptions{HTTPClient: hc, Subprotocols: []string{wslisten.TextSubprotocol}, HTTPHeader: http.Header{}}
-	if origin != "" {
-		opts.HTTPHeader.Set("Origin", origin)
-	}
+	opts := &websocket.DialOptions{HTTPClient: hc, Subprotocols: []string{wslisten.TextSubprotocol}, HTTPHeader: h}
 	conn, err := wslisten.Dial(ctx, url, opts)
 	if err != nil {
 		return nil, err
@@ -44,7 +56,7 @@ func dialWS(t *testing.T, url string, hc *http.Client, origin string) (*client, 
 // refuses pages from other origins unless websocket.allowed_origins lists
 // them, and a WebSocket user chats with a TCP user.
 func TestWebSocketListener(t *testing.T) {
-	r := startRig(t, strings.Replace(baseConfig, "  tcp: 127.0.0.1:0\n", "  tcp: 127.0.0.1:0\n  websocket: 127.0.0.1:0\n", 1)+
+	r := startRig(t, wsConfig()+
 		"websocket:\n  allowed_origins: [\"https://gamja.example.com\"]\n")
 	base := "http://" + r.d.addrs.WebSocket + "/"
 
@@ -113,7 +125,7 @@ func TestWebSocketTLS(t *testing.T) {
 // livechatd counts the WebSocket listener's sockets that have not
 // upgraded against limits.max_conns_per_ip.
 func TestWebSocketListenerLimitsIdleSockets(t *testing.T) {
-	r := startRig(t, strings.Replace(baseConfig, "  tcp: 127.0.0.1:0\n", "  tcp: 127.0.0.1:0\n  websocket: 127.0.0.1:0\n", 1)+
+	r := startRig(t, wsConfig()+
 		"  exempt: []\n  max_conns_per_ip: 1\n")
 	idle, err := net.DialTimeout("tcp", r.d.addrs.WebSocket, waitFor)
 	if err != nil {
@@ -138,23 +150,16 @@ func TestWebSocketListenerLimitsIdleSockets(t *testing.T) {
 // without a restart, which would drop every user.
 func TestReloadWebSocketPolicy(t *testing.T) {
 	yaml := func(origin, proxies string) string {
-		return strings.Replace(baseConfig, "  tcp: 127.0.0.1:0\n", "  tcp: 127.0.0.1:0\n  websocket: 127.0.0.1:0\n", 1) +
+		return wsConfig() +
 			"websocket:\n  allowed_origins: [\"" + origin + "\"]\n  trusted_proxies: [" + proxies + "]\n"
 	}
 	r := startRig(t, yaml("https://gamja.example.com", ""))
 	url := "ws://" + r.d.addrs.WebSocket + "/"
 	viaProxy := func(origin string) (*client, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
-		defer cancel()
 		h := http.Header{}
 		h.Set("Origin", origin)
 		h.Set("X-Forwarded-For", "203.0.113.9")
-		conn, err := wslisten.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: h})
-		if err != nil {
-			return nil, err
-		}
-		t.Cleanup(func() { conn.Close() })
-		return &client{t: t, conn: conn, r: bufio.NewReader(conn)}, nil
+		return dialWSHeader(t, url, nil, h)
 	}
 	whoisHost := func(c *client, nick string) string {
 		c.register(nick)
