@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"io"
 	"math"
 	"net"
 	"net/netip"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/livechat/livechat/configs"
+	"github.com/livechat/livechat/internal/refuse"
 )
 
 const (
@@ -20,15 +20,9 @@ const (
 	// forgotten at once: the rate limit fails open for it rather than
 	// memory growing with every address that ever connected.
 	maxIdleAddrs = 1 << 16
-	// maxRefusing bounds the refusals being delivered at once. Past it a
-	// refused connection is closed without a word, which is all a flood
-	// deserves.
+	// maxRefusing bounds the refusals being delivered at once
+	// (refuse.New).
 	maxRefusing = 64
-	// refuseTimeout bounds delivering one refusal, TLS handshake included.
-	refuseTimeout = 3 * time.Second
-	// refuseDrain is how much of what a refused client already sent is
-	// read and thrown away before closing; see refuse.
-	refuseDrain = 4096
 )
 
 // Refusal reasons, the values of livechat_connections_refused_total's
@@ -58,9 +52,9 @@ const (
 //
 // Safe for concurrent use.
 type ipLimiter struct {
-	config   func() *configs.Config
-	now      func() time.Time // time.Now, or a test clock
-	refusing chan struct{}    // semaphore: refusals being delivered
+	config  func() *configs.Config
+	now     func() time.Time // time.Now, or a test clock
+	refuser *refuse.Refuser
 
 	mu        sync.Mutex
 	addrs     map[netip.Addr]*ipEntry
@@ -86,11 +80,11 @@ type refusal struct {
 
 func newIPLimiter(config func() *configs.Config) *ipLimiter {
 	return &ipLimiter{
-		config:   config,
-		now:      time.Now,
-		refusing: make(chan struct{}, maxRefusing),
-		addrs:    make(map[netip.Addr]*ipEntry),
-		http:     make(map[netip.Addr]int),
+		config:  config,
+		now:     time.Now,
+		refuser: refuse.New(maxRefusing),
+		addrs:   make(map[netip.Addr]*ipEntry),
+		http:    make(map[netip.Addr]int),
 	}
 }
 
@@ -292,31 +286,8 @@ func limitKey(ip netip.Addr) netip.Addr {
 	return p.Addr()
 }
 
-// refuse sends conn `ERROR :message` and closes it, without holding up the
-// accept loop that calls it: a TLS client must finish a handshake before it
-// can read anything, and one that never does would otherwise stall every
-// connection queued behind it. At most maxRefusing refusals are delivered
-// at once; past that the connection is closed without a word.
+// refuse sends conn `ERROR :message` and closes it in the background
+// (refuse.Refuser.Refuse).
 func (l *ipLimiter) refuse(conn net.Conn, message string) {
-	select {
-	case l.refusing <- struct{}{}:
-	default:
-		conn.Close()
-		return
-	}
-	go func() {
-		defer func() { <-l.refusing }()
-		defer conn.Close()
-		conn.SetDeadline(time.Now().Add(refuseTimeout))
-		if _, err := conn.Write([]byte("ERROR :" + message + "\r\n")); err != nil {
-			return
-		}
-		// Closing a socket with unread input makes the kernel send RST,
-		// which can destroy the ERROR line before the client reads it. So
-		// half-close, and read what the client sent until it closes too
-		// (bounded in bytes and by the deadline).
-		if cw, ok := conn.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
-			io.Copy(io.Discard, io.LimitReader(conn, refuseDrain))
-		}
-	}()
+	l.refuser.Refuse(conn, []byte("ERROR :"+message+"\r\n"))
 }

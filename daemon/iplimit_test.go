@@ -262,19 +262,3 @@ func TestRefuseDeliversError(t *testing.T) {
 		t.Fatalf("got %q, %v", line, err)
 	}
 }
-
-// With every refusal slot busy, more refusals close at once instead of
-// piling up goroutines.
-func TestRefuseBounded(t *testing.T) {
-	l := newIPLimiter(func() *configs.Config { c := configs.Default(); return &c })
-	for range maxRefusing {
-		l.refusing <- struct{}{}
-	}
-	a, b := net.Pipe()
-	defer b.Close()
-	l.refuse(a, "x")
-	b.SetReadDeadline(time.Now().Add(waitFor))
-	if n, err := b.Read(make([]byte, 10)); n != 0 || err == nil {
-		t.Fatalf("read %d, %v; want the connection closed without a message", n, err)
-	}
-}

@@ -3,6 +3,7 @@ package wslisten
 import (
 	"net"
 	"net/netip"
+	"strconv"
 	"sync"
 )
 
@@ -25,17 +26,28 @@ func (s socketListener) Accept() (net.Conn, error) {
 	}
 }
 
-// admit asks Options.Admit about a new socket. A refused one is closed
-// without a word: it has sent nothing yet, and a flood deserves nothing.
+// tooManyResponse answers a socket Options.Admit refused, before its
+// request is read: a browser shows the text, a WebSocket client the 429.
+var tooManyResponse = func() []byte {
+	const body = "Too many connections from your address\n"
+	return []byte("HTTP/1.1 429 Too Many Requests\r\nContent-Type: text/plain; charset=utf-8\r\n" +
+		"Content-Length: " + strconv.Itoa(len(body)) + "\r\nConnection: close\r\n\r\n" + body)
+}()
+
+// maxRefusing bounds the 429s being delivered at once (refuse.New).
+const maxRefusing = 64
+
+// admit asks Options.Admit about a new socket; a refused one gets a 429
+// and is closed, in the background.
 func (l *Listener) admit(c net.Conn) (net.Conn, bool) {
 	if l.opts.Admit == nil || l.trustedPeer(c.RemoteAddr()) {
 		return c, true
 	}
 	release, ok := l.opts.Admit(c.RemoteAddr())
 	if !ok {
-		l.refused(RefusedPerIP) // first, so whoever sees the close sees the count
+		l.refused(RefusedPerIP) // first, so whoever sees the 429 sees the count
 		l.opts.Log.Debug().Str("remote", c.RemoteAddr().String()).Str("reason", RefusedPerIP).Msg("WebSocket listener socket refused")
-		c.Close()
+		l.refuser.Refuse(c, tooManyResponse)
 		return nil, false
 	}
 	return &admittedConn{Conn: c, release: release}, true

@@ -26,6 +26,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/rs/zerolog"
 
+	"github.com/livechat/livechat/internal/refuse"
 	"github.com/livechat/livechat/protocol"
 )
 
@@ -75,7 +76,7 @@ type Options struct {
 	Page http.Handler
 	// Admit, if set, is asked about each socket before it speaks HTTP
 	// (except a trusted proxy's, which carries many clients): ok false
-	// closes it at once. release is called once the socket has upgraded
+	// answers it 429 Too Many Requests and closes it. release is called once the socket has upgraded
 	// (from then on it is the daemon's to count) or has closed. It lets
 	// the daemon bound the sockets one address holds without upgrading.
 	Admit func(remote net.Addr) (release func(), ok bool)
@@ -88,13 +89,14 @@ type Options struct {
 // Listener accepts WebSocket connections as net.Conns. Close it to stop
 // serving; connections already accepted are the caller's to close.
 type Listener struct {
-	raw    net.Listener
-	opts   Options // its AllowedOrigins and TrustedProxies: see policy
-	policy atomic.Pointer[policy]
-	http   *http.Server
-	conns  chan net.Conn
-	done   chan struct{}
-	once   sync.Once
+	raw     net.Listener
+	opts    Options // its AllowedOrigins and TrustedProxies: see policy
+	policy  atomic.Pointer[policy]
+	refuser *refuse.Refuser // for sockets Options.Admit turns away
+	http    *http.Server
+	conns   chan net.Conn
+	done    chan struct{}
+	once    sync.Once
 }
 
 // policy is the part of Options that SetPolicy can change while serving.
@@ -110,10 +112,11 @@ func New(raw net.Listener, opts Options) *Listener {
 		opts.MaxMessage = DefaultMaxMessage
 	}
 	l := &Listener{
-		raw:   raw,
-		opts:  opts,
-		conns: make(chan net.Conn),
-		done:  make(chan struct{}),
+		raw:     raw,
+		opts:    opts,
+		refuser: refuse.New(maxRefusing),
+		conns:   make(chan net.Conn),
+		done:    make(chan struct{}),
 	}
 	l.SetPolicy(opts.AllowedOrigins, opts.TrustedProxies)
 	l.http = &http.Server{
