@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coder/websocket"
 
@@ -194,6 +195,28 @@ func TestWebSocketBehindTrustedProxy(t *testing.T) {
 		if secure != tc.secure {
 			t.Errorf("%s proxy: 671 shown %v, want %v", tc.name, secure, tc.secure)
 		}
+	}
+}
+
+// An idle browser is PINGed like a TCP client, stays when it answers,
+// and goes when it does not: the read deadline fails the read and leaves
+// the WebSocket usable.
+func TestWebSocketPing(t *testing.T) {
+	srv, _ := testServer(t, func(c *configs.Config, _ *Options) {
+		c.Limits.PingInterval = 50 * time.Millisecond
+		c.Limits.PingTimeout = 200 * time.Millisecond
+	})
+	web := dialWS(t, wsListen(t, srv))
+	web.register("wendy")
+	for range 3 { // three idle periods in a row, each answered
+		ping, _ := web.expect("PING")
+		web.send("PONG :" + ping.Param(0))
+	}
+	web.send("PING still-here")
+	web.expect("PONG")
+	web.expect("PING") // and now it says nothing more
+	if m, _ := web.expect("ERROR"); !strings.Contains(m.Param(0), "Ping timeout") {
+		t.Errorf("got %q, want a ping timeout", m.String())
 	}
 }
 

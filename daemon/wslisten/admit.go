@@ -26,8 +26,8 @@ func (s socketListener) Accept() (net.Conn, error) {
 	}
 }
 
-// tooManyResponse answers a socket Options.Admit refused, before its
-// request is read: a browser shows the text, a WebSocket client the 429.
+// tooManyResponse answers a socket Options.Admit refused, whatever its
+// request: a browser shows the text, a WebSocket client the 429.
 var tooManyResponse = func() []byte {
 	const body = "Too many connections from your address\n"
 	return []byte("HTTP/1.1 429 Too Many Requests\r\nContent-Type: text/plain; charset=utf-8\r\n" +
@@ -47,7 +47,7 @@ func (l *Listener) admit(c net.Conn) (net.Conn, bool) {
 	if !ok {
 		l.refused(RefusedPerIP) // first, so whoever sees the 429 sees the count
 		l.opts.Log.Debug().Str("remote", c.RemoteAddr().String()).Str("reason", RefusedPerIP).Msg("WebSocket listener socket refused")
-		l.refuser.Refuse(c, tooManyResponse)
+		l.refuser.RefuseRequest(c, tooManyResponse)
 		return nil, false
 	}
 	return &admittedConn{Conn: c, release: release}, true

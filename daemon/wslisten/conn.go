@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"sync"
@@ -16,32 +17,38 @@ import (
 
 // conn presents a WebSocket as a stream of CRLF-terminated lines.
 //
-// Reading: a pump goroutine reads each message and writes it, with "\r\n"
-// appended, into one end of a net.Pipe; Read reads the other end. The
-// pipe gives read deadlines the meaning net.Conn promises (a deadline
-// passing fails the read and leaves the connection usable, which the
-// daemon's PING logic relies on), where the WebSocket library would close
-// the connection. The pipe is synchronous, so a reader that stops reading
-// stops the pump, and a client can never make us buffer more than one
-// message.
+// Reading: Read takes in a whole message, in the caller's goroutine (a
+// connection costs no goroutine of its own), and hands it out with
+// "\r\n" appended. A message is delivered whole or not at all, so one
+// over the limit never reaches the session in part. Read deadlines are set
+// on the socket, not passed as a context: the library closes the
+// connection when a read's context ends, while a socket deadline only
+// fails the read, as net.Conn promises and the daemon's PING logic needs.
+// One exception: a deadline that passes in the middle of a message leaves
+// the library unable to go on, so that read fails for good (a client that
+// stalls mid-message for the whole ping interval is gone anyway).
 //
 // Writing: Write splits what it is given into lines and sends each as a
 // message without its line ending, through the cork (cork.go).
 type conn struct {
 	ws      *websocket.Conn
-	cork    *corkConn // the socket under ws; nil on the client side
-	in      net.Conn  // the session reads here
-	feed    net.Conn  // the pump writes here
+	cork    *corkConn // the socket under ws on the server side, else nil
+	sock    net.Conn  // the socket under ws, for read deadlines
 	msgType websocket.MessageType
 	remote  net.Addr
 	local   net.Addr
 	secure  bool // see Secure
 
+	rmu     sync.Mutex // serializes Read
+	pending []byte     // the rest of the line being handed out
+	pbuf    *[]byte    // the pooled buffer pending lives in
+
 	wmu     sync.Mutex // serializes Write
 	partial []byte     // a line Write got without its "\n" yet
 
 	closeOnce sync.Once
-	pumped    chan struct{} // closed when the pump has stopped
+	endOnce   sync.Once
+	ended     chan struct{} // closed when Read has failed for good
 	tooBig    atomic.Bool   // the client sent a message over the limit
 }
 
@@ -50,63 +57,110 @@ type conn struct {
 // limit; the connection has been closed with status 1009 (message too big).
 var ErrMessageTooBig = errors.New("WebSocket message longer than the longest legal line")
 
-func newConn(ws *websocket.Conn, cork *corkConn, remote, local net.Addr, maxMessage int) *conn {
-	c := &conn{ws: ws, cork: cork, remote: remote, local: local, msgType: websocket.MessageText,
-		pumped: make(chan struct{})}
+// errStalled ends a connection whose read deadline passed mid-message.
+var errStalled = errors.New("WebSocket message stalled past the read deadline")
+
+// Message buffers are pooled: a connection holds one only while the
+// session takes a message in, so an idle one holds none.
+var messagePool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+func newConn(ws *websocket.Conn, cork *corkConn, sock net.Conn, remote, local net.Addr, maxMessage int) *conn {
+	c := &conn{ws: ws, cork: cork, sock: sock, remote: remote, local: local, msgType: websocket.MessageText,
+		ended: make(chan struct{})}
 	if ws.Subprotocol() == BinarySubprotocol {
 		c.msgType = websocket.MessageBinary
 	}
 	ws.SetReadLimit(int64(maxMessage))
-	c.in, c.feed = net.Pipe()
-	go c.pump()
 	return c
 }
 
-// pump copies messages into the pipe until either side closes. Either
-// message type is accepted, whatever the subprotocol: being strict would
-// only break clients.
-func (c *conn) pump() {
-	defer close(c.pumped)
-	defer c.feed.Close()
-	for {
-		_, msg, err := c.ws.Read(context.Background())
-		if err != nil {
-			// Closed by the client or by Close, or a message over the
-			// limit, which the library has answered with 1009.
-			c.tooBig.Store(errors.Is(err, websocket.ErrMessageTooBig))
-			return
-		}
-		// The specification forbids line endings in a message; a client
-		// that sends one anyway gets it tolerated, not doubled.
-		msg = bytes.TrimRight(msg, "\r\n")
-		msg = append(msg, '\r', '\n')
-		if _, err := c.feed.Write(msg); err != nil {
-			return
-		}
-	}
-}
-
+// Read returns the client's messages as lines.
 func (c *conn) Read(p []byte) (int, error) {
-	n, err := c.in.Read(p)
-	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) && c.endedTooBig() {
-		err = ErrMessageTooBig
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	if len(c.pending) == 0 {
+		if err := c.readMessage(); err != nil {
+			return 0, err
+		}
 	}
-	return n, err
+	n := copy(p, c.pending)
+	c.pending = c.pending[n:]
+	if len(c.pending) == 0 {
+		*c.pbuf = (*c.pbuf)[:0]
+		messagePool.Put(c.pbuf)
+		c.pending, c.pbuf = nil, nil
+	}
+	return n, nil
 }
 
-// endedTooBig reports whether the connection ended because the client sent
-// a message over the limit. It is asked once a read or write has failed.
-// The library answers such a message with its close frame before its Read
-// returns, so the session's writer can fail on the closed connection (and
-// the reader on a pipe the writer closed) before the pump has recorded
-// why: wait for the pump, which is returning already, to have the true
-// reason in both places. The wait is bounded in case the failure was
-// something else and the pump is still reading.
+// readMessage takes in the next message as pending. Either message type is
+// accepted, whatever the subprotocol: being strict would only break
+// clients. The specification forbids line endings in a message; a client
+// that sends one anyway gets it tolerated, not doubled.
+func (c *conn) readMessage() error {
+	_, r, err := c.ws.Reader(context.Background())
+	if err != nil {
+		return c.readFailed(err, false)
+	}
+	bp := messagePool.Get().(*[]byte)
+	b := (*bp)[:0]
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			*bp = b[:0]
+			messagePool.Put(bp)
+			return c.readFailed(err, true)
+		}
+	}
+	b = append(bytes.TrimRight(b, "\r\n"), '\r', '\n')
+	*bp = b
+	c.pending, c.pbuf = b, bp
+	return nil
+}
+
+// readFailed translates the library's read error. Only a deadline passing
+// between messages leaves the connection usable; anything else ends it.
+func (c *conn) readFailed(err error, midMessage bool) error {
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded) && !midMessage:
+		return err
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		err = errStalled
+		c.ws.CloseNow()
+	case errors.Is(err, websocket.ErrMessageTooBig):
+		// The library has answered with 1009.
+		c.tooBig.Store(true)
+		err = ErrMessageTooBig
+	case c.tooBig.Load():
+		err = ErrMessageTooBig // and the connection is gone since
+	case websocket.CloseStatus(err) != -1:
+		err = io.EOF // the client said goodbye, or answered ours
+	case errors.Is(err, net.ErrClosed):
+		err = net.ErrClosed
+	}
+	c.endOnce.Do(func() { close(c.ended) })
+	return err
+}
+
+// endedTooBig reports whether the connection ended because the client
+// sent a message over the limit; it is asked once a write has failed. The
+// library answers such a message with its close frame before the Read that
+// found it returns, so the session's writer can fail on the closed
+// connection before Read has recorded why: wait for that Read, which is
+// returning already. The wait is bounded in case the failure was something
+// else and nobody is reading.
 func (c *conn) endedTooBig() bool {
 	t := time.NewTimer(closeWait)
 	defer t.Stop()
 	select {
-	case <-c.pumped:
+	case <-c.ended:
 	case <-t.C:
 	}
 	return c.tooBig.Load()
@@ -173,8 +227,8 @@ var closeWait = time.Second
 // client's answer, for at most closeWait: long enough that a shutdown,
 // which waits for its sessions, has really said goodbye to every client
 // that still listens, and short enough that one that stopped reading does
-// not hold it up. Then the reader sees EOF; the library finishes the
-// closing handshake (or gives up on it) in the background.
+// not hold it up; that one has its socket closed. Either way a Read in
+// progress returns.
 func (c *conn) Close() error {
 	c.closeOnce.Do(func() {
 		done := make(chan struct{})
@@ -186,9 +240,12 @@ func (c *conn) Close() error {
 		select {
 		case <-done:
 		case <-t.C:
+			// Not ws.CloseNow: with a Close under way it only waits.
+			if c.sock != nil {
+				c.sock.Close()
+			}
 		}
 		t.Stop()
-		c.in.Close()
 	})
 	return nil
 }
@@ -202,10 +259,15 @@ func (c *conn) RemoteAddr() net.Addr { return c.remote }
 
 func (c *conn) SetDeadline(t time.Time) error {
 	c.SetWriteDeadline(t)
-	return c.in.SetReadDeadline(t)
+	return c.SetReadDeadline(t)
 }
 
-func (c *conn) SetReadDeadline(t time.Time) error { return c.in.SetReadDeadline(t) }
+func (c *conn) SetReadDeadline(t time.Time) error {
+	if c.sock == nil {
+		return nil
+	}
+	return c.sock.SetReadDeadline(t)
+}
 
 // SetWriteDeadline sets the socket's deadline, which cuts short a Write
 // in flight too (the daemon does that to a slow consumer from another

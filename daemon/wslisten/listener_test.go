@@ -178,46 +178,58 @@ func TestOversizedMessageClosesWith1009(t *testing.T) {
 	ws := dialRaw(t, url, nil)
 	srv := accept(t, l)
 	writeMessage(t, ws, websocket.MessageText, "PRIVMSG #a :"+strings.Repeat("x", 700))
+	if err := readToError(srv); err != ErrMessageTooBig {
+		t.Errorf("server read of an oversized message: %v, want ErrMessageTooBig", err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
 	_, _, err := ws.Read(ctx)
 	if got := websocket.CloseStatus(err); got != websocket.StatusMessageTooBig {
 		t.Fatalf("client read after an oversized message: %v (status %d), want status 1009", err, got)
 	}
-	srv.SetReadDeadline(time.Now().Add(waitFor))
 	if _, err := srv.Read(make([]byte, 64)); err != ErrMessageTooBig {
-		t.Errorf("server read after an oversized message: %v, want ErrMessageTooBig", err)
+		t.Errorf("server read again: %v, want ErrMessageTooBig", err)
 	}
-	// The session's writer may be the first to hit the closed connection;
-	// it must learn the same reason, not a bare write error.
 	if _, err := srv.Write([]byte("NOTICE * :late\r\n")); err != ErrMessageTooBig {
 		t.Errorf("server write after an oversized message: %v, want ErrMessageTooBig", err)
 	}
 }
 
-// Whichever of the session's reader and writer fails first, both report
-// the oversized message: the writer, on the connection the library closed,
-// and the reader, on a pipe the writer's Close may have shut before the
-// pump recorded why.
+// The session's writer may be the first to hit the connection the library
+// closed over an oversized message, while its reader is still returning;
+// both must report the oversized message, not a bare write error.
 func TestOversizedMessageSeenByWriterFirst(t *testing.T) {
 	for range 20 {
 		l, url := serve(t, Options{MaxMessage: 600})
 		ws := dialRaw(t, url, nil)
 		srv := accept(t, l)
+		readErr := make(chan error, 1)
+		go func() { readErr <- readToError(srv) }()
 		writeMessage(t, ws, websocket.MessageText, "PRIVMSG #a :"+strings.Repeat("x", 700))
 		var err error
-		for i := 0; i < 100000 && err == nil; i++ {
+		for i := 0; i < 1_000_000 && err == nil; i++ {
 			_, err = srv.Write([]byte("NOTICE * :filler\r\n"))
 		}
 		if err != ErrMessageTooBig {
 			t.Fatalf("server write after an oversized message: %v, want ErrMessageTooBig", err)
 		}
-		srv.Close()
-		srv.SetReadDeadline(time.Now().Add(waitFor))
-		if _, err := srv.Read(make([]byte, 64)); err != ErrMessageTooBig {
-			t.Fatalf("server read after the writer closed: %v, want ErrMessageTooBig", err)
+		if err := <-readErr; err != ErrMessageTooBig {
+			t.Fatalf("server read: %v, want ErrMessageTooBig", err)
 		}
 	}
+}
+
+// readToError reads c as the daemon's session does, in small pieces until
+// an error, and returns the error.
+func readToError(c net.Conn) error {
+	c.SetReadDeadline(time.Now().Add(waitFor))
+	buf := make([]byte, 64)
+	for range 1000 { // bounded: a message is at most a few hundred pieces
+		if _, err := c.Read(buf); err != nil {
+			return err
+		}
+	}
+	return errors.New("no error after 1000 reads")
 }
 
 func TestOrigins(t *testing.T) {

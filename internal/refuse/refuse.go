@@ -31,7 +31,15 @@ func New(maxBusy int) *Refuser {
 // Refuse writes msg to conn and closes it, on another goroutine: a TLS
 // client must finish a handshake before it can read anything, and one that
 // never does would otherwise stall every connection queued behind it.
-func (r *Refuser) Refuse(conn net.Conn, msg []byte) {
+func (r *Refuser) Refuse(conn net.Conn, msg []byte) { r.refuse(conn, msg, false) }
+
+// RefuseRequest is Refuse for a protocol where the client speaks first,
+// HTTP: msg is written once the client has sent something (or the time is
+// up), since an HTTP client may take an answer that comes before its
+// request for garbage.
+func (r *Refuser) RefuseRequest(conn net.Conn, msg []byte) { r.refuse(conn, msg, true) }
+
+func (r *Refuser) refuse(conn net.Conn, msg []byte, afterInput bool) {
 	select {
 	case r.busy <- struct{}{}:
 	default:
@@ -42,6 +50,11 @@ func (r *Refuser) Refuse(conn net.Conn, msg []byte) {
 		defer func() { <-r.busy }()
 		defer conn.Close()
 		conn.SetDeadline(time.Now().Add(timeout))
+		if afterInput {
+			if _, err := conn.Read(make([]byte, drain)); err != nil {
+				return
+			}
+		}
 		if _, err := conn.Write(msg); err != nil {
 			return
 		}

@@ -51,3 +51,27 @@ func TestRefuseBounded(t *testing.T) {
 		t.Fatalf("read %d, %v; want the connection closed without a message", n, err)
 	}
 }
+
+// An HTTP client's request comes first, then the answer.
+func TestRefuseRequestWaitsForTheRequest(t *testing.T) {
+	a, b := net.Pipe()
+	defer b.Close()
+	New(1).RefuseRequest(a, []byte("HTTP/1.1 429 Too Many Requests\r\n\r\n"))
+	b.SetDeadline(time.Now().Add(waitFor))
+	got := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(b).ReadString('\n')
+		got <- line
+	}()
+	select {
+	case line := <-got:
+		t.Fatalf("answered %q before the request", line)
+	case <-time.After(50 * time.Millisecond): // the answer must wait; this only bounds how long we look
+	}
+	if _, err := b.Write([]byte("GET / HTTP/1.1\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if line := <-got; line != "HTTP/1.1 429 Too Many Requests\r\n" {
+		t.Fatalf("got %q", line)
+	}
+}
