@@ -178,6 +178,7 @@ func TestOversizedMessageClosesWith1009(t *testing.T) {
 	ws := dialRaw(t, url, nil)
 	srv := accept(t, l)
 	writeMessage(t, ws, websocket.MessageText, "PRIVMSG #a :"+strings.Repeat("x", 700))
+	srv.SetReadDeadline(time.Now().Add(waitFor))
 	if err := readToError(srv); err != ErrMessageTooBig {
 		t.Errorf("server read of an oversized message: %v, want ErrMessageTooBig", err)
 	}
@@ -204,6 +205,7 @@ func TestOversizedMessageSeenByWriterFirst(t *testing.T) {
 		ws := dialRaw(t, url, nil)
 		srv := accept(t, l)
 		readErr := make(chan error, 1)
+		srv.SetReadDeadline(time.Now().Add(waitFor))
 		go func() { readErr <- readToError(srv) }()
 		writeMessage(t, ws, websocket.MessageText, "PRIVMSG #a :"+strings.Repeat("x", 700))
 		var err error
@@ -220,9 +222,8 @@ func TestOversizedMessageSeenByWriterFirst(t *testing.T) {
 }
 
 // readToError reads c as the daemon's session does, in small pieces until
-// an error, and returns the error.
+// an error, and returns the error. The caller sets the read deadline.
 func readToError(c net.Conn) error {
-	c.SetReadDeadline(time.Now().Add(waitFor))
 	buf := make([]byte, 64)
 	for range 1000 { // bounded: a message is at most a few hundred pieces
 		if _, err := c.Read(buf); err != nil {
@@ -315,6 +316,34 @@ func TestReadDeadlineLeavesConnectionUsable(t *testing.T) {
 	writeMessage(t, ws, websocket.MessageText, "PONG :s")
 	if got := readLine(t, bufio.NewReader(srv), srv); got != "PONG :s\r\n" {
 		t.Errorf("after a timeout the server read %q", got)
+	}
+}
+
+// A deadline that passes in the middle of a message cannot be resumed
+// from: the read fails for good instead of handing out a broken line.
+func TestReadDeadlineMidMessageEndsTheConnection(t *testing.T) {
+	l, url := serve(t, Options{})
+	ws := dialRaw(t, url, nil)
+	srv := accept(t, l)
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	w, err := ws.Writer(ctx, websocket.MessageText)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// More than the library's write buffer, so a first fragment goes out
+	// now and the message stays open.
+	if _, err := w.Write([]byte("PRIVMSG #a :" + strings.Repeat("x", 5000))); err != nil {
+		t.Fatal(err)
+	}
+	srv.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	err = readToError(srv)
+	if err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("read stalled mid-message: %v, want a lasting error", err)
+	}
+	srv.SetReadDeadline(time.Now().Add(waitFor))
+	if _, err := srv.Read(make([]byte, 64)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("read after the stall: %v, want the connection gone", err)
 	}
 }
 
