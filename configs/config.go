@@ -35,6 +35,7 @@ type Config struct {
 	History   History   `mapstructure:"history"`
 	Rooms     Rooms     `mapstructure:"rooms"`
 	Accounts  Accounts  `mapstructure:"accounts"`
+	Cloak     Cloak     `mapstructure:"cloak"`
 
 	// Operators may use OPER: "name:argon2id-hash" entries (see
 	// livechatd accounts hash).
@@ -126,4 +127,22 @@ type Accounts struct {
 	ThrottleFree      int           `mapstructure:"throttle_free"`           // failed logins before delays start
 	ThrottleDelay     time.Duration `mapstructure:"throttle_delay"`          // first delay, doubled per further failure
 	ThrottleMaxDelay  time.Duration `mapstructure:"throttle_max_delay"`      // cap of the delay
+}
+
+// Cloak hides clients' addresses from each other: everyone sees
+// <keyed hash>.<suffix> as a client's host, and only server operators and
+// the client itself see the address (WHOIS 338/378). Changes apply to
+// connections made after a reload.
+type Cloak struct {
+	Enabled bool `mapstructure:"enabled"`
+	// Secret keys the hash; "" uses data_dir/cloak.key, created on first
+	// start (or a random key per process with accounts.store memory).
+	Secret string `mapstructure:"secret"`
+	// Suffix follows the hash: a host name such as "ip.example.org".
+	Suffix string `mapstructure:"suffix"`
+	// Addresses sharing their first IPv4Prefix / IPv6Prefix bits share a
+	// cloak: 32 is one per IPv4 address, 64 one per IPv6 /64 (what one
+	// host usually gets, so a ban is not escaped by changing address).
+	IPv4Prefix int `mapstructure:"ipv4_prefix"`
+	IPv6Prefix int `mapstructure:"ipv6_prefix"`
 }

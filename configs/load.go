@@ -62,6 +62,7 @@ func Default() Config {
 			ThrottleDelay:    time.Second,
 			ThrottleMaxDelay: 5 * time.Minute,
 		},
+		Cloak: Cloak{Enabled: true, Suffix: "livechat", IPv4Prefix: 32, IPv6Prefix: 64},
 	}
 }
 

@@ -126,6 +126,20 @@ func (c *Config) Validate() error {
 	p.positive("accounts.throttle_delay", a.ThrottleDelay)
 	p.positive("accounts.throttle_max_delay", a.ThrottleMaxDelay)
 
+	cl := c.Cloak
+	if cl.Secret != "" && len(cl.Secret) < 16 {
+		p.add("cloak.secret", fmt.Sprintf("must be at least 16 characters, or empty to use data_dir/cloak.key (got %d)", len(cl.Secret)))
+	}
+	if !validHostSuffix(cl.Suffix) {
+		p.add("cloak.suffix", fmt.Sprintf("must be a host name: labels of letters, digits and '-' joined by dots, like \"ip.example.org\" (got %q)", truncateForError(cl.Suffix)))
+	}
+	if cl.IPv4Prefix < 8 || cl.IPv4Prefix > 32 {
+		p.add("cloak.ipv4_prefix", fmt.Sprintf("must be 8 to 32 bits (got %d)", cl.IPv4Prefix))
+	}
+	if cl.IPv6Prefix < 16 || cl.IPv6Prefix > 128 {
+		p.add("cloak.ipv6_prefix", fmt.Sprintf("must be 16 to 128 bits (got %d)", cl.IPv6Prefix))
+	}
+
 	return p.err()
 }
 
@@ -281,6 +295,25 @@ func (p *problems) distinct(key, s, otherKey, other string) {
 		return
 	}
 	p.add(key, fmt.Sprintf("must differ from %s (both %q)", otherKey, s))
+}
+
+// validHostSuffix reports whether s can end a host in a nick!user@host
+// prefix: DNS labels of ASCII letters, digits and inner hyphens.
+func validHostSuffix(s string) bool {
+	if s == "" || len(s) > 63 {
+		return false
+	}
+	for _, label := range strings.Split(s, ".") {
+		if label == "" || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // truncateForError keeps an invalid value short in the one-line error; it

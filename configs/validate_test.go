@@ -75,6 +75,13 @@ func TestValidateRules(t *testing.T) {
 		{"accounts.hash_wait", func(c *Config) { c.Accounts.HashWait = 0 }},
 		{"accounts.throttle_delay", func(c *Config) { c.Accounts.ThrottleDelay = 0 }},
 		{"limits.exempt", func(c *Config) { c.Limits.Exempt = []string{"::ffff:10.0.0.0/104"} }},
+		{"cloak.secret", func(c *Config) { c.Cloak.Secret = "short" }},
+		{"cloak.suffix", func(c *Config) { c.Cloak.Suffix = "" }},
+		{"cloak.suffix", func(c *Config) { c.Cloak.Suffix = "ip..example" }},
+		{"cloak.suffix", func(c *Config) { c.Cloak.Suffix = "bad host" }},
+		{"cloak.suffix", func(c *Config) { c.Cloak.Suffix = "-ip" }},
+		{"cloak.ipv4_prefix", func(c *Config) { c.Cloak.IPv4Prefix = 33 }},
+		{"cloak.ipv6_prefix", func(c *Config) { c.Cloak.IPv6Prefix = 8 }},
 	} {
 		t.Run(tc.key, func(t *testing.T) {
 			c := Default()

@@ -11,7 +11,7 @@ func init() {
 	register(&command{name: "MODE", run: handleMODE, minParams: 1, help: "MODE <room> [+|-modes args] - show or change room modes (ops): i m n t k l b e o v"})
 	register(&command{name: "KICK", run: handleKICK, minParams: 2, help: "KICK <room> <nick> [reason] - remove someone from a room (ops)"})
 	register(&command{name: "INVITE", run: handleINVITE, minParams: 2, help: "INVITE <nick> <room> - invite someone (ops, when the room is +i)"})
-	register(&command{name: "BAN", run: handleBAN, minParams: 2, help: "BAN <room> <nick|mask> - ban someone (ops); a nick bans their account or address"})
+	register(&command{name: "BAN", run: handleBAN, minParams: 2, help: "BAN <room> <nick|mask> - ban someone (ops); a nick bans their address and account"})
 	register(&command{name: "UNBAN", run: handleUNBAN, minParams: 2, help: "UNBAN <room> <mask> - lift a ban (ops); MODE <room> b lists them"})
 	register(&command{name: "OP", run: roleCommand("+o"), minParams: 2, help: "OP <room> <nick> - make someone a room operator (ops)"})
 	register(&command{name: "DEOP", run: roleCommand("-o"), minParams: 2, help: "DEOP <room> <nick> - take operator status away (ops)"})
@@ -149,23 +149,23 @@ func handleINVITE(s *Session, m *protocol.Message, _ []byte) error {
 	return nil
 }
 
-// handleBAN bans a mask, or a connected user by nick: by account when
-// they are logged in (a new nick or address does not escape it), by
-// address otherwise.
+// handleBAN bans a mask, or a connected user by nick: by their (cloaked)
+// address, and by account too when they are logged in, so neither a new
+// address nor logging out escapes it.
 func handleBAN(s *Session, m *protocol.Message, _ []byte) error {
 	r, err := s.existingRoom(m.Params[0])
 	if err != nil {
 		return err
 	}
 	mask := m.Params[1]
+	changes := []rooms.ModeChange{{Add: true, Mode: 'b', Arg: mask}}
 	if t := s.srv.nicks.get(mask); t != nil && !strings.ContainsAny(mask, "!@*?$") {
+		changes[0].Arg = "*!*@" + t.host
 		if account := t.Account(); account != "" {
-			mask = "$a:" + account
-		} else {
-			mask = "*!*@" + t.host
+			changes = append(changes, rooms.ModeChange{Add: true, Mode: 'b', Arg: "$a:" + account})
 		}
 	}
-	return s.roomMode(r, []rooms.ModeChange{{Add: true, Mode: 'b', Arg: mask}})
+	return s.roomMode(r, changes)
 }
 
 func handleUNBAN(s *Session, m *protocol.Message, _ []byte) error {

@@ -207,6 +207,9 @@ func (s *Session) welcome() {
 		s.numeric(protocol.RPL_ISUPPORT, params...)
 		tokens = tokens[n:]
 	}
+	if s.host != hostIP(s.ip) {
+		s.numeric(protocol.RPL_VISIBLEHOST, s.host, "is now your displayed host")
+	}
 	s.sendMOTD()
 	if s.guest {
 		s.notice("You are " + s.Nick() + ". Type HELP for the commands, JOIN <room> to join a room, MSG <room> <text> to talk.")

@@ -89,6 +89,12 @@ func handleWHOIS(s *Session, m *protocol.Message, _ []byte) error {
 	if account != "" {
 		s.numeric(protocol.RPL_WHOISACCOUNT, nick, account, "is logged in as")
 	}
+	if t == s || s.oper.Load() {
+		// The cloak hides the address from everyone else.
+		ip := hostIP(t.ip)
+		s.numeric(protocol.RPL_WHOISACTUALLY, nick, user+"@"+ip, ip, "Actual user@host, Actual IP")
+		s.numeric(protocol.RPL_WHOISHOST, nick, "is connecting from *@"+ip+" "+ip)
+	}
 	if t.secure() {
 		s.numeric(protocol.RPL_WHOISSECURE, nick, "is using a secure connection")
 	}
@@ -103,7 +109,7 @@ func (s *Session) lastActive() time.Time {
 }
 
 // handleUSERHOST answers with nick=+user@host (- when away) for up to five
-// nicks.
+// nicks; the host is the cloak, except for oneself and to operators.
 func handleUSERHOST(s *Session, m *protocol.Message, _ []byte) error {
 	var replies []string
 	for _, nick := range m.Params[:min(len(m.Params), 5)] {
@@ -111,8 +117,12 @@ func handleUSERHOST(s *Session, m *protocol.Message, _ []byte) error {
 		if t == nil || !t.registered.Load() {
 			continue
 		}
+		host := t.host
+		if t == s || s.oper.Load() {
+			host = hostIP(t.ip) // as in WHOIS 338: clients ask for their own address this way
+		}
 		t.mu.Lock()
-		entry := t.nick + "=+" + t.user + "@" + t.host
+		entry := t.nick + "=+" + t.user + "@" + host
 		t.mu.Unlock()
 		if t.Away() {
 			entry = strings.Replace(entry, "=+", "=-", 1)

@@ -344,7 +344,7 @@ func TestPrivateHistoryFollowsPeopleNotNicks(t *testing.T) {
 }
 
 func TestIRCClientConventions(t *testing.T) {
-	_, addr := testServer(t)
+	srv, addr := testServer(t)
 	c := connectCaps(t, addr, "strict", "labeled-response")
 	other := connect(t, addr, "coolNick")
 	other.send("AWAY :out")
@@ -372,7 +372,7 @@ func TestIRCClientConventions(t *testing.T) {
 	}
 	c.send("USERHOST coolNick nobody")
 	uh := c.expectNumeric(protocol.RPL_USERHOST)
-	if uh.Param(1) != "coolNick=-~coolNick@127.0.0.1" {
+	if uh.Param(1) != "coolNick=-~coolNick@"+cloakOf(srv, "127.0.0.1") {
 		t.Fatalf("%q", uh.String())
 	}
 	// A labeled unknown command gets a labeled 421.

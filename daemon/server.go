@@ -38,6 +38,9 @@ type Options struct {
 	// Rooms keeps claimed rooms (see OpenRoomStore); nil keeps them in
 	// memory. The server closes it on Shutdown.
 	Rooms RoomStore
+	// CloakKey keys host cloaks when cloak.secret is unset (see
+	// OpenCloakKey); nil means a random key for this process.
+	CloakKey []byte
 }
 
 // RoomStore is a rooms.Store the server can close.
@@ -60,6 +63,7 @@ type Server struct {
 	iplimit    *ipLimiter
 	registry   *prometheus.Registry
 	created    time.Time
+	cloakKey   []byte
 
 	nextID   atomic.Uint64
 	ids      *rooms.IDs // message and batch ids, shared with rooms
@@ -84,6 +88,10 @@ func New(cfg *configs.Config, opts Options) *Server {
 		workers:   newWorkerPool(workerIdle),
 		ids:       rooms.NewIDs(),
 		privates:  newPrivateHistory(cfg.History.Size),
+		cloakKey:  opts.CloakKey,
+	}
+	if s.cloakKey == nil {
+		s.cloakKey = randomCloakKey()
 	}
 	s.cfg.Store(cfg)
 	s.iplimit = newIPLimiter(s.Config)

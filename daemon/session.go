@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"net"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,8 +36,8 @@ type Session struct {
 	conn      net.Conn
 	id        uint64
 	transport string
-	ip        string
-	host      string
+	ip        string // the real address: logs, limits, bans, opers and the user themself
+	host      string // what everyone else sees: the cloak (see cloakHost)
 	sendqMax  int
 	connected time.Time
 
@@ -92,17 +91,13 @@ type Session struct {
 func newSession(srv *Server, conn net.Conn, transport string, id uint64) *Session {
 	cfg := srv.Config()
 	ip := remoteIP(conn)
-	host := ip
-	if strings.HasPrefix(host, ":") {
-		host = "0" + host // a host may not start with ':' inside a prefix
-	}
 	s := &Session{
 		srv:       srv,
 		conn:      conn,
 		id:        id,
 		transport: transport,
 		ip:        ip,
-		host:      host,
+		host:      cloakHost(cfg.Cloak, srv.cloakKey, ip),
 		sendqMax:  cfg.Limits.SendQBytes,
 		connected: time.Now(),
 		nick:      "*",

@@ -159,8 +159,8 @@ func TestWebSocketChatsWithTCP(t *testing.T) {
 }
 
 // Behind a TLS-terminating proxy that is trusted, a browser on https is
-// shown as secure (671) and by its own address; the same claims from an
-// untrusted peer change nothing.
+// shown as secure (671) and by the cloak of its own address;
+// the same claims from an untrusted peer change nothing.
 func TestWebSocketBehindTrustedProxy(t *testing.T) {
 	srv, addr := testServer(t)
 	loopback := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
@@ -184,8 +184,8 @@ func TestWebSocketBehindTrustedProxy(t *testing.T) {
 		tcp := connect(t, addr, "tom"+tc.name)
 		tcp.send("WHOIS " + nick)
 		user, _ := tcp.expect(protocol.RPL_WHOISUSER)
-		if user.Param(3) != tc.host {
-			t.Errorf("%s proxy: WHOIS host %q, want %q", tc.name, user.Param(3), tc.host)
+		if want := cloakOf(srv, tc.host); user.Param(3) != want {
+			t.Errorf("%s proxy: WHOIS host %q, want %q, the cloak of %s", tc.name, user.Param(3), want, tc.host)
 		}
 		_, lines := tcp.expect(protocol.RPL_ENDOFWHOIS)
 		var secure bool

@@ -42,12 +42,15 @@ const (
 	RPL_NOTOPIC       = "331" // <client> <channel> :No topic is set
 	RPL_TOPIC         = "332" // <client> <channel> :<topic>
 	RPL_TOPICWHOTIME  = "333" // <client> <channel> <nick> <setat>
+	RPL_WHOISACTUALLY = "338" // <client> <nick> <user>@<ip> <ip> :Actual user@host, Actual IP
 	RPL_WHOREPLY      = "352" // <client> <channel> <username> <host> <server> <nick> <flags> :<hopcount> <realname>
 	RPL_NAMREPLY      = "353" // <client> <symbol> <channel> :[prefix]<nick>{ [prefix]<nick>}
 	RPL_ENDOFNAMES    = "366" // <client> <channel> :End of /NAMES list
 	RPL_MOTD          = "372" // <client> :<line of the motd>
 	RPL_MOTDSTART     = "375" // <client> :- <server> Message of the day -
 	RPL_ENDOFMOTD     = "376" // <client> :End of /MOTD command.
+	RPL_WHOISHOST     = "378" // <client> <nick> :is connecting from *@<host> <ip>
+	RPL_VISIBLEHOST   = "396" // <client> <host> :is now your displayed host
 	RPL_WHOISSECURE   = "671" // <client> <nick> :is using a secure connection
 	RPL_HELPSTART     = "704" // <client> <subject> :<first line of help section>
 	RPL_HELPTXT       = "705" // <client> <subject> :<line of help text>

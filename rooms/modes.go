@@ -155,12 +155,17 @@ func normalizeMask(mask string) string {
 	return mask
 }
 
-// matches reports whether mask covers member m.
+// matches reports whether mask covers member m: its account ($a:), the
+// prefix everyone sees, or the same with its real address, so a server
+// operator who knows the address (or a range) can ban it.
 func (m *member) matches(mask string) bool {
 	if acct, ok := strings.CutPrefix(mask, "$a:"); ok {
 		return m.Account != "" && protocol.MatchMask(acct, m.Account)
 	}
-	return protocol.MatchMask(mask, m.prefix)
+	if protocol.MatchMask(mask, m.prefix) {
+		return true
+	}
+	return m.IP != "" && m.IP != m.Host && protocol.MatchMask(mask, m.Nick+"!"+m.User+"@"+m.IP)
 }
 
 func listed(list []ListEntry, m *member) bool {

@@ -56,7 +56,8 @@ type Member struct {
 	Client   Client
 	Nick     string
 	User     string
-	Host     string
+	Host     string // shown to everyone: a cloak, usually
+	IP       string // the real address: bans match it too, nobody is shown it
 	Realname string
 	Account  string // "" when anonymous
 }

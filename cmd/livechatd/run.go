@@ -161,6 +161,10 @@ func start(cfg *configs.Config, log zerolog.Logger, load func() (*configs.Config
 		d.addrs.Metrics = d.ops.Addr().String()
 	}
 
+	cloakKey, err := daemon.OpenCloakKey(cfg)
+	if err != nil {
+		return nil, err
+	}
 	// The durable stores last, once every address is bound: they lock
 	// their files, and a start that fails must let go of them.
 	accts, err := daemon.OpenAccountStore(cfg)
@@ -172,7 +176,7 @@ func start(cfg *configs.Config, log zerolog.Logger, load func() (*configs.Config
 		accts.Close()
 		return nil, err
 	}
-	d.srv = daemon.New(cfg, daemon.Options{Logger: log, Metrics: reg, Accounts: accts, Rooms: roomStore})
+	d.srv = daemon.New(cfg, daemon.Options{Logger: log, Metrics: reg, Accounts: accts, Rooms: roomStore, CloakKey: cloakKey})
 	// The operator endpoint first: a probe during startup then sees
 	// /readyz 503 until the client listeners are serving.
 	if d.ops != nil {

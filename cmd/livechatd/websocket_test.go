@@ -154,10 +154,12 @@ func TestReloadWebSocketPolicy(t *testing.T) {
 		h.Set("X-Forwarded-For", "203.0.113.9")
 		return dialWSHeader(t, url, nil, h)
 	}
+	// The address the daemon believes, which a user sees in their own
+	// WHOIS (338); others see its cloak.
 	whoisHost := func(c *client, nick string) string {
 		c.register(nick)
 		c.send("WHOIS " + nick)
-		m, _ := c.expect(protocol.RPL_WHOISUSER)
+		m, _ := c.expect(protocol.RPL_WHOISACTUALLY)
 		return m.Param(3)
 	}
 
