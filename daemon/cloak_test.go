@@ -262,3 +262,11 @@ func TestBanNickSurvivesLogout(t *testing.T) {
 	op.send("PRIVMSG #gate :bystander still served")
 	op.sync()
 }
+
+// BenchmarkCloakHost is the cost cloaking adds to each connection.
+func BenchmarkCloakHost(b *testing.B) {
+	c, key := configs.Default().Cloak, randomCloakKey()
+	for b.Loop() {
+		cloakHost(c, key, "2001:db8::1")
+	}
+}
