@@ -108,7 +108,7 @@ func (r *Room) doPart(c Client, reason string) error {
 		return ErrNotMember
 	}
 	params := []string{r.name}
-	if reason != "" {
+	if reason != "" && r.muted(m) == "" {
 		params = append(params, reason)
 	}
 	r.broadcast(r.event(m, "PART", params...), c, true, false)

@@ -223,7 +223,8 @@ func (r *Room) join(m Member, key string) error {
 	return await(r, done, ErrNoSuchRoom)
 }
 
-// Part removes c from the room; every member, c included, sees the PART.
+// Part removes c from the room; every member, c included, sees the PART,
+// without the reason if c may not speak in the room.
 func (r *Room) Part(c Client, reason string) error {
 	done := make(chan error, 1)
 	if !r.send(partReq{c: c, reason: reason, done: done}) {
