@@ -25,7 +25,7 @@ func handleWHO(s *Session, m *protocol.Message, _ []byte) error {
 	var entries []rooms.WhoEntry
 	room := "*"
 	if protocol.IsRoomName(mask) {
-		if r := s.srv.rooms.Get(mask); r != nil {
+		if r := s.srv.rooms.Get(mask); r != nil && s.seesInside(r.Name(), r.Secret()) {
 			entries, _ = r.Who(s)
 			room = r.Name()
 		}
