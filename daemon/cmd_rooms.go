@@ -79,6 +79,9 @@ func handleJOIN(s *Session, m *protocol.Message, _ []byte) error {
 		if err := s.join(typed, key); err != nil {
 			s.sendError(err)
 		}
+		if !s.pace() { // each JOIN brings a member list
+			break
+		}
 	}
 	return nil
 }
@@ -219,6 +222,9 @@ func handleNAMES(s *Session, m *protocol.Message, _ []byte) error {
 		if r := s.srv.rooms.Get(name); r == nil || !s.seesInside(r.Name(), r.Secret()) || r.Names(s, s.Nick()) != nil {
 			s.numeric(protocol.RPL_ENDOFNAMES, name, "End of /NAMES list")
 		}
+		if !s.pace() {
+			break
+		}
 	}
 	return nil
 }
@@ -238,6 +244,9 @@ func handleLIST(s *Session, m *protocol.Message, _ []byte) error {
 		}
 		if listMatches(conds, info, now) {
 			s.numeric(protocol.RPL_LIST, info.Name, strconv.Itoa(info.Members), info.Topic)
+			if !s.pace() { // the list may be far longer than the send queue
+				return nil
+			}
 		}
 	}
 	s.numeric(protocol.RPL_LISTEND, "End of /LIST")

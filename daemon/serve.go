@@ -132,6 +132,7 @@ func (s *Session) process(line []byte, err error) string {
 		return reason
 	}
 	s.handleLine(line)
+	s.pace() // the next line waits until this one's replies are on their way
 	if s.quit != "" {
 		return s.quit
 	}
