@@ -50,6 +50,29 @@ func TestMutedPartReasonDropped(t *testing.T) {
 	}
 }
 
+// So does a QUIT: one line goes to every peer, so a member muted in any
+// of its rooms quits without its own words.
+func TestMutedQuitReasonDropped(t *testing.T) {
+	_, addr := testServer(t)
+	keeper := connect(t, addr, "keeper")
+	keeper.join("#quiet")
+	banned := connect(t, addr, "spammer")
+	banned.join("#quiet")
+	fine := connect(t, addr, "fine")
+	fine.join("#quiet")
+	keeper.send("MODE #quiet +b spammer")
+	keeper.expect("MODE")
+
+	banned.send("QUIT :buy cheap pills at example.com")
+	if q, _ := keeper.expect("QUIT"); q.Param(0) != "Quit" {
+		t.Fatalf("banned member's QUIT carried its words: %q", q.String())
+	}
+	fine.send("QUIT :good night")
+	if q, _ := keeper.expect("QUIT"); q.Param(0) != "Quit: good night" {
+		t.Fatalf("a member who may speak lost the QUIT reason: %q", q.String())
+	}
+}
+
 // A secret (+s) room shows who is in it, their addresses and its topic
 // only to its members and to server operators; everyone else gets just
 // the end numerics (and 442 for TOPIC), and LIST and WHOIS skip it.

@@ -225,6 +225,16 @@ func (s *Session) leaveAll(reason string) {
 	for _, r := range joined {
 		rs = append(rs, r)
 	}
-	peers := dedupe(rs, func(r *rooms.Room) []rooms.Client { return r.Leave(s) })
+	muted := false
+	peers := dedupe(rs, func(r *rooms.Room) []rooms.Client {
+		p, m := r.Leave(s)
+		muted = muted || m
+		return p
+	})
+	if muted && s.quit != "" && reason == s.quit {
+		// The client's own words, from a member who may not speak in one
+		// of its rooms (banned, unvoiced in +m): one QUIT goes to all.
+		reason = "Quit"
+	}
 	notify(peers, s.event("QUIT", reason), nil)
 }
