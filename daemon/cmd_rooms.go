@@ -41,6 +41,13 @@ func (s *Session) joinedRoom(name string) *rooms.Room {
 	return s.joined[protocol.FoldRoom(name)]
 }
 
+// seesInside reports whether the session may see who is in a room and its
+// topic: a secret (+s) room shows them only to its members and to server
+// operators. LIST, NAMES, WHO, TOPIC and WHOIS all ask here.
+func (s *Session) seesInside(name string, secret bool) bool {
+	return !secret || s.oper.Load() || s.joinedRoom(name) != nil
+}
+
 // roomName validates a typed room name. For people (netcat) the '#' is
 // optional; IRC clients (those that sent USER) add it themselves, so for
 // them a name without it is simply not a room, as IRC clients expect.
@@ -71,6 +78,9 @@ func handleJOIN(s *Session, m *protocol.Message, _ []byte) error {
 		}
 		if err := s.join(typed, key); err != nil {
 			s.sendError(err)
+		}
+		if !s.pace() { // each JOIN brings a member list
+			break
 		}
 	}
 	return nil
@@ -178,6 +188,11 @@ func handleTOPIC(s *Session, m *protocol.Message, _ []byte) error {
 	if r == nil {
 		return numErr(protocol.ERR_NOSUCHCHANNEL, name, "No such room")
 	}
+	if len(m.Params) == 1 && !s.seesInside(r.Name(), r.Secret()) {
+		// As Ergo and ircd-micro: the room exists (JOIN would say so
+		// anyway), but its topic is for members.
+		return numErr(protocol.ERR_NOTONCHANNEL, name, "You're not on that room")
+	}
 	var text *string
 	if len(m.Params) > 1 {
 		t := m.Params[1]
@@ -204,8 +219,11 @@ func handleNAMES(s *Session, m *protocol.Message, _ []byte) error {
 			s.numeric(protocol.RPL_ENDOFNAMES, typed, "End of /NAMES list")
 			continue
 		}
-		if r := s.srv.rooms.Get(name); r == nil || r.Names(s, s.Nick()) != nil {
+		if r := s.srv.rooms.Get(name); r == nil || !s.seesInside(r.Name(), r.Secret()) || r.Names(s, s.Nick()) != nil {
 			s.numeric(protocol.RPL_ENDOFNAMES, name, "End of /NAMES list")
+		}
+		if !s.pace() {
+			break
 		}
 	}
 	return nil
@@ -221,11 +239,14 @@ func handleLIST(s *Session, m *protocol.Message, _ []byte) error {
 	now := time.Now()
 	s.numeric(protocol.RPL_LISTSTART, "Room", "Users  Name")
 	for _, info := range s.srv.rooms.List() {
-		if info.Secret && s.joinedRoom(info.Name) == nil {
+		if !s.seesInside(info.Name, info.Secret) {
 			continue
 		}
 		if listMatches(conds, info, now) {
 			s.numeric(protocol.RPL_LIST, info.Name, strconv.Itoa(info.Members), info.Topic)
+			if !s.pace() { // the list may be far longer than the send queue
+				return nil
+			}
 		}
 	}
 	s.numeric(protocol.RPL_LISTEND, "End of /LIST")

@@ -61,7 +61,7 @@ func handleWHOIS(s *Session, m *protocol.Message, _ []byte) error {
 	multi := s.hasCap(capMultiPrefix)
 	names := make([]string, 0, len(joined))
 	for _, r := range joined {
-		if r.Secret() && t != s && s.joinedRoom(r.Name()) != r {
+		if t != s && !s.seesInside(r.Name(), r.Secret()) {
 			continue
 		}
 		names = append(names, r.PrefixOf(t, multi)+r.Name())

@@ -25,7 +25,7 @@ func handleWHO(s *Session, m *protocol.Message, _ []byte) error {
 	var entries []rooms.WhoEntry
 	room := "*"
 	if protocol.IsRoomName(mask) {
-		if r := s.srv.rooms.Get(mask); r != nil {
+		if r := s.srv.rooms.Get(mask); r != nil && s.seesInside(r.Name(), r.Secret()) {
 			entries, _ = r.Who(s)
 			room = r.Name()
 		}
@@ -43,6 +43,9 @@ func handleWHO(s *Session, m *protocol.Message, _ []byte) error {
 	}
 	server := s.srv.Config().ServerName
 	for _, e := range entries {
+		if !s.pace() { // a big room's WHO may be longer than the send queue
+			return nil
+		}
 		flags := "H"
 		if e.Client.Away() {
 			flags = "G"

@@ -16,11 +16,12 @@ func (s *Session) Reply(line []byte) bool {
 	s.outMu.Lock()
 	if s.labeling {
 		s.captured = append(s.captured, line)
+		s.capturedBytes += len(line)
 		s.outMu.Unlock()
 		return true
 	}
 	s.outMu.Unlock()
-	return s.Send(line)
+	return s.sendReply(line)
 }
 
 // validLabel accepts labels that need no tag escaping, so they can be
@@ -48,27 +49,59 @@ func (s *Session) beginLabel(label string) {
 // the label tag on a single line, or a labeled-response batch.
 func (s *Session) endLabel() {
 	s.outMu.Lock()
-	lines, label := s.captured, s.label
-	s.labeling, s.captured = false, nil
+	lines, label, id := s.captured, s.label, s.labelBatch
+	s.labeling, s.captured, s.capturedBytes, s.labelBatch = false, nil, 0, ""
 	s.outMu.Unlock()
 
-	server := s.srv.Config().ServerName
-	labelTag := []protocol.Tag{{Key: "label", Value: label}}
-	switch len(lines) {
-	case 0:
-		s.Send((&protocol.Message{Tags: labelTag, Source: server, Command: "ACK"}).AppendTo(nil))
-	case 1:
-		s.Send(withTag(lines[0], "label", label))
+	switch {
+	case id != "": // opened by spillLabel
+	case len(lines) == 0:
+		s.sendReply((&protocol.Message{Tags: []protocol.Tag{{Key: "label", Value: label}}, Source: s.srv.Config().ServerName, Command: "ACK"}).AppendTo(nil))
+		return
+	case len(lines) == 1:
+		s.sendReply(withTag(lines[0], "label", label))
+		return
 	default:
-		id := s.srv.ids.Next()
-		s.Send((&protocol.Message{Tags: labelTag, Source: server, Command: "BATCH", Params: []string{"+" + id, "labeled-response"}}).AppendTo(nil))
-		for _, line := range lines {
-			if !hasTag(line, "batch") { // lines of a nested batch keep their own
-				line = withTag(line, "batch", id)
-			}
-			s.Send(line)
+		id = s.openLabelBatch(label)
+	}
+	s.sendInBatch(lines, id)
+	s.sendReply((&protocol.Message{Source: s.srv.Config().ServerName, Command: "BATCH", Params: []string{"-" + id}}).AppendTo(nil))
+}
+
+// spillLabel sends a labeled command's replies so far, in its
+// labeled-response batch (opened now if need be), once they pass limit
+// bytes: a long reply streams (see pace) instead of piling up here.
+func (s *Session) spillLabel(limit int) {
+	s.outMu.Lock()
+	if !s.labeling || s.capturedBytes <= limit {
+		s.outMu.Unlock()
+		return
+	}
+	lines, label, id := s.captured, s.label, s.labelBatch
+	s.captured, s.capturedBytes = nil, 0
+	s.outMu.Unlock()
+	if id == "" {
+		id = s.openLabelBatch(label)
+		s.outMu.Lock()
+		s.labelBatch = id
+		s.outMu.Unlock()
+	}
+	s.sendInBatch(lines, id)
+}
+
+// openLabelBatch starts a labeled-response batch and returns its id.
+func (s *Session) openLabelBatch(label string) string {
+	id := s.srv.ids.Next()
+	s.sendReply((&protocol.Message{Tags: []protocol.Tag{{Key: "label", Value: label}}, Source: s.srv.Config().ServerName, Command: "BATCH", Params: []string{"+" + id, "labeled-response"}}).AppendTo(nil))
+	return id
+}
+
+func (s *Session) sendInBatch(lines [][]byte, id string) {
+	for _, line := range lines {
+		if !hasTag(line, "batch") { // lines of a nested batch keep their own
+			line = withTag(line, "batch", id)
 		}
-		s.Send((&protocol.Message{Source: server, Command: "BATCH", Params: []string{"-" + id}}).AppendTo(nil))
+		s.sendReply(line)
 	}
 }
 

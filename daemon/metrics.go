@@ -61,7 +61,7 @@ func newMetrics(reg *prometheus.Registry, srv *Server) *metrics {
 			Buckets: prometheus.ExponentialBuckets(1e-6, 4, 10),
 		}),
 		slowConsumers: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "livechat_slow_consumer_disconnects_total", Help: "Clients dropped because their send queue overflowed.",
+			Name: "livechat_slow_consumer_disconnects_total", Help: "Clients dropped because their send queue overflowed, or a long reply to them stalled for ping_timeout.",
 		}),
 		rooms: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "livechat_rooms", Help: "Rooms that exist.",

@@ -132,6 +132,7 @@ func (s *Session) process(line []byte, err error) string {
 		return reason
 	}
 	s.handleLine(line)
+	s.pace() // the next line waits until this one's replies are on their way
 	if s.quit != "" {
 		return s.quit
 	}
@@ -224,6 +225,16 @@ func (s *Session) leaveAll(reason string) {
 	for _, r := range joined {
 		rs = append(rs, r)
 	}
-	peers := dedupe(rs, func(r *rooms.Room) []rooms.Client { return r.Leave(s) })
+	muted := false
+	peers := dedupe(rs, func(r *rooms.Room) []rooms.Client {
+		p, m := r.Leave(s)
+		muted = muted || m
+		return p
+	})
+	if muted && s.quit != "" && reason == s.quit {
+		// The client's own words, from a member who may not speak in one
+		// of its rooms (banned, unvoiced in +m): one QUIT goes to all.
+		reason = "Quit"
+	}
 	notify(peers, s.event("QUIT", reason), nil)
 }

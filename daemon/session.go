@@ -46,13 +46,21 @@ type Session struct {
 	out      [][]byte
 	spare    [][]byte // the previous batch's slice, reused
 	outBytes int
-	writing  bool     // a writer goroutine is running
-	closing  bool     // no more output accepted; close once the queue drains
-	labeling bool     // a labeled command is running: Reply collects into captured
-	label    string   // its label
-	captured [][]byte // its replies so far
-	closed   bool
-	reason   string // why the session ended, for logs and the QUIT peers see
+	// replyBytes of outBytes answer the client's own commands. They do not
+	// count against the send queue: the command that queued them waits in
+	// pace until the writer has taken them, so they are bounded by one
+	// command's reply, and a long reply never cuts the client that asked.
+	replyBytes    int
+	drained       chan struct{} // closed when the writer takes the queue; pace waits on it
+	writing       bool          // a writer goroutine is running
+	closing       bool          // no more output accepted; close once the queue drains
+	labeling      bool          // a labeled command is running: Reply collects into captured
+	label         string        // its label
+	captured      [][]byte      // its replies so far
+	capturedBytes int
+	labelBatch    string // the labeled-response batch opened early for a long reply, or ""
+	closed        bool
+	reason        string // why the session ended, for logs and the QUIT peers see
 
 	caps      atomic.Uint32 // capSet
 	features  atomic.Uint32 // rooms.Features implied by caps; read by rooms on delivery
@@ -163,13 +171,19 @@ func (s *Session) Away() bool { return s.away.Load() != nil }
 // consumer: its queue is dropped, it is sent `ERROR :SendQ exceeded` and
 // closed, and Send reports false. Safe from any goroutine.
 func (s *Session) Send(line []byte) bool {
-	return s.enqueue(line, true)
+	return s.enqueue(line, true, false)
+}
+
+// sendReply is Send for a line answering the client's own command: it is
+// never refused for size, and the command paces itself (see pace).
+func (s *Session) sendReply(line []byte) bool {
+	return s.enqueue(line, true, true)
 }
 
 // Queue is Send without starting the write; Flush starts it. Rooms queue
 // a burst to every member and flush once. Safe from any goroutine.
 func (s *Session) Queue(line []byte) bool {
-	return s.enqueue(line, false)
+	return s.enqueue(line, false, false)
 }
 
 // Flush has everything queued written. Safe from any goroutine.
@@ -185,13 +199,15 @@ func (s *Session) Flush() {
 	}
 }
 
-func (s *Session) enqueue(line []byte, flush bool) bool {
+func (s *Session) enqueue(line []byte, flush, reply bool) bool {
 	s.outMu.Lock()
 	if s.closing {
 		s.outMu.Unlock()
 		return false
 	}
-	if s.outBytes+len(line) > s.sendqMax {
+	if reply {
+		s.replyBytes += len(line)
+	} else if s.outBytes-s.replyBytes+len(line) > s.sendqMax {
 		s.overflowLocked()
 		s.outMu.Unlock()
 		s.srv.metrics.slowConsumers.Inc()
@@ -216,9 +232,10 @@ func (s *Session) enqueue(line []byte, flush bool) bool {
 func (s *Session) overflowLocked() {
 	clear(s.out)
 	s.out = append(s.out[:0], []byte("ERROR :SendQ exceeded\r\n"))
-	s.outBytes = 0
+	s.outBytes, s.replyBytes = 0, 0
 	s.closing = true
 	s.reason = "SendQ exceeded"
+	s.wakePacerLocked()
 	// A client that stopped reading would hold the writer for the full
 	// write timeout; cut that short so the room's other members do not
 	// share a room with a ghost for long.
@@ -242,6 +259,7 @@ func (s *Session) closeWith(reason string) {
 	if s.reason == "" {
 		s.reason = reason
 	}
+	s.wakePacerLocked()
 	start := !s.writing
 	s.writing = true
 	s.outMu.Unlock()
@@ -269,6 +287,7 @@ func (s *Session) writeLoop() {
 			if done {
 				s.closed = true
 			}
+			s.wakePacerLocked()
 			s.outMu.Unlock()
 			if done {
 				s.conn.Close()
@@ -277,7 +296,8 @@ func (s *Session) writeLoop() {
 		}
 		batch, total := s.out, s.outBytes
 		s.out, s.spare = s.spare, nil
-		s.outBytes = 0
+		s.outBytes, s.replyBytes = 0, 0
+		s.wakePacerLocked()
 		timeout := writeTimeout
 		if s.closing {
 			timeout = closeTimeout
@@ -298,6 +318,66 @@ func (s *Session) writeLoop() {
 			s.outMu.Lock()
 		}
 		s.outMu.Unlock()
+	}
+}
+
+// pace holds the command running for the session until the writer has
+// taken the queued output down to half the send queue. Commands with long
+// replies (LIST, WHO, several rooms' NAMES or JOINs) call it between
+// lines, and every line read ends with it, so a reply streams at the pace
+// the client reads it and the client's next line waits meanwhile. A
+// client that takes nothing for ping_timeout is a slow consumer. pace
+// reports false once the session is closing: stop producing. Call it only
+// from the goroutine handling the session's line.
+func (s *Session) pace() bool {
+	mark := s.sendqMax / 2
+	s.spillLabel(mark)
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		s.outMu.Lock()
+		if s.outBytes <= mark || s.closing {
+			ok := !s.closing
+			s.outMu.Unlock()
+			return ok
+		}
+		if s.drained == nil {
+			s.drained = make(chan struct{})
+		}
+		drained := s.drained
+		s.outMu.Unlock()
+		s.Flush() // lines a room queued may not have been flushed yet
+		wait := s.srv.Config().Limits.PingTimeout
+		if timer == nil {
+			timer = time.NewTimer(wait)
+		} else {
+			timer.Reset(wait)
+		}
+		select {
+		case <-drained:
+		case <-timer.C:
+			s.outMu.Lock()
+			slow := !s.closing
+			if slow {
+				s.overflowLocked()
+			}
+			s.outMu.Unlock()
+			if slow {
+				s.srv.metrics.slowConsumers.Inc()
+			}
+		}
+	}
+}
+
+// wakePacerLocked lets a command waiting in pace look at the queue again.
+func (s *Session) wakePacerLocked() {
+	if s.drained != nil {
+		close(s.drained)
+		s.drained = nil
 	}
 }
 

@@ -108,7 +108,7 @@ func (r *Room) doPart(c Client, reason string) error {
 		return ErrNotMember
 	}
 	params := []string{r.name}
-	if reason != "" {
+	if reason != "" && r.muted(m) == "" {
 		params = append(params, reason)
 	}
 	r.broadcast(r.event(m, "PART", params...), c, true, false)
@@ -116,11 +116,14 @@ func (r *Room) doPart(c Client, reason string) error {
 	return nil
 }
 
-func (r *Room) doLeave(c Client) []Client {
-	if r.remove(c) == nil {
-		return nil
+func (r *Room) doLeave(c Client) leaveAnswer {
+	m := r.memberOf(c)
+	if m == nil {
+		return leaveAnswer{}
 	}
-	return r.clients(nil)
+	muted := r.muted(m) != ""
+	r.remove(c)
+	return leaveAnswer{peers: r.clients(nil), muted: muted}
 }
 
 func (r *Room) doUpdate(c Client, u MemberUpdate) []Client {

@@ -46,7 +46,7 @@ type modes struct {
 	noExternal bool // +n: only members speak
 	moderated  bool // +m: only voiced members and operators speak
 	inviteOnly bool // +i: only invited users join
-	secret     bool // +s: hidden from LIST and WHOIS for non-members
+	secret     bool // +s: members and topic hidden from non-members (the daemon's LIST, NAMES, WHO, TOPIC, WHOIS)
 	key        string
 	limit      int
 	bans       []ListEntry

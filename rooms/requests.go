@@ -39,7 +39,11 @@ type (
 	}
 	leaveReq struct {
 		c    Client
-		done chan []Client
+		done chan leaveAnswer
+	}
+	leaveAnswer struct {
+		peers []Client
+		muted bool
 	}
 	updateReq struct {
 		c    Client
@@ -159,7 +163,7 @@ func (q historyReq) run(r *Room) { q.done <- r.doHistory(q.c, q.fn) }
 // Answers after a panic; a channel that already holds the answer is left.
 func (q joinReq) fail(*Room)    { trySend(q.done, ErrInternal) }
 func (q partReq) fail(*Room)    { trySend(q.done, ErrInternal) }
-func (q leaveReq) fail(*Room)   { trySend(q.done, nil) }
+func (q leaveReq) fail(*Room)   { trySend(q.done, leaveAnswer{}) }
 func (q updateReq) fail(*Room)  { trySend(q.done, nil) }
 func (q historyReq) fail(*Room) { trySend(q.done, historyAnswer{err: ErrInternal}) }
 func (q sayReq) fail(r *Room) {
@@ -223,7 +227,8 @@ func (r *Room) join(m Member, key string) error {
 	return await(r, done, ErrNoSuchRoom)
 }
 
-// Part removes c from the room; every member, c included, sees the PART.
+// Part removes c from the room; every member, c included, sees the PART,
+// without the reason if c may not speak in the room.
 func (r *Room) Part(c Client, reason string) error {
 	done := make(chan error, 1)
 	if !r.send(partReq{c: c, reason: reason, done: done}) {
@@ -233,13 +238,16 @@ func (r *Room) Part(c Client, reason string) error {
 }
 
 // Leave removes c without telling anyone and returns the remaining members,
-// so that the caller can send one QUIT to each peer across all its rooms.
-func (r *Room) Leave(c Client) []Client {
-	done := make(chan []Client, 1)
+// so that the caller can send one QUIT to each peer across all its rooms,
+// and whether c was muted here (see Part): then the QUIT should carry no
+// words of c's own.
+func (r *Room) Leave(c Client) (peers []Client, muted bool) {
+	done := make(chan leaveAnswer, 1)
 	if !r.send(leaveReq{c: c, done: done}) {
-		return nil
+		return nil, false
 	}
-	return await(r, done, nil)
+	a := await(r, done, leaveAnswer{})
+	return a.peers, a.muted
 }
 
 // Update changes what the room knows about member c (nick, account) and

@@ -15,12 +15,8 @@ func (r *Room) doSay(c Client, s Speech) {
 		}
 		m = &member{Member: s.From, prefix: s.From.Nick + "!" + s.From.User + "@" + s.From.Host}
 	}
-	switch {
-	case m.role == 0 && r.modes.moderated:
-		r.numeric(c, m.Nick, protocol.ERR_CANNOTSENDTOCHAN, r.name, "Cannot send to room: it is moderated (+m) and you have no voice")
-		return
-	case m.role == 0 && r.banned(m):
-		r.numeric(c, m.Nick, protocol.ERR_CANNOTSENDTOCHAN, r.name, "Cannot send to room: you are banned")
+	if why := r.muted(m); why != "" {
+		r.numeric(c, m.Nick, protocol.ERR_CANNOTSENDTOCHAN, r.name, "Cannot send to room: "+why)
 		return
 	}
 	start := time.Now()
@@ -34,6 +30,21 @@ func (r *Room) doSay(c Client, s Speech) {
 	}
 	n := r.broadcast(e, c, c.Features()&FeatEcho != 0, tagsOnly)
 	r.opts.Hooks.delivered(n, time.Since(start))
+}
+
+// muted says why m may not speak in the room, or "" if it may. What a
+// muted member cannot say in a message it cannot say in a PART reason
+// either.
+func (r *Room) muted(m *member) string {
+	switch {
+	case m.role != 0:
+		return ""
+	case r.modes.moderated:
+		return "it is moderated (+m) and you have no voice"
+	case r.banned(m):
+		return "you are banned"
+	}
+	return ""
 }
 
 func (r *Room) doTopic(c Client, nick string, text *string) {
