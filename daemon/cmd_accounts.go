@@ -61,6 +61,10 @@ func handleREGISTER(s *Session, m *protocol.Message, _ []byte) error {
 		s.srv.metrics.registrations.WithLabelValues("bad_name").Inc()
 		return failErr("REGISTER", "BAD_ACCOUNT_NAME", name, "Account names follow the nick rules (letters, digits, -_[]{}\\|^`, at most "+strconv.Itoa(protocol.NickLen)+") and may not start with guest-")
 	}
+	if s.srv.reservedNick(name) {
+		s.srv.metrics.registrations.WithLabelValues("bad_name").Inc()
+		return failErr("REGISTER", "BAD_ACCOUNT_NAME", name, reservedReason(name))
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), accountTimeout)
 	defer cancel()
 	acct, err := s.srv.accounts.Register(ctx, name, password)
@@ -215,6 +219,9 @@ func (s *Session) adoptAccountNick(account string) {
 // nothing, when another connection logged in to the same account holds
 // it: both are the account's owner, and the first keeps it.
 func (s *Session) takeAccountNick(account string) bool {
+	if s.srv.reservedNick(account) {
+		return false // an account from before names were reserved keeps working, under another nick
+	}
 	if holder := s.srv.nicks.get(account); holder != nil && holder != s && protocol.FoldNick(holder.Account()) == protocol.FoldNick(account) {
 		return false
 	}
@@ -225,6 +232,9 @@ func (s *Session) takeAccountNick(account string) bool {
 }
 
 func keepNickNotice(account, nick string) string {
+	if protocol.IsServiceName(account) {
+		return reservedReason(account) + "; you keep " + nick
+	}
 	return "Your other connection is using the nick " + account + "; you keep " + nick
 }
 
@@ -268,4 +278,16 @@ func (s *Session) nickReserved(nick string) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), accountTimeout)
 	defer cancel()
 	return s.srv.accounts.Exists(ctx, nick)
+}
+
+// reservedNick reports whether name may be neither an account nor a nick:
+// a service's name (protocol.IsServiceName) or this server's own name.
+// Accounts registered with such a name before the rule existed stay, and
+// can log in, but never get the name as their nick.
+func (srv *Server) reservedNick(name string) bool {
+	return protocol.IsServiceName(name) || protocol.FoldNick(name) == protocol.FoldNick(srv.Config().ServerName)
+}
+
+func reservedReason(name string) string {
+	return name + " is reserved for network services, which this server does not have"
 }
