@@ -123,7 +123,9 @@ type Accounts struct {
 	HashParallelism   int           `mapstructure:"hash_parallelism"`        // argon2id lanes (p)
 	HashWorkers       int           `mapstructure:"hash_workers"`            // hashes at once; 0 = one per CPU
 	HashWait          time.Duration `mapstructure:"hash_wait"`               // wait for a free worker before "try again"
-	ThrottleFree      int           `mapstructure:"throttle_free"`           // failed logins before delays start
+	ThrottleFree      int           `mapstructure:"throttle_free"`           // failed logins from one address before its delays start
+	ThrottleAccount   int           `mapstructure:"throttle_account_free"`   // failed logins for one account, all addresses together, before its delays start
+	ThrottleTrust     time.Duration `mapstructure:"throttle_trust"`          // an address that logged in to an account skips that account's delays this long
 	ThrottleDelay     time.Duration `mapstructure:"throttle_delay"`          // first delay, doubled per further failure
 	ThrottleMaxDelay  time.Duration `mapstructure:"throttle_max_delay"`      // cap of the delay
 }

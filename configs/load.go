@@ -59,6 +59,8 @@ func Default() Config {
 			HashParallelism:  1,
 			HashWait:         2 * time.Second,
 			ThrottleFree:     3,
+			ThrottleAccount:  100,
+			ThrottleTrust:    30 * 24 * time.Hour,
 			ThrottleDelay:    time.Second,
 			ThrottleMaxDelay: 5 * time.Minute,
 		},

@@ -123,6 +123,8 @@ func (c *Config) Validate() error {
 	p.atLeast("accounts.hash_workers", a.HashWorkers, 0)
 	p.positive("accounts.hash_wait", a.HashWait)
 	p.atLeast("accounts.throttle_free", a.ThrottleFree, 0)
+	p.atLeast("accounts.throttle_account_free", a.ThrottleAccount, 0)
+	p.positive("accounts.throttle_trust", a.ThrottleTrust)
 	p.positive("accounts.throttle_delay", a.ThrottleDelay)
 	p.positive("accounts.throttle_max_delay", a.ThrottleMaxDelay)
 
@@ -151,6 +153,8 @@ var restartKeys = []string{
 	"accounts.hash_workers",
 	"accounts.hash_wait",
 	"accounts.throttle_free",
+	"accounts.throttle_account_free",
+	"accounts.throttle_trust",
 	"accounts.throttle_delay",
 	"accounts.throttle_max_delay",
 	"rooms.idle_ttl",

@@ -3,6 +3,7 @@ package daemon
 import (
 	"encoding/base64"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -452,4 +453,26 @@ func TestRegisterBeforeConnectCanBeDisallowed(t *testing.T) {
 	}
 	c.send("NICK early", "REGISTER * * long-enough-pw")
 	c.expectFail("REGISTER", "COMPLETE_CONNECTION_REQUIRED")
+}
+
+// Issue 12: strangers guessing from other addresses used to lock the owner
+// out ("LOGIN lockme x" four times). Each guesser is still braked.
+func TestGuessersElsewhereDoNotLockOutOwner(t *testing.T) {
+	_, addr := testServer(t)
+	owner := connect(t, addr, "owner")
+	owner.send("REGISTER lockme long-enough-pw", "LOGOUT")
+	owner.expect(protocol.RPL_LOGGEDOUT)
+	for i := 2; i <= 6; i++ {
+		g := dialFrom(t, addr, "127.0.0."+strconv.Itoa(i))
+		for range 4 {
+			g.send("LOGIN lockme wrong-password")
+			g.expectFail("LOGIN", "INVALID_CREDENTIALS")
+		}
+		g.send("LOGIN lockme wrong-password")
+		g.expectFail("LOGIN", "RATE_LIMITED")
+		g.send("LOGIN lockme long-enough-pw") // the brake holds even for a lucky guess
+		g.expectFail("LOGIN", "RATE_LIMITED")
+	}
+	owner.send("LOGIN lockme long-enough-pw")
+	owner.expect(protocol.RPL_LOGGEDIN)
 }

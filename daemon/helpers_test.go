@@ -75,6 +75,19 @@ func dial(t *testing.T, addr string) *client {
 	return &client{t: t, conn: conn, r: bufio.NewReader(conn)}
 }
 
+// dialFrom connects from localIP, one of 127.0.0.0/8 (all loopback on
+// Linux), so that a test can present many client addresses.
+func dialFrom(t *testing.T, addr, localIP string) *client {
+	t.Helper()
+	d := net.Dialer{Timeout: waitFor, LocalAddr: &net.TCPAddr{IP: net.ParseIP(localIP)}}
+	conn, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return &client{t: t, conn: conn, r: bufio.NewReader(conn)}
+}
+
 func (c *client) send(lines ...string) {
 	c.t.Helper()
 	c.conn.SetWriteDeadline(time.Now().Add(waitFor))

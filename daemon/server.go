@@ -303,6 +303,11 @@ func accountConfig(cfg *configs.Config) accounts.Config {
 	if a.ThrottleFree == 0 {
 		c.Throttle.Free = -1 // accounts reads 0 as "default"; here it means none
 	}
+	c.Throttle.AccountFree = a.ThrottleAccount
+	if a.ThrottleAccount == 0 {
+		c.Throttle.AccountFree = -1
+	}
+	c.Throttle.TrustFor = a.ThrottleTrust
 	c.Throttle.BaseDelay, c.Throttle.MaxDelay = a.ThrottleDelay, a.ThrottleMaxDelay
 	return c
 }

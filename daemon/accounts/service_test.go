@@ -211,7 +211,9 @@ func TestLoginCorruptStoredHash(t *testing.T) {
 }
 
 func TestLoginThrottled(t *testing.T) {
-	s := newTestService(t, NewMemoryStore(), nil) // default throttle: 3 free, 1s base
+	// Default schedule (3 free, 1s base), with the account-wide ceiling
+	// lowered to match so that one source can reach it.
+	s := newTestService(t, NewMemoryStore(), func(c *Config) { c.Throttle.AccountFree = 3 })
 	if _, err := s.Register(bg, "alice", "password1"); err != nil {
 		t.Fatal(err)
 	}
@@ -252,6 +254,26 @@ func TestLoginThrottled(t *testing.T) {
 	s.Login(bg, "someone", "x", "ip1")
 	if _, err := s.Login(bg, "other", "x", "ip1"); !errors.Is(err, ErrThrottled) {
 		t.Fatalf("source not throttled: %v", err)
+	}
+}
+
+// Issue 12: four wrong passwords from another address used to make the
+// owner's right one answer "throttled".
+func TestLoginNotLockedOutFromElsewhere(t *testing.T) {
+	s := newTestService(t, NewMemoryStore(), nil)
+	if _, err := s.Register(bg, "lockme", "password1"); err != nil {
+		t.Fatal(err)
+	}
+	for _, ip := range []string{"10.0.0.1", "10.0.0.2"} {
+		for range 4 {
+			s.Login(bg, "lockme", "wrong", ip)
+		}
+		if _, err := s.Login(bg, "lockme", "wrong", ip); !errors.Is(err, ErrThrottled) {
+			t.Fatalf("guesser %s not throttled: %v", ip, err)
+		}
+	}
+	if _, err := s.Login(bg, "lockme", "password1", "192.0.2.1"); err != nil {
+		t.Fatalf("owner: %v", err)
 	}
 }
 
