@@ -119,7 +119,7 @@ func TestLoginEvictsGuestHoldingTheNick(t *testing.T) {
 	// ...but an account can come to exist while a guest holds its name
 	// (made outside IRC, or racing the nick change); logging in to it
 	// then takes the nick back.
-	if _, err := srv.accounts.Register(t.Context(), "frank", "correct-horse"); err != nil {
+	if _, err := srv.accounts.Register(t.Context(), "frank", "correct-horse", ""); err != nil {
 		t.Fatal(err)
 	}
 	registrar.send("LOGIN frank correct-horse")

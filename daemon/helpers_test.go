@@ -28,6 +28,7 @@ func testServer(t *testing.T, configure ...func(*configs.Config, *Options)) (*Se
 	cfg.Limits.FloodRate = 100000
 	cfg.Limits.MaxConnsPerIP = 1000 // every test client comes from 127.0.0.1; ops_test checks the limits
 	cfg.Limits.ConnRatePerIP = 1000
+	cfg.Accounts.RegisterPerIP, cfg.Accounts.RegisterPerConn = 1000, 1000 // likewise; the quota tests lower them
 	// Cheap hashing keeps account tests fast; the accounts package tests
 	// the real parameters.
 	cfg.Accounts.HashMemoryKiB, cfg.Accounts.HashIterations = 64, 1

@@ -299,6 +299,13 @@ func accountConfig(cfg *configs.Config) accounts.Config {
 		c.PoolSize = a.HashWorkers
 	}
 	c.PoolWait = a.HashWait
+	c.PoolPerSource, c.RegisterPerSource, c.RegisterWindow = a.HashQueuePerIP, a.RegisterPerIP, a.RegisterWindow
+	if a.HashQueuePerIP == 0 {
+		c.PoolPerSource = -1 // accounts reads 0 as "default"; here it means none
+	}
+	if a.RegisterPerIP == 0 {
+		c.RegisterPerSource = -1
+	}
 	c.Throttle.Free = a.ThrottleFree
 	if a.ThrottleFree == 0 {
 		c.Throttle.Free = -1 // accounts reads 0 as "default"; here it means none

@@ -38,6 +38,7 @@ type Session struct {
 	id        uint64
 	transport string
 	ip        string
+	made      int // accounts this connection registered; only handlers touch it
 	host      string
 	sendqMax  int
 	connected time.Time
