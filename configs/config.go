@@ -122,9 +122,15 @@ type Accounts struct {
 	HashMemoryKiB     int           `mapstructure:"hash_memory_kib"`         // argon2id memory per hash
 	HashIterations    int           `mapstructure:"hash_iterations"`         // argon2id passes (t)
 	HashParallelism   int           `mapstructure:"hash_parallelism"`        // argon2id lanes (p)
-	HashWorkers       int           `mapstructure:"hash_workers"`            // hashes at once; 0 = one per CPU
+	HashWorkers       int           `mapstructure:"hash_workers"`            // hashes at once; 0 = half the CPUs (at least 1)
 	HashWait          time.Duration `mapstructure:"hash_wait"`               // wait for a free worker before "try again"
-	ThrottleFree      int           `mapstructure:"throttle_free"`           // failed logins before delays start
+	HashQueuePerIP    int           `mapstructure:"hash_queue_per_ip"`       // hashes one address may have running and queued; 0 = no bound
+	RegisterPerIP     int           `mapstructure:"register_per_ip"`         // accounts one address may create per register_window; 0 = no quota
+	RegisterWindow    time.Duration `mapstructure:"register_window"`         // the window register_per_ip refills over
+	RegisterPerConn   int           `mapstructure:"register_per_connection"` // accounts one connection may create; 0 = no quota
+	ThrottleFree      int           `mapstructure:"throttle_free"`           // failed logins from one address before its delays start
+	ThrottleAccount   int           `mapstructure:"throttle_account_free"`   // failed logins for one account, all addresses together, before its delays start
+	ThrottleTrust     time.Duration `mapstructure:"throttle_trust"`          // an address that logged in to an account skips that account's delays this long
 	ThrottleDelay     time.Duration `mapstructure:"throttle_delay"`          // first delay, doubled per further failure
 	ThrottleMaxDelay  time.Duration `mapstructure:"throttle_max_delay"`      // cap of the delay
 }

@@ -122,7 +122,13 @@ func (c *Config) Validate() error {
 	}
 	p.atLeast("accounts.hash_workers", a.HashWorkers, 0)
 	p.positive("accounts.hash_wait", a.HashWait)
+	p.atLeast("accounts.hash_queue_per_ip", a.HashQueuePerIP, 0)
+	p.atLeast("accounts.register_per_ip", a.RegisterPerIP, 0)
+	p.positive("accounts.register_window", a.RegisterWindow)
+	p.atLeast("accounts.register_per_connection", a.RegisterPerConn, 0)
 	p.atLeast("accounts.throttle_free", a.ThrottleFree, 0)
+	p.atLeast("accounts.throttle_account_free", a.ThrottleAccount, 0)
+	p.positive("accounts.throttle_trust", a.ThrottleTrust)
 	p.positive("accounts.throttle_delay", a.ThrottleDelay)
 	p.positive("accounts.throttle_max_delay", a.ThrottleMaxDelay)
 
@@ -164,7 +170,12 @@ var restartKeys = []string{
 	"accounts.hash_parallelism",
 	"accounts.hash_workers",
 	"accounts.hash_wait",
+	"accounts.hash_queue_per_ip",
+	"accounts.register_per_ip",
+	"accounts.register_window",
 	"accounts.throttle_free",
+	"accounts.throttle_account_free",
+	"accounts.throttle_trust",
 	"accounts.throttle_delay",
 	"accounts.throttle_max_delay",
 	"rooms.idle_ttl",

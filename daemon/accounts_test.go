@@ -3,6 +3,7 @@ package daemon
 import (
 	"encoding/base64"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -118,7 +119,7 @@ func TestLoginEvictsGuestHoldingTheNick(t *testing.T) {
 	// ...but an account can come to exist while a guest holds its name
 	// (made outside IRC, or racing the nick change); logging in to it
 	// then takes the nick back.
-	if _, err := srv.accounts.Register(t.Context(), "frank", "correct-horse"); err != nil {
+	if _, err := srv.accounts.Register(t.Context(), "frank", "correct-horse", ""); err != nil {
 		t.Fatal(err)
 	}
 	registrar.send("LOGIN frank correct-horse")
@@ -452,4 +453,26 @@ func TestRegisterBeforeConnectCanBeDisallowed(t *testing.T) {
 	}
 	c.send("NICK early", "REGISTER * * long-enough-pw")
 	c.expectFail("REGISTER", "COMPLETE_CONNECTION_REQUIRED")
+}
+
+// Issue 12: strangers guessing from other addresses used to lock the owner
+// out ("LOGIN lockme x" four times). Each guesser is still braked.
+func TestGuessersElsewhereDoNotLockOutOwner(t *testing.T) {
+	_, addr := testServer(t)
+	owner := connect(t, addr, "owner")
+	owner.send("REGISTER lockme long-enough-pw", "LOGOUT")
+	owner.expect(protocol.RPL_LOGGEDOUT)
+	for i := 2; i <= 6; i++ {
+		g := dialFrom(t, addr, "127.0.0."+strconv.Itoa(i))
+		for range 4 {
+			g.send("LOGIN lockme wrong-password")
+			g.expectFail("LOGIN", "INVALID_CREDENTIALS")
+		}
+		g.send("LOGIN lockme wrong-password")
+		g.expectFail("LOGIN", "RATE_LIMITED")
+		g.send("LOGIN lockme long-enough-pw") // the brake holds even for a lucky guess
+		g.expectFail("LOGIN", "RATE_LIMITED")
+	}
+	owner.send("LOGIN lockme long-enough-pw")
+	owner.expect(protocol.RPL_LOGGEDIN)
 }

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -61,9 +62,17 @@ func handleREGISTER(s *Session, m *protocol.Message, _ []byte) error {
 		s.srv.metrics.registrations.WithLabelValues("bad_name").Inc()
 		return failErr("REGISTER", "BAD_ACCOUNT_NAME", name, "Account names follow the nick rules (letters, digits, -_[]{}\\|^`, at most "+strconv.Itoa(protocol.NickLen)+") and may not start with guest-")
 	}
+	if s.srv.reservedNick(name) {
+		s.srv.metrics.registrations.WithLabelValues("bad_name").Inc()
+		return failErr("REGISTER", "BAD_ACCOUNT_NAME", name, reservedReason(name))
+	}
+	if limit := s.srv.Config().Accounts.RegisterPerConn; limit > 0 && s.made >= limit {
+		s.srv.metrics.registrations.WithLabelValues("quota_connection").Inc()
+		return failErr("REGISTER", "RATE_LIMITED", name, "This connection has created "+strconv.Itoa(s.made)+" accounts, the most one may")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), accountTimeout)
 	defer cancel()
-	acct, err := s.srv.accounts.Register(ctx, name, password)
+	acct, err := s.srv.accounts.Register(ctx, name, password, s.source())
 	if err != nil {
 		result, reply := registerFailure(name, err, s.srv.accountCfg.MinPasswordLen)
 		s.srv.metrics.registrations.WithLabelValues(result).Inc()
@@ -72,6 +81,7 @@ func handleREGISTER(s *Session, m *protocol.Message, _ []byte) error {
 		}
 		return reply
 	}
+	s.made++
 	s.srv.metrics.registrations.WithLabelValues("ok").Inc()
 	s.log().Info().Str("account", acct.Name).Msg("account registered")
 	s.reply(protocol.Message{Source: s.srv.Config().ServerName, Command: "REGISTER", Params: []string{"SUCCESS", acct.Name, "Account created"}})
@@ -82,6 +92,7 @@ func handleREGISTER(s *Session, m *protocol.Message, _ []byte) error {
 
 // registerFailure maps a registration error to its metric label and reply.
 func registerFailure(name string, err error, minLen int) (string, error) {
+	var quota *accounts.QuotaError
 	switch {
 	case errors.Is(err, accounts.ErrExists):
 		return "exists", failErr("REGISTER", "ACCOUNT_EXISTS", name, "An account with that name already exists")
@@ -91,6 +102,8 @@ func registerFailure(name string, err error, minLen int) (string, error) {
 		return "weak_password", failErr("REGISTER", "WEAK_PASSWORD", name, "Passwords need at least "+strconv.Itoa(minLen)+" characters")
 	case errors.Is(err, accounts.ErrPasswordTooLong):
 		return "weak_password", failErr("REGISTER", "WEAK_PASSWORD", name, "Passwords may be at most "+strconv.Itoa(accounts.MaxPasswordLen)+" bytes")
+	case errors.As(err, &quota):
+		return "quota_address", failErr("REGISTER", "RATE_LIMITED", name, "Too many accounts created from your address; try again in "+retrySecs(quota.RetryAfter))
 	case errors.Is(err, accounts.ErrBusy):
 		return "busy", failErr("REGISTER", "TEMPORARILY_UNAVAILABLE", name, "The server is busy; try again in a few seconds")
 	default:
@@ -115,7 +128,7 @@ func handleLOGIN(s *Session, m *protocol.Message, _ []byte) error {
 func (s *Session) login(name, password string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), accountTimeout)
 	defer cancel()
-	acct, err := s.srv.accounts.Login(ctx, name, password, s.ip)
+	acct, err := s.srv.accounts.Login(ctx, name, password, s.source())
 	result := "ok"
 	switch {
 	case err == nil:
@@ -152,8 +165,7 @@ func loginMessage(err error) string {
 	var th *accounts.ThrottledError
 	switch {
 	case errors.As(err, &th):
-		secs := int((th.RetryAfter + time.Second - 1) / time.Second)
-		return "Too many failed logins; try again in " + strconv.Itoa(secs) + "s"
+		return "Too many failed logins; try again in " + retrySecs(th.RetryAfter)
 	case errors.Is(err, accounts.ErrBadCredentials):
 		return "Wrong account name or password"
 	case errors.Is(err, accounts.ErrBusy):
@@ -161,6 +173,22 @@ func loginMessage(err error) string {
 	default:
 		return "Could not log in; try again later"
 	}
+}
+
+// retrySecs says d in whole seconds, rounded up: "0s" would be wrong.
+func retrySecs(d time.Duration) string {
+	return strconv.Itoa(int((d+time.Second-1)/time.Second)) + "s"
+}
+
+// source names the client's origin for login throttling, registration
+// quotas and hashing turns: its IPv4 address, or its IPv6 /64 (one host
+// usually gets a whole /64), as the per-address connection limits count.
+func (s *Session) source() string {
+	ip, err := netip.ParseAddr(s.ip)
+	if err != nil {
+		return s.ip
+	}
+	return limitKey(ip.Unmap()).String()
 }
 
 // loggedIn records the account and, once registered, makes the account's
@@ -215,6 +243,9 @@ func (s *Session) adoptAccountNick(account string) {
 // nothing, when another connection logged in to the same account holds
 // it: both are the account's owner, and the first keeps it.
 func (s *Session) takeAccountNick(account string) bool {
+	if s.srv.reservedNick(account) {
+		return false // an account from before names were reserved keeps working, under another nick
+	}
 	if holder := s.srv.nicks.get(account); holder != nil && holder != s && protocol.FoldNick(holder.Account()) == protocol.FoldNick(account) {
 		return false
 	}
@@ -225,6 +256,9 @@ func (s *Session) takeAccountNick(account string) bool {
 }
 
 func keepNickNotice(account, nick string) string {
+	if protocol.IsServiceName(account) {
+		return reservedReason(account) + "; you keep " + nick
+	}
 	return "Your other connection is using the nick " + account + "; you keep " + nick
 }
 
@@ -268,4 +302,16 @@ func (s *Session) nickReserved(nick string) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), accountTimeout)
 	defer cancel()
 	return s.srv.accounts.Exists(ctx, nick)
+}
+
+// reservedNick reports whether name may be neither an account nor a nick:
+// a service's name (protocol.IsServiceName) or this server's own name.
+// Accounts registered with such a name before the rule existed stay, and
+// can log in, but never get the name as their nick.
+func (srv *Server) reservedNick(name string) bool {
+	return protocol.IsServiceName(name) || protocol.FoldNick(name) == protocol.FoldNick(srv.Config().ServerName)
+}
+
+func reservedReason(name string) string {
+	return name + " is reserved for network services, which this server does not have"
 }

@@ -86,6 +86,12 @@ func (s *Session) deliver(target string, sp rooms.Speech, friendly bool) error {
 		}
 	}
 	toRoom := protocol.IsRoomName(target)
+	if !toRoom && s.srv.reservedNick(target) {
+		// Nobody holds these names, so e.g. "IDENTIFY <password>" meant
+		// for NickServ reaches no one; say so rather than fall through
+		// to MSG's room lookup.
+		return numErr(protocol.ERR_NOSUCHNICK, target, "No such nick: "+reservedReason(target)+"; your message was not delivered")
+	}
 	if !toRoom && friendly {
 		if name, err := protocol.RoomName(target); err == nil && (s.joinedRoom(name) != nil || s.srv.nicks.get(target) == nil) {
 			toRoom = true

@@ -78,6 +78,9 @@ func handleNICK(s *Session, m *protocol.Message, _ []byte) error {
 	if err := protocol.CheckNick(nick); err != nil {
 		return numErr(protocol.ERR_ERRONEUSNICKNAME, nick, "Erroneous nickname: use letters, digits and -_[]{}\\|^` (not first: digits, -), at most "+strconv.Itoa(protocol.NickLen)+" characters")
 	}
+	if s.srv.reservedNick(nick) {
+		return numErr(protocol.ERR_ERRONEUSNICKNAME, nick, reservedReason(nick))
+	}
 	old := s.Nick()
 	if nick == old {
 		return nil

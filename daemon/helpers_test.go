@@ -28,6 +28,7 @@ func testServer(t *testing.T, configure ...func(*configs.Config, *Options)) (*Se
 	cfg.Limits.FloodRate = 100000
 	cfg.Limits.MaxConnsPerIP = 1000 // every test client comes from 127.0.0.1; ops_test checks the limits
 	cfg.Limits.ConnRatePerIP = 1000
+	cfg.Accounts.RegisterPerIP, cfg.Accounts.RegisterPerConn = 1000, 1000 // likewise; the quota tests lower them
 	// Cheap hashing keeps account tests fast; the accounts package tests
 	// the real parameters.
 	cfg.Accounts.HashMemoryKiB, cfg.Accounts.HashIterations = 64, 1
@@ -68,6 +69,19 @@ type client struct {
 func dial(t *testing.T, addr string) *client {
 	t.Helper()
 	conn, err := net.DialTimeout("tcp", addr, waitFor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return &client{t: t, conn: conn, r: bufio.NewReader(conn)}
+}
+
+// dialFrom connects from localIP, one of 127.0.0.0/8 (all loopback on
+// Linux), so that a test can present many client addresses.
+func dialFrom(t *testing.T, addr, localIP string) *client {
+	t.Helper()
+	d := net.Dialer{Timeout: waitFor, LocalAddr: &net.TCPAddr{IP: net.ParseIP(localIP)}}
+	conn, err := d.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}

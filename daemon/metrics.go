@@ -98,9 +98,16 @@ func newMetrics(reg *prometheus.Registry, srv *Server) *metrics {
 	m.registrations = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "livechat_registrations_total", Help: "Account registrations by result.",
 	}, []string{"result"})
+	// Quota refusals exported at 0 from the start, for rate alerts.
+	m.registrations.WithLabelValues("quota_address")
+	m.registrations.WithLabelValues("quota_connection")
 	reg.MustRegister(m.logins, m.registrations,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "livechat_accounts", Help: "Registered accounts."},
-			func() float64 { return float64(srv.accounts.Count()) }))
+			func() float64 { return float64(srv.accounts.Count()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "livechat_hash_pool_in_use", Help: "Password hashes running now."},
+			func() float64 { in, _ := srv.accounts.PoolStats(); return float64(in) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "livechat_hash_pool_waiting", Help: "Logins and registrations waiting for a hashing worker."},
+			func() float64 { _, w := srv.accounts.PoolStats(); return float64(w) }))
 	commands := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "livechat_commands_total", Help: "Commands received, by command.",
 	}, []string{"command"})

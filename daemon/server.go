@@ -307,10 +307,22 @@ func accountConfig(cfg *configs.Config) accounts.Config {
 		c.PoolSize = a.HashWorkers
 	}
 	c.PoolWait = a.HashWait
+	c.PoolPerSource, c.RegisterPerSource, c.RegisterWindow = a.HashQueuePerIP, a.RegisterPerIP, a.RegisterWindow
+	if a.HashQueuePerIP == 0 {
+		c.PoolPerSource = -1 // accounts reads 0 as "default"; here it means none
+	}
+	if a.RegisterPerIP == 0 {
+		c.RegisterPerSource = -1
+	}
 	c.Throttle.Free = a.ThrottleFree
 	if a.ThrottleFree == 0 {
 		c.Throttle.Free = -1 // accounts reads 0 as "default"; here it means none
 	}
+	c.Throttle.AccountFree = a.ThrottleAccount
+	if a.ThrottleAccount == 0 {
+		c.Throttle.AccountFree = -1
+	}
+	c.Throttle.TrustFor = a.ThrottleTrust
 	c.Throttle.BaseDelay, c.Throttle.MaxDelay = a.ThrottleDelay, a.ThrottleMaxDelay
 	return c
 }

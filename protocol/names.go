@@ -47,6 +47,22 @@ func CheckNick(nick string) error {
 	return nil
 }
 
+// IsServiceName reports whether nick is one that IRC clients and users
+// expect to be a network service (NickServ, ChanServ, ...), compared
+// casefolded. livechat has no services, so nobody may hold such a name:
+// clients that auto-identify send PRIVMSG NickServ :IDENTIFY <password>,
+// and whoever held "NickServ" would collect passwords. The rule is the
+// names in serviceNames plus anything ending in "serv", which also covers
+// the services of other packages (SaslServ, StatServ, ...) and spellings
+// nobody listed.
+func IsServiceName(nick string) bool {
+	f := FoldNick(nick)
+	return strings.HasSuffix(f, "serv") || serviceNames[f]
+}
+
+// serviceNames are the reserved names that do not end in "serv".
+var serviceNames = map[string]bool{"global": true, "services": true, "server": true}
+
 func isLetter(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' }
 
 // isNickSpecial reports the RFC 2812 "special" characters [\]^_`{|}.

@@ -182,3 +182,16 @@ func TestIsRoomName(t *testing.T) {
 		}
 	}
 }
+
+func TestIsServiceName(t *testing.T) {
+	for _, n := range []string{"NickServ", "nickserv", "CHANSERV", "HostServ", "MemoServ", "OperServ", "BotServ", "SaslServ", "StatServ", "HelpServ", "InfoServ", "Global", "Services", "Server", "FooServ"} {
+		if !IsServiceName(n) {
+			t.Errorf("IsServiceName(%q) = false, want true", n)
+		}
+	}
+	for _, n := range []string{"nick", "NickServer", "servant", "Serv-1", "globals", "alice"} {
+		if IsServiceName(n) {
+			t.Errorf("IsServiceName(%q) = true, want false", n)
+		}
+	}
+}

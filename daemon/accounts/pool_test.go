@@ -203,3 +203,105 @@ func BenchmarkPoolThroughput(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "hashes/s")
 }
+
+// waitQueued waits (bounded) until p has n callers queued.
+func waitQueued(t *testing.T, p *Pool, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for p.Waiting() != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d queued, want %d", p.Waiting(), n)
+		}
+		runtime.Gosched()
+	}
+}
+
+// Issue 12: one address queueing many hashes must not make a later
+// address wait behind all of them. Slots go to keys in turn.
+func TestPoolFairAcrossKeys(t *testing.T) {
+	p := NewFairPool(1, 0, time.Hour)
+	release := holdSlot(t, p)
+	var mu sync.Mutex
+	var order []string
+	var wg sync.WaitGroup
+	enqueue := func(key string, n int) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := p.DoFor(context.Background(), key, func() {
+				mu.Lock()
+				order = append(order, key)
+				mu.Unlock()
+			}); err != nil {
+				t.Error(err)
+			}
+		}()
+		waitQueued(t, p, n)
+	}
+	for i := range 4 {
+		enqueue("flood", i+1)
+	}
+	enqueue("owner", 5)
+	release()
+	wg.Wait()
+	if got := order[:2]; got[0] != "flood" || got[1] != "owner" {
+		t.Fatalf("order %v: the second key should run second", order)
+	}
+}
+
+// A key may hold only so many slots and places; others still get theirs.
+func TestPoolPerKeyBound(t *testing.T) {
+	p := NewFairPool(1, 2, time.Hour)
+	hold := make(chan struct{})
+	held := make(chan struct{})
+	go p.DoFor(context.Background(), "a", func() { close(held); <-hold })
+	<-held
+	queued := make(chan error, 2)
+	go func() { queued <- p.DoFor(context.Background(), "a", func() {}) }()
+	waitQueued(t, p, 1)
+	if err := p.DoFor(context.Background(), "a", func() { t.Error("ran past the bound") }); !errors.Is(err, ErrBusy) {
+		t.Fatalf("third for a: %v, want ErrBusy", err)
+	}
+	go func() { queued <- p.DoFor(context.Background(), "b", func() {}) }()
+	waitQueued(t, p, 2)
+	close(hold)
+	for range 2 {
+		if err := <-queued; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if p.InUse() != 0 || len(p.keys) != 0 {
+		t.Fatalf("left %d in use, keys %v", p.InUse(), p.keys)
+	}
+}
+
+// A waiter that gives up leaves the queue, and the slot still moves on.
+func TestPoolWaiterGivesUp(t *testing.T) {
+	p := NewFairPool(1, 0, time.Hour)
+	release := holdSlot(t, p)
+	ctx, cancel := context.WithCancel(context.Background())
+	gaveUp := make(chan error, 1)
+	go func() { gaveUp <- p.DoFor(ctx, "quitter", func() { t.Error("ran after giving up") }) }()
+	waitQueued(t, p, 1)
+	done := make(chan error, 1)
+	go func() { done <- p.DoFor(context.Background(), "stayer", func() {}) }()
+	waitQueued(t, p, 2)
+	cancel()
+	if err := <-gaveUp; !errors.Is(err, context.Canceled) {
+		t.Fatal(err)
+	}
+	release()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if p.InUse() != 0 || p.Waiting() != 0 {
+		t.Fatalf("in use %d, waiting %d", p.InUse(), p.Waiting())
+	}
+}
+
+func TestDefaultPoolSizeLeavesCores(t *testing.T) {
+	n := runtime.GOMAXPROCS(0)
+	if got := DefaultPoolSize(Params{Threads: 1}); got < 1 || n > 1 && got >= n {
+		t.Fatalf("DefaultPoolSize = %d with GOMAXPROCS %d: hashing may take every core", got, n)
+	}
+}

@@ -14,7 +14,7 @@ import (
 const MaxPasswordLen = 1024
 
 // Errors returned by Service besides the store's ErrExists and
-// ErrInvalidName and the pool's ErrBusy. None of them ever carries a
+// ErrInvalidName, the pool's ErrBusy and the quota's ErrRegisterQuota. None of them ever carries a
 // password.
 var (
 	// ErrWeakPassword: shorter than Config.MinPasswordLen characters, or not
@@ -46,25 +46,46 @@ func (e *ThrottledError) Unwrap() error { return ErrThrottled }
 
 // Config configures a Service. Zero fields take the defaults of
 // DefaultConfig (field by field, also inside Params and Throttle). A
-// negative PoolWait means "never wait for a hashing slot".
+// negative PoolWait means "never wait for a hashing slot"; a negative
+// PoolPerSource or RegisterPerSource means no bound.
 type Config struct {
 	Params         Params
 	MinPasswordLen int // in characters (runes)
 	PoolSize       int
 	PoolWait       time.Duration
-	Throttle       ThrottleConfig
+	// PoolPerSource bounds the hashes one source may have running and
+	// queued together.
+	PoolPerSource int
+	// RegisterPerSource accounts may be created from one source per
+	// RegisterWindow, refilling evenly.
+	RegisterPerSource int
+	RegisterWindow    time.Duration
+	Throttle          ThrottleConfig
 }
 
-// DefaultConfig: OWASP argon2id parameters, 8-character minimum, one hashing
-// slot per usable core, 2s wait for a slot, DefaultThrottleConfig.
+// DefaultConfig: OWASP argon2id parameters, 8-character minimum,
+// DefaultPoolSize hashing slots, 2s wait for a slot, 4 hashes per source,
+// 5 registrations per source per hour, DefaultThrottleConfig.
 func DefaultConfig() Config {
+	p := DefaultParams()
 	return Config{
-		Params:         DefaultParams(),
-		MinPasswordLen: 8,
-		PoolSize:       runtime.GOMAXPROCS(0),
-		PoolWait:       2 * time.Second,
-		Throttle:       DefaultThrottleConfig(),
+		Params:            p,
+		MinPasswordLen:    8,
+		PoolSize:          DefaultPoolSize(p),
+		PoolWait:          2 * time.Second,
+		PoolPerSource:     4,
+		RegisterPerSource: 5,
+		RegisterWindow:    time.Hour,
+		Throttle:          DefaultThrottleConfig(),
 	}
+}
+
+// DefaultPoolSize keeps half the usable cores free of hashing (at least
+// one hash may run), so that a login or registration flood leaves cores
+// for the chat path: with every core hashing, PINGs queue behind argon2.
+// argon2 runs one goroutine per lane, so a hash with p lanes counts p times.
+func DefaultPoolSize(p Params) int {
+	return max(1, runtime.GOMAXPROCS(0)/2/max(int(p.Threads), 1))
 }
 
 func (c Config) withDefaults() Config {
@@ -82,7 +103,16 @@ func (c Config) withDefaults() Config {
 		c.MinPasswordLen = d.MinPasswordLen
 	}
 	if c.PoolSize <= 0 {
-		c.PoolSize = d.PoolSize
+		c.PoolSize = DefaultPoolSize(c.Params)
+	}
+	if c.PoolPerSource == 0 {
+		c.PoolPerSource = d.PoolPerSource
+	}
+	if c.RegisterPerSource == 0 {
+		c.RegisterPerSource = d.RegisterPerSource
+	}
+	if c.RegisterWindow <= 0 {
+		c.RegisterWindow = d.RegisterWindow
 	}
 	if c.PoolWait == 0 {
 		c.PoolWait = d.PoolWait
@@ -106,6 +136,7 @@ type Service struct {
 	minLen   int
 	pool     *Pool
 	throttle *Throttle
+	quota    *quota // nil: registrations are not limited per source
 	// dummy is a hash of a random password made with the current params.
 	// Login verifies unknown names against it so that they cost exactly
 	// as much as a wrong password for a real account.
@@ -133,12 +164,17 @@ func NewService(store Store, cfg Config) *Service {
 	if err != nil {
 		panic(err) // unreachable: params validated above
 	}
+	var q *quota
+	if cfg.RegisterPerSource > 0 {
+		q = newQuota(cfg.RegisterPerSource, cfg.RegisterWindow, cfg.Throttle.MaxEntries)
+	}
 	return &Service{
 		store:    store,
 		params:   cfg.Params,
 		minLen:   cfg.MinPasswordLen,
-		pool:     NewPool(cfg.PoolSize, cfg.PoolWait),
+		pool:     NewFairPool(cfg.PoolSize, cfg.PoolPerSource, cfg.PoolWait),
 		throttle: NewThrottle(cfg.Throttle),
+		quota:    q,
 		dummy:    dummy,
 		now:      time.Now,
 		verify:   VerifyPassword,
@@ -146,11 +182,13 @@ func NewService(store Store, cfg Config) *Service {
 	}
 }
 
-// Register creates an account. Errors: ErrInvalidName, ErrWeakPassword,
-// ErrPasswordTooLong, ErrExists (also when a concurrent Register of the
-// same folded name won), ErrBusy, a context error, or a store error. The
-// returned Account has an empty Hash.
-func (s *Service) Register(ctx context.Context, name, password string) (Account, error) {
+// Register creates an account; source identifies the client's origin for
+// the registration quota and the hashing pool's fairness ("" for neither).
+// Errors: ErrInvalidName, ErrWeakPassword, ErrPasswordTooLong, ErrExists
+// (also when a concurrent Register of the same folded name won), a
+// *QuotaError (errors.Is ErrRegisterQuota), ErrBusy, a context error, or a
+// store error. The returned Account has an empty Hash.
+func (s *Service) Register(ctx context.Context, name, password, source string) (a Account, err error) {
 	if err := checkName(name); err != nil {
 		return Account{}, err
 	}
@@ -166,9 +204,21 @@ func (s *Service) Register(ctx context.Context, name, password string) (Account,
 	case !errors.Is(err, ErrNotFound):
 		return Account{}, err
 	}
+	if s.quota != nil {
+		// Charged before hashing, so a burst of parallel attempts cannot
+		// all pass; given back below if no account results.
+		if retry := s.quota.take(source, s.now()); retry > 0 {
+			return Account{}, &QuotaError{RetryAfter: retry}
+		}
+		defer func() {
+			if err != nil {
+				s.quota.refund(source)
+			}
+		}()
+	}
 	var hash string
 	var herr error
-	if err := s.pool.Do(ctx, func() { hash, herr = s.hash(password, s.params) }); err != nil {
+	if err := s.pool.DoFor(ctx, source, func() { hash, herr = s.hash(password, s.params) }); err != nil {
 		return Account{}, err
 	}
 	if herr != nil {
@@ -176,10 +226,13 @@ func (s *Service) Register(ctx context.Context, name, password string) (Account,
 	}
 	// UTC() also strips the monotonic reading, so the value compares equal
 	// after a round trip through the file store.
-	a := Account{Name: name, Hash: hash, Created: s.now().UTC()}
+	a = Account{Name: name, Hash: hash, Created: s.now().UTC()}
 	if err := s.store.Create(ctx, a); err != nil {
 		return Account{}, err
 	}
+	// The address that created the account is its owner's: trust it past
+	// the account-wide login throttle, as after a login.
+	s.throttle.Success(Fold(name), source)
 	a.Hash = ""
 	return a, nil
 }
@@ -227,7 +280,7 @@ func (s *Service) Login(ctx context.Context, name, password, ip string) (Account
 		verr           error
 		newHash        string
 	)
-	err = s.pool.Do(ctx, func() {
+	err = s.pool.DoFor(ctx, ip, func() {
 		match, upgrade, verr = s.verify(password, encoded, s.params)
 		if verr != nil {
 			// Unparsable stored hash: spend the normal cost anyway so this
@@ -274,6 +327,10 @@ func (s *Service) Exists(ctx context.Context, name string) bool {
 	_, err := s.store.Get(ctx, name)
 	return err == nil
 }
+
+// PoolStats returns how many hashes are running and how many wait for a
+// slot (a snapshot, for metrics).
+func (s *Service) PoolStats() (inUse, waiting int) { return s.pool.InUse(), s.pool.Waiting() }
 
 // Count returns the number of registered accounts.
 func (s *Service) Count() int { return s.store.Count() }

@@ -13,7 +13,7 @@ import (
 
 func TestRegisterLogin(t *testing.T) {
 	s := newTestService(t, NewMemoryStore(), nil)
-	a, err := s.Register(bg, "Alice", "correct horse")
+	a, err := s.Register(bg, "Alice", "correct horse", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,11 +45,11 @@ func TestRegisterLogin(t *testing.T) {
 
 func TestRegisterCaseInsensitiveUnique(t *testing.T) {
 	s := newTestService(t, NewMemoryStore(), nil)
-	if _, err := s.Register(bg, "Alice", "password1"); err != nil {
+	if _, err := s.Register(bg, "Alice", "password1", ""); err != nil {
 		t.Fatal(err)
 	}
 	hashesBefore := s.vc.hashing.Load()
-	if _, err := s.Register(bg, "aLICE", "password2"); !errors.Is(err, ErrExists) {
+	if _, err := s.Register(bg, "aLICE", "password2", ""); !errors.Is(err, ErrExists) {
 		t.Fatalf("got %v, want ErrExists", err)
 	}
 	if s.vc.hashing.Load() != hashesBefore {
@@ -76,16 +76,16 @@ func TestPasswordRules(t *testing.T) {
 		{strings.Repeat("a", MaxPasswordLen+1), ErrPasswordTooLong},
 		{strings.Repeat("a", 1<<20), ErrPasswordTooLong},
 	} {
-		_, err := s.Register(bg, fmt.Sprintf("user%d", i), tc.pw)
+		_, err := s.Register(bg, fmt.Sprintf("user%d", i), tc.pw, "")
 		if !errors.Is(err, tc.want) {
 			t.Errorf("password of %d bytes: %v, want %v", len(tc.pw), err, tc.want)
 		}
 	}
-	if _, err := s.Register(bg, "", "12345678"); !errors.Is(err, ErrInvalidName) {
+	if _, err := s.Register(bg, "", "12345678", ""); !errors.Is(err, ErrInvalidName) {
 		t.Errorf("empty name: %v", err)
 	}
 	s2 := newTestService(t, NewMemoryStore(), func(c *Config) { c.MinPasswordLen = 3 })
-	if _, err := s2.Register(bg, "x", "abc"); err != nil {
+	if _, err := s2.Register(bg, "x", "abc", ""); err != nil {
 		t.Errorf("MinPasswordLen 3: %v", err)
 	}
 }
@@ -117,7 +117,7 @@ func TestCheckPassword(t *testing.T) {
 func TestLoginPasswordShapes(t *testing.T) {
 	store := NewMemoryStore()
 	old := newTestService(t, store, func(c *Config) { c.MinPasswordLen = 4 })
-	if _, err := old.Register(bg, "shorty", "abcd"); err != nil {
+	if _, err := old.Register(bg, "shorty", "abcd", ""); err != nil {
 		t.Fatal(err)
 	}
 	s := newTestService(t, store, func(c *Config) { c.MinPasswordLen = 12 })
@@ -140,7 +140,7 @@ func TestLoginPasswordShapes(t *testing.T) {
 // wrong password. Checked structurally, not by timing.
 func TestUnknownNameVerifiesDummy(t *testing.T) {
 	s := newTestService(t, NewMemoryStore(), nil)
-	if _, err := s.Register(bg, "alice", "password1"); err != nil {
+	if _, err := s.Register(bg, "alice", "password1", ""); err != nil {
 		t.Fatal(err)
 	}
 	stored, _ := s.store.Get(bg, "alice")
@@ -168,7 +168,7 @@ func TestUnknownNameVerifiesDummy(t *testing.T) {
 func TestLoginUpgradesOldHash(t *testing.T) {
 	store := NewMemoryStore()
 	old := newTestService(t, store, nil) // fastParams: m=64,t=1
-	if _, err := old.Register(bg, "alice", "password1"); err != nil {
+	if _, err := old.Register(bg, "alice", "password1", ""); err != nil {
 		t.Fatal(err)
 	}
 	stronger := Params{Memory: 128, Time: 2, Threads: 1}
@@ -211,8 +211,10 @@ func TestLoginCorruptStoredHash(t *testing.T) {
 }
 
 func TestLoginThrottled(t *testing.T) {
-	s := newTestService(t, NewMemoryStore(), nil) // default throttle: 3 free, 1s base
-	if _, err := s.Register(bg, "alice", "password1"); err != nil {
+	// Default schedule (3 free, 1s base), with the account-wide ceiling
+	// lowered to match so that one source can reach it.
+	s := newTestService(t, NewMemoryStore(), func(c *Config) { c.Throttle.AccountFree = 3 })
+	if _, err := s.Register(bg, "alice", "password1", ""); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 4 { // 3 free failures, the 4th earns a 1s lockout
@@ -255,16 +257,36 @@ func TestLoginThrottled(t *testing.T) {
 	}
 }
 
+// Issue 12: four wrong passwords from another address used to make the
+// owner's right one answer "throttled".
+func TestLoginNotLockedOutFromElsewhere(t *testing.T) {
+	s := newTestService(t, NewMemoryStore(), nil)
+	if _, err := s.Register(bg, "lockme", "password1", ""); err != nil {
+		t.Fatal(err)
+	}
+	for _, ip := range []string{"10.0.0.1", "10.0.0.2"} {
+		for range 4 {
+			s.Login(bg, "lockme", "wrong", ip)
+		}
+		if _, err := s.Login(bg, "lockme", "wrong", ip); !errors.Is(err, ErrThrottled) {
+			t.Fatalf("guesser %s not throttled: %v", ip, err)
+		}
+	}
+	if _, err := s.Login(bg, "lockme", "password1", "192.0.2.1"); err != nil {
+		t.Fatalf("owner: %v", err)
+	}
+}
+
 func TestPoolSaturationReturnsBusy(t *testing.T) {
 	const wait = 30 * time.Millisecond
 	s := newTestService(t, NewMemoryStore(), func(c *Config) { c.PoolSize = 1; c.PoolWait = wait })
-	if _, err := s.Register(bg, "alice", "password1"); err != nil {
+	if _, err := s.Register(bg, "alice", "password1", ""); err != nil {
 		t.Fatal(err)
 	}
 	release := holdSlot(t, s.pool)
 
 	start := time.Now()
-	if _, err := s.Register(bg, "bob", "password1"); !errors.Is(err, ErrBusy) {
+	if _, err := s.Register(bg, "bob", "password1", ""); !errors.Is(err, ErrBusy) {
 		t.Fatalf("Register: %v, want ErrBusy", err)
 	}
 	if _, err := s.Login(bg, "alice", "password1", "ip"); !errors.Is(err, ErrBusy) {
@@ -294,7 +316,7 @@ func TestServiceContextCancelled(t *testing.T) {
 	s := newTestService(t, NewMemoryStore(), nil)
 	ctx, cancel := context.WithCancel(bg)
 	cancel()
-	if _, err := s.Register(ctx, "alice", "password1"); !errors.Is(err, context.Canceled) {
+	if _, err := s.Register(ctx, "alice", "password1", ""); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Register: %v", err)
 	}
 	if _, err := s.Login(ctx, "alice", "password1", "ip"); !errors.Is(err, context.Canceled) {
@@ -316,7 +338,7 @@ func TestConcurrentRegisterSameName(t *testing.T) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					_, errs[i] = s.Register(bg, n, "password-"+n)
+					_, errs[i] = s.Register(bg, n, "password-"+n, "")
 				}()
 			}
 			wg.Wait()
@@ -350,10 +372,10 @@ func TestErrorsNeverContainPassword(t *testing.T) {
 	s := newTestService(t, store, func(c *Config) { c.Throttle.Free = -1 })
 	var errs []error
 	collect := func(_ Account, err error) { errs = append(errs, err) }
-	collect(s.Register(bg, "alice", secret))
-	collect(s.Register(bg, "alice", secret))
-	collect(s.Register(bg, "bob", secret[:4]))
-	collect(s.Register(bg, "bob", secret+strings.Repeat("x", MaxPasswordLen)))
+	collect(s.Register(bg, "alice", secret, ""))
+	collect(s.Register(bg, "alice", secret, ""))
+	collect(s.Register(bg, "bob", secret[:4], ""))
+	collect(s.Register(bg, "bob", secret+strings.Repeat("x", MaxPasswordLen), ""))
 	collect(s.Login(bg, "alice", secret+"x", "ip"))
 	collect(s.Login(bg, "alice", secret, "ip"))
 	collect(s.Login(bg, "ghost", secret, "ip9"))
@@ -382,11 +404,11 @@ func TestServiceWithFileStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := newTestService(t, store, nil)
-	if _, err := s.Register(bg, "Dave", "password1"); err != nil {
+	if _, err := s.Register(bg, "Dave", "password1", ""); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
-	if _, err := s.Register(bg, "erin", "password1"); !errors.Is(err, ErrClosed) {
+	if _, err := s.Register(bg, "erin", "password1", ""); !errors.Is(err, ErrClosed) {
 		t.Fatalf("after Close: %v", err)
 	}
 
@@ -408,7 +430,7 @@ func TestServiceDefaultConfig(t *testing.T) {
 	if s.params != DefaultParams() || s.pool.Size() < 1 || s.minLen != 8 {
 		t.Fatalf("defaults not applied: %+v size %d min %d", s.params, s.pool.Size(), s.minLen)
 	}
-	if _, err := s.Register(bg, "Frank", "a good password"); err != nil {
+	if _, err := s.Register(bg, "Frank", "a good password", ""); err != nil {
 		t.Fatal(err)
 	}
 	a, _ := s.store.Get(bg, "frank")
@@ -463,5 +485,40 @@ func TestLoginInvalidName(t *testing.T) {
 	}
 	if n, hashes := s.vc.snapshot(); n != 1 || hashes[0] != s.dummy {
 		t.Fatal("invalid name did not cost the dummy verification")
+	}
+}
+
+// Issue 12: one address looping REGISTER created hundreds of accounts.
+func TestRegisterQuotaPerSource(t *testing.T) {
+	s := newTestService(t, NewMemoryStore(), func(c *Config) {
+		c.RegisterPerSource, c.RegisterWindow, c.PoolWait = 2, time.Hour, -1
+	})
+	// A registration that fails after the quota is charged is given back.
+	release := holdSlot(t, s.pool)
+	if _, err := s.Register(bg, "u0", "password1", "ip1"); !errors.Is(err, ErrBusy) {
+		t.Fatal(err)
+	}
+	release()
+	for i := range 2 {
+		if _, err := s.Register(bg, fmt.Sprintf("u%d", i), "password1", "ip1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := s.Register(bg, "u2", "password1", "ip1")
+	var qe *QuotaError
+	if !errors.As(err, &qe) || !errors.Is(err, ErrRegisterQuota) || qe.RetryAfter != 30*time.Minute {
+		t.Fatalf("got %v, want QuotaError{30m}", err)
+	}
+	for i := range 2 {
+		if _, err := s.Register(bg, fmt.Sprintf("v%d", i), "password1", "ip2"); err != nil {
+			t.Fatalf("another source: %v", err)
+		}
+	}
+	s.clock.Advance(30 * time.Minute)
+	if _, err := s.Register(bg, "u2", "password1", "ip1"); err != nil {
+		t.Fatalf("after refill: %v", err)
+	}
+	if _, err := s.Register(bg, "u3", "password1", "ip1"); !errors.Is(err, ErrRegisterQuota) {
+		t.Fatalf("got %v", err)
 	}
 }

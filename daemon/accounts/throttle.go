@@ -7,33 +7,45 @@ import (
 )
 
 // ThrottleConfig tunes login throttling. Zero fields take the defaults of
-// DefaultThrottleConfig; Free < 0 means no free failures.
+// DefaultThrottleConfig; Free < 0 and AccountFree < 0 mean no free failures.
 type ThrottleConfig struct {
-	// Free is how many failures a key may have before lockouts start.
+	// Free is how many failures a source may have, against any accounts,
+	// before lockouts start.
 	Free int
-	// BaseDelay is the lockout after failure Free+1; each further failure
-	// doubles it, up to MaxDelay.
+	// AccountFree is how many failures one account may have, from all
+	// sources together, before lockouts start for it. It is much higher
+	// than Free so that guessing from a few addresses cannot lock the
+	// owner out; see Throttle.
+	AccountFree int
+	// TrustFor is how long a source that logged in to an account stays
+	// exempt from that account's lockout (not from its own).
+	TrustFor time.Duration
+	// BaseDelay is the lockout after failure Free+1 (AccountFree+1 for an
+	// account); each further failure doubles it, up to MaxDelay.
 	BaseDelay time.Duration
 	MaxDelay  time.Duration
 	// Expire forgets a key this long after its last failure or the end of
 	// its lockout, whichever is later.
 	Expire time.Duration
-	// MaxEntries caps each of the two tables (accounts, sources). When full,
+	// MaxEntries caps each table (accounts, sources, trusted). When full,
 	// the least recently failed key is forgotten, so an attacker cycling
 	// names or addresses cannot grow memory without bound.
 	MaxEntries int
 }
 
-// DefaultThrottleConfig: 3 free failures, then 1s, 2s, 4s, … capped at 5m;
-// keys forgotten after an idle hour; at most 65536 keys per table (a few
-// MiB at worst).
+// DefaultThrottleConfig: 3 free failures per source and 100 per account,
+// then 1s, 2s, 4s, … capped at 5m; keys forgotten after an idle hour, a
+// source trusted for 30 days after a login; at most 65536 keys per table
+// (a few MiB at worst).
 func DefaultThrottleConfig() ThrottleConfig {
 	return ThrottleConfig{
-		Free:       3,
-		BaseDelay:  time.Second,
-		MaxDelay:   5 * time.Minute,
-		Expire:     time.Hour,
-		MaxEntries: 1 << 16,
+		Free:        3,
+		AccountFree: 100,
+		TrustFor:    30 * 24 * time.Hour,
+		BaseDelay:   time.Second,
+		MaxDelay:    5 * time.Minute,
+		Expire:      time.Hour,
+		MaxEntries:  1 << 16,
 	}
 }
 
@@ -44,6 +56,15 @@ func (c ThrottleConfig) withDefaults() ThrottleConfig {
 		c.Free = d.Free
 	case c.Free < 0:
 		c.Free = 0
+	}
+	switch {
+	case c.AccountFree == 0:
+		c.AccountFree = d.AccountFree
+	case c.AccountFree < 0:
+		c.AccountFree = 0
+	}
+	if c.TrustFor <= 0 {
+		c.TrustFor = d.TrustFor
 	}
 	if c.BaseDelay <= 0 {
 		c.BaseDelay = d.BaseDelay
@@ -67,6 +88,19 @@ func (c ThrottleConfig) withDefaults() ThrottleConfig {
 // string, or whatever the caller uses to identify a client's origin). Empty
 // keys are ignored. Keys are opaque here: Service passes Fold(name).
 //
+// Lockout of the owner is the design constraint. Anyone can send wrong
+// passwords for any name, so an account-wide lockout as strict as the
+// per-source one would let a stranger lock the owner out with four guesses
+// and keep it locked with one per window. So:
+//   - the per-source schedule (Free) is the brute-force brake: a source
+//     that fails too often is locked out of every account;
+//   - the account-wide schedule (AccountFree, much higher) only caps
+//     guessing spread over many sources, and a source that logged in to
+//     the account within TrustFor is exempt from it. The owner is then
+//     refused only if their own address failed, or if they log in from a
+//     new address while a distributed attack has the account over its
+//     ceiling (delays still capped at MaxDelay).
+//
 // A success resets the account's counter but not the source's, so an
 // attacker cannot launder a source's failures by logging into an account of
 // their own.
@@ -79,6 +113,7 @@ type Throttle struct {
 	now      func() time.Time // injected clock; tests replace it
 	accounts table
 	sources  table
+	trusted  table // account "\x00" source pairs that logged in; failures unused
 }
 
 // NewThrottle returns a Throttle using the real clock.
@@ -89,6 +124,7 @@ func NewThrottle(cfg ThrottleConfig) *Throttle {
 		now:      time.Now,
 		accounts: newTable(),
 		sources:  newTable(),
+		trusted:  newTable(),
 	}
 }
 
@@ -101,7 +137,7 @@ func (t *Throttle) Check(account, source string) time.Duration {
 	defer t.mu.Unlock()
 	now := t.now()
 	var retry time.Duration
-	for _, x := range t.pairs(account, source) {
+	for _, x := range t.pairs(account, source, now) {
 		if x.key == "" {
 			continue
 		}
@@ -123,7 +159,7 @@ func (t *Throttle) Failure(account, source string) {
 func (t *Throttle) Success(account, source string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.succeed(account)
+	t.succeed(account, source, t.now())
 }
 
 // Begin is Check plus a reservation. Without it, N parallel attempts all
@@ -139,7 +175,7 @@ func (t *Throttle) Begin(account, source string) (a *Attempt, retryAfter time.Du
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.now()
-	pairs := t.pairs(account, source)
+	pairs := t.pairs(account, source, now)
 	for _, x := range pairs {
 		if x.key == "" {
 			continue
@@ -149,10 +185,10 @@ func (t *Throttle) Begin(account, source string) (a *Attempt, retryAfter time.Du
 			continue
 		}
 		retryAfter = max(retryAfter, e.lockedUntil.Sub(now))
-		if e.inflight > 0 && e.failures+e.inflight >= t.cfg.Free {
+		if e.inflight > 0 && e.failures+e.inflight >= x.free {
 			// Another attempt in flight might earn a lockout; tell this
 			// one to come back after the lockout it would cause.
-			retryAfter = max(retryAfter, t.lockFor(e.failures+1), t.cfg.BaseDelay)
+			retryAfter = max(retryAfter, t.lockFor(x.free, e.failures+1), t.cfg.BaseDelay)
 		}
 	}
 	if retryAfter > 0 {
@@ -165,12 +201,13 @@ func (t *Throttle) Begin(account, source string) (a *Attempt, retryAfter time.Du
 		}
 		e := x.tab.getOrCreate(x.key, now, t.cfg)
 		e.inflight++
-		a.entries[i] = e
+		a.entries[i], a.tab[i] = e, x.tab
 	}
 	return a, 0
 }
 
-// Len returns the number of tracked account and source keys.
+// Len returns the number of tracked account and source keys (trusted pairs
+// are not counted).
 func (t *Throttle) Len() (accounts, sources int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -182,7 +219,8 @@ func (t *Throttle) Len() (accounts, sources int) {
 type Attempt struct {
 	t               *Throttle
 	account, source string
-	entries         [2]*entry // reserved entries, nil where the key was empty
+	entries         [2]*entry // reserved entries, nil where the key was empty or the account trusts the source
+	tab             [2]*table // the tables of entries
 	done            bool      // guarded by t.mu
 }
 
@@ -221,27 +259,29 @@ func (a *Attempt) finish(o outcome) {
 	case outcomeFailure:
 		t.fail(a.account, a.source, t.now())
 	case outcomeSuccess:
-		t.succeed(a.account)
+		t.succeed(a.account, a.source, t.now())
 	}
 	// Entries that only existed for the reservation are dropped at once, so
 	// successful logins leave nothing behind. remove is a no-op for an entry
 	// that was evicted meanwhile.
 	for i, e := range a.entries {
 		if e != nil && e.inflight == 0 && e.failures == 0 {
-			t.tables()[i].remove(e)
+			a.tab[i].remove(e)
 		}
 	}
 }
 
 func (t *Throttle) fail(account, source string, now time.Time) {
-	for _, x := range t.pairs(account, source) {
+	// A trusted source's failures do not count against the account either:
+	// they are the owner's typos, which the source's own schedule brakes.
+	for _, x := range t.pairs(account, source, now) {
 		if x.key == "" {
 			continue
 		}
 		e := x.tab.getOrCreate(x.key, now, t.cfg)
 		e.failures++
 		e.last = now
-		if d := t.lockFor(e.failures); d > 0 {
+		if d := t.lockFor(x.free, e.failures); d > 0 {
 			if until := now.Add(d); until.After(e.lockedUntil) {
 				e.lockedUntil = until
 			}
@@ -250,7 +290,12 @@ func (t *Throttle) fail(account, source string, now time.Time) {
 	}
 }
 
-func (t *Throttle) succeed(account string) {
+func (t *Throttle) succeed(account, source string, now time.Time) {
+	if account != "" && source != "" {
+		e := t.trusted.getOrCreate(trustKey(account, source), now, ThrottleConfig{Expire: t.cfg.TrustFor, MaxEntries: t.cfg.MaxEntries})
+		e.last = now
+		t.trusted.lru.MoveToFront(e.elem)
+	}
 	if e := t.accounts.m[account]; account != "" && e != nil {
 		// Reset, but keep an entry that other in-flight attempts reserved.
 		e.failures = 0
@@ -261,31 +306,36 @@ func (t *Throttle) succeed(account string) {
 	}
 }
 
-// lockFor returns the lockout earned by the n-th consecutive failure.
-func (t *Throttle) lockFor(n int) time.Duration {
-	if n <= t.cfg.Free {
+// lockFor returns the lockout earned by the n-th consecutive failure of a
+// key allowed free failures.
+func (t *Throttle) lockFor(free, n int) time.Duration {
+	if n <= free {
 		return 0
 	}
 	d := t.cfg.BaseDelay
-	for i := n - t.cfg.Free - 1; i > 0 && d < t.cfg.MaxDelay; i-- {
+	for i := n - free - 1; i > 0 && d < t.cfg.MaxDelay; i-- {
 		d *= 2 // stops at MaxDelay, so no overflow
 	}
 	return min(d, t.cfg.MaxDelay)
 }
 
 type keyed struct {
-	tab *table
-	key string
+	tab  *table
+	key  string
+	free int // failures before lockouts start
 }
 
 // pairs returns the keys with their tables, account first; callers skip
-// empty keys. The position matters: Attempt.entries and tables() use the
-// same indexes.
-func (t *Throttle) pairs(account, source string) [2]keyed {
-	return [2]keyed{{&t.accounts, account}, {&t.sources, source}}
+// empty keys. The account key is blanked when the account trusts source.
+// Must be called with t.mu held.
+func (t *Throttle) pairs(account, source string, now time.Time) [2]keyed {
+	if account != "" && source != "" && t.trusted.lookup(trustKey(account, source), now, t.cfg.TrustFor) != nil {
+		account = ""
+	}
+	return [2]keyed{{&t.accounts, account, t.cfg.AccountFree}, {&t.sources, source, t.cfg.Free}}
 }
 
-func (t *Throttle) tables() [2]*table { return [2]*table{&t.accounts, &t.sources} }
+func trustKey(account, source string) string { return account + "\x00" + source }
 
 // table is one map of keys with an LRU list ordered by last touch (front =
 // newest), so the oldest key is found in O(1) when the map is full.

@@ -7,7 +7,12 @@ import (
 	"time"
 )
 
+// newTestThrottle gives accounts the sources' schedule unless cfg sets
+// one: most tests here exercise the schedule's mechanics, on either table.
 func newTestThrottle(cfg ThrottleConfig) (*Throttle, *fakeClock) {
+	if cfg.AccountFree == 0 {
+		cfg.AccountFree = cfg.Free
+	}
 	th := NewThrottle(cfg)
 	c := newFakeClock()
 	th.now = c.Now
@@ -113,7 +118,7 @@ func TestThrottleExpiry(t *testing.T) {
 }
 
 func TestThrottleBoundedSize(t *testing.T) {
-	th, clock := newTestThrottle(ThrottleConfig{MaxEntries: 100})
+	th, clock := newTestThrottle(ThrottleConfig{Free: 3, MaxEntries: 100})
 	for i := range 10000 {
 		th.Failure(fmt.Sprintf("name%d", i), fmt.Sprintf("ip%d", i))
 		clock.Advance(time.Millisecond)
@@ -228,5 +233,56 @@ func TestThrottleConcurrent(t *testing.T) {
 	wg.Wait()
 	if a, s := th.Len(); a > 50 || s > 50 {
 		t.Fatalf("cap exceeded: %d %d", a, s)
+	}
+}
+
+// Issue 12: guesses from other addresses must not lock the owner out,
+// while each guessing address is still braked.
+func TestThrottleStrangersCannotLockOutOwner(t *testing.T) {
+	th, _ := newTestThrottle(ThrottleConfig{Free: 3, AccountFree: 100})
+	for i := range 20 {
+		src := fmt.Sprintf("10.0.0.%d", i)
+		for range 4 {
+			th.Failure("victim", src)
+		}
+		if th.Check("victim", src) == 0 {
+			t.Fatalf("%s not braked after 4 failures", src)
+		}
+	}
+	if d := th.Check("victim", "192.0.2.1"); d != 0 {
+		t.Fatalf("owner locked out by strangers for %v", d)
+	}
+}
+
+// Past the account-wide ceiling a new source waits, but one that logged
+// in to the account before does not; its own failures still brake it.
+func TestThrottleTrustedSourceSkipsAccountLock(t *testing.T) {
+	th, clock := newTestThrottle(ThrottleConfig{Free: 1, AccountFree: 2, TrustFor: time.Hour})
+	th.Success("victim", "home")
+	for i := range 5 {
+		th.Failure("victim", fmt.Sprintf("10.0.0.%d", i))
+	}
+	if th.Check("victim", "cafe") == 0 {
+		t.Fatal("account not locked past its ceiling")
+	}
+	if d := th.Check("victim", "home"); d != 0 {
+		t.Fatalf("trusted source locked out for %v", d)
+	}
+	a, err := th.Begin("victim", "home")
+	if err != 0 {
+		t.Fatalf("Begin refused the trusted source: %v", err)
+	}
+	a.Failure()
+	a, _ = th.Begin("victim", "home")
+	a.Failure()
+	if th.Check("victim", "home") == 0 {
+		t.Fatal("trusted source not braked by its own failures")
+	}
+	clock.Advance(2 * time.Hour)
+	th.Failure("victim", "10.0.0.9")
+	th.Failure("victim", "10.0.0.9")
+	th.Failure("victim", "10.0.0.8")
+	if th.Check("victim", "home") == 0 {
+		t.Fatal("trust did not expire")
 	}
 }
