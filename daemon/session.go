@@ -37,7 +37,7 @@ type Session struct {
 	id        uint64
 	transport string
 	ip        string // the real address: logs, limits, bans, opers and the user themself
-	made      int // accounts this connection registered; only handlers touch it
+	made      int    // accounts this connection registered; only handlers touch it
 	host      string // what everyone else sees: the cloak (see cloakHost)
 	sendqMax  int
 	connected time.Time
