@@ -72,7 +72,7 @@ func (s *Session) dropUnknownNicks(changes []rooms.ModeChange) []rooms.ModeChang
 }
 
 func (s *Session) roomMode(r *rooms.Room, changes []rooms.ModeChange) error {
-	if r.Mode(s, s.Nick(), changes) != nil {
+	if r.Mode(s, s.Nick(), s.oper.Load(), changes) != nil {
 		return numErr(protocol.ERR_NOSUCHCHANNEL, r.Name(), "No such room")
 	}
 	return nil

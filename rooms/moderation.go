@@ -1,9 +1,9 @@
 package rooms
 
 import (
+	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/livechat/livechat/protocol"
 )
@@ -25,16 +25,18 @@ func (r *Room) memberByNick(nick string) *member {
 	return nil
 }
 
-func (r *Room) doMode(c Client, nick string, changes []ModeChange) {
+// doMode shows or changes the room's modes for c; oper says c is a server
+// operator (see ListEntry.ByOper).
+func (r *Room) doMode(c Client, nick string, oper bool, changes []ModeChange) {
 	if len(changes) == 0 {
 		r.numeric(c, nick, protocol.RPL_CHANNELMODEIS, append([]string{r.name}, r.modeArgs(r.memberOf(c) != nil)...)...)
 		r.numeric(c, nick, protocol.RPL_CREATIONTIME, r.name, strconv.FormatInt(r.created.Unix(), 10))
 		return
 	}
 	actor := r.memberOf(c)
-	applied, args := "", []string(nil)
+	applied, args, public := "", []string(nil), []string(nil)
 	sign := byte(0)
-	record := func(ch ModeChange, arg string) {
+	record := func(ch ModeChange, arg, shown string) {
 		s := byte('-')
 		if ch.Add {
 			s = '+'
@@ -46,12 +48,13 @@ func (r *Room) doMode(c Client, nick string, changes []ModeChange) {
 		applied += string(ch.Mode)
 		if arg != "" {
 			args = append(args, arg)
+			public = append(public, shown)
 		}
 	}
 	denied := false
 	for _, ch := range changes {
 		if (ch.Mode == 'b' || ch.Mode == 'e') && ch.Arg == "" {
-			r.sendList(c, nick, ch.Mode)
+			r.sendList(c, nick, ch.Mode, oper)
 			continue
 		}
 		if actor == nil || actor.role&roleOp == 0 {
@@ -61,20 +64,47 @@ func (r *Room) doMode(c Client, nick string, changes []ModeChange) {
 			}
 			continue
 		}
-		if arg, ok := r.applyMode(c, nick, actor, ch); ok {
-			record(ch, arg)
+		if arg, shown, ok := r.applyMode(c, nick, actor, oper, ch); ok {
+			record(ch, arg, shown)
 		}
 	}
 	if applied == "" {
 		return
 	}
-	r.broadcast(r.event(actor, "MODE", append([]string{r.name, applied}, args...)...), c, true, false)
+	e := r.event(actor, "MODE", append([]string{r.name, applied}, args...)...)
+	if slices.Equal(args, public) {
+		r.broadcast(e, c, true, false)
+	} else {
+		// Only the operator who set a hidden mask sees it set.
+		r.broadcast(r.event(actor, "MODE", append([]string{r.name, applied}, public...)...), c, false, false)
+		rs := NewRenderings(e)
+		c.Reply(rs.For(c.Features()))
+	}
 	r.persist()
 }
 
 // applyMode makes one change an operator asked for and returns the
-// argument to show in the MODE line, or ok=false if nothing changed.
-func (r *Room) applyMode(c Client, nick string, actor *member, ch ModeChange) (string, bool) {
+// argument to show in the MODE line to the actor and to everyone else (they
+// differ for a server operator's hidden mask), or ok=false if nothing changed.
+func (r *Room) applyMode(c Client, nick string, actor *member, oper bool, ch ModeChange) (arg, shown string, ok bool) {
+	if ch.Mode == 'b' || ch.Mode == 'e' {
+		list := &r.modes.bans
+		if ch.Mode == 'e' {
+			list = &r.modes.excepts
+		}
+		if ch.Add && len(*list) >= maxListEntries {
+			r.numeric(c, nick, protocol.ERR_BANLISTFULL, r.name, string(ch.Mode), "The list is full ("+strconv.Itoa(maxListEntries)+" entries); remove some first")
+			return "", "", false
+		}
+		e, ok := editList(list, ListEntry{Mask: normalizeMask(ch.Arg), SetBy: actor.Nick, SetAt: r.opts.now(), ByOper: oper}, ch.Add)
+		return e.Mask, e.shownMask(false), ok
+	}
+	arg, ok = r.applySetting(c, nick, ch)
+	return arg, arg, ok
+}
+
+// applySetting makes a change other than to a list (see applyMode).
+func (r *Room) applySetting(c Client, nick string, ch ModeChange) (string, bool) {
 	m := &r.modes
 	switch ch.Mode {
 	case 'o', 'v':
@@ -92,16 +122,6 @@ func (r *Room) applyMode(c Client, nick string, actor *member, ch ModeChange) (s
 		}
 		target.role ^= bit
 		return target.Nick, true
-	case 'b', 'e':
-		list := &m.bans
-		if ch.Mode == 'e' {
-			list = &m.excepts
-		}
-		if ch.Add && len(*list) >= maxListEntries {
-			r.numeric(c, nick, protocol.ERR_BANLISTFULL, r.name, string(ch.Mode), "The list is full ("+strconv.Itoa(maxListEntries)+" entries); remove some first")
-			return "", false
-		}
-		return editList(list, normalizeMask(ch.Arg), ch.Add, actor.Nick, r.opts.now())
 	case 'k':
 		if !ch.Add {
 			if m.key == "" {
@@ -150,31 +170,48 @@ func paramOrStar(v string) string {
 	return v
 }
 
-// editList adds or removes a mask; it reports whether the list changed.
-func editList(list *[]ListEntry, mask string, add bool, by string, now time.Time) (string, bool) {
-	for i, e := range *list {
-		if strings.EqualFold(e.Mask, mask) {
-			if add {
-				return "", false
-			}
-			*list = append((*list)[:i], (*list)[i+1:]...)
-			return mask, true
+// editList adds entry e or removes the entry with its mask, and returns
+// the entry added or removed; ok is false if the list did not change.
+// Server operators' entries stand apart (ByOper): a room operator can
+// neither lift one nor learn of it by adding the same mask, and a server
+// operator adding a mask a room operator set adds their own, which also
+// matches real addresses. A server operator removing a mask removes their
+// own entry first.
+func editList(list *[]ListEntry, e ListEntry, add bool) (ListEntry, bool) {
+	found := -1
+	for i, old := range *list {
+		if !strings.EqualFold(old.Mask, e.Mask) {
+			continue
+		}
+		if old.ByOper == e.ByOper {
+			found = i
+			break
+		}
+		if !add && e.ByOper && found < 0 {
+			found = i
 		}
 	}
-	if !add {
-		return "", false
+	switch {
+	case add && found < 0:
+		*list = append(*list, e)
+		return e, true
+	case !add && found >= 0:
+		old := (*list)[found]
+		*list = append((*list)[:found], (*list)[found+1:]...)
+		return old, true
 	}
-	*list = append(*list, ListEntry{Mask: mask, SetBy: by, SetAt: now})
-	return mask, true
+	return ListEntry{}, false
 }
 
-func (r *Room) sendList(c Client, nick string, mode byte) {
+// sendList lists bans or exceptions to c; oper says c is a server operator,
+// who alone sees server operators' masks (the others see hiddenMask).
+func (r *Room) sendList(c Client, nick string, mode byte, oper bool) {
 	list, item, end, text := r.modes.bans, protocol.RPL_BANLIST, protocol.RPL_ENDOFBANLIST, "End of room ban list"
 	if mode == 'e' {
 		list, item, end, text = r.modes.excepts, protocol.RPL_EXCEPTLIST, protocol.RPL_ENDOFEXCEPTLIST, "End of room exception list"
 	}
 	for _, e := range list {
-		r.numeric(c, nick, item, r.name, e.Mask, e.SetBy, strconv.FormatInt(e.SetAt.Unix(), 10))
+		r.numeric(c, nick, item, r.name, e.shownMask(oper), e.SetBy, strconv.FormatInt(e.SetAt.Unix(), 10))
 	}
 	r.numeric(c, nick, end, r.name, text)
 }

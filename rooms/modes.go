@@ -38,6 +38,25 @@ type ListEntry struct {
 	Mask  string
 	SetBy string
 	SetAt time.Time
+	// ByOper marks an entry a server operator set. Only such an entry
+	// matches real addresses: were any room operator's to, banning ranges
+	// and watching who can still speak would reveal a member's address.
+	// Its mask is shown to, and lifted by, server operators only. Stored
+	// entries without the field are ordinary ones.
+	ByOper bool `json:",omitempty"`
+}
+
+// hiddenMask stands in for the mask of a server operator's entry, which
+// may hold a real address, when anyone else lists or sees it set.
+const hiddenMask = "<hidden>"
+
+// shownMask is the mask of e as a viewer who is (oper) or is not a server
+// operator may see it. An account mask holds no address and is shown.
+func (e ListEntry) shownMask(oper bool) string {
+	if e.ByOper && !oper && !strings.HasPrefix(e.Mask, "$a:") {
+		return hiddenMask
+	}
+	return e.Mask
 }
 
 // modes are a room's channel modes.
@@ -155,22 +174,23 @@ func normalizeMask(mask string) string {
 	return mask
 }
 
-// matches reports whether mask covers member m: its account ($a:), the
-// prefix everyone sees, or the same with its real address, so a server
-// operator who knows the address (or a range) can ban it.
-func (m *member) matches(mask string) bool {
-	if acct, ok := strings.CutPrefix(mask, "$a:"); ok {
+// matches reports whether entry e covers member m: its account ($a:), the
+// prefix everyone sees, or, for a server operator's entry, the same with
+// its real address, so an operator who knows the address (or a range) can
+// ban it.
+func (m *member) matches(e ListEntry) bool {
+	if acct, ok := strings.CutPrefix(e.Mask, "$a:"); ok {
 		return m.Account != "" && protocol.MatchMask(acct, m.Account)
 	}
-	if protocol.MatchMask(mask, m.prefix) {
+	if protocol.MatchMask(e.Mask, m.prefix) {
 		return true
 	}
-	return m.IP != "" && m.IP != m.Host && protocol.MatchMask(mask, m.Nick+"!"+m.User+"@"+m.IP)
+	return e.ByOper && m.IP != "" && m.IP != m.Host && protocol.MatchMask(e.Mask, m.Nick+"!"+m.User+"@"+m.IP)
 }
 
 func listed(list []ListEntry, m *member) bool {
 	for _, e := range list {
-		if m.matches(e.Mask) {
+		if m.matches(e) {
 			return true
 		}
 	}

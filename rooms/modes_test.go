@@ -34,7 +34,7 @@ func TestBanListFull(t *testing.T) {
 	r, _ := g.Join(mem(op, "op"), "#full", "")
 	for i := range maxListEntries + 1 {
 		op.reset()
-		r.Mode(op, "op", []ModeChange{{Add: true, Mode: 'b', Arg: "n" + strconv.Itoa(i) + "!*@*"}})
+		r.Mode(op, "op", false, []ModeChange{{Add: true, Mode: 'b', Arg: "n" + strconv.Itoa(i) + "!*@*"}})
 		lines := op.waitLines(t, 1)
 		full := strings.Contains(lines[0], " 478 op #full b :")
 		if full != (i == maxListEntries) {

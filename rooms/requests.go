@@ -57,6 +57,7 @@ type (
 	}
 	modeReq struct {
 		query
+		oper    bool // the requester is a server operator
 		changes []ModeChange
 	}
 	kickReq struct {
@@ -134,7 +135,7 @@ func (q prefixReq) run(r *Room) {
 func (q prefixReq) fail(*Room) { trySend(q.done, "") }
 func (prefixReq) finish(*Room) {}
 
-func (q modeReq) run(r *Room)   { r.doMode(q.c, q.nick, q.changes) }
+func (q modeReq) run(r *Room)   { r.doMode(q.c, q.nick, q.oper, q.changes) }
 func (q kickReq) run(r *Room)   { r.doKick(q.c, q.nick, q.target, q.reason) }
 func (q inviteReq) run(r *Room) { r.doInvite(q.c, q.nick, q.target, q.targetNick) }
 func (q claimReq) run(r *Room) {
@@ -318,9 +319,11 @@ func (r *Room) History(c Client, fn func(*History) []*Event) ([]*Event, error) {
 
 // Mode shows the room's modes (no changes) or applies changes an
 // operator asked for; replies go to c, the applied changes to everyone.
-func (r *Room) Mode(c Client, nick string, changes []ModeChange) error {
+// oper says c is a server operator: the bans and exceptions it sets match
+// real addresses too (see ListEntry.ByOper).
+func (r *Room) Mode(c Client, nick string, oper bool, changes []ModeChange) error {
 	q := newQuery(c, nick)
-	return r.ask(modeReq{query: q, changes: changes}, q)
+	return r.ask(modeReq{query: q, oper: oper, changes: changes}, q)
 }
 
 // Kick removes the member called target, if c is an operator.

@@ -57,7 +57,7 @@ type Member struct {
 	Nick     string
 	User     string
 	Host     string // shown to everyone: a cloak, usually
-	IP       string // the real address: bans match it too, nobody is shown it
+	IP       string // the real address: server operators' bans match it too, nobody is shown it
 	Realname string
 	Account  string // "" when anonymous
 }

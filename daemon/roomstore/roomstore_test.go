@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/livechat/livechat/rooms"
 )
 
@@ -71,5 +73,31 @@ func TestFileDurableAndExclusive(t *testing.T) {
 	defer again.Close()
 	if got, ok, _ := again.Load("#home"); !ok || got.Owner != "founder" {
 		t.Fatalf("after reopen: %+v %v", got, ok)
+	}
+}
+
+// A server operator's ban keeps its mark across a restart (it alone
+// matches real addresses); an entry stored before the mark existed loads
+// as an ordinary one.
+func TestFileKeepsOperatorBans(t *testing.T) {
+	f, err := Open(filepath.Join(t.TempDir(), "rooms.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sv := saved()
+	sv.Bans = append(sv.Bans, rooms.ListEntry{Mask: "*!*@192.0.2.*", SetBy: "boss", ByOper: true})
+	if err := f.Save("#home", sv); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, err := f.Load("#home"); err != nil || len(got.Bans) != 2 || got.Bans[0].ByOper || !got.Bans[1].ByOper {
+		t.Fatalf("load: %+v %v", got.Bans, err)
+	}
+	old := `{"Name":"#Old","Bans":[{"Mask":"*!*@192.0.2.*","SetBy":"op","SetAt":"2023-11-14T22:13:20Z"}]}`
+	if err := f.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(roomsBucket).Put([]byte("#old"), []byte(old)) }); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok, err := f.Load("#old"); !ok || err != nil || len(got.Bans) != 1 || got.Bans[0].ByOper || got.Bans[0].SetBy != "op" {
+		t.Fatalf("old entry: %+v %v %v", got.Bans, ok, err)
 	}
 }
