@@ -1,9 +1,9 @@
 package daemon
 
 import (
+	"context"
 	"strings"
 
-	"github.com/livechat/livechat/daemon/accounts"
 	"github.com/livechat/livechat/protocol"
 )
 
@@ -25,9 +25,11 @@ func handleOPER(s *Session, m *protocol.Message, _ []byte) error {
 			hash = h
 		}
 	}
-	ok := false
-	if hash != "" {
-		ok, _, _ = accounts.VerifyPassword(password, hash, accounts.DefaultParams())
+	ctx, cancel := context.WithTimeout(context.Background(), accountTimeout)
+	defer cancel()
+	ok, err := s.srv.accounts.VerifyOperator(ctx, password, hash, s.source())
+	if err != nil {
+		return numErr(protocol.ERR_PASSWDMISMATCH, loginMessage(err))
 	}
 	if !ok {
 		s.operFailures++

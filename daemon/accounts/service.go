@@ -313,6 +313,42 @@ func (s *Service) Login(ctx context.Context, name, password, ip string) (Account
 	return acct, nil
 }
 
+// VerifyOperator checks an OPER password against encoded (an operator's
+// hash from the config, or "" for a name that is not an operator) the way
+// Login checks an account's: on the shared fair pool, throttled per source,
+// and at the same cost whether or not the name exists. Without this, OPER
+// attempts from many connections would hash on their own goroutines, past
+// the pool's bound and its fairness.
+func (s *Service) VerifyOperator(ctx context.Context, password, encoded, source string) (bool, error) {
+	att, retry := s.throttle.Begin("", source)
+	if retry > 0 {
+		return false, &ThrottledError{RetryAfter: retry}
+	}
+	if len(password) > MaxPasswordLen {
+		att.Failure()
+		return false, nil
+	}
+	known := encoded != ""
+	if !known {
+		encoded = s.dummy
+	}
+	var match bool
+	if err := s.pool.DoFor(ctx, source, func() {
+		var err error
+		match, _, err = VerifyPassword(password, encoded, s.params)
+		match = match && err == nil && known
+	}); err != nil {
+		att.Release()
+		return false, err
+	}
+	if !match {
+		att.Failure()
+		return false, nil
+	}
+	att.Success()
+	return true, nil
+}
+
 // Check returns how long logins for name from ip are currently refused (0:
 // not throttled). Handlers may use it to refuse early, e.g. before reading
 // a SASL payload; Login checks again itself.
