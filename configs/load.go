@@ -57,7 +57,7 @@ func Default() Config {
 			HashMemoryKiB:    19456,
 			HashIterations:   2,
 			HashParallelism:  1,
-			HashWait:         2 * time.Second,
+			HashWait:         5 * time.Second,
 			HashQueuePerIP:   4,
 			RegisterPerIP:    5,
 			RegisterWindow:   time.Hour,
