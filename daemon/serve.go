@@ -57,6 +57,9 @@ func (s *Session) serve() {
 // past the minimum (2 KiB instead of the 4-8 KiB handlers need).
 func (s *Session) readLoop() string {
 	r := protocol.NewReader(s.conn)
+	if c, ok := s.conn.(interface{ ChargeFrames(func() bool) }); ok {
+		c.ChargeFrames(s.chargeFrame)
+	}
 	s.conn.SetReadDeadline(s.connected.Add(s.srv.Config().Limits.RegistrationTimeout))
 	for {
 		s.step.line, s.step.err = r.ReadLine()
@@ -99,17 +102,36 @@ func writeErrorReason(err error) string {
 	return "Write error"
 }
 
+// Why a line was refused, for the livechat_input_refused_total metric.
+const (
+	refusalLineBreak = "ws_line_break" // a WebSocket message held a line break
+)
+
+// reasonInvalidUTF8 ends a WebSocket session whose client sent a text
+// message that is not UTF-8 (RFC 6455 closes those with 1007).
+const reasonInvalidUTF8 = "Invalid UTF-8 in a text message"
+
 // process handles one result of ReadLine and returns a reason to stop, if
-// any.
+// any. Lines refused before they are parsed cost flood tokens like any
+// other, so a stream of them is slowed down too.
 func (s *Session) process(line []byte, err error) string {
 	switch {
 	case err == nil:
 	case errors.Is(err, wslisten.ErrMessageTooBig):
 		return reasonMessageTooLong
+	case errors.Is(err, wslisten.ErrExcessFlood):
+		return "Excess flood" // counted by chargeFrame
+	case errors.Is(err, wslisten.ErrInvalidUTF8):
+		s.srv.metrics.invalidInput.Inc()
+		return reasonInvalidUTF8
 	case errors.Is(err, protocol.ErrLineTooLong):
 		s.srv.metrics.tooLong.Inc()
 		s.numeric(protocol.ERR_INPUTTOOLONG, "Input line was too long")
-		return ""
+		return s.throttleOnly()
+	case errors.Is(err, wslisten.ErrLineBreak):
+		s.srv.metrics.refusedInput.WithLabelValues(refusalLineBreak).Inc()
+		s.reply(failMessage(s.srv.Config().ServerName, "*", "INVALID_MESSAGE", "One IRC line per WebSocket message: this one held a line break and was not run"))
+		return s.throttleOnly()
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return s.idle()
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
@@ -125,11 +147,11 @@ func (s *Session) process(line []byte, err error) string {
 		s.pushReadDeadline(now)
 	}
 	s.activeAt.Store(now.UnixNano())
-	if len(line) == 0 {
-		return ""
-	}
 	if reason, ok := s.throttle(now); !ok {
 		return reason
+	}
+	if len(line) == 0 {
+		return ""
 	}
 	s.handleLine(line)
 	if s.quit != "" {
@@ -182,6 +204,21 @@ func (s *Session) throttle(now time.Time) (reason string, ok bool) {
 		time.Sleep(wait)
 	}
 	return "", true
+}
+
+// throttleOnly charges a line that is not run, and returns the reason to
+// stop, if any.
+func (s *Session) throttleOnly() string {
+	reason, _ := s.throttle(time.Now())
+	return reason
+}
+
+// chargeFrame is flood control for the WebSocket frames that never become
+// lines (pings, pongs, fragments): the transport calls it from inside Read,
+// in the reader goroutine, so no worker is using s.flood meanwhile.
+func (s *Session) chargeFrame() bool {
+	_, ok := s.throttle(time.Now())
+	return ok
 }
 
 // handleLine parses and runs one line.

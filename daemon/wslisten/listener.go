@@ -212,7 +212,7 @@ func (l *Listener) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if a, ok := hj.cork.Conn.(*admittedConn); ok {
 		a.uncount()
 	}
-	c := newConn(ws, hj.cork, hj.cork, l.clientAddr(r), l.raw.Addr(), l.opts.MaxMessage)
+	c := newConn(ws, hj.cork, hj.cork, hj.meter, l.clientAddr(r), l.raw.Addr(), l.opts.MaxMessage)
 	c.secure = hj.cork.isTLS() || l.forwardedSecure(r)
 	select {
 	case l.conns <- c:
