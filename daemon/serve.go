@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"time"
 	"unicode/utf8"
 
@@ -105,6 +106,8 @@ func writeErrorReason(err error) string {
 // Why a line was refused, for the livechat_input_refused_total metric.
 const (
 	refusalLineBreak = "ws_line_break" // a WebSocket message held a line break
+	refusalParse     = "parse"         // not a message: tags alone, a bad command, ...
+	refusalTagKey    = "tag_key"       // tags with invalid keys dropped (the message ran)
 )
 
 // reasonInvalidUTF8 ends a WebSocket session whose client sent a text
@@ -226,7 +229,12 @@ func (s *Session) handleLine(line []byte) {
 	if line[0] == '@' {
 		// IRCv3 message-tags: the client's tag section ('@' to the space)
 		// may be 4096 bytes; the reader allows more for server tags.
-		if end := bytes.IndexByte(line, ' '); end < 0 || end+1 > maxClientTagSection {
+		// A line of tags alone has no space, and is refused by Parse.
+		end := bytes.IndexByte(line, ' ')
+		if end < 0 {
+			end = len(line)
+		}
+		if end+1 > maxClientTagSection {
 			s.srv.metrics.tooLong.Inc()
 			s.numeric(protocol.ERR_INPUTTOOLONG, "Input line was too long (tags)")
 			return
@@ -235,6 +243,7 @@ func (s *Session) handleLine(line []byte) {
 	msg, err := protocol.Parse(line)
 	if err != nil {
 		if !errors.Is(err, protocol.ErrEmptyLine) {
+			s.srv.metrics.refusedInput.WithLabelValues(refusalParse).Inc()
 			s.reply(failMessage(s.srv.Config().ServerName, "*", "INVALID_MESSAGE", "Could not parse that line: "+err.Error()))
 		}
 		return
@@ -244,7 +253,24 @@ func (s *Session) handleLine(line []byte) {
 		s.reply(failMessage(s.srv.Config().ServerName, msg.Command, "INVALID_UTF8", "Message rejected: it contained invalid UTF-8"))
 		return
 	}
+	if dropInvalidTags(&msg) {
+		s.srv.metrics.refusedInput.WithLabelValues(refusalTagKey).Inc()
+		s.reply(protocol.Message{Source: s.srv.Config().ServerName, Command: "WARN",
+			Params: []string{msg.Command, "INVALID_TAG", "Tags with invalid keys were dropped; the rest of the message was run"}})
+	}
 	s.dispatch(&msg, line)
+}
+
+// dropInvalidTags removes the tags whose keys are not valid and reports
+// whether there were any. The message still runs: message-tags forbids
+// rejecting a message over a key, and the WARN keeps the client informed.
+func dropInvalidTags(m *protocol.Message) bool {
+	n := len(m.Tags)
+	m.Tags = slices.DeleteFunc(m.Tags, func(t protocol.Tag) bool { return !protocol.ValidTagKey(t.Key) })
+	if len(m.Tags) == 0 {
+		m.Tags = nil
+	}
+	return len(m.Tags) != n
 }
 
 // leaveAll takes the session out of every room; each peer sees one QUIT
