@@ -20,14 +20,8 @@ const socketBufSize = 512
 // buffers for socketBufSize ones.
 type hijacker struct {
 	http.ResponseWriter
-	cork   *corkConn   // set by Hijack
-	meter  *frameMeter // set by Hijack
-	status int         // the status of a refused upgrade
-}
-
-func (w *hijacker) WriteHeader(code int) {
-	w.status = code
-	w.ResponseWriter.WriteHeader(code)
+	cork  *corkConn   // set by Hijack
+	meter *frameMeter // set by Hijack
 }
 
 func (w *hijacker) Unwrap() http.ResponseWriter { return w.ResponseWriter }
