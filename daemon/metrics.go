@@ -95,6 +95,9 @@ func newMetrics(reg *prometheus.Registry, srv *Server) *metrics {
 	for _, l := range []string{"joined_rooms", "room_members", "rooms"} {
 		m.limitsHit.WithLabelValues(l)
 	}
+	for _, r := range []string{refusalParse, refusalTagKey, refusalLineBreak} {
+		m.refusedInput.WithLabelValues(r)
+	}
 	reg.MustRegister(m.limitsHit)
 	m.logins = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "livechat_logins_total", Help: "Login attempts (LOGIN, SASL) by result.",
