@@ -256,7 +256,7 @@ func (s *Session) handleLine(line []byte) {
 	if dropInvalidTags(&msg) {
 		s.srv.metrics.refusedInput.WithLabelValues(refusalTagKey).Inc()
 		s.reply(protocol.Message{Source: s.srv.Config().ServerName, Command: "WARN",
-			Params: []string{msg.Command, "INVALID_TAG", "Tags with invalid keys were dropped; the rest of the message was run"}})
+			Params: []string{msg.Command, "INVALID_TAG", "Tags with invalid keys were dropped; the message runs without them"}})
 	}
 	s.dispatch(&msg, line)
 }
