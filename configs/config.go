@@ -63,6 +63,11 @@ type WebSocket struct {
 	// ("chat.example.com", "*.example.com"), origins with a scheme
 	// ("https://kiwiirc.example.com"), or "*" for any page at all.
 	AllowedOrigins []string `mapstructure:"allowed_origins"`
+	// Hostnames are the host names the built-in page is served under
+	// ("chat.example.com", or "chat.example.com:8443" for that port
+	// only). Loopback addresses and localhost on the listener's port are
+	// always allowed; the request's Host header is not believed.
+	Hostnames []string `mapstructure:"hostnames"`
 	// TrustedProxies are CIDRs of reverse proxies whose X-Forwarded-For
 	// header names the real client, for the per-address limits and logs.
 	TrustedProxies []string `mapstructure:"trusted_proxies"`

@@ -62,6 +62,11 @@ func (c *Config) Validate() error {
 			p.add("websocket.allowed_origins", fmt.Sprintf("%q is not a host or origin pattern such as \"chat.example.com\", \"*.example.com\", \"https://example.com\" or \"*\"", o))
 		}
 	}
+	for _, h := range c.WebSocket.Hostnames {
+		if !validHostname(h) {
+			p.add("websocket.hostnames", fmt.Sprintf("%q is not a host name such as \"chat.example.com\" or \"chat.example.com:8443\" (no scheme, no wildcard)", h))
+		}
+	}
 	if _, err := c.WebSocket.TrustedProxyPrefixes(); err != nil {
 		p.add("websocket.trusted_proxies", err.Error())
 	}
@@ -334,4 +339,28 @@ func truncateForError(s string) string {
 		return s[:20] + "..."
 	}
 	return s
+}
+
+// validHostname reports whether h is a host name or address, with or
+// without a port: what a page's origin may name, without scheme or path.
+func validHostname(h string) bool {
+	host := h
+	if hh, port, err := net.SplitHostPort(h); err == nil {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return false
+		}
+		host = hh
+	}
+	if net.ParseIP(strings.Trim(host, "[]")) != nil {
+		return true
+	}
+	if host == "" {
+		return false
+	}
+	for _, c := range host {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
 }

@@ -39,6 +39,10 @@ func TestValidateRules(t *testing.T) {
 		{"listen.tls_cert", func(c *Config) { c.Listen.WebSocketTLS = ":8443"; c.Listen.TLSKey = "k" }},
 		{"websocket.allowed_origins", func(c *Config) { c.WebSocket.AllowedOrigins = []string{"[a-"} }},
 		{"websocket.allowed_origins", func(c *Config) { c.WebSocket.AllowedOrigins = []string{""} }},
+		{"websocket.hostnames", func(c *Config) { c.WebSocket.Hostnames = []string{"https://chat.example.com"} }},
+		{"websocket.hostnames", func(c *Config) { c.WebSocket.Hostnames = []string{"*.example.com"} }},
+		{"websocket.hostnames", func(c *Config) { c.WebSocket.Hostnames = []string{"chat.example.com:0"} }},
+		{"websocket.hostnames", func(c *Config) { c.WebSocket.Hostnames = []string{""} }},
 		{"websocket.trusted_proxies", func(c *Config) { c.WebSocket.TrustedProxies = []string{"proxy.local"} }},
 		{"limits.max_clients", func(c *Config) { c.Limits.MaxClients = 0 }},
 		{"limits.max_rooms", func(c *Config) { c.Limits.MaxRooms = 0 }},
@@ -139,6 +143,7 @@ func TestWebSocketOnly(t *testing.T) {
 	c.Listen.TCP = ""
 	c.Listen.WebSocket = "127.0.0.1:8080"
 	c.WebSocket.AllowedOrigins = []string{"*.example.com", "https://gamja.example.org", "*"}
+	c.WebSocket.Hostnames = []string{"chat.example.com", "chat.example.com:8443", "127.0.0.1", "[::1]:8080", "::1"}
 	c.WebSocket.TrustedProxies = []string{"10.0.0.0/8", "::1"}
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)

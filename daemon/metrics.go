@@ -28,6 +28,7 @@ type metrics struct {
 	flood          *prometheus.CounterVec
 	tooLong        prometheus.Counter
 	invalidInput   prometheus.Counter
+	refusedInput   *prometheus.CounterVec // malformed lines, by reason (refusal* constants)
 	bytesRead      prometheus.Counter
 	bytesWritten   prometheus.Counter
 	limitsHit      *prometheus.CounterVec
@@ -78,6 +79,9 @@ func newMetrics(reg *prometheus.Registry, srv *Server) *metrics {
 		invalidInput: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "livechat_invalid_utf8_total", Help: "Lines rejected for invalid UTF-8.",
 		}),
+		refusedInput: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "livechat_input_refused_total", Help: "Malformed lines refused without running them, by reason.",
+		}, []string{"reason"}),
 		bytesRead: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "livechat_bytes_read_total", Help: "Bytes read from clients.",
 		}),
@@ -90,6 +94,9 @@ func newMetrics(reg *prometheus.Registry, srv *Server) *metrics {
 	}, []string{"limit"})
 	for _, l := range []string{"joined_rooms", "room_members", "rooms"} {
 		m.limitsHit.WithLabelValues(l)
+	}
+	for _, r := range []string{refusalParse, refusalTagKey, refusalLineBreak} {
+		m.refusedInput.WithLabelValues(r)
 	}
 	reg.MustRegister(m.limitsHit)
 	m.logins = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -118,7 +125,7 @@ func newMetrics(reg *prometheus.Registry, srv *Server) *metrics {
 	reg.MustRegister(
 		m.connections, m.connectsTotal, m.disconnects, m.refused, commands,
 		m.roomMessages, m.deliveries, m.fanout, m.slowConsumers, m.rooms, m.roomRestarts,
-		m.flood, m.tooLong, m.invalidInput, m.bytesRead, m.bytesWritten,
+		m.flood, m.tooLong, m.invalidInput, m.refusedInput, m.bytesRead, m.bytesWritten,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "livechat_nicks", Help: "Nicks in use."},
 			func() float64 { return float64(srv.nicks.len()) }),
 		collectors.NewGoCollector(),
@@ -167,6 +174,8 @@ func reasonLabel(reason string) string {
 		return "shutdown"
 	case reason == reasonMessageTooLong:
 		return "too_long"
+	case reason == reasonInvalidUTF8:
+		return "invalid_utf8"
 	default:
 		return "error"
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"time"
 	"unicode/utf8"
 
@@ -57,6 +58,9 @@ func (s *Session) serve() {
 // past the minimum (2 KiB instead of the 4-8 KiB handlers need).
 func (s *Session) readLoop() string {
 	r := protocol.NewReader(s.conn)
+	if c, ok := s.conn.(interface{ ChargeFrames(func() bool) }); ok {
+		c.ChargeFrames(s.chargeFrame)
+	}
 	s.conn.SetReadDeadline(s.connected.Add(s.srv.Config().Limits.RegistrationTimeout))
 	for {
 		s.step.line, s.step.err = r.ReadLine()
@@ -99,17 +103,38 @@ func writeErrorReason(err error) string {
 	return "Write error"
 }
 
+// Why a line was refused, for the livechat_input_refused_total metric.
+const (
+	refusalLineBreak = "ws_line_break" // a WebSocket message held a line break
+	refusalParse     = "parse"         // not a message: tags alone, a bad command, ...
+	refusalTagKey    = "tag_key"       // tags with invalid keys dropped (the message ran)
+)
+
+// reasonInvalidUTF8 ends a WebSocket session whose client sent a text
+// message that is not UTF-8 (RFC 6455 closes those with 1007).
+const reasonInvalidUTF8 = "Invalid UTF-8 in a text message"
+
 // process handles one result of ReadLine and returns a reason to stop, if
-// any.
+// any. Lines refused before they are parsed cost flood tokens like any
+// other, so a stream of them is slowed down too.
 func (s *Session) process(line []byte, err error) string {
 	switch {
 	case err == nil:
 	case errors.Is(err, wslisten.ErrMessageTooBig):
 		return reasonMessageTooLong
+	case errors.Is(err, wslisten.ErrExcessFlood):
+		return "Excess flood" // counted by chargeFrame
+	case errors.Is(err, wslisten.ErrInvalidUTF8):
+		s.srv.metrics.invalidInput.Inc()
+		return reasonInvalidUTF8
 	case errors.Is(err, protocol.ErrLineTooLong):
 		s.srv.metrics.tooLong.Inc()
 		s.numeric(protocol.ERR_INPUTTOOLONG, "Input line was too long")
-		return ""
+		return s.throttleOnly()
+	case errors.Is(err, wslisten.ErrLineBreak):
+		s.srv.metrics.refusedInput.WithLabelValues(refusalLineBreak).Inc()
+		s.reply(failMessage(s.srv.Config().ServerName, "*", "INVALID_MESSAGE", "One IRC line per WebSocket message: this one held a line break and was not run"))
+		return s.throttleOnly()
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return s.idle()
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
@@ -125,11 +150,11 @@ func (s *Session) process(line []byte, err error) string {
 		s.pushReadDeadline(now)
 	}
 	s.activeAt.Store(now.UnixNano())
-	if len(line) == 0 {
-		return ""
-	}
 	if reason, ok := s.throttle(now); !ok {
 		return reason
+	}
+	if len(line) == 0 {
+		return ""
 	}
 	s.handleLine(line)
 	s.pace() // the next line waits until this one's replies are on their way
@@ -185,12 +210,32 @@ func (s *Session) throttle(now time.Time) (reason string, ok bool) {
 	return "", true
 }
 
+// throttleOnly charges a line that is not run, and returns the reason to
+// stop, if any.
+func (s *Session) throttleOnly() string {
+	reason, _ := s.throttle(time.Now())
+	return reason
+}
+
+// chargeFrame is flood control for the WebSocket frames that never become
+// lines (pings, pongs, fragments): the transport calls it from inside Read,
+// in the reader goroutine, so no worker is using s.flood meanwhile.
+func (s *Session) chargeFrame() bool {
+	_, ok := s.throttle(time.Now())
+	return ok
+}
+
 // handleLine parses and runs one line.
 func (s *Session) handleLine(line []byte) {
 	if line[0] == '@' {
 		// IRCv3 message-tags: the client's tag section ('@' to the space)
 		// may be 4096 bytes; the reader allows more for server tags.
-		if end := bytes.IndexByte(line, ' '); end < 0 || end+1 > maxClientTagSection {
+		// A line of tags alone has no space, and is refused by Parse.
+		end := bytes.IndexByte(line, ' ')
+		if end < 0 {
+			end = len(line)
+		}
+		if end+1 > maxClientTagSection {
 			s.srv.metrics.tooLong.Inc()
 			s.numeric(protocol.ERR_INPUTTOOLONG, "Input line was too long (tags)")
 			return
@@ -199,6 +244,7 @@ func (s *Session) handleLine(line []byte) {
 	msg, err := protocol.Parse(line)
 	if err != nil {
 		if !errors.Is(err, protocol.ErrEmptyLine) {
+			s.srv.metrics.refusedInput.WithLabelValues(refusalParse).Inc()
 			s.reply(failMessage(s.srv.Config().ServerName, "*", "INVALID_MESSAGE", "Could not parse that line: "+err.Error()))
 		}
 		return
@@ -208,7 +254,24 @@ func (s *Session) handleLine(line []byte) {
 		s.reply(failMessage(s.srv.Config().ServerName, msg.Command, "INVALID_UTF8", "Message rejected: it contained invalid UTF-8"))
 		return
 	}
+	if dropInvalidTags(&msg) {
+		s.srv.metrics.refusedInput.WithLabelValues(refusalTagKey).Inc()
+		s.reply(protocol.Message{Source: s.srv.Config().ServerName, Command: "WARN",
+			Params: []string{msg.Command, "INVALID_TAG", "Tags with invalid keys were dropped; the message runs without them"}})
+	}
 	s.dispatch(&msg, line)
+}
+
+// dropInvalidTags removes the tags whose keys are not valid and reports
+// whether there were any. The message still runs: message-tags forbids
+// rejecting a message over a key, and the WARN keeps the client informed.
+func dropInvalidTags(m *protocol.Message) bool {
+	n := len(m.Tags)
+	m.Tags = slices.DeleteFunc(m.Tags, func(t protocol.Tag) bool { return !protocol.ValidTagKey(t.Key) })
+	if len(m.Tags) == 0 {
+		m.Tags = nil
+	}
+	return len(m.Tags) != n
 }
 
 // leaveAll takes the session out of every room; each peer sees one QUIT

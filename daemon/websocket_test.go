@@ -92,6 +92,24 @@ func (c *rawWS) send(line string) {
 	}
 }
 
+// readUntil reads messages until one holds word, and returns it.
+func (c *rawWS) readUntil(word string) string {
+	c.t.Helper()
+	for range 1000 { // bounded; each read has a deadline
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		_, msg, err := c.ws.Read(ctx)
+		cancel()
+		if err != nil {
+			c.t.Fatalf("waiting for %s: %v", word, err)
+		}
+		if strings.Contains(string(msg), word) {
+			return string(msg)
+		}
+	}
+	c.t.Fatalf("no %s in 1000 messages", word)
+	return ""
+}
+
 // readUntilClosed returns every message until the server closes, and the
 // close status.
 func (c *rawWS) readUntilClosed() ([]string, websocket.StatusCode) {

@@ -249,6 +249,35 @@ func parseTags(raw string) ([]Tag, error) {
 	return tags, nil
 }
 
+// ValidTagKey reports whether key is a tag key as IRCv3 message-tags
+// defines it: an optional '+' (client-only), an optional vendor (a host
+// name) and '/', then a name of ASCII letters, digits and '-'. Parse keeps
+// keys it cannot vouch for, as the specification asks of parsers; a server
+// drops them before relaying anything.
+func ValidTagKey(key string) bool {
+	key = strings.TrimPrefix(key, "+")
+	if i := strings.LastIndexByte(key, '/'); i >= 0 {
+		vendor := key[:i]
+		if vendor == "" || !tagKeyChars(vendor, true) {
+			return false
+		}
+		key = key[i+1:]
+	}
+	return key != "" && tagKeyChars(key, false)
+}
+
+// tagKeyChars reports whether s holds only letters, digits and '-', and
+// dots if dots.
+func tagKeyChars(s string, dots bool) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !isLetter(c) && !isDigit(c) && c != '-' && (!dots || c != '.') {
+			return false
+		}
+	}
+	return true
+}
+
 // unescapeTagValue undoes IRCv3 tag escaping. Per the spec, a backslash
 // before any other character is dropped and a trailing lone backslash is
 // removed. Values without a backslash are returned as is, without allocating.

@@ -456,3 +456,16 @@ func TestRoundTripNormalises(t *testing.T) {
 		})
 	}
 }
+
+func TestValidTagKey(t *testing.T) {
+	for key, want := range map[string]bool{
+		"a": true, "+typing": true, "draft/reply": true, "+draft/react": true,
+		"example.com/x-y": true, "+a-1": true, "msgid": true,
+		"": false, "+": false, "a\x01b": false, "+é": false, "x/": false, "/y": false,
+		"+a=b": false, "a b": false, "a_b": false, "ex ample/x": false, "++a": false,
+	} {
+		if got := ValidTagKey(key); got != want {
+			t.Errorf("ValidTagKey(%q) = %v, want %v", key, got, want)
+		}
+	}
+}

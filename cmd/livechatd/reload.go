@@ -62,7 +62,7 @@ func (d *instance) reload() error {
 	zerolog.SetGlobalLevel(parseLevel(cfg.Log.Level))
 	proxies, _ := cfg.WebSocket.TrustedProxyPrefixes() // validated by load
 	for _, l := range d.webs {
-		l.SetPolicy(cfg.WebSocket.AllowedOrigins, proxies)
+		l.SetPolicy(cfg.WebSocket.AllowedOrigins, cfg.WebSocket.Hostnames, proxies)
 	}
 	d.srv.SetConfig(cfg)
 	d.cfg = cfg

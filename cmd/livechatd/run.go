@@ -273,6 +273,7 @@ func webSocketOptions(cfg *configs.Config, log zerolog.Logger, srv *daemon.Serve
 	proxies, _ := cfg.WebSocket.TrustedProxyPrefixes() // validated
 	return wslisten.Options{
 		AllowedOrigins: cfg.WebSocket.AllowedOrigins,
+		Hostnames:      cfg.WebSocket.Hostnames,
 		TrustedProxies: proxies,
 		Page:           web.Handler(),
 		Admit:          srv.AdmitHTTP,

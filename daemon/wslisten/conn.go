@@ -46,10 +46,19 @@ type conn struct {
 	wmu     sync.Mutex // serializes Write
 	partial []byte     // a line Write got without its "\n" yet
 
+	meter *frameMeter // counts the client's frames on the server side, else nil
+
 	closeOnce sync.Once
 	endOnce   sync.Once
-	ended     chan struct{} // closed when Read has failed for good
-	tooBig    atomic.Bool   // the client sent a message over the limit
+	ended     chan struct{}              // closed when Read has failed for good
+	tooBig    atomic.Bool                // the client sent a message over the limit
+	goodbye   atomic.Pointer[closeFrame] // what Close says, if not 1000
+}
+
+// closeFrame is the status and reason of a close frame.
+type closeFrame struct {
+	code   websocket.StatusCode
+	reason string
 }
 
 // ErrMessageTooBig is what Read and Write return, instead of the error
@@ -60,12 +69,23 @@ var ErrMessageTooBig = errors.New("WebSocket message longer than the longest leg
 // errStalled ends a connection whose read deadline passed mid-message.
 var errStalled = errors.New("WebSocket message stalled past the read deadline")
 
+// ErrLineBreak is what Read returns for a message with a line break inside
+// it (one trailing line ending is tolerated): the IRCv3 WebSocket
+// specification carries one line per message, so the message is dropped
+// whole rather than run as several lines. The connection stays usable.
+var ErrLineBreak = errors.New("WebSocket message holds more than one line")
+
+// ErrInvalidUTF8 is what Read returns, for good, once the client has sent a
+// text message that is not UTF-8; Close then says 1007 (invalid frame
+// payload data), as RFC 6455 asks. Binary messages may carry any bytes.
+var ErrInvalidUTF8 = errors.New("WebSocket text message is not valid UTF-8")
+
 // Message buffers are pooled: a connection holds one only while the
 // session takes a message in, so an idle one holds none.
 var messagePool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
-func newConn(ws *websocket.Conn, cork *corkConn, sock net.Conn, remote, local net.Addr, maxMessage int) *conn {
-	c := &conn{ws: ws, cork: cork, sock: sock, remote: remote, local: local, msgType: websocket.MessageText,
+func newConn(ws *websocket.Conn, cork *corkConn, sock net.Conn, meter *frameMeter, remote, local net.Addr, maxMessage int) *conn {
+	c := &conn{ws: ws, cork: cork, sock: sock, meter: meter, remote: remote, local: local, msgType: websocket.MessageText,
 		ended: make(chan struct{})}
 	if ws.Subprotocol() == BinarySubprotocol {
 		c.msgType = websocket.MessageBinary
@@ -96,9 +116,13 @@ func (c *conn) Read(p []byte) (int, error) {
 // readMessage takes in the next message as pending. Either message type is
 // accepted, whatever the subprotocol: being strict would only break
 // clients. The specification forbids line endings in a message; a client
-// that sends one anyway gets it tolerated, not doubled.
+// that ends its message with one anyway (some libraries append it) gets it
+// tolerated, not doubled, but a line break inside is refused (ErrLineBreak).
 func (c *conn) readMessage() error {
-	_, r, err := c.ws.Reader(context.Background())
+	if f := c.goodbye.Load(); f != nil && f.code == websocket.StatusInvalidFramePayloadData {
+		return ErrInvalidUTF8 // for good: the next message might not start at a character
+	}
+	typ, r, err := c.ws.Reader(context.Background())
 	if err != nil {
 		return c.readFailed(err, false)
 	}
@@ -119,10 +143,30 @@ func (c *conn) readMessage() error {
 			return c.readFailed(err, true)
 		}
 	}
-	b = append(bytes.TrimRight(b, "\r\n"), '\r', '\n')
+	b = trimLineEnding(b)
+	var bad error
+	switch {
+	case typ == websocket.MessageText && !utf8.Valid(b):
+		c.goodbye.Store(&closeFrame{websocket.StatusInvalidFramePayloadData, "Invalid UTF-8 in a text message"})
+		bad = ErrInvalidUTF8
+	case bytes.ContainsAny(b, "\r\n"):
+		bad = ErrLineBreak
+	}
+	if bad != nil {
+		*bp = b[:0]
+		messagePool.Put(bp)
+		return bad
+	}
+	b = append(b, '\r', '\n')
 	*bp = b
 	c.pending, c.pbuf = b, bp
 	return nil
+}
+
+// trimLineEnding drops one trailing "\r\n", "\n" or "\r".
+func trimLineEnding(b []byte) []byte {
+	b = bytes.TrimSuffix(b, []byte("\n"))
+	return bytes.TrimSuffix(b, []byte("\r"))
 }
 
 // readFailed translates the library's read error. Only a deadline passing
@@ -131,6 +175,8 @@ func (c *conn) readFailed(err error, midMessage bool) error {
 	switch {
 	case errors.Is(err, os.ErrDeadlineExceeded) && !midMessage:
 		return err
+	case errors.Is(err, ErrExcessFlood):
+		err = ErrExcessFlood // Close says so (frames.go)
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		err = errStalled
 		c.ws.CloseNow()
@@ -223,7 +269,8 @@ func (c *conn) writeLines(p []byte) (int, error) {
 // close frame.
 var closeWait = time.Second
 
-// Close says goodbye with a normal closure (status 1000) and waits for the
+// Close says goodbye with a normal closure (status 1000), or with the
+// status a refused message or flood called for, and waits for the
 // client's answer, for at most closeWait: long enough that a shutdown,
 // which waits for its sessions, has really said goodbye to every client
 // that still listens, and short enough that one that stopped reading does
@@ -231,10 +278,17 @@ var closeWait = time.Second
 // progress returns.
 func (c *conn) Close() error {
 	c.closeOnce.Do(func() {
+		if c.meter != nil {
+			c.meter.closing.Store(true)
+		}
+		bye := closeFrame{code: websocket.StatusNormalClosure}
+		if f := c.goodbye.Load(); f != nil {
+			bye = *f
+		}
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			c.ws.Close(websocket.StatusNormalClosure, "")
+			c.ws.Close(bye.code, bye.reason)
 		}()
 		t := time.NewTimer(closeWait)
 		select {

@@ -15,39 +15,43 @@ import (
 const socketBufSize = 512
 
 // hijacker is the ResponseWriter the WebSocket library upgrades through.
-// Its Hijack keeps the corkConn under the connection for the Listener, and
-// swaps net/http's buffers for socketBufSize ones.
+// Its Hijack keeps the corkConn under the connection for the Listener,
+// puts a frameMeter on the socket's read side, and swaps net/http's
+// buffers for socketBufSize ones.
 type hijacker struct {
 	http.ResponseWriter
-	cork   *corkConn // set by Hijack
-	status int       // the status of a refused upgrade
-}
-
-func (w *hijacker) WriteHeader(code int) {
-	w.status = code
-	w.ResponseWriter.WriteHeader(code)
+	cork  *corkConn   // set by Hijack
+	meter *frameMeter // set by Hijack
 }
 
 func (w *hijacker) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
+// Hijack hands the library a socket whose every byte the meter sees, the
+// ones the client sent right after its request included: those sit in
+// net/http's buffer, and are moved in front of the socket's. The reader
+// given back holds nothing yet, so the library, which reads on past what
+// is buffered straight from the socket it gets, reads all through the
+// meter.
 func (w *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
 	if err != nil {
 		return nil, nil, err
 	}
 	w.cork, _ = conn.(*corkConn) // always, as corkListener accepted it
-	n := brw.Reader.Buffered()
-	if n > socketBufSize || brw.Writer.Buffered() > 0 {
-		return conn, brw, nil // the client sent ahead a lot; keep what holds it
+	early, _ := brw.Reader.Peek(brw.Reader.Buffered())
+	w.meter = &frameMeter{r: io.MultiReader(bytes.NewReader(bytes.Clone(early)), conn)}
+	metered := meteredConn{Conn: conn, meter: w.meter}
+	bw := brw.Writer
+	if bw.Buffered() == 0 {
+		bw = bufio.NewWriterSize(conn, socketBufSize)
 	}
-	// Bytes the client sent right after its request are in the old
-	// buffer: move them to the front of the new one.
-	early, _ := brw.Reader.Peek(n)
-	r := bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(early)), conn), socketBufSize)
-	if n > 0 {
-		if _, err := r.Peek(n); err != nil {
-			return conn, brw, nil
-		}
-	}
-	return conn, bufio.NewReadWriter(r, bufio.NewWriterSize(conn, socketBufSize)), nil
+	return metered, bufio.NewReadWriter(bufio.NewReaderSize(metered, socketBufSize), bw), nil
 }
+
+// meteredConn is a socket read through its frameMeter.
+type meteredConn struct {
+	net.Conn
+	meter *frameMeter
+}
+
+func (c meteredConn) Read(p []byte) (int, error) { return c.meter.Read(p) }

@@ -12,6 +12,7 @@
 package wslisten
 
 import (
+	"context"
 	"errors"
 	"log"
 	"net"
@@ -56,14 +57,20 @@ const (
 // Options configure a Listener.
 type Options struct {
 	// AllowedOrigins are the browser origins allowed to connect besides
-	// the listener's own host: host patterns ("chat.example.com",
-	// "*.example.com") or, with a scheme, origin patterns
-	// ("https://example.com"), matched with path.Match. "*" allows any
-	// origin. Requests without an Origin header (non-browser clients) are
-	// always allowed: the check exists to stop other sites' pages from
-	// using a visitor's browser, and only browsers send Origin.
-	// SetPolicy replaces it, and TrustedProxies, while serving.
+	// the listener's own pages (see Hostnames): host patterns
+	// ("chat.example.com", "*.example.com") or, with a scheme, origin
+	// patterns ("https://example.com"), matched with path.Match. "*"
+	// allows any origin. Requests without an Origin header (non-browser
+	// clients) are always allowed: the check exists to stop other sites'
+	// pages from using a visitor's browser, and only browsers send Origin.
+	// SetPolicy replaces it, Hostnames and TrustedProxies while serving.
 	AllowedOrigins []string
+	// Hostnames are the names the listener's own page is served under
+	// ("chat.example.com", or "chat.example.com:8443" for that port
+	// only); its origin is allowed with the listener's scheme. Loopback
+	// addresses and localhost on the listener's port always are. The
+	// request's Host header is never believed (DNS rebinding).
+	Hostnames []string
 	// TrustedProxies are the addresses whose X-Forwarded-For header is
 	// believed; from any other peer the header is ignored.
 	TrustedProxies []netip.Prefix
@@ -90,6 +97,7 @@ type Options struct {
 // serving; connections already accepted are the caller's to close.
 type Listener struct {
 	raw     net.Listener
+	port    string  // raw's, for the loopback origins
 	opts    Options // its AllowedOrigins and TrustedProxies: see policy
 	policy  atomic.Pointer[policy]
 	refuser *refuse.Refuser // for sockets Options.Admit turns away
@@ -101,9 +109,18 @@ type Listener struct {
 
 // policy is the part of Options that SetPolicy can change while serving.
 type policy struct {
-	accept  websocket.AcceptOptions // the origin rules
-	proxies []netip.Prefix
+	allowedOrigins []string
+	anyOrigin      bool // "*" among them
+	hostnames      []string
+	proxies        []netip.Prefix
 }
+
+// acceptOptions leave the origin to originAllowed: the library's own check
+// believes the Host header.
+var acceptOptions = websocket.AcceptOptions{Subprotocols: []string{TextSubprotocol, BinarySubprotocol}, InsecureSkipVerify: true}
+
+// connKey finds the socket under a request, in its context.
+type connKey struct{}
 
 // New starts serving HTTP on raw (which may be a TLS listener) and returns
 // the Listener whose Accept yields the upgraded connections.
@@ -113,14 +130,20 @@ func New(raw net.Listener, opts Options) *Listener {
 	}
 	l := &Listener{
 		raw:     raw,
+		port:    listenerPort(raw.Addr()),
 		opts:    opts,
 		refuser: refuse.New(maxRefusing),
 		conns:   make(chan net.Conn),
 		done:    make(chan struct{}),
 	}
-	l.SetPolicy(opts.AllowedOrigins, opts.TrustedProxies)
+	l.SetPolicy(opts.AllowedOrigins, opts.Hostnames, opts.TrustedProxies)
+	if len(opts.Hostnames) == 0 && !loopbackOnly(raw.Addr()) {
+		opts.Log.Warn().Str("listen", raw.Addr().String()).
+			Msg("WebSocket listener reachable from other machines but websocket.hostnames is empty: only pages opened at a loopback address or localhost (and websocket.allowed_origins) may connect; list the host names the chat page is served under")
+	}
 	l.http = &http.Server{
 		Handler:           http.HandlerFunc(l.serveHTTP),
+		ConnContext:       func(ctx context.Context, c net.Conn) context.Context { return context.WithValue(ctx, connKey{}, c) },
 		ReadHeaderTimeout: handshakeTimeout,
 		IdleTimeout:       time.Minute,
 		MaxHeaderBytes:    maxHeaderBytes,
@@ -139,21 +162,17 @@ func New(raw net.Listener, opts Options) *Listener {
 // line ending: a 8191-byte tag section, its space and a 510-byte body.
 const DefaultMaxMessage = protocol.MaxTagsLen + 1 + protocol.MaxBodyLen
 
-// SetPolicy replaces Options.AllowedOrigins and Options.TrustedProxies
-// (a configuration reload). Requests from then on follow the new rules;
-// connections already upgraded keep the address and security they got.
-// Safe while serving.
-func (l *Listener) SetPolicy(allowedOrigins []string, trustedProxies []netip.Prefix) {
-	p := &policy{
-		accept:  websocket.AcceptOptions{Subprotocols: []string{TextSubprotocol, BinarySubprotocol}},
-		proxies: slices.Clone(trustedProxies),
-	}
-	if slices.Contains(allowedOrigins, "*") {
-		p.accept.InsecureSkipVerify = true // any origin, asked for explicitly
-	} else {
-		p.accept.OriginPatterns = slices.Clone(allowedOrigins)
-	}
-	l.policy.Store(p)
+// SetPolicy replaces Options.AllowedOrigins, Options.Hostnames and
+// Options.TrustedProxies (a configuration reload). Requests from then on
+// follow the new rules; connections already upgraded keep the address and
+// security they got. Safe while serving.
+func (l *Listener) SetPolicy(allowedOrigins, hostnames []string, trustedProxies []netip.Prefix) {
+	l.policy.Store(&policy{
+		allowedOrigins: slices.Clone(allowedOrigins),
+		anyOrigin:      slices.Contains(allowedOrigins, "*"),
+		hostnames:      slices.Clone(hostnames),
+		proxies:        slices.Clone(trustedProxies),
+	})
 }
 
 // Accept waits for the next WebSocket connection.
@@ -196,24 +215,27 @@ func (l *Listener) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	default:
 	}
+	sock, _ := r.Context().Value(connKey{}).(*corkConn) // always, as socketListener accepted it
+	secure := sock != nil && sock.isTLS() || l.forwardedSecure(r)
+	if !l.originAllowed(r, secure) {
+		http.Error(w, "Forbidden: this page's origin may not connect", http.StatusForbidden)
+		l.refused(RefusedOrigin)
+		l.opts.Log.Debug().Str("remote", r.RemoteAddr).Str("origin", r.Header.Get("Origin")).Str("reason", RefusedOrigin).Msg("WebSocket upgrade refused")
+		return
+	}
 	hj := &hijacker{ResponseWriter: w}
-	ws, err := websocket.Accept(hj, r, &l.policy.Load().accept)
+	ws, err := websocket.Accept(hj, r, &acceptOptions)
 	if err != nil {
-		// Accept has answered the request; 403 is its answer to a
-		// foreign origin, anything else a broken handshake.
-		reason := RefusedHandshake
-		if hj.status == http.StatusForbidden {
-			reason = RefusedOrigin
-		}
-		l.refused(reason)
-		l.opts.Log.Debug().Err(err).Str("remote", r.RemoteAddr).Str("origin", r.Header.Get("Origin")).Str("reason", reason).Msg("WebSocket upgrade refused")
+		// Accept has answered the request.
+		l.refused(RefusedHandshake)
+		l.opts.Log.Debug().Err(err).Str("remote", r.RemoteAddr).Str("reason", RefusedHandshake).Msg("WebSocket upgrade refused")
 		return
 	}
 	if a, ok := hj.cork.Conn.(*admittedConn); ok {
 		a.uncount()
 	}
-	c := newConn(ws, hj.cork, hj.cork, l.clientAddr(r), l.raw.Addr(), l.opts.MaxMessage)
-	c.secure = hj.cork.isTLS() || l.forwardedSecure(r)
+	c := newConn(ws, hj.cork, hj.cork, hj.meter, l.clientAddr(r), l.raw.Addr(), l.opts.MaxMessage)
+	c.secure = secure
 	select {
 	case l.conns <- c:
 	case <-l.done:

@@ -399,7 +399,7 @@ func TestWriteDeadlineCutsAStuckWrite(t *testing.T) {
 
 func TestClientAddrBelievesOnlyTrustedProxies(t *testing.T) {
 	l := &Listener{}
-	l.SetPolicy(nil, []netip.Prefix{
+	l.SetPolicy(nil, nil, []netip.Prefix{
 		netip.MustParsePrefix("10.0.0.0/8"),
 		netip.MustParsePrefix("::1/128"),
 	})
@@ -429,7 +429,7 @@ func TestClientAddrBelievesOnlyTrustedProxies(t *testing.T) {
 
 func TestForwardedSecureBelievesOnlyTrustedProxies(t *testing.T) {
 	l := &Listener{}
-	l.SetPolicy(nil, []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")})
+	l.SetPolicy(nil, nil, []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")})
 	for _, tc := range []struct {
 		peer  string
 		proto []string
