@@ -91,9 +91,11 @@ func handleNICK(s *Session, m *protocol.Message, _ []byte) error {
 	if r := s.bannedInARoom(); r != "" {
 		return numErr(protocol.ERR_BANNICKCHANGE, r, "Cannot change nickname while banned in "+r)
 	}
-	if !s.srv.nicks.claim(s, nick) {
+	release, ok := s.srv.nicks.rename(s, nick)
+	if !ok {
 		return numErr(protocol.ERR_NICKNAMEINUSE, nick, "Nickname is already in use")
 	}
+	defer release()
 	if !s.registered.Load() {
 		s.mu.Lock()
 		s.nick = nick

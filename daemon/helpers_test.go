@@ -20,6 +20,29 @@ const waitFor = 10 * time.Second
 // testServer starts a server on 127.0.0.1:0 and stops it when the test ends.
 func testServer(t *testing.T, configure ...func(*configs.Config, *Options)) (*Server, string) {
 	t.Helper()
+	srv := newTestServer(t, configure...)
+	l, err := net.Listen("tcp", srv.Config().Listen.TCP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		srv.Serve(l, "tcp")
+	}()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		defer cancel()
+		srv.Shutdown(ctx)
+		<-done
+	})
+	return srv, l.Addr().String()
+}
+
+// newTestServer builds a server with the tests' configuration, without
+// starting a listener or arranging its shutdown.
+func newTestServer(t testing.TB, configure ...func(*configs.Config, *Options)) *Server {
+	t.Helper()
 	cfg := configs.Default()
 	cfg.Listen.TCP = "127.0.0.1:0"
 	cfg.Metrics.Listen = ""
@@ -39,23 +62,7 @@ func testServer(t *testing.T, configure ...func(*configs.Config, *Options)) (*Se
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	srv := New(&cfg, opts)
-	l, err := net.Listen("tcp", cfg.Listen.TCP)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		srv.Serve(l, "tcp")
-	}()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
-		defer cancel()
-		srv.Shutdown(ctx)
-		<-done
-	})
-	return srv, l.Addr().String()
+	return New(&cfg, opts)
 }
 
 // client is a raw line-level test client.

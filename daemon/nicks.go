@@ -30,15 +30,44 @@ func (n *nickRegistry) claim(s *Session, nick string) bool {
 }
 
 func (n *nickRegistry) claimLocked(s *Session, folded string) bool {
-	if holder, ok := n.nicks[folded]; ok && holder != s {
+	old, had := n.bySession[s]
+	if !n.addLocked(s, folded) {
 		return false
 	}
-	if old, ok := n.bySession[s]; ok && old != folded {
+	if had && old != folded {
 		delete(n.nicks, old)
+	}
+	return true
+}
+
+func (n *nickRegistry) addLocked(s *Session, folded string) bool {
+	if holder, ok := n.nicks[folded]; ok && holder != s {
+		return false
 	}
 	n.nicks[folded] = s
 	n.bySession[s] = folded
 	return true
+}
+
+// rename gives nick to s but keeps the nick it held reserved until the
+// returned function is called: a rename is announced first, so that no
+// one else can take the old nick and be announced with it while the
+// renamer's peers still know it by that name. It fails when another
+// session holds nick.
+func (n *nickRegistry) rename(s *Session, nick string) (release func(), ok bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	old, had := n.bySession[s]
+	if !n.addLocked(s, protocol.FoldNick(nick)) {
+		return nil, false
+	}
+	return func() {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		if had && n.nicks[old] == s && n.bySession[s] != old {
+			delete(n.nicks, old)
+		}
+	}, true
 }
 
 // take gives nick to s even when another session holds it, and returns

@@ -1,11 +1,13 @@
 // Command livechat-bench is a load generator for IRC servers (livechatd,
 // InspIRCd, ngIRCd, ...). It speaks plain IRC (NICK/USER/JOIN/PRIVMSG) and
-// has three scenarios:
+// has four scenarios:
 //
 //	livechat-bench fanout [flags]  R rooms x M members, S senders per room; throughput,
 //	                               latency percentiles, order/routing/loss checks
 //	livechat-bench idle [flags]    N registered+joined idle connections; server RSS per connection
 //	livechat-bench storm [flags]   connect/register/join/quit churn; completions per second
+//	livechat-bench soak [flags]    many clients churning for a long time; delivery and
+//	                               order checks, server goroutines/heap back to baseline
 //
 // Each run prints a table and exactly one JSON line
 // {"scenario":...,"params":{...},"results":{...}} on stdout (-json-only: only
@@ -44,6 +46,7 @@ Usage:
   livechat-bench fanout [flags]   rooms x members message fan-out: throughput, latency, order/loss checks
   livechat-bench idle   [flags]   many idle joined connections: server RSS per connection
   livechat-bench storm  [flags]   connect -> register -> join -> quit churn: completions/s, latency
+  livechat-bench soak   [flags]   clients churn for a long time: every message delivered in order, server back to baseline
 
 Run "livechat-bench <scenario> -h" for the scenario's flags.
 Output: a human-readable table and exactly one JSON line
@@ -65,6 +68,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		sc = &idleScenario{}
 	case "storm":
 		sc = &stormScenario{}
+	case "soak":
+		sc = &soakScenario{}
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, topUsage)
 		return 0

@@ -76,32 +76,52 @@ func parseStatCPU(b []byte) (time.Duration, error) {
 // scrapeRSS fetches a Prometheus text exposition and returns
 // process_resident_memory_bytes.
 func scrapeRSS(ctx context.Context, url string) (int64, error) {
+	body, err := fetch(ctx, url)
+	if err != nil {
+		return 0, err
+	}
+	return parseMetricRSS(strings.NewReader(body))
+}
+
+// fetch GETs url and returns the body (at most 64 MiB).
+func fetch(ctx context.Context, url string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return 0, err
+		return "", err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return 0, err
+		return "", err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("%s: %s", url, resp.Status)
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return "", err
 	}
-	return parseMetricRSS(io.LimitReader(resp.Body, 64<<20))
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	return string(b), nil
 }
 
 func parseMetricRSS(r io.Reader) (int64, error) {
+	v, err := parseMetric(r, "process_resident_memory_bytes")
+	return int64(v), err
+}
+
+// parseMetric returns the first sample of the series name (any labels)
+// in a Prometheus text exposition.
+func parseMetric(r io.Reader, name string) (float64, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
-		if !strings.HasPrefix(line, "process_resident_memory_bytes") {
+		if !strings.HasPrefix(line, name) {
 			continue
 		}
-		rest := strings.TrimPrefix(line, "process_resident_memory_bytes")
+		rest := strings.TrimPrefix(line, name)
 		if rest == "" || (rest[0] != ' ' && rest[0] != '{' && rest[0] != '\t') {
 			continue // a longer metric name
 		}
@@ -114,14 +134,14 @@ func parseMetricRSS(r io.Reader) (int64, error) {
 		}
 		v, err := strconv.ParseFloat(f[0], 64)
 		if err != nil {
-			return 0, fmt.Errorf("process_resident_memory_bytes: %v", err)
+			return 0, fmt.Errorf("%s: %v", name, err)
 		}
-		return int64(v), nil
+		return v, nil
 	}
 	if err := sc.Err(); err != nil {
 		return 0, err
 	}
-	return 0, errors.New("no process_resident_memory_bytes in metrics")
+	return 0, fmt.Errorf("no %s in metrics", name)
 }
 
 // rssSource measures the server's RSS from /proc (pid) or /metrics (url).
