@@ -123,19 +123,6 @@ func expectOnlyQuit(a *arena, nick string) {
 	}
 }
 
-// dialFrom connects from a given loopback source address, so per-address
-// limits hit the attacker and not the bystanders on 127.0.0.1.
-func dialFrom(t *testing.T, addr, source string) *client {
-	t.Helper()
-	d := net.Dialer{Timeout: waitFor, LocalAddr: &net.TCPAddr{IP: net.ParseIP(source)}}
-	conn, err := d.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return &client{t: t, conn: conn, r: bufio.NewReader(conn), nick: "from-" + source}
-}
-
 // dialSmallWindow connects with a tiny receive buffer, set before the
 // handshake so the window the server sees stays small.
 func dialSmallWindow(t *testing.T, addr string) *client {
@@ -301,8 +288,14 @@ func TestAdversarial(t *testing.T) {
 			connect(a.t, a.addr, "newcomer") // 127.0.0.1's third connection
 			return nil
 		}},
-		{"stops_reading", func(c *configs.Config, _ *Options) { c.Limits.SendQBytes = 8192 }, func(a *arena) []string {
-			// The attacker asks for output and never reads it. A small
+		{"stops_reading", func(c *configs.Config, _ *Options) {
+			c.Limits.SendQBytes = 8192
+			c.Limits.PingTimeout = 300 * time.Millisecond
+		}, func(a *arena) []string {
+			// The attacker asks for output and never reads it. Replies to
+			// its own commands are paced (its next command waits for the
+			// writer), so it is cut when the writer has taken nothing for
+			// ping_timeout. A small
 			// receive window keeps the kernel from absorbing megabytes.
 			c := dialSmallWindow(a.t, a.addr)
 			c.register("stalled")

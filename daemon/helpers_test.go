@@ -93,7 +93,7 @@ func dialFrom(t *testing.T, addr, localIP string) *client {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return &client{t: t, conn: conn, r: bufio.NewReader(conn)}
+	return &client{t: t, conn: conn, r: bufio.NewReader(conn), nick: "from-" + localIP}
 }
 
 func (c *client) send(lines ...string) {
