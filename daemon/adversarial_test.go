@@ -395,7 +395,6 @@ func TestAdversarial(t *testing.T) {
 		{"closed_mid_line", nil, func(a *arena) []string {
 			// The same with an orderly close (FIN), which is also what the
 			// kernel sends when a process is killed.
-			a.t.Skip("known defect: protocol.Reader hands the daemon a final unterminated line at EOF, and the daemon runs it, so a cut-off command executes (reported to the lead)")
 			c := a.attacker("cutoff")
 			c.conn.Write([]byte("PRIVMSG " + arenaRoom + " :half a mess"))
 			c.conn.Close()

@@ -137,7 +137,7 @@ func (s *Session) process(line []byte, err error) string {
 		return s.throttleOnly()
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return s.idle()
-	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
 		return "Connection closed"
 	default:
 		return "Read error"

@@ -151,13 +151,16 @@ func modelReadLines(input []byte) []result {
 	for len(input) > 0 {
 		line := input
 		i := bytes.IndexByte(input, '\n')
-		if i >= 0 {
+		terminated := i >= 0
+		if terminated {
 			line, input = input[:i], input[i+1:]
 		} else {
 			input = nil
 		}
 		line = bytes.TrimSuffix(line, []byte("\r"))
-		if modelFits(line) {
+		if modelFits(line) && !terminated {
+			out = append(out, result{err: io.ErrUnexpectedEOF}) // half a line is not run
+		} else if modelFits(line) {
 			out = append(out, result{line: string(line)})
 		} else {
 			out = append(out, result{err: ErrLineTooLong})

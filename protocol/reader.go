@@ -132,8 +132,10 @@ func NewReader(rd io.Reader) *Reader {
 // buffers are pooled): a caller that keeps any of it must copy it, as Parse
 // does.
 //
-// At the end of input ReadLine returns io.EOF; a final line without a
-// terminator is returned first, once. A line over the limits yields
+// At the end of input ReadLine returns io.EOF. A final line without a
+// terminator is not returned: it is reported once as io.ErrUnexpectedEOF
+// (then io.EOF), since a connection that closes mid-line carries half a
+// command that must not run. A line over the limits yields
 // ErrLineTooLong (see Reader). Other errors come from the underlying
 // io.Reader, or are io.ErrNoProgress when it keeps returning no data and no
 // error.
@@ -178,10 +180,12 @@ func (r *Reader) ReadLine() ([]byte, error) {
 		}
 		if r.err != nil {
 			if r.err == io.EOF && len(win) > 0 {
-				// The final unterminated line; io.EOF stays recorded for
-				// the next call.
+				// The final unterminated line is dropped: a client cut
+				// off mid-command must not have half of it run.
+				// io.EOF stays recorded for the next call.
+				r.resetLine()
 				r.r = r.w
-				return r.finish(win)
+				return nil, io.ErrUnexpectedEOF
 			}
 			return nil, r.takeErr()
 		}

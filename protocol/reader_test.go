@@ -32,7 +32,7 @@ func readAll(t *testing.T, r *Reader, maxCalls int) []result {
 			t.Errorf("ReadLine returned a line %q together with error %v", line, err)
 		}
 		out = append(out, result{string(line), err})
-		if err != nil && !errors.Is(err, ErrLineTooLong) {
+		if err != nil && !errors.Is(err, ErrLineTooLong) && !errors.Is(err, io.ErrUnexpectedEOF) {
 			return out
 		}
 	}
@@ -103,14 +103,14 @@ func TestReadLine(t *testing.T) {
 			want:  []result{{"", io.EOF}},
 		},
 		{
-			name:  "final unterminated line",
+			name:  "final unterminated line is dropped",
 			input: "PING a\nPING b",
-			want:  []result{{"PING a", nil}, {"PING b", nil}, {"", io.EOF}},
+			want:  []result{{"PING a", nil}, {"", io.ErrUnexpectedEOF}, {"", io.EOF}},
 		},
 		{
-			name:  "final unterminated line with cr",
+			name:  "final unterminated line with cr is dropped",
 			input: "PING b\r",
-			want:  []result{{"PING b", nil}, {"", io.EOF}},
+			want:  []result{{"", io.ErrUnexpectedEOF}, {"", io.EOF}},
 		},
 		{
 			name:  "cr kept inside line",
