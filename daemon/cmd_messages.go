@@ -119,6 +119,7 @@ func (s *Session) sayInRoom(target string, sp rooms.Speech) error {
 		}
 		sp.From, wait = s.member(), true
 	}
+	sp.Text = s.fit(sp.Text, sp.Command, r.Name())
 	if r.Say(s, sp, wait) != nil {
 		return numErr(protocol.ERR_NOSUCHCHANNEL, name, "No such room")
 	}
@@ -132,7 +133,7 @@ func (s *Session) sayToNick(nick string, sp rooms.Speech) error {
 	}
 	params := []string{t.Nick()}
 	if sp.Command != "TAGMSG" {
-		params = append(params, sp.Text)
+		params = append(params, s.fit(sp.Text, sp.Command, t.Nick()))
 	}
 	e := s.event(sp.Command, params...)
 	e.ID, e.Tags = s.srv.ids.Next(), sp.Tags
@@ -162,4 +163,27 @@ func textError(command, target, text string) error {
 	default:
 		return failErr(command, "INVALID_TEXT", target, "Message rejected: it contained control characters")
 	}
+}
+
+// fit cuts text so that the line everyone gets, ":<our prefix> <command>
+// <middle>... :<text>", fits in 512 bytes. It is done once, before the text
+// reaches anyone, so the echo, the history and every member see the same
+// words. Like most servers we cut silently: clients split long input
+// themselves, and those that do not see the cut in their echo.
+func (s *Session) fit(text, command string, middle ...string) string {
+	return protocol.FitText(text, s.prefix(), command, middle...)
+}
+
+// longestNick and longestUser stand for any nick and user name the session
+// may have when kept text is sent again.
+var (
+	longestNick = strings.Repeat("n", protocol.NickLen)
+	longestUser = "~" + strings.Repeat("u", userLen)
+)
+
+// fitKept is fit for text the session keeps and sends again later (an away
+// message, a real name), possibly after a NICK or before USER: it leaves
+// room for the longest nick and user name. The host never changes.
+func (s *Session) fitKept(text, command string, middle ...string) string {
+	return protocol.FitText(text, longestNick+"!"+longestUser+"@"+s.host, command, middle...)
 }

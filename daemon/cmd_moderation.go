@@ -130,7 +130,7 @@ func handleKICK(s *Session, m *protocol.Message, _ []byte) error {
 			s.sendError(err)
 			continue
 		}
-		r.Kick(s, s.Nick(), nick, reason)
+		r.Kick(s, s.Nick(), nick, s.fit(reason, "KICK", r.Name(), nick))
 	}
 	return nil
 }

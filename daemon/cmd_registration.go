@@ -45,6 +45,7 @@ func handleUSER(s *Session, m *protocol.Message, _ []byte) error {
 	if protocol.CheckText(realname) != nil {
 		realname = ""
 	}
+	realname = s.fitRealname(realname)
 	s.strict = true
 	s.mu.Lock()
 	s.user = "~" + sanitizeUser(m.Params[0])
@@ -56,9 +57,12 @@ func handleUSER(s *Session, m *protocol.Message, _ []byte) error {
 
 // sanitizeUser keeps the characters of a user name that are safe inside a
 // nick!user@host prefix.
+// userLen is the longest user name sanitizeUser returns, before the '~'.
+const userLen = 16
+
 func sanitizeUser(u string) string {
 	var b strings.Builder
-	for i := 0; i < len(u) && b.Len() < 16; i++ {
+	for i := 0; i < len(u) && b.Len() < userLen; i++ {
 		c := u[i]
 		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("-_.[]{}\\|^`", c) >= 0 {
 			b.WriteByte(c)

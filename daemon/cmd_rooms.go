@@ -164,7 +164,7 @@ func (s *Session) part(typed, reason string) error {
 		}
 		return numErr(protocol.ERR_NOTONCHANNEL, name, "You're not in that room")
 	}
-	r.Part(s, reason)
+	r.Part(s, s.fit(reason, "PART", r.Name()))
 	return nil
 }
 
@@ -199,7 +199,7 @@ func handleTOPIC(s *Session, m *protocol.Message, _ []byte) error {
 		if err := textError("TOPIC", name, t); err != nil {
 			return err
 		}
-		t = protocol.TruncateText(t, protocol.TopicLen)
+		t = s.fit(protocol.TruncateText(t, protocol.TopicLen), "TOPIC", r.Name())
 		text = &t
 	}
 	if r.Topic(s, s.Nick(), text) != nil {

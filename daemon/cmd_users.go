@@ -38,7 +38,7 @@ func handlePONG(*Session, *protocol.Message, []byte) error { return nil }
 func handleQUIT(s *Session, m *protocol.Message, _ []byte) error {
 	reason := "Quit"
 	if msg := m.Param(0); msg != "" && protocol.CheckText(msg) == nil {
-		reason = "Quit: " + protocol.TruncateText(msg, protocol.TopicLen)
+		reason = s.fit("Quit: "+protocol.TruncateText(msg, protocol.TopicLen), "QUIT")
 	}
 	// The reader loop ends on it, and the session's teardown sends ERROR.
 	s.quit = reason
@@ -144,7 +144,7 @@ func handleAWAY(s *Session, m *protocol.Message, _ []byte) error {
 	if err := textError("AWAY", "*", msg); err != nil {
 		return err
 	}
-	msg = protocol.TruncateText(msg, protocol.TopicLen)
+	msg = s.fitKept(protocol.TruncateText(msg, protocol.TopicLen), "AWAY")
 	s.away.Store(&msg)
 	notify(s.updateRooms(rooms.MemberUpdate{}), s.event("AWAY", msg), wantsCap(capAwayNotify))
 	s.numeric(protocol.RPL_NOWAWAY, "You have been marked as being away")
@@ -158,7 +158,7 @@ func handleSETNAME(s *Session, m *protocol.Message, _ []byte) error {
 	if err := textError("SETNAME", "*", name); err != nil {
 		return failErr("SETNAME", "INVALID_REALNAME", "Real names may not contain control characters")
 	}
-	name = protocol.TruncateText(name, protocol.TopicLen)
+	name = s.fitRealname(protocol.TruncateText(name, protocol.TopicLen))
 	s.mu.Lock()
 	s.realname = name
 	s.mu.Unlock()
@@ -168,6 +168,16 @@ func handleSETNAME(s *Session, m *protocol.Message, _ []byte) error {
 		s.Reply(e.Render(s.Features()))
 	}
 	return nil
+}
+
+// longestJoin is the middle of the longest line a real name goes out in:
+// extended-join's "JOIN <room> <account> :<real name>".
+var longestJoin = []string{strings.Repeat("#", protocol.RoomLen), longestNick}
+
+// fitRealname fits a real name into every line it is sent in, whatever
+// room the session joins later.
+func (s *Session) fitRealname(name string) string {
+	return s.fitKept(name, "JOIN", longestJoin...)
 }
 
 func handleMOTD(s *Session, _ *protocol.Message, _ []byte) error {

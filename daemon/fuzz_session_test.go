@@ -281,16 +281,8 @@ func (c *fuzzClient) checkLine(line []byte) (protocol.Message, bool) {
 		c.fail("unparsable line %q: %v", line, err)
 		return protocol.Message{}, false
 	}
-	limit := protocol.MaxBodyLen
-	if strings.Contains(m.Source, "!") {
-		// Known defect, reported with this suite: a client's full-length
-		// line is relayed with the sender's prefix added, past 512 bytes.
-		// Until the server truncates or refuses such text, allow exactly
-		// that overrun and nothing more.
-		limit += len(m.Source) + 2
-	}
-	if len(rest) > limit {
-		c.fail("line body %d bytes, over %d: %q", len(rest), limit, line)
+	if len(rest) > protocol.MaxBodyLen {
+		c.fail("line body %d bytes, over %d: %q", len(rest), protocol.MaxBodyLen, line)
 	}
 	return m, true
 }

@@ -74,3 +74,17 @@ func TruncateText(s string, n int) string {
 	}
 	return s[:cut]
 }
+
+// FitText shortens text, as TruncateText does, so that the line
+// ":<source> <command> <middle>... :<text>" fits in MaxBodyLen bytes. A
+// client's line was within the limit without a source; relayed with the
+// sender's nick!user@host in front it may not be, and a strict reader drops
+// an overlong line whole, so the text is cut before anyone gets it. Tags do
+// not count: they have their own limit.
+func FitText(text, source, command string, middle ...string) string {
+	head := 1 + len(source) + 1 + len(command) + len(" :")
+	for _, p := range middle {
+		head += 1 + len(p)
+	}
+	return TruncateText(text, MaxBodyLen-head)
+}

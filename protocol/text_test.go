@@ -106,3 +106,35 @@ func TestTruncateText(t *testing.T) {
 		})
 	}
 }
+
+func TestFitText(t *testing.T) {
+	const source = "nick!~user@host.example"
+	snow := strings.Repeat("☃", MaxBodyLen) // three bytes a rune
+	tests := []struct {
+		name    string
+		text    string
+		command string
+		middle  []string
+	}{
+		{"privmsg ascii", strings.Repeat("a", MaxBodyLen), "PRIVMSG", []string{"#room"}},
+		{"privmsg runes", snow, "PRIVMSG", []string{"#room"}},
+		{"kick runes", "x" + snow, "KICK", []string{"#room", "victim"}},
+		{"no middle", "xy" + snow, "QUIT", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := FitText(tt.text, source, tt.command, tt.middle...)
+			m := Message{Source: source, Command: tt.command, Params: append(append([]string{}, tt.middle...), got)}
+			n := len(m.Bytes()) - 2
+			if n > MaxBodyLen || n < MaxBodyLen-utf8.UTFMax+1 {
+				t.Errorf("line body is %d bytes, want %d or up to 3 less", n, MaxBodyLen)
+			}
+			if !strings.HasPrefix(tt.text, got) || !utf8.ValidString(got) {
+				t.Errorf("%q is not a valid prefix of the text", got)
+			}
+			if short := "hello"; FitText(short, source, tt.command, tt.middle...) != short {
+				t.Errorf("short text changed")
+			}
+		})
+	}
+}
