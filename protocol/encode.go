@@ -1,6 +1,9 @@
 package protocol
 
-import "strings"
+import (
+	"strings"
+	"unicode/utf8"
+)
 
 // AppendTo appends the wire form of m, including the final "\r\n", to dst and
 // returns the extended slice. It does not allocate when dst has room, so a
@@ -15,7 +18,8 @@ import "strings"
 // AppendTo does not validate structure (a space inside a middle parameter is
 // the caller's bug), but it guarantees one line: any NUL, CR or LF in a field
 // is written as a space, so text that escaped validation can never inject a
-// second line into another client's stream.
+// second line into another client's stream. A body (the line after the
+// tags) over MaxBodyLen has its last parameter cut to fit (cutLastParam).
 func (m *Message) AppendTo(dst []byte) []byte {
 	if len(m.Tags) > 0 {
 		dst = append(dst, '@')
@@ -31,21 +35,47 @@ func (m *Message) AppendTo(dst []byte) []byte {
 		}
 		dst = append(dst, ' ')
 	}
+	bodyStart := len(dst)
 	if m.Source != "" {
 		dst = append(dst, ':')
 		dst = appendSafe(dst, m.Source)
 		dst = append(dst, ' ')
 	}
 	dst = appendSafe(dst, m.Command)
-	last := len(m.Params) - 1
+	last, lastStart, colon := len(m.Params)-1, 0, false
 	for i, p := range m.Params {
 		dst = append(dst, ' ')
 		if i == last && (i > 0 || needsColon(p)) {
 			dst = append(dst, ':')
+			colon = true
 		}
+		lastStart = len(dst)
 		dst = appendSafe(dst, p)
 	}
+	if last >= 0 && len(dst)-bodyStart > MaxBodyLen {
+		dst = cutLastParam(dst, lastStart, bodyStart+MaxBodyLen, colon)
+	}
 	return append(dst, '\r', '\n')
+}
+
+// cutLastParam shortens a line whose body is over MaxBodyLen by cutting its
+// last parameter at limit, on a UTF-8 boundary. Handlers fit relayed text
+// before it reaches a room (FitText), so this is the safety net for a
+// reply nobody budgeted (a long real name in WHO, say): a strict reader
+// drops an overlong line whole, and a cut line is better than none. A line
+// whose parameters before the last already pass the limit is left alone.
+func cutLastParam(dst []byte, lastStart, limit int, colon bool) []byte {
+	if lastStart >= limit {
+		return dst
+	}
+	cut := limit
+	for cut > lastStart && !utf8.RuneStart(dst[cut]) {
+		cut--
+	}
+	if cut == lastStart && !colon {
+		return dst // an empty middle parameter would change the message
+	}
+	return dst[:cut]
 }
 
 // Bytes returns the wire form of m, including the final "\r\n", in a newly
@@ -130,7 +160,8 @@ func appendTagValue(dst []byte, v string) []byte {
 	return append(dst, v[start:]...)
 }
 
-// wireLen is the exact length AppendTo will append, so Bytes allocates once.
+// wireLen is the length AppendTo will append (exact unless the body is cut
+// to MaxBodyLen), so Bytes allocates once.
 func (m *Message) wireLen() int {
 	n := 0
 	if len(m.Tags) > 0 {

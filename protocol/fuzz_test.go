@@ -7,6 +7,7 @@ import (
 	"os"
 	"reflect"
 	"testing"
+	"unicode/utf8"
 )
 
 // FuzzRoundTrip checks, for any line that parses, that encoding gives a line
@@ -57,6 +58,10 @@ func FuzzRoundTrip(f *testing.F) {
 		if got := m.AppendTo(nil); !bytes.Equal(got, enc) {
 			t.Fatalf("AppendTo and Bytes disagree: %q vs %q", got, enc)
 		}
+		if len(enc) < m.wireLen() {
+			checkCut(t, m, enc)
+			return
+		}
 		if got := m.String(); got+"\r\n" != string(enc) {
 			t.Fatalf("String() = %q, Bytes() = %q", got, enc)
 		}
@@ -75,6 +80,36 @@ func FuzzRoundTrip(f *testing.F) {
 			t.Fatalf("unstable encoding: %q then %q", enc, enc2)
 		}
 	})
+}
+
+// checkCut checks an encoding whose body was over MaxBodyLen: it fits now,
+// still parses, and differs from m only in a shorter last parameter.
+func checkCut(t *testing.T, m Message, enc []byte) {
+	t.Helper()
+	body := enc[:len(enc)-2]
+	if len(m.Tags) > 0 {
+		body = body[bytes.IndexByte(body, ' ')+1:]
+	}
+	if len(body) > MaxBodyLen {
+		t.Fatalf("cut encoding %q still has a %d-byte body", enc, len(body))
+	}
+	m2, err := Parse(enc)
+	if err != nil {
+		t.Fatalf("cut encoding %q does not parse: %v", enc, err)
+	}
+	last := len(m.Params) - 1
+	if m2.Command != m.Command || len(m2.Params) != len(m.Params) || !reflect.DeepEqual(m.Params[:last], m2.Params[:last]) {
+		t.Fatalf("cutting %#v changed more than its last parameter: %#v", m, m2)
+	}
+	safe := []byte(m.Params[last])
+	for i, c := range safe {
+		if c == 0 || c == '\r' || c == '\n' {
+			safe[i] = ' ' // as appendSafe writes them
+		}
+	}
+	if !bytes.HasPrefix(safe, []byte(m2.Params[last])) || !utf8.ValidString(m2.Params[last]) && utf8.Valid(safe) {
+		t.Fatalf("cut last parameter %q is not a prefix of %q", m2.Params[last], safe)
+	}
 }
 
 // FuzzReader compares Reader with a model that splits the whole input on

@@ -1,10 +1,12 @@
 package protocol
 
 import (
+	"bytes"
 	"errors"
 	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestParse(t *testing.T) {
@@ -467,5 +469,35 @@ func TestValidTagKey(t *testing.T) {
 		if got := ValidTagKey(key); got != want {
 			t.Errorf("ValidTagKey(%q) = %v, want %v", key, got, want)
 		}
+	}
+}
+
+// A reply nobody budgeted (WHO with a long real name to a long nick) is
+// cut to the body limit on a character boundary rather than sent overlong,
+// which a strict reader would drop whole.
+func TestAppendToCutsOverlongBody(t *testing.T) {
+	realname := "0 " + strings.Repeat("é", 300)
+	m := Message{
+		Tags:    []Tag{{Key: "time", Value: "2026-12-06T10:00:00.000Z"}},
+		Source:  "livechat.local",
+		Command: RPL_WHOREPLY,
+		Params:  []string{strings.Repeat("n", 30), "#" + strings.Repeat("r", 63), "~user", strings.Repeat("h", 63), "livechat.local", "nick", "H@", realname},
+	}
+	enc := m.Bytes()
+	body := enc[bytes.IndexByte(enc, ' ')+1 : len(enc)-2]
+	if len(body) > MaxBodyLen || len(body) < MaxBodyLen-1 {
+		t.Fatalf("body is %d bytes, want %d or one less (a 2-byte character)", len(body), MaxBodyLen)
+	}
+	got, err := Parse(enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := got.Params[len(got.Params)-1]
+	if !utf8.ValidString(last) || !strings.HasPrefix(realname, last) {
+		t.Fatalf("cut real name %q is not a valid prefix", last)
+	}
+	short := Message{Command: "PRIVMSG", Params: []string{"#a", "hi"}}
+	if got := string(short.Bytes()); got != "PRIVMSG #a :hi\r\n" {
+		t.Fatalf("a short line changed: %q", got)
 	}
 }
