@@ -578,19 +578,10 @@ func dialTCP(t *testing.T, addr string) net.Conn {
 // A wss connection is secure and a plain one is not, though net/http
 // cannot see the TLS under the cork.
 func TestSecureOverTLS(t *testing.T) {
-	borrowed := httptest.NewTLSServer(http.NotFoundHandler()) // for its certificate and a client that trusts it
-	client := borrowed.Client()
-	cfg := borrowed.TLS.Clone()
-	borrowed.Close()
-	raw, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := New(tls.NewListener(raw, cfg), Options{Log: zerolog.New(zerolog.NewTestWriter(t))})
-	t.Cleanup(func() { l.Close() })
+	l, client := newTLSTestListener(t)
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
-	ws, _, err := websocket.Dial(ctx, "wss://"+raw.Addr().String()+"/", &websocket.DialOptions{HTTPClient: client})
+	ws, _, err := websocket.Dial(ctx, "wss://"+l.Addr().String()+"/", &websocket.DialOptions{HTTPClient: client})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -604,4 +595,21 @@ func TestSecureOverTLS(t *testing.T) {
 	if c := accept(t, plain).(*conn); c.Secure() {
 		t.Error("a ws connection is secure")
 	}
+}
+
+// newTLSTestListener starts a listener over TLS with a test certificate,
+// and returns it with an HTTP client that trusts that certificate.
+func newTLSTestListener(t *testing.T) (*Listener, *http.Client) {
+	t.Helper()
+	borrowed := httptest.NewTLSServer(http.NotFoundHandler()) // for its certificate and a client that trusts it
+	client := borrowed.Client()
+	cfg := borrowed.TLS.Clone()
+	borrowed.Close()
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := New(tls.NewListener(raw, cfg), Options{Log: zerolog.New(zerolog.NewTestWriter(t))})
+	t.Cleanup(func() { l.Close() })
+	return l, client
 }

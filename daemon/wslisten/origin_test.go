@@ -2,16 +2,13 @@ package wslisten
 
 import (
 	"context"
-	"crypto/tls"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/netip"
 	"strings"
 	"testing"
 
 	"github.com/coder/websocket"
-	"github.com/rs/zerolog"
 )
 
 // upgradeAs asks l for a WebSocket at url (whose host may be any name: the
@@ -95,16 +92,7 @@ func TestOriginSchemeFollowsTheListener(t *testing.T) {
 		}
 	}
 
-	borrowed := httptest.NewTLSServer(http.NotFoundHandler()) // for its certificate and a client that trusts it
-	client := borrowed.Client()
-	cfg := borrowed.TLS.Clone()
-	borrowed.Close()
-	raw, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := New(tls.NewListener(raw, cfg), Options{Log: zerolog.New(zerolog.NewTestWriter(t))})
-	t.Cleanup(func() { l.Close() })
+	l, client := newTLSTestListener(t)
 	port := listenerPort(l.Addr())
 	for scheme, ok := range map[string]bool{"https": true, "http": false} {
 		h := http.Header{"Origin": {scheme + "://localhost:" + port}}
