@@ -80,11 +80,16 @@ func TruncateText(s string, n int) string {
 // client's line was within the limit without a source; relayed with the
 // sender's nick!user@host in front it may not be, and a strict reader drops
 // an overlong line whole, so the text is cut before anyone gets it. Tags do
-// not count: they have their own limit.
+// not count: they have their own limit. A cut CTCP message (an ACTION)
+// keeps its closing \x01, so clients still show it as an action.
 func FitText(text, source, command string, middle ...string) string {
 	head := 1 + len(source) + 1 + len(command) + len(" :")
 	for _, p := range middle {
 		head += 1 + len(p)
 	}
-	return TruncateText(text, MaxBodyLen-head)
+	cut := TruncateText(text, MaxBodyLen-head)
+	if len(cut) < len(text) && len(cut) > 1 && cut[0] == '\x01' && text[len(text)-1] == '\x01' {
+		cut = TruncateText(text, MaxBodyLen-head-1) + "\x01"
+	}
+	return cut
 }

@@ -120,6 +120,7 @@ func TestFitText(t *testing.T) {
 		{"privmsg runes", snow, "PRIVMSG", []string{"#room"}},
 		{"kick runes", "x" + snow, "KICK", []string{"#room", "victim"}},
 		{"no middle", "xy" + snow, "QUIT", nil},
+		{"action", "\x01ACTION " + snow + "\x01", "PRIVMSG", []string{"#room"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -128,6 +129,12 @@ func TestFitText(t *testing.T) {
 			n := len(m.Bytes()) - 2
 			if n > MaxBodyLen || n < MaxBodyLen-utf8.UTFMax+1 {
 				t.Errorf("line body is %d bytes, want %d or up to 3 less", n, MaxBodyLen)
+			}
+			if strings.HasPrefix(tt.text, "\x01") {
+				if !strings.HasSuffix(got, "\x01") {
+					t.Errorf("a cut CTCP message lost its closing \\x01: ...%q", got[len(got)-8:])
+				}
+				got = strings.TrimSuffix(got, "\x01")
 			}
 			if !strings.HasPrefix(tt.text, got) || !utf8.ValidString(got) {
 				t.Errorf("%q is not a valid prefix of the text", got)
