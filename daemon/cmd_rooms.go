@@ -238,7 +238,11 @@ func handleLIST(s *Session, m *protocol.Message, _ []byte) error {
 	}
 	now := time.Now()
 	s.numeric(protocol.RPL_LISTSTART, "Room", "Users  Name")
-	for _, info := range s.srv.rooms.List() {
+	for _, r := range s.srv.rooms.ByName() {
+		if r.Gone() {
+			continue
+		}
+		info := r.Info()
 		if !s.seesInside(info.Name, info.Secret) {
 			continue
 		}

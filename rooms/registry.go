@@ -71,6 +71,12 @@ type Registry struct {
 	mu    sync.Mutex
 	rooms map[string]*Room
 	wg    sync.WaitGroup
+	// byName is every room sorted by name, shared by all LISTs until a
+	// room is created or dropped (nil then). Without it each LIST copied
+	// and sorted the whole registry under mu, and many slow LISTs held a
+	// copy each for as long as their readers took.
+	byName []*Room
+	gen    uint64 // rooms created and dropped, so ByName knows its sort is current
 }
 
 // NewRegistry returns an empty registry.
@@ -143,6 +149,7 @@ func (g *Registry) newRoomLocked(name, folded string) *Room {
 		}
 	}
 	g.rooms[folded] = r
+	g.byName, g.gen = nil, g.gen+1
 	g.wg.Add(1)
 	go func() {
 		defer g.wg.Done()
@@ -169,15 +176,28 @@ func (g *Registry) Len() int {
 	return len(g.rooms)
 }
 
-// List returns a snapshot of every room, sorted by name.
-func (g *Registry) List() []Info {
+// ByName returns every room sorted by name. The slice is shared and must
+// not be modified; rooms dropped since it was made are still in it (see
+// Gone). Read each room's Info as it is needed, so that a long listing
+// shows what is current when it gets there and costs no copy.
+func (g *Registry) ByName() []*Room {
 	g.mu.Lock()
-	out := make([]Info, 0, len(g.rooms))
+	if g.byName != nil {
+		defer g.mu.Unlock()
+		return g.byName
+	}
+	out := make([]*Room, 0, len(g.rooms))
 	for _, r := range g.rooms {
-		out = append(out, r.Info())
+		out = append(out, r)
+	}
+	gen := g.gen
+	g.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	g.mu.Lock()
+	if g.gen == gen {
+		g.byName = out // nothing was created or dropped meanwhile
 	}
 	g.mu.Unlock()
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }
 
@@ -190,6 +210,7 @@ func (g *Registry) tryDrop(r *Room) {
 		return
 	}
 	delete(g.rooms, r.folded)
+	g.byName, g.gen = nil, g.gen+1
 	close(r.done)
 	g.mu.Unlock()
 	if r.idle != nil {
@@ -207,6 +228,7 @@ func (g *Registry) Close() {
 		delete(g.rooms, k)
 		close(r.done)
 	}
+	g.byName, g.gen = nil, g.gen+1
 	g.mu.Unlock()
 	g.wg.Wait()
 }

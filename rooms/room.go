@@ -130,6 +130,16 @@ func (r *Room) Secret() bool { return r.secretSnap.Load() }
 // Members returns the current number of members without waiting on the room.
 func (r *Room) Members() int { return int(r.nMembers.Load()) }
 
+// Gone reports whether the registry has dropped the room.
+func (r *Room) Gone() bool {
+	select {
+	case <-r.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // Info returns the LIST snapshot of the room.
 func (r *Room) Info() Info {
 	info := Info{Name: r.name, Members: r.Members(), Created: r.created, Secret: r.secretSnap.Load()}

@@ -284,3 +284,48 @@ func TestNamesSplitsLongLists(t *testing.T) {
 		t.Fatalf("NAMES listed %d members, want 60", seen)
 	}
 }
+
+// LIST walks ByName: one sorted slice shared by every caller until a room
+// is created or dropped, so a thousand LISTs cost one sort and no copies.
+func TestByNameSharedUntilRoomsChange(t *testing.T) {
+	g := testRegistry(t)
+	a := newFake()
+	for _, name := range []string{"#b", "#a", "#c"} {
+		if _, err := g.Join(mem(a, "alice"), name, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	names := func(rs []*Room) (out []string) {
+		for _, r := range rs {
+			if !r.Gone() {
+				out = append(out, r.Name())
+			}
+		}
+		return out
+	}
+	first := g.ByName()
+	if got := names(first); strings.Join(got, " ") != "#a #b #c" {
+		t.Fatalf("ByName = %v", got)
+	}
+	if again := g.ByName(); &again[0] != &first[0] {
+		t.Fatal("ByName sorted again although no room was created or dropped")
+	}
+
+	b := g.Get("#b")
+	if err := b.Part(a, ""); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !b.Gone() {
+		if time.Now().After(deadline) {
+			t.Fatal("the emptied room was never dropped")
+		}
+		time.Sleep(time.Millisecond) // polling a state nothing signals to the test
+	}
+	if got := names(first); strings.Join(got, " ") != "#a #c" {
+		t.Fatalf("an old slice lists %v; a dropped room must read as gone", got)
+	}
+	if got := g.ByName(); len(got) != 2 || names(got)[0] != "#a" {
+		t.Fatalf("after the drop ByName = %v", names(got))
+	}
+}
