@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"fmt"
 	"net"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -153,8 +155,14 @@ func fillRoom(t *testing.T, srv *Server, room string, n int) {
 // Replies far longer than the send queue (LIST of thousands of rooms,
 // NAMES, WHO and JOIN of a room with thousands of members) stream to a
 // client that reads them instead of cutting it as a slow consumer.
+//
+// LIVECHAT_LIST_ROOMS=100000 runs it at the scale (seconds and a
+// few hundred MB, so not in CI).
 func TestLongRepliesStream(t *testing.T) {
-	const nRooms, nMembers = 3000, 2000
+	nRooms, nMembers := 3000, 2000
+	if n, err := strconv.Atoi(os.Getenv("LIVECHAT_LIST_ROOMS")); err == nil && n > 0 {
+		nRooms = n
+	}
 	srv, addr := testServer(t, func(c *configs.Config, _ *Options) { c.Limits.SendQBytes = 8192 })
 	fillRooms(t, srv, nRooms)
 	fillRoom(t, srv, "#big", nMembers)
