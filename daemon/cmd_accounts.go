@@ -265,6 +265,8 @@ func keepNickNotice(account, nick string) string {
 // becomeGuest renames a session that lost its nick to a fresh guest nick.
 // It may run on another session's goroutine.
 func (s *Session) becomeGuest(why string) {
+	s.identMu.Lock()
+	defer s.identMu.Unlock()
 	nick := s.srv.nicks.claimGuest(s)
 	if !s.registered.Load() {
 		s.reply(protocol.Message{Source: s.prefix(), Command: "NICK", Params: []string{nick}})

@@ -95,8 +95,10 @@ func handleNICK(s *Session, m *protocol.Message, _ []byte) error {
 	if r := s.bannedInARoom(); r != "" {
 		return numErr(protocol.ERR_BANNICKCHANGE, r, "Cannot change nickname while banned in "+r)
 	}
+	s.identMu.Lock()
 	release, ok := s.srv.nicks.rename(s, nick)
 	if !ok {
+		s.identMu.Unlock()
 		return numErr(protocol.ERR_NICKNAMEINUSE, nick, "Nickname is already in use")
 	}
 	defer release()
@@ -104,10 +106,12 @@ func handleNICK(s *Session, m *protocol.Message, _ []byte) error {
 		s.mu.Lock()
 		s.nick = nick
 		s.mu.Unlock()
+		s.identMu.Unlock()
 		s.tryRegister()
 		return nil
 	}
 	s.changeNick(nick)
+	s.identMu.Unlock()
 	return nil
 }
 
@@ -192,10 +196,12 @@ func (s *Session) completeRegistration() {
 			keptNick = true
 		}
 	}
+	s.identMu.Lock()
 	s.registered.Store(true)
 	s.deadlineSet = time.Time{} // the registration deadline is not an idle one
 	s.pushReadDeadline(time.Now())
 	s.welcome()
+	s.identMu.Unlock()
 	if keptNick {
 		s.notice(keepNickNotice(account, s.Nick()))
 	}

@@ -4,6 +4,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/livechat/livechat/protocol"
 )
 
 // A nick given up by a rename stays taken until the rename has been
@@ -48,6 +50,44 @@ func TestRenamedNickFreedOnlyAfterAnnouncement(t *testing.T) {
 			} else {
 				bNick = nick
 			}
+		}
+	}
+}
+
+// A session can lose its nick to an account registered at the moment it
+// renames itself: its own NICK and the eviction (run on the registering
+// session's goroutine) raced, and the client could be told the two
+// renames in the wrong order, or by the wrong name, and believe in a nick
+// the server had given away (found by FuzzSessions). Whatever the order,
+// what the client was told must match what the server has. The race is
+// narrow; bounded repetitions.
+func TestEvictedWhileRenamingKnowsItsNick(t *testing.T) {
+	_, addr := testServer(t)
+	taker := connect(t, addr, "taker")
+	c := connect(t, addr, "renamer")
+	for _, r := range []string{"#r1", "#r2", "#r3", "#r4"} { // a rename takes a while
+		c.join(r)
+	}
+	believed := "renamer"
+	for i := range 900 { // under the rig's per-connection registration quota
+		nick := "racer" + strconv.Itoa(i)
+		c.conn.Write([]byte("NICK " + nick + "\r\n"))
+		taker.conn.Write([]byte("LOGOUT\r\nREGISTER " + nick + " password1\r\n"))
+		// Once the taker's PING is answered its REGISTER has evicted the
+		// client, if it did; the client's own PING then collects what it
+		// was told.
+		taker.sync()
+		var seen []string
+		for _, m := range c.sync() {
+			seen = append(seen, m.String())
+			if m.Command == "NICK" && strings.HasPrefix(m.Source, believed+"!") {
+				believed = m.Param(0)
+			}
+		}
+		c.send("USERHOST " + believed)
+		m, _ := c.expect(protocol.RPL_USERHOST)
+		if !strings.Contains(m.Param(1), "~renamer@") {
+			t.Fatalf("round %d: the client believes it is %q, but the server says %q; it saw:\n%s", i, believed, m.Param(1), strings.Join(seen, "\n"))
 		}
 	}
 }

@@ -79,6 +79,13 @@ type Session struct {
 	joined   map[string]*rooms.Room // by folded name
 
 	registered atomic.Bool // other sessions look before messaging or listing it
+	// identMu orders the session's nick changes against its registration:
+	// its own NICK and welcome, and another session's eviction of it
+	// (becomeGuest). Without it an eviction racing the welcome could be
+	// queued before the 001 that still named the old nick, and the client
+	// would believe in a nick it no longer had. A holder never takes
+	// another session's identMu.
+	identMu sync.Mutex
 
 	// Reader-side state: used by the reader goroutine and, while it
 	// waits, by the worker handling its line.
