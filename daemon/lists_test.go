@@ -163,7 +163,10 @@ func TestLongRepliesStream(t *testing.T) {
 	if n, err := strconv.Atoi(os.Getenv("LIVECHAT_LIST_ROOMS")); err == nil && n > 0 {
 		nRooms = n
 	}
-	srv, addr := testServer(t, func(c *configs.Config, _ *Options) { c.Limits.SendQBytes = 8192 })
+	srv, addr := testServer(t, func(c *configs.Config, _ *Options) {
+		c.Limits.SendQBytes = 8192
+		c.Limits.MaxRooms = max(c.Limits.MaxRooms, nRooms+2) // and #big, #side
+	})
 	fillRooms(t, srv, nRooms)
 	fillRoom(t, srv, "#big", nMembers)
 	asker := connect(t, addr, "asker")
