@@ -171,7 +171,7 @@ func textError(command, target, text string) error {
 // words. Like most servers we cut silently: clients split long input
 // themselves, and those that do not see the cut in their echo.
 func (s *Session) fit(text, command string, middle ...string) string {
-	return protocol.FitText(text, s.prefix(), command, middle...)
+	return protocol.FitText(text, s.prefixLen(), command, middle...)
 }
 
 // longestNick and longestUser stand for any nick and user name the session
@@ -185,5 +185,5 @@ var (
 // message, a real name), possibly after a NICK or before USER: it leaves
 // room for the longest nick and user name. The host never changes.
 func (s *Session) fitKept(text, command string, middle ...string) string {
-	return protocol.FitText(text, longestNick+"!"+longestUser+"@"+s.host, command, middle...)
+	return protocol.FitText(text, len(longestNick)+1+len(longestUser)+1+len(s.host), command, middle...)
 }

@@ -160,6 +160,16 @@ func (s *Session) prefix() string {
 	return s.nick + "!" + s.user + "@" + s.host
 }
 
+// prefixLen is len(s.prefix()) without building it.
+func (s *Session) prefixLen() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.nick == "*" || s.user == "" {
+		return 1
+	}
+	return len(s.nick) + 1 + len(s.user) + 1 + len(s.host)
+}
+
 // secure reports whether the client reached us over TLS.
 func (s *Session) secure() bool {
 	if s.transport == "tls" {

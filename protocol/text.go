@@ -76,14 +76,16 @@ func TruncateText(s string, n int) string {
 }
 
 // FitText shortens text, as TruncateText does, so that the line
-// ":<source> <command> <middle>... :<text>" fits in MaxBodyLen bytes. A
+// ":<source> <command> <middle>... :<text>" fits in MaxBodyLen bytes, for
+// a source of sourceLen bytes (the length is all it needs, so a caller
+// need not build the source to find that a short text fits). A
 // client's line was within the limit without a source; relayed with the
 // sender's nick!user@host in front it may not be, and a strict reader drops
 // an overlong line whole, so the text is cut before anyone gets it. Tags do
 // not count: they have their own limit. A cut CTCP message (an ACTION)
 // keeps its closing \x01, so clients still show it as an action.
-func FitText(text, source, command string, middle ...string) string {
-	head := 1 + len(source) + 1 + len(command) + len(" :")
+func FitText(text string, sourceLen int, command string, middle ...string) string {
+	head := 1 + sourceLen + 1 + len(command) + len(" :")
 	for _, p := range middle {
 		head += 1 + len(p)
 	}

@@ -124,7 +124,7 @@ func TestFitText(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := FitText(tt.text, source, tt.command, tt.middle...)
+			got := FitText(tt.text, len(source), tt.command, tt.middle...)
 			m := Message{Source: source, Command: tt.command, Params: append(append([]string{}, tt.middle...), got)}
 			n := len(m.Bytes()) - 2
 			if n > MaxBodyLen || n < MaxBodyLen-utf8.UTFMax+1 {
@@ -139,7 +139,7 @@ func TestFitText(t *testing.T) {
 			if !strings.HasPrefix(tt.text, got) || !utf8.ValidString(got) {
 				t.Errorf("%q is not a valid prefix of the text", got)
 			}
-			if short := "hello"; FitText(short, source, tt.command, tt.middle...) != short {
+			if short := "hello"; FitText(short, len(source), tt.command, tt.middle...) != short {
 				t.Errorf("short text changed")
 			}
 		})
