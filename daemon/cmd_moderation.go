@@ -53,8 +53,33 @@ func handleMODE(s *Session, m *protocol.Message, _ []byte) error {
 		if len(changes) == 0 {
 			return nil
 		}
+		if !s.seesInside(r.Name(), r.Info().Secret) {
+			changes = s.endHiddenLists(r.Name(), changes)
+			if len(changes) == 0 {
+				return nil
+			}
+		}
 	}
 	return s.roomMode(r, changes)
+}
+
+// endHiddenLists answers a ban or exception list query about a secret
+// room the session is not in with the end numeric alone, as NAMES and WHO
+// do: the masks and their setters would name its members. Other changes
+// are returned for the room to refuse as usual.
+func (s *Session) endHiddenLists(room string, changes []rooms.ModeChange) []rooms.ModeChange {
+	kept := changes[:0]
+	for _, ch := range changes {
+		switch {
+		case ch.Arg == "" && ch.Mode == 'b':
+			s.numeric(protocol.RPL_ENDOFBANLIST, room, "End of room ban list")
+		case ch.Arg == "" && ch.Mode == 'e':
+			s.numeric(protocol.RPL_ENDOFEXCEPTLIST, room, "End of room exception list")
+		default:
+			kept = append(kept, ch)
+		}
+	}
+	return kept
 }
 
 // dropUnknownNicks answers 401 for +o/+v of a nick nobody has (the room

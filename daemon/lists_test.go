@@ -82,15 +82,16 @@ func TestSecretRoomHiddenFromOutsiders(t *testing.T) {
 	srv, addr := testServer(t)
 	owner := connect(t, addr, "owner")
 	owner.join("#hidden")
-	owner.send("MODE #hidden +s", "TOPIC #hidden :the plan")
+	owner.send("MODE #hidden +s", "MODE #hidden +be troll!*@* friend!*@*", "TOPIC #hidden :the plan")
 	owner.expect("TOPIC")
 	outsider := connect(t, addr, "outsider")
 
-	outsider.send("NAMES #hidden", "WHO #hidden", "TOPIC #hidden", "LIST", "WHOIS owner")
+	outsider.send("NAMES #hidden", "WHO #hidden", "TOPIC #hidden", "LIST", "WHOIS owner", "MODE #hidden b", "MODE #hidden e")
 	got := outsider.sync()
 	for _, m := range got {
 		switch m.Command {
-		case protocol.RPL_NAMREPLY, protocol.RPL_WHOREPLY, protocol.RPL_TOPIC, protocol.RPL_TOPICWHOTIME, protocol.RPL_LIST:
+		case protocol.RPL_NAMREPLY, protocol.RPL_WHOREPLY, protocol.RPL_TOPIC, protocol.RPL_TOPICWHOTIME, protocol.RPL_LIST,
+			protocol.RPL_BANLIST, protocol.RPL_EXCEPTLIST: // a list entry names its setter, a member
 			t.Fatalf("an outsider learned about the secret room: %q", m.String())
 		case protocol.RPL_WHOISCHANNELS:
 			if strings.Contains(m.Param(2), "#hidden") {
@@ -98,7 +99,7 @@ func TestSecretRoomHiddenFromOutsiders(t *testing.T) {
 			}
 		}
 	}
-	want := []string{protocol.RPL_ENDOFNAMES, protocol.RPL_ENDOFWHO, protocol.ERR_NOTONCHANNEL, protocol.RPL_LISTEND, protocol.RPL_ENDOFWHOIS}
+	want := []string{protocol.RPL_ENDOFNAMES, protocol.RPL_ENDOFWHO, protocol.ERR_NOTONCHANNEL, protocol.RPL_LISTEND, protocol.RPL_ENDOFWHOIS, protocol.RPL_ENDOFBANLIST, protocol.RPL_ENDOFEXCEPTLIST}
 	for _, code := range want {
 		if !slices.Contains(commands(got), code) {
 			t.Fatalf("missing %s in %v", code, commands(got))
