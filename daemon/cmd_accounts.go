@@ -231,28 +231,33 @@ func (s *Session) adoptAccountNick(account string) {
 	if s.Nick() == account {
 		return
 	}
-	if !s.takeAccountNick(account) {
+	release, ok := s.takeAccountNick(account)
+	if !ok {
 		s.notice(keepNickNotice(account, s.Nick()))
 		return
 	}
 	s.changeNick(account)
+	release()
 }
 
 // takeAccountNick claims the account's name as the session's nick, renaming
 // a holder who is not logged in to it. It reports false, and takes
 // nothing, when another connection logged in to the same account holds
-// it: both are the account's owner, and the first keeps it.
-func (s *Session) takeAccountNick(account string) bool {
+// it: both are the account's owner, and the first keeps it. The session's
+// old nick stays reserved until release is called, once the rename has
+// been announced (see nickRegistry.rename).
+func (s *Session) takeAccountNick(account string) (release func(), ok bool) {
 	if s.srv.reservedNick(account) {
-		return false // an account from before names were reserved keeps working, under another nick
+		return nil, false // an account from before names were reserved keeps working, under another nick
 	}
 	if holder := s.srv.nicks.get(account); holder != nil && holder != s && protocol.FoldNick(holder.Account()) == protocol.FoldNick(account) {
-		return false
+		return nil, false
 	}
-	if evicted := s.srv.nicks.take(s, account); evicted != nil {
+	evicted, release := s.srv.nicks.take(s, account)
+	if evicted != nil {
 		evicted.becomeGuest("The nick " + account + " belongs to an account that just logged in")
 	}
-	return true
+	return release, true
 }
 
 func keepNickNotice(account, nick string) string {
@@ -267,7 +272,8 @@ func keepNickNotice(account, nick string) string {
 func (s *Session) becomeGuest(why string) {
 	s.identMu.Lock()
 	defer s.identMu.Unlock()
-	nick := s.srv.nicks.claimGuest(s)
+	nick, release := s.srv.nicks.claimGuest(s)
+	defer release() // after the rename is announced
 	if !s.registered.Load() {
 		s.reply(protocol.Message{Source: s.prefix(), Command: "NICK", Params: []string{nick}})
 		s.mu.Lock()

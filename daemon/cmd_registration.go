@@ -164,7 +164,8 @@ func (s *Session) becomeGuestIfFresh() bool {
 	s.mu.Lock()
 	if s.nick == "*" {
 		s.mu.Unlock()
-		nick := s.srv.nicks.claimGuest(s)
+		nick, release := s.srv.nicks.claimGuest(s)
+		release() // the session had no nick
 		s.mu.Lock()
 		s.nick = nick
 		s.guest = true
@@ -188,10 +189,11 @@ func (s *Session) completeRegistration() {
 	if account != "" {
 		// Logged in with SASL before registering: the account's name is
 		// the nick, as for LOGIN.
-		if s.takeAccountNick(account) {
+		if release, ok := s.takeAccountNick(account); ok {
 			s.mu.Lock()
 			s.nick = account
 			s.mu.Unlock()
+			release() // nobody knew the old nick: it was never announced
 		} else {
 			keptNick = true
 		}

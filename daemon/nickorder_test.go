@@ -27,7 +27,7 @@ func TestRenamedNickFreedOnlyAfterAnnouncement(t *testing.T) {
 		next := "a" + strconv.Itoa(i)
 		// a moves on; b grabs a's old nick at the same moment.
 		a.conn.Write([]byte("NICK " + next + "\r\n"))
-		b.conn.Write([]byte("NICK " + aNick + "\r\n"))
+		b.conn.Write([]byte(strings.Repeat("NICK "+aNick+"\r\n", 30))) // as often as it can
 		a.sync()
 		b.sync()
 		// The watcher's view: who has which nick.
@@ -88,6 +88,50 @@ func TestEvictedWhileRenamingKnowsItsNick(t *testing.T) {
 		m, _ := c.expect(protocol.RPL_USERHOST)
 		if !strings.Contains(m.Param(1), "~renamer@") {
 			t.Fatalf("round %d: the client believes it is %q, but the server says %q; it saw:\n%s", i, believed, m.Param(1), strings.Join(seen, "\n"))
+		}
+	}
+}
+
+// The same when the rename is a login or registration taking the
+// account's name as the nick: the old nick stays taken until the rename
+// has been announced (found by FuzzSessions: an observer saw N1 and n1 at
+// once). Bounded repetitions of the race.
+func TestAccountNickFreesOldNickOnlyAfterAnnouncement(t *testing.T) {
+	_, addr := testServer(t)
+	a := connect(t, addr, "a0")
+	b := connect(t, addr, "b0")
+	watcher := connect(t, addr, "watcher")
+	for _, c := range []*client{a, b, watcher} {
+		c.join("#names")
+		c.join("#more") // a rename takes a while
+	}
+	watcher.sync()
+	holders := map[string]string{"a0": "a", "b0": "b"}
+	for i := 1; i <= 900; i++ { // under the rig's per-connection registration quota
+		aNick := ""
+		for nick, who := range holders {
+			if who == "a" {
+				aNick = nick
+			}
+		}
+		// a registers (and so renames to) a new account; b grabs a's nick
+		// at the same moment.
+		a.conn.Write([]byte("LOGOUT\r\nREGISTER acct" + strconv.Itoa(i) + " password1\r\n"))
+		b.conn.Write([]byte(strings.Repeat("NICK "+aNick+"\r\n", 30))) // as often as it can
+		a.sync()
+		b.sync()
+		for _, m := range watcher.sync() {
+			if m.Command != "NICK" {
+				continue
+			}
+			from := protocol.FoldNick(strings.SplitN(m.Source, "!", 2)[0])
+			to := protocol.FoldNick(m.Param(0))
+			who := holders[from]
+			if other, taken := holders[to]; taken && other != who {
+				t.Fatalf("round %d: watcher heard %s take %s while %s still had it", i, from, m.Param(0), other)
+			}
+			delete(holders, from)
+			holders[to] = who
 		}
 	}
 }

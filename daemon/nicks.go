@@ -21,25 +21,6 @@ func newNickRegistry() *nickRegistry {
 	return &nickRegistry{nicks: make(map[string]*Session), bySession: make(map[*Session]string)}
 }
 
-// claim gives nick to s, releasing the nick s held before. It fails when
-// another session holds nick.
-func (n *nickRegistry) claim(s *Session, nick string) bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.claimLocked(s, protocol.FoldNick(nick))
-}
-
-func (n *nickRegistry) claimLocked(s *Session, folded string) bool {
-	old, had := n.bySession[s]
-	if !n.addLocked(s, folded) {
-		return false
-	}
-	if had && old != folded {
-		delete(n.nicks, old)
-	}
-	return true
-}
-
 func (n *nickRegistry) addLocked(s *Session, folded string) bool {
 	if holder, ok := n.nicks[folded]; ok && holder != s {
 		return false
@@ -61,19 +42,27 @@ func (n *nickRegistry) rename(s *Session, nick string) (release func(), ok bool)
 	if !n.addLocked(s, protocol.FoldNick(nick)) {
 		return nil, false
 	}
+	return n.releaser(s, old, had), true
+}
+
+// releaser returns the function that frees s's old nick, unless s has
+// gone back to it or someone else holds it by then.
+func (n *nickRegistry) releaser(s *Session, old string, had bool) func() {
 	return func() {
 		n.mu.Lock()
 		defer n.mu.Unlock()
 		if had && n.nicks[old] == s && n.bySession[s] != old {
 			delete(n.nicks, old)
 		}
-	}, true
+	}
 }
 
 // take gives nick to s even when another session holds it, and returns
 // that session (nil if none) so the caller can rename it: logging in to an
-// account takes its nick back from whoever is using it.
-func (n *nickRegistry) take(s *Session, nick string) (evicted *Session) {
+// account takes its nick back from whoever is using it. As with rename,
+// s's old nick stays reserved until release is called, after the rename
+// is announced.
+func (n *nickRegistry) take(s *Session, nick string) (evicted *Session, release func()) {
 	folded := protocol.FoldNick(nick)
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -82,18 +71,20 @@ func (n *nickRegistry) take(s *Session, nick string) (evicted *Session) {
 		delete(n.bySession, holder)
 		delete(n.nicks, folded)
 	}
-	n.claimLocked(s, folded)
-	return evicted
+	old, had := n.bySession[s]
+	n.addLocked(s, folded)
+	return evicted, n.releaser(s, old, had)
 }
 
-// claimGuest gives s a fresh guest-NNNN nick and returns it.
-func (n *nickRegistry) claimGuest(s *Session) string {
+// claimGuest gives s a fresh guest-NNNN nick and returns it; like rename,
+// it keeps s's old nick reserved until release is called.
+func (n *nickRegistry) claimGuest(s *Session) (nick string, release func()) {
 	for digits := 4; ; digits++ {
 		lo := pow10(digits - 1)
 		for range 16 {
 			nick := "guest-" + strconv.Itoa(lo+rand.IntN(9*lo))
-			if n.claim(s, nick) {
-				return nick
+			if release, ok := n.rename(s, nick); ok {
+				return nick, release
 			}
 		}
 	}
