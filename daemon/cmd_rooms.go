@@ -97,7 +97,6 @@ func (s *Session) join(typed, key string) error {
 	_, already := s.joined[folded]
 	count := len(s.joined)
 	s.mu.Unlock()
-	member := s.member()
 	if already {
 		return nil
 	}
@@ -105,7 +104,17 @@ func (s *Session) join(typed, key string) error {
 		s.srv.metrics.limitsHit.WithLabelValues("joined_rooms").Inc()
 		return numErr(protocol.ERR_TOOMANYCHANNELS, name, "You have joined too many rooms (limit "+strconv.Itoa(limit)+")")
 	}
-	r, err := s.srv.rooms.Join(member, name, key)
+	// Under identMu, an eviction renaming the session (another session's
+	// login) waits until the room is in s.joined, so the rename reaches it;
+	// otherwise the room could keep the old nick for good.
+	s.identMu.Lock()
+	r, err := s.srv.rooms.Join(s.member(), name, key)
+	if err == nil {
+		s.mu.Lock()
+		s.joined[folded] = r
+		s.mu.Unlock()
+	}
+	s.identMu.Unlock()
 	switch {
 	case err == nil:
 	case errors.Is(err, rooms.ErrTooManyRooms):
@@ -125,9 +134,6 @@ func (s *Session) join(typed, key string) error {
 	default:
 		return numErr(protocol.ERR_UNKNOWNERROR, "JOIN", "Could not join "+name+": internal error")
 	}
-	s.mu.Lock()
-	s.joined[folded] = r
-	s.mu.Unlock()
 	if away := s.away.Load(); away != nil {
 		// away-notify: members learn a joiner is away right after the JOIN.
 		notify(dedupe([]*rooms.Room{r}, func(r *rooms.Room) []rooms.Client { return r.Update(s, rooms.MemberUpdate{}) }), s.event("AWAY", *away), wantsCap(capAwayNotify))

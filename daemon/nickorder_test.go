@@ -1,10 +1,12 @@
 package daemon
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/livechat/livechat/configs"
 	"github.com/livechat/livechat/protocol"
 )
 
@@ -133,5 +135,51 @@ func TestAccountNickFreesOldNickOnlyAfterAnnouncement(t *testing.T) {
 			delete(holders, from)
 			holders[to] = who
 		}
+	}
+}
+
+// A session evicted from its nick while it joins rooms must be renamed in
+// every one of them: a room joined just as the eviction ran kept the old
+// nick for good (found by FuzzSessions). Bounded repetitions of the race.
+func TestEvictedWhileJoiningRenamedEverywhere(t *testing.T) {
+	_, addr := testServer(t, func(c *configs.Config, _ *Options) {
+		c.Accounts.HashMemoryKiB = 2048 // a few ms: the joins run while it hashes
+	})
+	taker := connect(t, addr, "taker")
+	for i := range 300 {
+		nick := "joiner" + strconv.Itoa(i)
+		c := connect(t, addr, "v"+strconv.Itoa(i))
+		// The taker starts registering the name; the joiner takes it as
+		// its nick meanwhile (free until the account exists), then joins
+		// rooms while the registration completes and evicts it.
+		taker.conn.Write([]byte("LOGOUT\r\nREGISTER " + nick + " password1\r\n"))
+		var lines strings.Builder
+		lines.WriteString("NICK " + nick + "\r\n")
+		for k := range 30 {
+			lines.WriteString("JOIN #j" + strconv.Itoa(i) + "-" + strconv.Itoa(k) + "\r\n")
+		}
+		c.conn.Write([]byte(lines.String()))
+		taker.sync()
+		now := "v" + strconv.Itoa(i)
+		for _, m := range c.sync() {
+			if m.Command == "NICK" && strings.HasPrefix(m.Source, now+"!") {
+				now = m.Param(0)
+			}
+		}
+		for k := range 30 {
+			room := "#j" + strconv.Itoa(i) + "-" + strconv.Itoa(k)
+			c.send("NAMES " + room)
+			names, _ := c.expect(protocol.RPL_NAMREPLY)
+			listed := strings.Fields(names.Param(3))
+			for j := range listed {
+				listed[j] = strings.TrimLeft(listed[j], "@+")
+			}
+			if !slices.Contains(listed, now) {
+				t.Fatalf("round %d: %s lists %q, but the joiner is %s", i, room, names.Param(3), now)
+			}
+			c.expect(protocol.RPL_ENDOFNAMES)
+		}
+		c.send("QUIT")
+		c.expect("ERROR")
 	}
 }
