@@ -13,6 +13,7 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -211,7 +212,9 @@ type fuzzClient struct {
 	pongs chan string
 	done  chan struct{}
 
-	// Owned by the reader goroutine.
+	// Owned by the reader goroutine; mu guards rooms for the test's
+	// final look at them.
+	mu         sync.Mutex
 	me         string
 	rooms      map[string]map[string]bool // folded room -> folded nicks; nil map while the join's NAMES is pending
 	names      map[string]map[string]bool // NAMES replies being collected
@@ -261,7 +264,9 @@ func (c *fuzzClient) readLoop() {
 		c.seen = append(c.seen, string(bytes.TrimRight(line, "\r\n")))
 		m, ok := c.checkLine(line)
 		if ok {
+			c.mu.Lock()
 			c.track(&m)
+			c.mu.Unlock()
 		}
 	}
 }
@@ -509,9 +514,13 @@ func runLabeled(t *testing.T, autoRegister bool, ops []fuzzOp) {
 		case <-c.done:
 			continue
 		default:
-			for r := range c.rooms { // quiescent: the reader is idle
+			// Quiet, but a late line (a QUIT, a KICK) may still be on its
+			// way to the reader, which writes c.rooms.
+			c.mu.Lock()
+			for r := range c.rooms {
 				rooms = append(rooms, r)
 			}
+			c.mu.Unlock()
 		}
 		for _, r := range rooms {
 			if !c.write(t, []byte("NAMES "+r)) {
