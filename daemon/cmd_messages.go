@@ -174,16 +174,10 @@ func (s *Session) fit(text, command string, middle ...string) string {
 	return protocol.FitText(text, s.prefixLen(), command, middle...)
 }
 
-// longestNick and longestUser stand for any nick and user name the session
-// may have when kept text is sent again.
-var (
-	longestNick = strings.Repeat("n", protocol.NickLen)
-	longestUser = "~" + strings.Repeat("u", userLen)
-)
-
 // fitKept is fit for text the session keeps and sends again later (an away
 // message, a real name), possibly after a NICK or before USER: it leaves
-// room for the longest nick and user name. The host never changes.
+// room for the longest nick and user name ("~" and userLen). The host
+// never changes.
 func (s *Session) fitKept(text, command string, middle ...string) string {
-	return protocol.FitText(text, len(longestNick)+1+len(longestUser)+1+len(s.host), command, middle...)
+	return protocol.FitText(text, protocol.NickLen+1+1+userLen+1+len(s.host), command, middle...)
 }

@@ -172,7 +172,7 @@ func handleSETNAME(s *Session, m *protocol.Message, _ []byte) error {
 
 // longestJoin is the middle of the longest line a real name goes out in:
 // extended-join's "JOIN <room> <account> :<real name>".
-var longestJoin = []string{strings.Repeat("#", protocol.RoomLen), longestNick}
+var longestJoin = []string{strings.Repeat("#", protocol.RoomLen), strings.Repeat("a", protocol.NickLen)}
 
 // fitRealname fits a real name into every line it is sent in, whatever
 // room the session joins later.

@@ -24,35 +24,44 @@ func TestRenamedNickFreedOnlyAfterAnnouncement(t *testing.T) {
 		c.join("#names")
 	}
 	watcher.sync()
-	aNick, bNick := "a0", "b0"
+	holders := map[string]string{"a0": "a", "b0": "b"}
 	for i := 1; i <= 3000; i++ {
-		next := "a" + strconv.Itoa(i)
 		// a moves on; b grabs a's old nick at the same moment.
-		a.conn.Write([]byte("NICK " + next + "\r\n"))
-		b.conn.Write([]byte(strings.Repeat("NICK "+aNick+"\r\n", 30))) // as often as it can
+		a.conn.Write([]byte("NICK a" + strconv.Itoa(i) + "\r\n"))
+		b.conn.Write([]byte(strings.Repeat("NICK "+holderOf(holders, "a")+"\r\n", 30))) // as often as it can
 		a.sync()
 		b.sync()
-		// The watcher's view: who has which nick.
-		holders := map[string]string{aNick: "a", bNick: "b"}
-		for _, m := range watcher.sync() {
-			if m.Command != "NICK" {
-				continue
-			}
-			from, _, _ := strings.Cut(m.Source, "!")
-			who := holders[from]
-			if other, taken := holders[m.Param(0)]; taken {
-				t.Fatalf("round %d: watcher heard %s take %s while %s still had it", i, from, m.Param(0), other)
-			}
-			delete(holders, from)
-			holders[m.Param(0)] = who
+		watchRenames(t, i, holders, watcher.sync())
+	}
+}
+
+// holderOf returns the nick who holds in the watcher's view.
+func holderOf(holders map[string]string, who string) string {
+	for nick, w := range holders {
+		if w == who {
+			return nick
 		}
-		for nick, who := range holders {
-			if who == "a" {
-				aNick = nick
-			} else {
-				bNick = nick
-			}
+	}
+	return ""
+}
+
+// watchRenames follows the NICK lines a watcher saw, failing the test when
+// one takes a nick whose holder, as far as the watcher was told, still has
+// it. holders maps folded nicks to who holds them.
+func watchRenames(t *testing.T, round int, holders map[string]string, seen []protocol.Message) {
+	t.Helper()
+	for _, m := range seen {
+		if m.Command != "NICK" {
+			continue
 		}
+		from := protocol.FoldNick(strings.SplitN(m.Source, "!", 2)[0])
+		to := protocol.FoldNick(m.Param(0))
+		who := holders[from]
+		if other, taken := holders[to]; taken && other != who {
+			t.Fatalf("round %d: watcher heard %s take %s while %s still had it", round, from, m.Param(0), other)
+		}
+		delete(holders, from)
+		holders[to] = who
 	}
 }
 
@@ -110,31 +119,13 @@ func TestAccountNickFreesOldNickOnlyAfterAnnouncement(t *testing.T) {
 	watcher.sync()
 	holders := map[string]string{"a0": "a", "b0": "b"}
 	for i := 1; i <= 900; i++ { // under the rig's per-connection registration quota
-		aNick := ""
-		for nick, who := range holders {
-			if who == "a" {
-				aNick = nick
-			}
-		}
 		// a registers (and so renames to) a new account; b grabs a's nick
 		// at the same moment.
 		a.conn.Write([]byte("LOGOUT\r\nREGISTER acct" + strconv.Itoa(i) + " password1\r\n"))
-		b.conn.Write([]byte(strings.Repeat("NICK "+aNick+"\r\n", 30))) // as often as it can
+		b.conn.Write([]byte(strings.Repeat("NICK "+holderOf(holders, "a")+"\r\n", 30))) // as often as it can
 		a.sync()
 		b.sync()
-		for _, m := range watcher.sync() {
-			if m.Command != "NICK" {
-				continue
-			}
-			from := protocol.FoldNick(strings.SplitN(m.Source, "!", 2)[0])
-			to := protocol.FoldNick(m.Param(0))
-			who := holders[from]
-			if other, taken := holders[to]; taken && other != who {
-				t.Fatalf("round %d: watcher heard %s take %s while %s still had it", i, from, m.Param(0), other)
-			}
-			delete(holders, from)
-			holders[to] = who
-		}
+		watchRenames(t, i, holders, watcher.sync())
 	}
 }
 
