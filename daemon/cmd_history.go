@@ -43,19 +43,11 @@ func handleCHATHISTORY(s *Session, m *protocol.Message, _ []byte) error {
 	if !okA || !okB {
 		return failErr("CHATHISTORY", "INVALID_PARAMS", sub, target, "Invalid message reference")
 	}
+	sel := map[string]rooms.Selector{"LATEST": rooms.SelLatest, "BEFORE": rooms.SelBefore, "AFTER": rooms.SelAfter, "AROUND": rooms.SelAround, "BETWEEN": rooms.SelBetween}[sub]
+	q := rooms.Query{Sel: sel, A: a, B: b, Limit: limit}
 	pick := func(h *rooms.History) []*rooms.Event {
-		switch sub {
-		case "LATEST":
-			return h.Latest(a, limit)
-		case "BEFORE":
-			return h.Before(a, limit)
-		case "AFTER":
-			return h.After(a, limit)
-		case "AROUND":
-			return h.Around(a, limit)
-		default:
-			return h.Between(a, b, limit)
-		}
+		events, _ := h.Query(q)
+		return events
 	}
 	var events []*rooms.Event
 	if protocol.IsRoomName(target) {

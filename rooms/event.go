@@ -47,6 +47,10 @@ type Event struct {
 	ID        string // msgid; "" for events without one
 	Source    string // nick!user@host
 	Account   string // the source's account, for account-tag; "" if anonymous
+	// Origin is who sent it, as private history names people: "a:" and
+	// the folded account, or "c:" and a connection id unique across
+	// restarts. Never sent to clients; it decides who may redact.
+	Origin string
 	Command   string
 	Params    []string
 	ExtParams []string       // the extended-join form, when it differs

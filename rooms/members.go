@@ -63,7 +63,7 @@ func (r *Room) replay(c Client) {
 	if f&FeatChathistory != 0 {
 		return
 	}
-	events := r.history.Latest(Bound{}, r.opts.HistoryReplay)
+	events, _ := r.history.Query(Query{Sel: SelLatest, Limit: r.opts.HistoryReplay})
 	if len(events) == 0 {
 		return
 	}
