@@ -43,14 +43,14 @@ func Now() time.Time { return time.Now().Truncate(time.Millisecond) }
 // Event is one thing a room (or a private conversation) relays: a message,
 // a join, a topic change. It is immutable once built and may be shared.
 type Event struct {
-	At        time.Time
-	ID        string // msgid; "" for events without one
-	Source    string // nick!user@host
-	Account   string // the source's account, for account-tag; "" if anonymous
+	At      time.Time
+	ID      string // msgid; "" for events without one
+	Source  string // nick!user@host
+	Account string // the source's account, for account-tag; "" if anonymous
 	// Origin is who sent it, as private history names people: "a:" and
 	// the folded account, or "c:" and a connection id unique across
 	// restarts. Never sent to clients; it decides who may redact.
-	Origin string
+	Origin    string
 	Command   string
 	Params    []string
 	ExtParams []string       // the extended-join form, when it differs
