@@ -19,6 +19,13 @@ type Options struct {
 	IdleTTL       time.Duration // an empty room with history lives this long
 	IDs           *IDs          // message ids; nil makes a fresh generator
 	Store         Store         // claimed rooms; nil keeps none
+	// Log keeps history beyond the ring: rooms append every event that
+	// belongs in history, and queries the ring cannot answer go to it. nil
+	// keeps history in the ring only.
+	Log Log
+	// SyncAlways makes every event durable in Log before any member
+	// receives it (history.sync: always).
+	SyncAlways bool
 	Hooks         Hooks
 	Now           func() time.Time // nil means time.Now
 }
