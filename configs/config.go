@@ -107,11 +107,19 @@ type Limits struct {
 	Exempt         []string      `mapstructure:"exempt"`           // CIDRs or single addresses free of both per-address limits
 }
 
-// History sizes the per-room message ring.
+// History configures what rooms and private conversations remember: a
+// recent ring in memory per room, and the store behind it.
 type History struct {
-	Size     int `mapstructure:"size"`      // messages kept per room (and per private conversation)
-	Replay   int `mapstructure:"replay"`    // of those, replayed to a joiner
+	Size     int `mapstructure:"size"`      // events kept in memory per room
+	Replay   int `mapstructure:"replay"`    // of those, messages replayed to a joiner
 	MaxQuery int `mapstructure:"max_query"` // most messages one CHATHISTORY answers
+
+	Store        string        `mapstructure:"store"`         // file (durable, under data_dir) or memory
+	Sync         string        `mapstructure:"sync"`          // interval (group commit) or always (durable before delivery)
+	SyncInterval time.Duration `mapstructure:"sync_interval"` // how often a group is committed; kill -9 loses at most this
+	MaxAge       time.Duration `mapstructure:"max_age"`       // older events are deleted; 0 keeps them
+	MaxMessages  int           `mapstructure:"max_messages"`  // events kept per room or conversation; 0: no bound
+	MaxMegabytes int           `mapstructure:"max_megabytes"` // the store's size, oldest events deleted beyond it; 0: no bound
 }
 
 // Rooms configures room lifetime.

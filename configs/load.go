@@ -47,7 +47,11 @@ func Default() Config {
 			ConnRatePerIP:       30,
 			ConnRateWindow:      10 * time.Second,
 		},
-		History: History{Size: 200, Replay: 20, MaxQuery: 100},
+		History: History{
+			Size: 200, Replay: 20, MaxQuery: 100,
+			Store: "file", Sync: "interval", SyncInterval: 10 * time.Millisecond,
+			MaxAge: 365 * 24 * time.Hour, MaxMessages: 1_000_000, MaxMegabytes: 2048,
+		},
 		Rooms:   Rooms{IdleTTL: 10 * time.Minute},
 		Accounts: Accounts{
 			Store:             "file",

@@ -27,6 +27,9 @@ func (c *Config) Validate() error {
 	if c.Accounts.Store == "file" && c.DataDir == "" {
 		p.add("data_dir", `must not be empty when accounts.store is "file"`)
 	}
+	if c.History.Store == "file" && c.DataDir == "" {
+		p.add("data_dir", `must not be empty when history.store is "file"`)
+	}
 	p.positive("shutdown_timeout", c.ShutdownTimeout)
 
 	p.addr("listen.tcp", c.Listen.TCP)
@@ -103,6 +106,18 @@ func (c *Config) Validate() error {
 	}
 
 	p.atLeast("history.max_query", c.History.MaxQuery, 1)
+	h := c.History
+	p.oneOf("history.store", h.Store, "file", "memory")
+	p.oneOf("history.sync", h.Sync, "interval", "always")
+	p.positive("history.sync_interval", h.SyncInterval)
+	if h.SyncInterval > 10*time.Second {
+		p.add("history.sync_interval", fmt.Sprintf("must be at most 10s: kill -9 loses what arrived in the last interval (got %s)", h.SyncInterval))
+	}
+	if h.MaxAge < 0 {
+		p.add("history.max_age", fmt.Sprintf("must be 0 (keep) or positive (got %s)", h.MaxAge))
+	}
+	p.atLeast("history.max_messages", h.MaxMessages, 0)
+	p.atLeast("history.max_megabytes", h.MaxMegabytes, 0)
 	for _, op := range c.Operators {
 		name, hash, ok := strings.Cut(op, ":")
 		if !ok || name == "" || strings.ContainsAny(name, " ,") || !strings.HasPrefix(hash, "$argon2id$") {
@@ -169,6 +184,12 @@ var restartKeys = []string{
 	"log.format",
 	"history.size",
 	"history.replay",
+	"history.store",
+	"history.sync",
+	"history.sync_interval",
+	"history.max_age",
+	"history.max_messages",
+	"history.max_megabytes",
 	"accounts.min_password_length",
 	"accounts.hash_memory_kib",
 	"accounts.hash_iterations",

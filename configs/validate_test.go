@@ -101,7 +101,8 @@ func TestValidateAccepts(t *testing.T) {
 	c.Metrics.Listen = ""
 	c.Accounts.Store = "memory"
 	c.DataDir = "" // not needed without a file store
-	c.History = History{Size: 0, Replay: 0, MaxQuery: 1}
+	c.History.Size, c.History.Replay, c.History.MaxQuery = 0, 0, 1
+	c.History.Store = "memory"
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}

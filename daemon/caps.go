@@ -30,6 +30,7 @@ const (
 	capStandardReplies
 	capUserhostInNames
 	capInviteNotify
+	capEventPlayback
 )
 
 // capability describes one capability the server offers.
@@ -51,6 +52,7 @@ var capabilities = []capability{
 	{name: "cap-notify", bit: capCapNotify},
 	{name: "draft/account-registration", bit: capAccountRegistration, value: "custom-account-name"},
 	{name: "draft/chathistory", bit: capChathistory, feature: rooms.FeatChathistory},
+	{name: "draft/event-playback", bit: capEventPlayback},
 	{name: "echo-message", bit: capEchoMessage, feature: rooms.FeatEcho},
 	{name: "extended-join", bit: capExtendedJoin, feature: rooms.FeatExtendedJoin},
 	{name: "invite-notify", bit: capInviteNotify, feature: rooms.FeatInviteNotify},

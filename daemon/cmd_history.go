@@ -44,29 +44,25 @@ func handleCHATHISTORY(s *Session, m *protocol.Message, _ []byte) error {
 		return failErr("CHATHISTORY", "INVALID_PARAMS", sub, target, "Invalid message reference")
 	}
 	sel := map[string]rooms.Selector{"LATEST": rooms.SelLatest, "BEFORE": rooms.SelBefore, "AFTER": rooms.SelAfter, "AROUND": rooms.SelAround, "BETWEEN": rooms.SelBetween}[sub]
-	q := rooms.Query{Sel: sel, A: a, B: b, Limit: limit}
-	pick := func(h *rooms.History) []*rooms.Event {
-		events, _ := h.Query(q)
-		return events
-	}
+	q := rooms.Query{Sel: sel, A: a, B: b, Limit: limit, Events: s.hasCap(capEventPlayback)}
 	var events []*rooms.Event
 	if protocol.IsRoomName(target) {
 		r := s.srv.rooms.Get(target)
 		if r == nil {
 			return failErr("CHATHISTORY", "INVALID_TARGET", sub, target, "No such room")
 		}
-		events, err = r.History(s, pick)
+		events, err = r.History(s, q)
 		if errors.Is(err, rooms.ErrNotMember) || errors.Is(err, rooms.ErrNoSuchRoom) {
 			return failErr("CHATHISTORY", "INVALID_TARGET", sub, target, "You are not in that room")
-		}
-		if err != nil {
-			return failErr("CHATHISTORY", "MESSAGE_ERROR", sub, target, "Could not read the history")
 		}
 	} else {
 		if protocol.CheckNick(target) != nil {
 			return failErr("CHATHISTORY", "INVALID_TARGET", sub, target, "No such nick or room")
 		}
-		events = s.srv.privates.query(s, target, pick)
+		events, err = s.srv.privates.query(s, target, q)
+	}
+	if err != nil {
+		return s.historyFailed(sub, target, err)
 	}
 	s.sendBatch("chathistory", []string{target}, func(ref []protocol.Tag) {
 		f := s.Features()
@@ -119,17 +115,15 @@ func (s *Session) historyTargets(fromRef, toRef string, limit int) error {
 	if from.At.After(to.At) {
 		from, to = to, from
 	}
-	list := s.srv.privates.targets(s, from.At, to.At)
+	list, err := s.srv.privates.targets(s, from.At, to.At)
+	if err != nil {
+		return s.historyFailed("TARGETS", "*", err)
+	}
 	s.mu.Lock()
 	joined := s.rooms()
 	s.mu.Unlock()
 	for _, r := range joined {
-		newest, err := r.History(s, func(h *rooms.History) []*rooms.Event {
-			if e := h.Newest(); e != nil {
-				return []*rooms.Event{e}
-			}
-			return nil
-		})
+		newest, err := r.History(s, rooms.Query{Sel: rooms.SelLatest, Limit: 1})
 		if err == nil && len(newest) == 1 && inSpan(newest[0].At, from.At, to.At) {
 			list = append(list, historyTarget{name: r.Name(), last: newest[0].At})
 		}
@@ -150,3 +144,11 @@ func (s *Session) historyTargets(fromRef, toRef string, limit int) error {
 // inSpan reports whether t lies strictly between from and to, as
 // CHATHISTORY TARGETS bounds are exclusive.
 func inSpan(t, from, to time.Time) bool { return t.After(from) && t.Before(to) }
+
+// historyFailed answers a query the store could not: a FAIL that says
+// history is unavailable, never an empty answer that looks like none.
+func (s *Session) historyFailed(sub, target string, err error) error {
+	s.srv.metrics.history.errors.WithLabelValues("query").Inc()
+	s.srv.log.Warn().Err(err).Str("target", target).Msg("history query failed")
+	return failErr("CHATHISTORY", "MESSAGE_ERROR", sub, target, "History is unavailable right now; try again later")
+}

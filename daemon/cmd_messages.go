@@ -140,8 +140,10 @@ func (s *Session) sayToNick(nick string, sp rooms.Speech) error {
 	if sp.Command != "TAGMSG" || t.Features()&rooms.FeatTags != 0 {
 		t.Send(e.Render(t.Features()))
 	}
-	if sp.Command != "TAGMSG" {
-		s.srv.privates.add(s, t, e)
+	if sp.Command != "TAGMSG" || e.KeepsTagmsg() {
+		if err := s.srv.privates.add(s, t, e); err != nil {
+			s.srv.historyFailed(err)
+		}
 	}
 	if f := s.Features(); f&rooms.FeatEcho != 0 && (sp.Command != "TAGMSG" || f&rooms.FeatTags != 0) {
 		s.Reply(e.Render(f))

@@ -133,12 +133,13 @@ func (s *Session) bannedInARoom() string {
 // and tells it and every peer in its rooms, each once.
 func (s *Session) changeNick(nick string) {
 	e := s.event("NICK", nick)
+	e.ID, e.Origin = s.srv.ids.Next(), s.identity()
 	s.mu.Lock()
 	s.nick = nick
 	s.mu.Unlock()
 	// Peers first: once the client sees its own NICK, everyone who shares
 	// a room with it has the change queued too.
-	notify(s.updateRooms(rooms.MemberUpdate{Nick: &nick}), e, nil)
+	notify(s.updateRooms(rooms.MemberUpdate{Nick: &nick, Event: e}), e, nil)
 	s.Reply(e.Render(s.Features()))
 }
 

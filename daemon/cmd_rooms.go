@@ -31,7 +31,7 @@ func (s *Session) rooms() []*rooms.Room {
 func (s *Session) member() rooms.Member {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return rooms.Member{Client: s, Nick: s.nick, User: s.user, Host: s.host, IP: s.ip, Realname: s.realname, Account: s.account}
+	return rooms.Member{Client: s, Nick: s.nick, User: s.user, Host: s.host, IP: s.ip, Realname: s.realname, Account: s.account, Origin: s.identityOf(s.account)}
 }
 
 // joinedRoom returns the room the session is in, by any spelling, or nil.

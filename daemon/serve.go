@@ -289,15 +289,19 @@ func (s *Session) leaveAll(reason string) {
 		rs = append(rs, r)
 	}
 	muted := false
+	quit := s.event("QUIT", reason)
+	quit.ID, quit.Origin = s.srv.ids.Next(), s.identity()
 	peers := dedupe(rs, func(r *rooms.Room) []rooms.Client {
-		p, m := r.Leave(s)
+		p, m := r.Leave(s, quit)
 		muted = muted || m
 		return p
 	})
 	if muted && s.quit != "" && reason == s.quit {
 		// The client's own words, from a member who may not speak in one
 		// of its rooms (banned, unvoiced in +m): one QUIT goes to all.
-		reason = "Quit"
+		live := *quit
+		live.Params = []string{"Quit"}
+		quit = &live
 	}
-	notify(peers, s.event("QUIT", reason), nil)
+	notify(peers, quit, nil)
 }

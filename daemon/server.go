@@ -38,6 +38,9 @@ type Options struct {
 	// Rooms keeps claimed rooms (see OpenRoomStore); nil keeps them in
 	// memory. The server closes it on Shutdown.
 	Rooms RoomStore
+	// History keeps room and private history (see OpenHistory); nil keeps
+	// it in memory. The server closes it on Shutdown, after the rooms.
+	History HistoryLog
 	// CloakKey keys host cloaks when cloak.secret is unset (see
 	// OpenCloakKey); nil means a random key for this process.
 	CloakKey []byte
@@ -68,6 +71,9 @@ type Server struct {
 	nextID   atomic.Uint64
 	ids      *rooms.IDs // message and batch ids, shared with rooms
 	privates *privateHistory
+	history  HistoryLog
+	stopBG   chan struct{} // stops background sweeps on Shutdown
+	stopOnce sync.Once     // Shutdown may run twice; the stores close once
 	workers  workerPool
 
 	mu        sync.Mutex
@@ -87,7 +93,7 @@ func New(cfg *configs.Config, opts Options) *Server {
 		sessions:  make(map[*Session]struct{}),
 		workers:   newWorkerPool(workerIdle),
 		ids:       rooms.NewIDs(),
-		privates:  newPrivateHistory(cfg.History.Size),
+		stopBG:    make(chan struct{}),
 		cloakKey:  opts.CloakKey,
 	}
 	if s.cloakKey == nil {
@@ -105,6 +111,12 @@ func New(cfg *configs.Config, opts Options) *Server {
 	if s.roomStore == nil {
 		s.roomStore = roomstore.NewMemory()
 	}
+	s.history = opts.History
+	if s.history == nil {
+		s.history = memHistory{rooms.NewMemLog(cfg.History.Size, cfg.Limits.MaxRooms+maxConversations)}
+	}
+	syncAlways := cfg.History.Sync == "always"
+	s.privates = newPrivateHistory(s.history, syncAlways)
 	reg := opts.Metrics
 	if reg == nil {
 		reg = prometheus.NewRegistry()
@@ -137,8 +149,14 @@ func New(cfg *configs.Config, opts Options) *Server {
 		IdleTTL:       cfg.Rooms.IdleTTL,
 		IDs:           s.ids,
 		Store:         s.roomStore,
+		Log:           s.history,
+		SyncAlways:    syncAlways,
 		Hooks:         hooks,
 	})
+	if err := s.rooms.Restore(); err != nil {
+		s.log.Error().Err(err).Msg("could not bring back the rooms with history; they return when someone joins")
+	}
+	go s.sweepRooms(s.stopBG)
 	return s
 }
 
@@ -279,12 +297,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		<-done
 	}
 	s.rooms.Close()
-	if cerr := s.accounts.Close(); cerr != nil && err == nil {
-		err = cerr
-	}
-	if cerr := s.roomStore.Close(); cerr != nil && err == nil {
-		err = cerr
-	}
+	s.stopOnce.Do(func() {
+		close(s.stopBG)
+		for _, c := range []interface{ Close() error }{s.history, s.accounts, s.roomStore} {
+			if cerr := c.Close(); cerr != nil && err == nil {
+				err = cerr
+			}
+		}
+	})
 	return err
 }
 

@@ -123,3 +123,8 @@ func NewIDs() *IDs {
 func (g *IDs) Next() string {
 	return g.prefix + strconv.FormatUint(g.n.Add(1), 36)
 }
+
+// Prefix returns the random part of every id this generator makes: it
+// differs on every start, so it tells this process's connections from an
+// earlier one's.
+func (g *IDs) Prefix() string { return g.prefix }

@@ -37,6 +37,7 @@ func (r *Room) doJoin(m Member, key string) error {
 
 	e := r.event(mem, "JOIN", r.name)
 	e.ExtParams = []string{r.name, accountOrStar(m.Account), m.Realname}
+	r.record(e)
 	r.broadcast(e, m.Client, true, false)
 	if r.topic.text != "" {
 		r.sendTopic(m.Client, m.Nick)
@@ -111,17 +112,27 @@ func (r *Room) doPart(c Client, reason string) error {
 	if reason != "" && r.muted(m) == "" {
 		params = append(params, reason)
 	}
-	r.broadcast(r.event(m, "PART", params...), c, true, false)
+	e := r.event(m, "PART", params...)
+	r.record(e)
+	r.broadcast(e, c, true, false)
 	r.remove(c)
 	return nil
 }
 
-func (r *Room) doLeave(c Client) leaveAnswer {
+func (r *Room) doLeave(c Client, quit *Event) leaveAnswer {
 	m := r.memberOf(c)
 	if m == nil {
 		return leaveAnswer{}
 	}
 	muted := r.muted(m) != ""
+	if quit != nil {
+		if muted && len(quit.Params) > 0 {
+			kept := *quit // words a muted member may not leave in this room
+			kept.Params = []string{"Quit"}
+			quit = &kept
+		}
+		r.record(quit)
+	}
 	r.remove(c)
 	return leaveAnswer{peers: r.clients(nil), muted: muted}
 }
@@ -132,11 +143,14 @@ func (r *Room) doUpdate(c Client, u MemberUpdate) []Client {
 		return nil
 	}
 	if u.Nick != nil {
+		if u.Event != nil {
+			r.record(u.Event)
+		}
 		m.Nick = *u.Nick
 		m.prefix = m.Nick + "!" + m.User + "@" + m.Host
 	}
 	if u.Account != nil {
-		m.Account = *u.Account
+		m.Account, m.Origin = *u.Account, u.Origin
 	}
 	if u.Realname != nil {
 		m.Realname = *u.Realname

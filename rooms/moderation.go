@@ -73,10 +73,14 @@ func (r *Room) doMode(c Client, nick string, oper bool, changes []ModeChange) {
 	}
 	e := r.event(actor, "MODE", append([]string{r.name, applied}, args...)...)
 	if slices.Equal(args, public) {
+		r.record(e)
 		r.broadcast(e, c, true, false)
 	} else {
-		// Only the operator who set a hidden mask sees it set.
-		r.broadcast(r.event(actor, "MODE", append([]string{r.name, applied}, public...)...), c, false, false)
+		// Only the operator who set a hidden mask sees it set; history
+		// keeps what everyone else saw.
+		shown := r.event(actor, "MODE", append([]string{r.name, applied}, public...)...)
+		r.record(shown)
+		r.broadcast(shown, c, false, false)
 		rs := NewRenderings(e)
 		c.Reply(rs.For(c.Features()))
 	}
@@ -234,7 +238,9 @@ func (r *Room) doKick(c Client, nick, target, reason string) {
 	if reason == "" {
 		reason = actor.Nick
 	}
-	r.broadcast(r.event(actor, "KICK", r.name, victim.Nick, reason), c, true, false)
+	e := r.event(actor, "KICK", r.name, victim.Nick, reason)
+	r.record(e)
+	r.broadcast(e, c, true, false)
 	r.remove(victim.Client)
 	victim.Client.Removed(r)
 }
@@ -294,12 +300,25 @@ func (r *Room) doDrop(c Client, nick, account string) {
 		r.numeric(c, nick, protocol.ERR_UNKNOWNERROR, "ROOM", "Only the owner of "+r.name+" can drop it")
 		return
 	}
-	if err := r.opts.Store.Delete(r.folded); err != nil {
+	var err error
+	if r.opts.Log != nil {
+		// Its history still brings it back after a restart, unowned.
+		s := r.saved()
+		s.Owner = ""
+		err = r.opts.Store.Save(r.folded, s)
+	} else {
+		err = r.opts.Store.Delete(r.folded)
+	}
+	if err != nil {
 		r.opts.Hooks.storeFailed(r.name, err)
 		r.numeric(c, nick, protocol.ERR_UNKNOWNERROR, "ROOM", "Could not drop the room; try again later")
 		return
 	}
 	r.owner = ""
+	if r.opts.Log != nil {
+		r.notice(c, nick, r.name+" is no longer owned; it will be forgotten when its history expires")
+		return
+	}
 	r.notice(c, nick, r.name+" is no longer owned; it will be forgotten when it empties")
 }
 

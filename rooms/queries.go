@@ -67,9 +67,10 @@ func (r *Room) doWho(c Client) []WhoEntry {
 	return out
 }
 
-func (r *Room) doHistory(c Client, fn func(*History) []*Event) historyAnswer {
+func (r *Room) doHistory(c Client, q Query) historyAnswer {
 	if r.memberOf(c) == nil {
 		return historyAnswer{err: ErrNotMember}
 	}
-	return historyAnswer{events: fn(&r.history)}
+	events, certain := r.history.Query(q)
+	return historyAnswer{events: events, certain: certain}
 }

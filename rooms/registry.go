@@ -2,6 +2,7 @@ package rooms
 
 import (
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -84,6 +85,7 @@ type Registry struct {
 	// copy each for as long as their readers took.
 	byName []*Room
 	gen    uint64 // rooms created and dropped, so ByName knows its sort is current
+	live   int    // rooms with an actor; the others are dormant
 }
 
 // NewRegistry returns an empty registry.
@@ -116,10 +118,13 @@ func (g *Registry) Join(m Member, name, key string) (*Room, error) {
 	folded := protocol.FoldRoom(name)
 	g.mu.Lock()
 	r := g.rooms[folded]
-	if r == nil {
-		if len(g.rooms) >= g.opts.MaxRooms {
+	if r == nil || r.dormant() {
+		if g.live >= g.opts.MaxRooms {
 			g.mu.Unlock()
 			return nil, ErrTooManyRooms
+		}
+		if r != nil {
+			name = r.name
 		}
 		r = g.newRoomLocked(name, folded)
 	}
@@ -153,10 +158,12 @@ func (g *Registry) newRoomLocked(name, folded string) *Room {
 		}
 		if ok {
 			r.restore(saved)
+			r.remembered = true
 		}
 	}
 	g.rooms[folded] = r
 	g.byName, g.gen = nil, g.gen+1
+	g.live++
 	g.wg.Add(1)
 	go func() {
 		defer g.wg.Done()
@@ -168,19 +175,36 @@ func (g *Registry) newRoomLocked(name, folded string) *Room {
 	return r
 }
 
-// Get returns the room called name, or nil.
+// Get returns the room called name, or nil. A dormant room wakes up (its
+// actor starts, its state and recent history load) unless the live rooms
+// are at their limit; then it is nil like a room that does not exist.
 func (g *Registry) Get(name string) *Room {
 	folded := protocol.FoldRoom(name)
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return g.rooms[folded]
+	r := g.rooms[folded]
+	if r != nil && r.dormant() {
+		if g.live >= g.opts.MaxRooms {
+			return nil
+		}
+		r = g.newRoomLocked(r.name, folded)
+	}
+	return r
 }
 
-// Len returns the number of rooms.
+// Len returns the number of live rooms (with an actor).
 func (g *Registry) Len() int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return len(g.rooms)
+	return g.live
+}
+
+// Dormant returns the number of rooms remembered for their history or
+// their owner, without an actor until someone wants them.
+func (g *Registry) Dormant() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.rooms) - g.live
 }
 
 // ByName returns every room sorted by name. The slice is shared and must
@@ -216,8 +240,13 @@ func (g *Registry) tryDrop(r *Room) {
 		g.mu.Unlock()
 		return
 	}
-	delete(g.rooms, r.folded)
+	if g.opts.Log != nil && r.history.Len() > 0 || r.owner != "" && g.opts.Store != nil {
+		g.rooms[r.folded] = r.asDormant()
+	} else {
+		delete(g.rooms, r.folded)
+	}
 	g.byName, g.gen = nil, g.gen+1
+	g.live--
 	close(r.done)
 	g.mu.Unlock()
 	if r.idle != nil {
@@ -233,9 +262,96 @@ func (g *Registry) Close() {
 	g.mu.Lock()
 	for k, r := range g.rooms {
 		delete(g.rooms, k)
-		close(r.done)
+		if !r.dormant() {
+			close(r.done)
+		}
 	}
+	g.live = 0
 	g.byName, g.gen = nil, g.gen+1
 	g.mu.Unlock()
 	g.wg.Wait()
+}
+
+// Restore brings back, dormant, every room the store saved and every room
+// the log has history for, so that LIST and TOPIC show them after a
+// restart and a JOIN replays their history. Call it once, before serving.
+func (g *Registry) Restore() error {
+	var saved map[string]Saved
+	if g.opts.Store != nil {
+		var err error
+		if saved, err = g.opts.Store.List(); err != nil {
+			return err
+		}
+	}
+	var targets []TargetInfo
+	if g.opts.Log != nil {
+		var err error
+		if targets, err = g.opts.Log.Targets("#"); err != nil {
+			return err
+		}
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for folded, s := range saved {
+		if g.rooms[folded] == nil {
+			g.rooms[folded] = g.dormantRoom(folded, s)
+		}
+	}
+	for _, t := range targets {
+		if g.rooms[t.Name] == nil {
+			g.rooms[t.Name] = g.dormantRoom(t.Name, Saved{Name: t.Name})
+		}
+	}
+	g.byName, g.gen = nil, g.gen+1
+	return nil
+}
+
+// Sweep forgets dormant rooms whose history retention removed and that
+// nobody owns, and their saved state.
+func (g *Registry) Sweep() error {
+	if g.opts.Log == nil {
+		return nil
+	}
+	targets, err := g.opts.Log.Targets("#")
+	if err != nil {
+		return err
+	}
+	has := make(map[string]bool, len(targets))
+	for _, t := range targets {
+		has[t.Name] = true
+	}
+	var gone []string
+	g.mu.Lock()
+	for folded, r := range g.rooms {
+		if r.dormant() && r.owner == "" && !has[folded] {
+			delete(g.rooms, folded)
+			gone = append(gone, folded)
+		}
+	}
+	if len(gone) > 0 {
+		g.byName, g.gen = nil, g.gen+1
+	}
+	g.mu.Unlock()
+	for _, folded := range gone {
+		if g.opts.Store != nil {
+			if err := g.opts.Store.Delete(folded); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// dormantRoom makes a room without an actor from its saved state: enough
+// for LIST and to wake it.
+func (g *Registry) dormantRoom(folded string, s Saved) *Room {
+	r := &Room{name: s.Name, folded: folded, reg: g, opts: &g.opts, done: make(chan struct{}), created: s.Created, owner: s.Owner}
+	if r.name == "" {
+		r.name = folded
+	}
+	if s.Topic != "" {
+		r.topicSnap.Store(&topic{text: s.Topic, setBy: s.TopicBy, setAt: s.TopicAt})
+	}
+	r.secretSnap.Store(strings.Contains(s.Flags, "s"))
+	return r
 }

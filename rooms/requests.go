@@ -14,6 +14,8 @@ type request interface {
 // MemberUpdate changes what a room knows about a member; nil fields stay.
 type MemberUpdate struct {
 	Nick     *string
+	Event    *Event // the NICK event to keep in history with a new Nick
+	Origin   string // the member's new identity for history, with Account
 	Account  *string
 	Realname *string
 }
@@ -39,6 +41,7 @@ type (
 	}
 	leaveReq struct {
 		c    Client
+		quit *Event
 		done chan leaveAnswer
 	}
 	leaveAnswer struct {
@@ -101,12 +104,13 @@ type (
 	}
 	historyReq struct {
 		c    Client
-		fn   func(*History) []*Event
+		q    Query
 		done chan historyAnswer
 	}
 	historyAnswer struct {
-		events []*Event
-		err    error
+		events  []*Event
+		certain bool // the ring's answer is the whole answer
+		err     error
 	}
 )
 
@@ -151,7 +155,7 @@ func (nickCheckReq) finish(*Room)  {}
 
 func (q joinReq) run(r *Room)    { q.done <- r.doJoin(q.m, q.key) }
 func (q partReq) run(r *Room)    { q.done <- r.doPart(q.c, q.reason) }
-func (q leaveReq) run(r *Room)   { q.done <- r.doLeave(q.c) }
+func (q leaveReq) run(r *Room)   { q.done <- r.doLeave(q.c, q.quit) }
 func (q updateReq) run(r *Room)  { q.done <- r.doUpdate(q.c, q.u) }
 func (q sayReq) run(r *Room)     { r.doSay(q.c, q.s) }
 func (q topicReq) run(r *Room)   { r.doTopic(q.c, q.nick, q.text) }
@@ -159,7 +163,7 @@ func (q namesReq) run(r *Room)   { r.doNames(q.c, q.nick) }
 func (q whoReq) run(r *Room)     { q.done <- r.doWho(q.c) }
 func (q whoReq) fail(*Room)      { trySend(q.done, nil) }
 func (whoReq) finish(*Room)      {}
-func (q historyReq) run(r *Room) { q.done <- r.doHistory(q.c, q.fn) }
+func (q historyReq) run(r *Room) { q.done <- r.doHistory(q.c, q.q) }
 
 // Answers after a panic; a channel that already holds the answer is left.
 func (q joinReq) fail(*Room)    { trySend(q.done, ErrInternal) }
@@ -195,6 +199,9 @@ func trySend[T any](ch chan T, v T) {
 
 // send delivers req to the actor, or reports that the room is gone.
 func (r *Room) send(req request) bool {
+	if r.dormant() {
+		return false
+	}
 	select {
 	case r.mailbox <- req:
 		return true
@@ -240,11 +247,12 @@ func (r *Room) Part(c Client, reason string) error {
 
 // Leave removes c without telling anyone and returns the remaining members,
 // so that the caller can send one QUIT to each peer across all its rooms,
+// and keeps quit (if not nil) in the room's history,
 // and whether c was muted here (see Part): then the QUIT should carry no
 // words of c's own.
-func (r *Room) Leave(c Client) (peers []Client, muted bool) {
+func (r *Room) Leave(c Client, quit *Event) (peers []Client, muted bool) {
 	done := make(chan leaveAnswer, 1)
-	if !r.send(leaveReq{c: c, done: done}) {
+	if !r.send(leaveReq{c: c, quit: quit, done: done}) {
 		return nil, false
 	}
 	a := await(r, done, leaveAnswer{})
@@ -306,15 +314,20 @@ func (r *Room) Who(c Client) ([]WhoEntry, error) {
 	return await(r, done, nil), nil
 }
 
-// History runs fn over the room's history for member c and returns the
-// events it picked (ErrNotMember if c is not in the room).
-func (r *Room) History(c Client, fn func(*History) []*Event) ([]*Event, error) {
+// History answers a CHATHISTORY query for member c (ErrNotMember if c is
+// not in the room): from the ring when it holds the whole answer, from the
+// log otherwise. The log is read on the caller's goroutine, never the
+// room's, so a cold query does not delay delivery.
+func (r *Room) History(c Client, q Query) ([]*Event, error) {
 	done := make(chan historyAnswer, 1)
-	if !r.send(historyReq{c: c, fn: fn, done: done}) {
+	if !r.send(historyReq{c: c, q: q, done: done}) {
 		return nil, ErrNoSuchRoom
 	}
 	a := await(r, done, historyAnswer{err: ErrNoSuchRoom})
-	return a.events, a.err
+	if a.err != nil || a.certain || r.opts.Log == nil {
+		return a.events, a.err
+	}
+	return r.opts.Log.Query(r.folded, q)
 }
 
 // Mode shows the room's modes (no changes) or applies changes an

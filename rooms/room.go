@@ -60,6 +60,7 @@ type Member struct {
 	IP       string // the real address: server operators' bans match it too, nobody is shown it
 	Realname string
 	Account  string // "" when anonymous
+	Origin   string // who the member is for history (see Event.Origin)
 }
 
 // Info is a snapshot of a room for LIST; it is read without asking the actor.
@@ -115,6 +116,9 @@ type Room struct {
 	owner   string              // account that claimed the room, or ""
 	invites map[string]struct{} // folded nicks invited and not yet joined
 	dirty   bool                // lines were queued to members and not flushed
+	// remembered says the room's state was saved since it started, so
+	// that it comes back after a restart along with its history.
+	remembered bool
 	burst   int                 // requests handled since the last flush
 }
 
@@ -129,6 +133,18 @@ func (r *Room) Secret() bool { return r.secretSnap.Load() }
 
 // Members returns the current number of members without waiting on the room.
 func (r *Room) Members() int { return int(r.nMembers.Load()) }
+
+// dormant reports a room remembered without an actor (see Registry.Restore).
+func (r *Room) dormant() bool { return r.mailbox == nil }
+
+// asDormant returns what is left of r once its actor stops: its name,
+// owner and LIST snapshot.
+func (r *Room) asDormant() *Room {
+	d := &Room{name: r.name, folded: r.folded, reg: r.reg, opts: r.opts, done: make(chan struct{}), created: r.created, owner: r.owner}
+	d.topicSnap.Store(r.topicSnap.Load())
+	d.secretSnap.Store(r.secretSnap.Load())
+	return d
+}
 
 // Gone reports whether the registry has dropped the room.
 func (r *Room) Gone() bool {
@@ -151,7 +167,8 @@ func (r *Room) Info() Info {
 
 // run is the actor loop. It returns once the registry has dropped the room.
 func (r *Room) run() {
-	var idle <-chan time.Time
+	r.warm()
+	idle := r.afterRequest() // a room woken by a lookup alone goes back to sleep
 	for {
 		select {
 		case req := <-r.mailbox:
@@ -172,6 +189,21 @@ func (r *Room) run() {
 			return
 		}
 	}
+}
+
+// warm fills the ring from the log before the room serves anyone, so that
+// a room coming back after a restart replays and answers from memory.
+func (r *Room) warm() {
+	if r.opts.Log == nil || r.opts.HistorySize <= 0 {
+		return
+	}
+	events, err := r.opts.Log.Query(r.folded, Query{Sel: SelLatest, Limit: r.opts.HistorySize, Events: true})
+	if err != nil {
+		r.opts.Hooks.storeFailed(r.name, err)
+		r.history.whole = false // what is not in memory must come from the log
+		return
+	}
+	r.history.Warm(events, len(events) < r.opts.HistorySize)
 }
 
 // maxBurst bounds how many requests a room handles before flushing, so
@@ -268,7 +300,31 @@ func (r *Room) broadcast(e *Event, actor Client, echo, tagsOnly bool) int {
 
 // event builds an event from member m.
 func (r *Room) event(m *member, command string, params ...string) *Event {
-	return &Event{At: r.opts.now(), Source: m.prefix, Account: m.Account, Command: command, Params: params}
+	return &Event{At: r.opts.now(), Source: m.prefix, Account: m.Account, Origin: m.Origin, Command: command, Params: params}
+}
+
+// record keeps e in the room's history: the ring at once, the log in its
+// next group. It gives e a msgid if it has none, so every event in history
+// can be referred to. With SyncAlways it returns once e is durable, before
+// anyone receives it; that is the one place a room waits on disk.
+func (r *Room) record(e *Event) {
+	if e.ID == "" {
+		e.ID = r.opts.IDs.Next()
+	}
+	r.history.Add(e)
+	if r.opts.Log == nil {
+		return
+	}
+	r.opts.Log.Append(r.folded, e)
+	if r.opts.SyncAlways {
+		if err := r.opts.Log.Sync(); err != nil {
+			r.opts.Hooks.storeFailed(r.name, err)
+		}
+	}
+	if !r.remembered {
+		r.remembered = true
+		r.persist()
+	}
 }
 
 // numeric replies to c with a server numeric addressed to nick.

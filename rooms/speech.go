@@ -20,13 +20,16 @@ func (r *Room) doSay(c Client, s Speech) {
 		return
 	}
 	start := time.Now()
-	e := &Event{At: r.opts.now(), ID: r.opts.IDs.Next(), Source: m.prefix, Account: m.Account, Command: s.Command, Tags: s.Tags}
+	e := &Event{At: r.opts.now(), ID: r.opts.IDs.Next(), Source: m.prefix, Account: m.Account, Origin: m.Origin, Command: s.Command, Tags: s.Tags}
 	tagsOnly := s.Command == "TAGMSG"
 	if tagsOnly {
 		e.Params = []string{r.name}
+		if e.KeepsTagmsg() {
+			r.record(e)
+		}
 	} else {
 		e.Params = []string{r.name, s.Text}
-		r.history.Add(e)
+		r.record(e)
 	}
 	n := r.broadcast(e, c, c.Features()&FeatEcho != 0, tagsOnly)
 	r.opts.Hooks.delivered(n, time.Since(start))
@@ -68,6 +71,8 @@ func (r *Room) doTopic(c Client, nick string, text *string) {
 	r.topic = topic{text: *text, setBy: m.Nick, setAt: r.opts.now()}
 	snap := r.topic
 	r.topicSnap.Store(&snap)
-	r.broadcast(r.event(m, "TOPIC", r.name, r.topic.text), c, true, false)
+	e := r.event(m, "TOPIC", r.name, r.topic.text)
+	r.record(e)
+	r.broadcast(e, c, true, false)
 	r.persist()
 }

@@ -17,7 +17,8 @@ type Saved struct {
 	Excepts []ListEntry
 }
 
-// Store keeps claimed rooms. The registry loads a room's saved state when
+// Store keeps claimed rooms, and with a history Log every room that has
+// history, so that rooms come back after a restart. The registry loads a room's saved state when
 // it creates the room, and the room saves it whenever it changes; both
 // happen on room goroutines, so implementations must be safe for
 // concurrent use. Rooms that were never claimed are never stored.
@@ -25,6 +26,8 @@ type Store interface {
 	Load(folded string) (Saved, bool, error)
 	Save(folded string, s Saved) error
 	Delete(folded string) error
+	// List returns every saved room by folded name.
+	List() (map[string]Saved, error)
 }
 
 // saved captures the room's state for its store.
@@ -60,7 +63,7 @@ func (r *Room) restore(s Saved) {
 // persist saves a claimed room after a change. A failure is reported
 // through the hooks; the room goes on with its state in memory.
 func (r *Room) persist() {
-	if r.owner == "" || r.opts.Store == nil {
+	if r.opts.Store == nil || r.owner == "" && r.opts.Log == nil {
 		return
 	}
 	if err := r.opts.Store.Save(r.folded, r.saved()); err != nil {

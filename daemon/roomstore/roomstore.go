@@ -87,6 +87,25 @@ func (f *File) Delete(folded string) error {
 	})
 }
 
+// List returns every saved room.
+func (f *File) List() (map[string]rooms.Saved, error) {
+	out := make(map[string]rooms.Saved)
+	err := f.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(roomsBucket).ForEach(func(k, v []byte) error {
+			var s rooms.Saved
+			if err := json.Unmarshal(v, &s); err != nil {
+				return fmt.Errorf("room %q: %w", k, err)
+			}
+			out[string(k)] = s
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("roomstore: list: %w", err)
+	}
+	return out, nil
+}
+
 // Close closes the file.
 func (f *File) Close() error { return f.db.Close() }
 
@@ -123,6 +142,16 @@ func (m *Memory) Delete(folded string) error {
 	defer m.mu.Unlock()
 	delete(m.rooms, folded)
 	return nil
+}
+
+func (m *Memory) List() (map[string]rooms.Saved, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make(map[string]rooms.Saved, len(m.rooms))
+	for k, s := range m.rooms {
+		out[k] = s
+	}
+	return out, nil
 }
 
 // Close does nothing.
