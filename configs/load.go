@@ -52,7 +52,7 @@ func Default() Config {
 			Store: "file", Sync: "interval", SyncInterval: 10 * time.Millisecond,
 			MaxAge: 365 * 24 * time.Hour, MaxMessages: 1_000_000, MaxMegabytes: 2048,
 		},
-		Rooms:   Rooms{IdleTTL: 10 * time.Minute},
+		Rooms: Rooms{IdleTTL: 10 * time.Minute},
 		Accounts: Accounts{
 			Store:             "file",
 			RegisterEarly:     true,

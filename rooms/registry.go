@@ -27,8 +27,8 @@ type Options struct {
 	// SyncAlways makes every event durable in Log before any member
 	// receives it (history.sync: always).
 	SyncAlways bool
-	Hooks         Hooks
-	Now           func() time.Time // nil means time.Now
+	Hooks      Hooks
+	Now        func() time.Time // nil means time.Now
 }
 
 func (o *Options) now() time.Time {

@@ -119,7 +119,7 @@ type Room struct {
 	// remembered says the room's state was saved since it started, so
 	// that it comes back after a restart along with its history.
 	remembered bool
-	burst   int                 // requests handled since the last flush
+	burst      int // requests handled since the last flush
 }
 
 // Name returns the room's display name, with its leading '#'.
