@@ -88,7 +88,7 @@ func (l *MemLog) Targets(prefix string) ([]TargetInfo, error) {
 	defer l.mu.Unlock()
 	var out []TargetInfo
 	for name, t := range l.targets {
-		if e := t.history.Newest(); e != nil && strings.HasPrefix(name, prefix) {
+		if e := t.history.all.newest(); e != nil && strings.HasPrefix(name, prefix) {
 			out = append(out, TargetInfo{Name: name, Last: e.At})
 		}
 	}

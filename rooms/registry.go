@@ -240,7 +240,7 @@ func (g *Registry) tryDrop(r *Room) {
 		g.mu.Unlock()
 		return
 	}
-	if g.opts.Log != nil && r.history.Len() > 0 || r.owner != "" && g.opts.Store != nil {
+	if g.opts.Log != nil && r.history.worthKeeping() || r.owner != "" && g.opts.Store != nil {
 		g.rooms[r.folded] = r.asDormant()
 	} else {
 		delete(g.rooms, r.folded)

@@ -197,13 +197,18 @@ func (r *Room) warm() {
 	if r.opts.Log == nil || r.opts.HistorySize <= 0 {
 		return
 	}
-	events, err := r.opts.Log.Query(r.folded, Query{Sel: SelLatest, Limit: r.opts.HistorySize, Events: true})
+	n := r.opts.HistorySize
+	events, err := r.opts.Log.Query(r.folded, Query{Sel: SelLatest, Limit: n, Events: true})
+	var msgs []*Event
+	if err == nil {
+		msgs, err = r.opts.Log.Query(r.folded, Query{Sel: SelLatest, Limit: n})
+	}
 	if err != nil {
 		r.opts.Hooks.storeFailed(r.name, err)
-		r.history.whole = false // what is not in memory must come from the log
+		r.history.Warm(nil, nil, false, false) // what is not in memory must come from the log
 		return
 	}
-	r.history.Warm(events, len(events) < r.opts.HistorySize)
+	r.history.Warm(events, msgs, len(events) < n, len(msgs) < n)
 }
 
 // maxBurst bounds how many requests a room handles before flushing, so
@@ -218,7 +223,7 @@ func (r *Room) flush() {
 	r.dirty, r.burst = false, 0
 }
 
-// afterRequest drops an empty room without history at once and arms the
+// afterRequest drops an empty room without messages at once and arms the
 // idle timer for an empty room with history.
 func (r *Room) afterRequest() <-chan time.Time {
 	if len(r.members) > 0 {
@@ -228,7 +233,14 @@ func (r *Room) afterRequest() <-chan time.Time {
 		}
 		return nil
 	}
-	if r.history.Len() == 0 {
+	if !r.history.worthKeeping() {
+		// Joins and parts alone are no history: forget the room and them.
+		if r.opts.Log != nil && r.history.Len() > 0 {
+			if err := r.opts.Log.Delete(r.folded); err != nil {
+				r.opts.Hooks.storeFailed(r.name, err)
+			}
+			r.history = NewHistory(r.opts.HistorySize)
+		}
 		r.reg.tryDrop(r)
 		return nil
 	}
