@@ -1,0 +1,101 @@
+package daemon
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/livechat/livechat/configs"
+	"github.com/livechat/livechat/daemon/roomstore"
+	"github.com/livechat/livechat/protocol"
+	"github.com/livechat/livechat/rooms"
+)
+
+// chathistory sends a CHATHISTORY query and returns the lines of its batch.
+func (c *client) chathistory(line string) []protocol.Message {
+	c.t.Helper()
+	c.send(line)
+	start, _ := c.expect("BATCH")
+	var got []protocol.Message
+	for {
+		m := c.read()
+		if m.Command == "BATCH" && m.Param(0) == "-"+strings.TrimPrefix(start.Param(0), "+") {
+			return got
+		}
+		got = append(got, m)
+	}
+}
+
+func TestEventPlaybackOnlyWhenNegotiated(t *testing.T) {
+	_, addr := testServer(t)
+	plain := connectCaps(t, addr, "plain", "batch", "draft/chathistory")
+	events := connectCaps(t, addr, "events", "batch", "draft/chathistory", "draft/event-playback")
+	plain.join("#ev")
+	plain.send("TOPIC #ev :a topic")
+	plain.expect("TOPIC")
+	events.join("#ev")
+	other := connect(t, addr, "other")
+	other.join("#ev")
+	other.send("PRIVMSG #ev :hello", "NICK other2", "PART #ev :bye")
+	events.expect("PART")
+	plain.expect("PART")
+
+	if got := commands(plain.chathistory("CHATHISTORY LATEST #ev * 50")); strings.Join(got, " ") != "PRIVMSG" {
+		t.Fatalf("without event-playback: %v", got)
+	}
+	got := strings.Join(commands(events.chathistory("CHATHISTORY LATEST #ev * 50")), " ")
+	if got != "JOIN TOPIC JOIN JOIN PRIVMSG NICK PART" {
+		t.Fatalf("with event-playback: %s", got)
+	}
+}
+
+// sharedStores lets servers in one test play one daemon before and after
+// a restart: the history log and the room store outlive each server.
+func sharedStores() func(*configs.Config, *Options) {
+	log := memHistory{rooms.NewMemLog(1000, 0)}
+	store := roomstore.NewMemory()
+	return func(_ *configs.Config, o *Options) { o.History, o.Rooms = log, store }
+}
+
+func TestRoomsAndConversationsComeBackAfterRestart(t *testing.T) {
+	stores := sharedStores()
+	srv, addr := testServer(t, stores)
+	a := connectCaps(t, addr, "alice", "batch", "draft/chathistory", "server-time", "message-tags")
+	b := connect(t, addr, "bob")
+	a.join("#back")
+	a.send("TOPIC #back :we stay")
+	a.expect("TOPIC")
+	a.send("PRIVMSG #back :before the restart", "PRIVMSG bob :psst")
+	b.expect("PRIVMSG")
+	before := a.chathistory("CHATHISTORY LATEST #back * 10")
+	srv.Shutdown(t.Context())
+
+	_, addr2 := testServer(t, stores)
+	c := connect(t, addr2, "carol")
+	c.send("LIST")
+	_, lines := c.expect("323")
+	listed := false
+	for _, m := range lines {
+		if m.Command == "322" && m.Param(1) == "#back" && strings.Contains(m.Param(3), "we stay") {
+			listed = true
+		}
+	}
+	if !listed {
+		t.Fatalf("LIST after restart: %v", lines)
+	}
+	c.send("JOIN #back")
+	_, joined := c.expect("PRIVMSG") // the replay
+	text := ""
+	for _, m := range joined {
+		text += m.String() + "\n"
+	}
+	if !strings.Contains(text, "332 carol #back :we stay") {
+		t.Fatalf("join after restart:\n%s", text)
+	}
+	h := connectCaps(t, addr2, "historian", "batch", "draft/chathistory", "server-time", "message-tags")
+	h.join("#back")
+	after := h.chathistory("CHATHISTORY LATEST #back * 10")
+	if len(after) != 1 || len(before) != 1 || after[0].Param(1) != "before the restart" ||
+		tagOf(after[0], "msgid") != tagOf(before[0], "msgid") || tagOf(after[0], "time") != tagOf(before[0], "time") {
+		t.Fatalf("history after restart %v, before %v", after, before)
+	}
+}
