@@ -1,0 +1,332 @@
+package historystore
+
+import (
+	"container/heap"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// maintain runs retention every RetentionInterval and the scrub when one
+// is due, off the writer: both work in bounded transactions between the
+// group commits.
+func (s *Store) maintain() {
+	defer s.wg.Done()
+	tick := time.NewTicker(s.opts.RetentionInterval)
+	defer tick.Stop()
+	for {
+		s.mu.Lock()
+		at := s.scrubAt
+		s.mu.Unlock()
+		var scrub <-chan time.Time
+		var timer *time.Timer
+		if !at.IsZero() {
+			timer = time.NewTimer(time.Until(at))
+			scrub = timer.C
+		}
+		select {
+		case <-s.stop:
+			if timer != nil {
+				timer.Stop()
+			}
+			return
+		case <-tick.C:
+			if s.opts.MaxAge > 0 || s.opts.MaxPerTarget > 0 || s.opts.MaxBytes > 0 {
+				s.retain(time.Now())
+			}
+		case <-scrub:
+			if err := s.Scrub(); err != nil {
+				s.failed("scrub", err)
+				s.mu.Lock()
+				s.scrubAt = time.Now().Add(s.opts.RetryInterval)
+				s.mu.Unlock()
+			}
+		case <-s.maintWake:
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+	}
+}
+
+// scheduleScrub arranges a scrub within ScrubInterval. Called with mu held.
+func (s *Store) scheduleScrub() {
+	if s.scrubAt.IsZero() {
+		s.scrubAt = time.Now().Add(s.opts.ScrubInterval)
+		nudge(s.maintWake)
+	}
+}
+
+// ScrubDue reports whether deleted text may still be in the file.
+func (s *Store) ScrubDue() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return !s.scrubAt.IsZero()
+}
+
+// Scrub rewrites the file with only its live data, so that deleted and
+// redacted text is no longer on the disk (a freed page keeps its bytes
+// until reused). Appends wait in memory meanwhile; queries go on until
+// the swap. The daemon scrubs by itself after a deletion; the admin
+// commands call it before they exit.
+func (s *Store) Scrub() error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.dbMu.RLock()
+	db := s.db
+	if db == nil {
+		s.dbMu.RUnlock()
+		return fmt.Errorf("historystore: scrub: the file is not open")
+	}
+	tmp := s.path + ".scrub"
+	err := db.copyTo(tmp)
+	s.dbMu.RUnlock()
+	if err == nil {
+		err = clearScrubFlag(tmp)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("historystore: scrub: %w", err)
+	}
+
+	s.dbMu.Lock()
+	defer s.dbMu.Unlock()
+	db.close()
+	s.db = nil
+	err = os.Rename(tmp, s.path)
+	if err == nil {
+		err = syncDir(filepath.Dir(s.path))
+	}
+	// Reopen whatever is at path now: the scrubbed file, or the old one if
+	// the rename failed.
+	eng, oerr := openBolt(s.path)
+	if oerr != nil {
+		s.mu.Lock()
+		s.open = false // the writer reopens it
+		s.notify()
+		s.mu.Unlock()
+		return fmt.Errorf("historystore: scrub: reopening: %w", errors.Join(err, oerr))
+	}
+	s.db = eng
+	s.diskBytes.Store(eng.size())
+	if err != nil {
+		return fmt.Errorf("historystore: scrub: %w", err)
+	}
+	s.mu.Lock()
+	s.scrubAt = time.Time{}
+	s.mu.Unlock()
+	return nil
+}
+
+func clearScrubFlag(path string) error {
+	eng, err := openBolt(path)
+	if err != nil {
+		return err
+	}
+	err = eng.update(func(w writer) error { return w.del(spaceMeta, keyScrub) })
+	return errors.Join(err, eng.close())
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// retain deletes what retention no longer keeps.
+func (s *Store) retain(now time.Time) {
+	deleted := 0
+	defer func() {
+		s.retentions.Add(1)
+		if deleted > 0 && s.opts.Hooks.Retained != nil {
+			s.opts.Hooks.Retained(deleted)
+		}
+	}()
+	report := func(n int, err error) bool {
+		deleted += n
+		if err != nil {
+			s.failed("retention", err)
+			return false
+		}
+		select {
+		case <-s.stop:
+			return false
+		default:
+			return true
+		}
+	}
+	targets := s.diskTargets()
+	if s.opts.MaxAge > 0 {
+		cutoff := now.Add(-s.opts.MaxAge).UnixMilli()
+		for _, t := range targets {
+			for {
+				n, more, err := s.deleteFront(t, deleteChunk, func(v []byte) bool { return recAt(v) < cutoff })
+				if !report(n, err) {
+					return
+				}
+				if !more {
+					break
+				}
+			}
+		}
+	}
+	if s.opts.MaxPerTarget > 0 {
+		for _, t := range targets {
+			for {
+				rec, _, _, err := s.targetInfo(t)
+				excess := rec.events - int64(s.opts.MaxPerTarget)
+				if err != nil || excess <= 0 {
+					break
+				}
+				n, _, err := s.deleteFront(t, int(min(excess, deleteChunk)), func([]byte) bool { return true })
+				if !report(n, err) {
+					return
+				}
+				if n == 0 {
+					break
+				}
+			}
+		}
+	}
+	if s.opts.MaxBytes > 0 && s.stored.Load() > s.opts.MaxBytes {
+		// Oldest first across targets: a heap of each target's oldest
+		// event, taking from the top until the excess is gone.
+		h := &oldestHeap{}
+		for _, t := range targets {
+			if rec, oldest, ok, err := s.targetInfo(t); err == nil && ok && rec.events > 0 {
+				h.items = append(h.items, oldestItem{t, oldest})
+			}
+		}
+		heap.Init(h)
+		for h.Len() > 0 {
+			excess := s.stored.Load() - s.opts.MaxBytes
+			if excess <= 0 {
+				return
+			}
+			top := heap.Pop(h).(oldestItem)
+			bound := int64(1<<63 - 1)
+			if h.Len() > 0 {
+				bound = h.items[0].oldest
+			}
+			var freed int64
+			n, _, err := s.deleteFront(top.t, 1000, func(v []byte) bool {
+				if recAt(v) > bound || freed >= excess {
+					return false
+				}
+				freed += int64(len(v)) + evKeyLen
+				return true
+			})
+			if !report(n, err) {
+				return
+			}
+			if _, oldest, ok, err := s.targetInfo(top.t); err == nil && ok {
+				heap.Push(h, oldestItem{top.t, oldest})
+			}
+		}
+	}
+}
+
+// diskTargets lists the targets the file knows.
+func (s *Store) diskTargets() []*target {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*target, 0, len(s.targets))
+	for _, t := range s.targets {
+		if t.tid != 0 {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// targetInfo reads t's record and the time of its oldest event in the file.
+func (s *Store) targetInfo(t *target) (rec targetRecord, oldest int64, ok bool, err error) {
+	s.dbMu.RLock()
+	defer s.dbMu.RUnlock()
+	if s.db == nil {
+		return rec, 0, false, errors.New("historystore: not open")
+	}
+	s.mu.Lock()
+	tid := t.tid
+	s.mu.Unlock()
+	err = s.db.view(func(r reader) error {
+		if v := r.get(spaceTargets, []byte(t.name)); v != nil {
+			var err error
+			if rec, err = decodeTargetRecord(v); err != nil {
+				return err
+			}
+		}
+		k, v := r.cursor(spaceEvents).Seek(evKey(tid, 0))
+		if len(k) == evKeyLen && keyTid(k) == tid && recValid(v) {
+			oldest, ok = recAt(v), true
+		}
+		return nil
+	})
+	return rec, oldest, ok, err
+}
+
+// deleteFront deletes up to limit of t's oldest events while keep says
+// so, in one transaction. more reports that the limit cut it short.
+func (s *Store) deleteFront(t *target, limit int, del func(v []byte) bool) (n int, more bool, err error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.dbMu.RLock()
+	defer s.dbMu.RUnlock()
+	if s.db == nil {
+		return 0, false, errors.New("historystore: not open")
+	}
+	s.mu.Lock()
+	tid := t.tid
+	s.mu.Unlock()
+	var freed int64
+	err = s.db.update(func(w writer) error {
+		var keys [][]byte
+		c := w.cursor(spaceEvents)
+		for k, v := c.Seek(evKey(tid, 0)); k != nil; k, v = c.Next() {
+			if len(k) != evKeyLen || keyTid(k) != tid || !recValid(v) || !del(v) {
+				break
+			}
+			if len(keys) == limit {
+				more = true
+				break
+			}
+			keys = append(keys, append([]byte(nil), k...))
+		}
+		for _, k := range keys {
+			b, err := deleteEvent(w, tid, keySeq(k))
+			if err != nil {
+				return err
+			}
+			freed += b
+		}
+		n = len(keys)
+		return addToRecord(w, t.name, tid, -int64(n), -freed)
+	})
+	if err != nil {
+		return 0, false, err
+	}
+	s.stored.Add(-freed)
+	return n, more, nil
+}
+
+type oldestItem struct {
+	t      *target
+	oldest int64
+}
+
+type oldestHeap struct{ items []oldestItem }
+
+func (h *oldestHeap) Len() int           { return len(h.items) }
+func (h *oldestHeap) Less(i, j int) bool { return h.items[i].oldest < h.items[j].oldest }
+func (h *oldestHeap) Swap(i, j int)      { h.items[i], h.items[j] = h.items[j], h.items[i] }
+func (h *oldestHeap) Push(x any)         { h.items = append(h.items, x.(oldestItem)) }
+func (h *oldestHeap) Pop() any {
+	x := h.items[len(h.items)-1]
+	h.items = h.items[:len(h.items)-1]
+	return x
+}
