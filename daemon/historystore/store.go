@@ -595,15 +595,19 @@ func (s *Store) attach() error {
 	}
 	var targets []loaded
 	var scrub bool
-	err = eng.update(func(w writer) error {
-		if err := migrate(w); err != nil {
-			return err
-		}
-		scrub = w.get(spaceMeta, keyScrub) != nil
+	// A file at the current layout needs no write (and no fsync) to open.
+	current := false
+	err = eng.view(func(r reader) error {
+		v := r.get(spaceMeta, keySchema)
+		current = len(v) == 4 && binary.BigEndian.Uint32(v) == schemaVersion
 		return nil
 	})
+	if err == nil && !current {
+		err = eng.update(migrate)
+	}
 	if err == nil {
 		err = eng.view(func(r reader) error {
+			scrub = r.get(spaceMeta, keyScrub) != nil
 			c := r.cursor(spaceTargets)
 			for k, v := c.First(); k != nil; k, v = c.Next() {
 				rec, err := decodeTargetRecord(v)
