@@ -6,6 +6,11 @@ import (
 	"time"
 )
 
+// maxBatch bounds the events of one transaction: bbolt splits its pages
+// only at commit, so inserting many keys into one page within a
+// transaction costs quadratic time.
+const maxBatch = 4096
+
 // deleteChunk bounds the deletions of one transaction, so that deleting a
 // long history (Delete, retention, Forget) never holds up the group commits
 // for long.
@@ -48,18 +53,40 @@ func (s *Store) commit() error {
 		s.mu.Unlock()
 		return errors.New("historystore: not open")
 	}
-	batch, ops, gen := s.pending, s.ops, s.gen
-	if len(batch) == 0 && len(ops) == 0 {
-		if s.durableGen < gen {
-			s.durableGen = gen // everything since was dropped or redacted
+	if len(s.pending) == 0 && len(s.ops) == 0 {
+		if s.durableGen < s.gen {
+			s.durableGen = s.gen // everything since was dropped or redacted
 			s.notify()
 		}
 		s.mu.Unlock()
 		return nil
 	}
-	s.pending, s.ops = nil, nil
+	// Take at most maxBatch events, and the deletions queued before the
+	// first event left behind: a deletion must follow what it deletes.
+	batch, gen := s.pending, s.gen
+	if len(batch) > maxBatch {
+		batch = batch[:maxBatch:maxBatch]
+		gen = s.pending[maxBatch].gen - 1
+	}
+	nops := 0
+	for nops < len(s.ops) && s.ops[nops].gen <= gen {
+		nops++
+	}
+	ops := s.ops[:nops:nops]
+	s.pending = s.pending[len(batch):]
+	if len(s.pending) == 0 {
+		s.pending = nil
+	}
+	s.ops = s.ops[nops:]
+	if len(s.ops) == 0 {
+		s.ops = nil
+	}
 	s.takenGen = gen
+	more := len(s.pending) > 0
 	s.mu.Unlock()
+	if more {
+		defer nudge(s.urgent)
+	}
 
 	start := time.Now()
 	res := commitResult{deltas: make(map[*target]*delta)}

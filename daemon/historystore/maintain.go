@@ -37,7 +37,9 @@ func (s *Store) maintain() {
 				s.retain(time.Now())
 			}
 		case <-scrub:
-			if err := s.Scrub(); err != nil {
+			if err := s.Scrub(); errors.Is(err, errClosed) {
+				return
+			} else if err != nil {
 				s.failed("scrub", err)
 				s.mu.Lock()
 				s.scrubAt = time.Now().Add(s.opts.RetryInterval)
@@ -72,6 +74,10 @@ func (s *Store) ScrubDue() bool {
 // the swap. The daemon scrubs by itself after a deletion; the admin
 // commands call it before they exit.
 func (s *Store) Scrub() error {
+	// Commit the deletions queued so far, so that they are scrubbed too.
+	if err := s.Sync(); err != nil {
+		return err
+	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	s.dbMu.RLock()

@@ -446,7 +446,7 @@ func (s *Store) reportDrops() {
 
 // final commits what is queued when the store closes.
 func (s *Store) final() {
-	for range 1000 { // deletions go in bounded chunks
+	for {
 		s.mu.Lock()
 		left := len(s.pending) + len(s.ops)
 		open := s.open
@@ -454,6 +454,8 @@ func (s *Store) final() {
 		if left == 0 || !open {
 			break
 		}
+		// Each commit makes progress: events up to maxBatch, deletions
+		// up to deleteChunk.
 		if err := s.commit(); err != nil {
 			s.closeErr = err
 			break
@@ -466,7 +468,6 @@ func (s *Store) final() {
 			lost++
 		}
 	}
-	s.notify()
 	s.mu.Unlock()
 	if lost > 0 && s.closeErr == nil {
 		s.closeErr = fmt.Errorf("historystore: %d events could not be written", lost)
@@ -475,18 +476,20 @@ func (s *Store) final() {
 }
 
 // Close commits everything appended and closes the file: nothing
-// appended before Close is lost unless the disk fails, which Close reports.
+// appended before Close is lost unless the disk fails, which Close
+// reports. Appends after Close are dropped.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		return nil
 	}
+	s.closed = true
+	s.notify()
 	s.mu.Unlock()
 	close(s.stop)
 	s.wg.Wait()
 	s.mu.Lock()
-	s.closed = true
 	s.open = false
 	s.notify()
 	s.mu.Unlock()

@@ -888,3 +888,53 @@ func TestCloseIsFinal(t *testing.T) {
 		t.Error("second Close failed")
 	}
 }
+
+// TestResilientInUse: a store that cannot open yet (another process holds
+// the file) takes appends to a target the file already has, and places
+// them after the file's events once it opens.
+func TestResilientInUse(t *testing.T) {
+	path := tempPath(t)
+	first, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		first.Append("#r", chat(i, "#r"))
+	}
+	first.Sync()
+	var h hooks
+	s := OpenResilient(path, Options{RetryInterval: 20 * time.Millisecond, Hooks: h.Hooks()})
+	defer s.Close()
+	h.mu.Lock()
+	if !errors.Is(h.lastErr, ErrInUse) {
+		t.Errorf("reported %v, want ErrInUse", h.lastErr)
+	}
+	h.mu.Unlock()
+	for i := 10; i < 15; i++ {
+		s.Append("#r", chat(i, "#r"))
+		s.Append("#new", chat(i, "#new"))
+	}
+	first.Close()
+	eventually(t, "recovery", s.Available)
+	for _, synced := range []bool{false, true} {
+		if synced {
+			s.Sync()
+		}
+		got, _ := s.Query("#r", rooms.Query{Sel: rooms.SelLatest, Limit: 100})
+		if len(got) != 15 {
+			t.Fatalf("%d events, want 15", len(got))
+		}
+		for i, e := range got {
+			if e.ID != fmt.Sprintf("id%06d", i) {
+				t.Fatalf("event %d is %s", i, e.ID)
+			}
+		}
+		got, _ = s.Query("#r", rooms.Query{Sel: rooms.SelAfter, A: rooms.Bound{ID: "id000009"}, Limit: 2})
+		if len(got) != 2 || got[0].ID != "id000010" {
+			t.Fatalf("AFTER the file's last event: %v", got)
+		}
+		if n := countAll(t, s, "#new"); n != 5 {
+			t.Fatalf("#new holds %d", n)
+		}
+	}
+}
