@@ -199,42 +199,80 @@ func (s *Store) retain(now time.Time) {
 			}
 		}
 	}
-	if s.opts.MaxBytes > 0 && s.stored.Load() > s.opts.MaxBytes {
-		// Oldest first across targets: a heap of each target's oldest
-		// event, taking from the top until the excess is gone.
-		h := &oldestHeap{}
-		for _, t := range targets {
-			if rec, oldest, ok, err := s.targetInfo(t); err == nil && ok && rec.events > 0 {
-				h.items = append(h.items, oldestItem{t, oldest})
-			}
-		}
-		heap.Init(h)
-		for h.Len() > 0 {
-			excess := s.stored.Load() - s.opts.MaxBytes
-			if excess <= 0 {
-				return
-			}
-			top := heap.Pop(h).(oldestItem)
-			bound := int64(1<<63 - 1)
-			if h.Len() > 0 {
-				bound = h.items[0].oldest
-			}
-			var freed int64
-			n, _, err := s.deleteFront(top.t, 1000, func(v []byte) bool {
-				if recAt(v) > bound || freed >= excess {
-					return false
-				}
-				freed += int64(len(v)) + evKeyLen
-				return true
-			})
-			if !report(n, err) {
-				return
-			}
-			if _, oldest, ok, err := s.targetInfo(top.t); err == nil && ok {
-				heap.Push(h, oldestItem{top.t, oldest})
-			}
+	for s.opts.MaxBytes > 0 && s.stored.Load() > s.opts.MaxBytes {
+		n, err := s.deleteOldest(targets, s.stored.Load()-s.opts.MaxBytes)
+		if !report(n, err) || n == 0 {
+			return
 		}
 	}
+}
+
+// deleteOldest deletes the oldest events across targets until excess
+// bytes are freed, in one transaction of at most deleteChunk deletions.
+func (s *Store) deleteOldest(targets []*target, excess int64) (int, error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.dbMu.RLock()
+	defer s.dbMu.RUnlock()
+	if s.db == nil {
+		return 0, errors.New("historystore: not open")
+	}
+	type tt struct {
+		name string
+		tid  uint32
+	}
+	s.mu.Lock()
+	ids := make([]tt, 0, len(targets))
+	for _, t := range targets {
+		ids = append(ids, tt{t.name, t.tid})
+	}
+	s.mu.Unlock()
+	var freed int64
+	n := 0
+	err := s.db.update(func(w writer) error {
+		// A heap of each target's oldest event: deleting from the top
+		// takes the oldest across all of them.
+		h := &oldestHeap{}
+		c := w.cursor(spaceEvents)
+		head := func(i int, from uint64) {
+			k, v := c.Seek(evKey(ids[i].tid, from))
+			if len(k) == evKeyLen && keyTid(k) == ids[i].tid && recValid(v) {
+				heap.Push(h, oldestItem{i, keySeq(k), recAt(v)})
+			}
+		}
+		for i := range ids {
+			head(i, 0)
+		}
+		deltas := make(map[int]*delta)
+		for h.Len() > 0 && freed < excess && n < deleteChunk {
+			top := heap.Pop(h).(oldestItem)
+			b, err := deleteEvent(w, ids[top.i].tid, top.seq)
+			if err != nil {
+				return err
+			}
+			d := deltas[top.i]
+			if d == nil {
+				d = &delta{}
+				deltas[top.i] = d
+			}
+			d.events--
+			d.bytes -= b
+			freed += b
+			n++
+			head(top.i, top.seq+1)
+		}
+		for i, d := range deltas {
+			if err := addToRecord(w, ids[i].name, ids[i].tid, d.events, d.bytes); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	s.stored.Add(-freed)
+	return n, nil
 }
 
 // diskTargets lists the targets the file knows.
@@ -289,6 +327,16 @@ func (s *Store) deleteFront(t *target, limit int, del func(v []byte) bool) (n in
 	s.mu.Lock()
 	tid := t.tid
 	s.mu.Unlock()
+	// Look before writing: a transaction that changes nothing still costs
+	// an fsync, and retention visits every target.
+	due := false
+	if err := s.db.view(func(r reader) error {
+		k, v := r.cursor(spaceEvents).Seek(evKey(tid, 0))
+		due = len(k) == evKeyLen && keyTid(k) == tid && recValid(v) && del(v)
+		return nil
+	}); err != nil || !due {
+		return 0, false, err
+	}
 	var freed int64
 	err = s.db.update(func(w writer) error {
 		var keys [][]byte
@@ -321,7 +369,8 @@ func (s *Store) deleteFront(t *target, limit int, del func(v []byte) bool) (n in
 }
 
 type oldestItem struct {
-	t      *target
+	i      int // the target's index
+	seq    uint64
 	oldest int64
 }
 

@@ -294,7 +294,7 @@ func (s *Store) Append(name string, e *rooms.Event) {
 
 // commitEarly starts a commit before the interval when this many events
 // wait: a bulk load should not build one huge transaction.
-const commitEarly = 8192
+const commitEarly = maxBatch
 
 // target returns name's state, creating it. Called with mu held.
 func (s *Store) target(name string) *target {
