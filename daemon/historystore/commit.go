@@ -12,9 +12,9 @@ import (
 const maxBatch = 4096
 
 // deleteChunk bounds the deletions of one transaction, so that deleting a
-// long history (Delete, retention, Forget) never holds up the group commits
-// for long.
-const deleteChunk = 10_000
+// long history (Delete, retention, Forget) holds up the group commits for
+// about 10 ms at a time (measured: 2,000 deletions take 6 to 14 ms here).
+const deleteChunk = 2000
 
 // delta is what one transaction changes in a target's record.
 type delta struct {
