@@ -101,7 +101,8 @@ type Hooks struct {
 	// with its fsync took.
 	Committed func(events int, bytes int64, took time.Duration)
 	// Failed reports an error in an operation: "open", "commit",
-	// "drop" (appends lost to the memory bound), "retention", "scrub".
+	// "drop" (appends lost to the memory bound), "retention", "scrub",
+	// "query" (a damaged file).
 	Failed func(op string, err error)
 	// Retained reports events deleted by retention.
 	Retained func(deleted int)
@@ -320,6 +321,13 @@ func (s *Store) trimPending() {
 		if !en.dead {
 			en.dead, en.e = true, nil
 			s.dropped.Add(1)
+		}
+		// While the disk is away nothing prunes t.mem: drop the dead
+		// from its front here, or it grows for as long as the outage.
+		t := en.t
+		for len(t.mem) > 0 && t.mem[0].dead {
+			t.mem[0] = nil
+			t.mem = t.mem[1:]
 		}
 	}
 }
