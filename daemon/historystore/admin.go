@@ -241,6 +241,8 @@ func (s *Store) deleteKeys(keys [][]byte) (int, error) {
 	if len(keys) == 0 {
 		return 0, nil
 	}
+	s.scrubMu.Lock()
+	defer s.scrubMu.Unlock()
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	s.dbMu.RLock()

@@ -137,6 +137,34 @@ func BenchmarkQuery(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Logf("built %d events in %v: %d bytes in the file, %d stored", n, time.Since(start), s.DiskBytes(), s.StoredBytes())
+	if os.Getenv("LIVECHAT_BENCH_SCRUB") != "" {
+		// A room keeps talking with sync: always during the scrub: how
+		// long does its worst Sync wait?
+		stop := make(chan struct{})
+		worst := make(chan time.Duration)
+		go func() {
+			var w time.Duration
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					worst <- w
+					return
+				case <-time.After(5 * time.Millisecond):
+				}
+				t0 := time.Now()
+				s.Append("#side", benchEvent(i, "#side", rooms.Now()))
+				s.Sync()
+				w = max(w, time.Since(t0))
+			}
+		}()
+		start = time.Now()
+		if err := s.Scrub(); err != nil {
+			b.Fatal(err)
+		}
+		took := time.Since(start)
+		close(stop)
+		b.Logf("scrubbed in %v: %d bytes in the file; worst Append+Sync meanwhile %v", took, s.DiskBytes(), <-worst)
+	}
 	id := func(i int) rooms.Bound { return rooms.Bound{ID: fmt.Sprintf("B7QKX2M4PZ5ND3HF%x", i)} }
 	at := func(i int) rooms.Bound { return rooms.Bound{At: base.Add(time.Duration(i) * 100 * time.Millisecond)} }
 	cases := []struct {

@@ -53,6 +53,12 @@ func (s *Store) commit() error {
 		s.mu.Unlock()
 		return errors.New("historystore: not open")
 	}
+	if s.journaling && s.journaled >= s.opts.MaxPending {
+		// A scrub is copying and its journal is full: wait for it,
+		// appends stay pending (within their own bound).
+		s.mu.Unlock()
+		return nil
+	}
 	if len(s.pending) == 0 && len(s.ops) == 0 {
 		if s.durableGen < s.gen {
 			s.durableGen = s.gen // everything since was dropped or redacted
@@ -111,6 +117,10 @@ func (s *Store) commit() error {
 		s.mu.Unlock()
 		s.failed("commit", err)
 		return err
+	}
+	if s.journaling {
+		s.journal = append(s.journal, journalItem{batch, ops})
+		s.journaled += len(batch)
 	}
 	s.failing = nil
 	s.durableGen = gen

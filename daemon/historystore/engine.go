@@ -56,9 +56,11 @@ type engine interface {
 	update(fn func(writer) error) error
 	// size is the file's size in bytes.
 	size() int64
-	// copyTo writes the live data alone to a new file at path, durably:
-	// what was deleted is not in it.
-	copyTo(path string) error
+	// copyTo writes the live data alone to a new file at path, durably
+	// (what was deleted is not in it), and returns it open. started is
+	// called once the copy's snapshot is taken: writes after it are not
+	// in the copy.
+	copyTo(path string, started func()) (engine, error)
 	close() error
 }
 
@@ -179,24 +181,53 @@ func (e *boltEngine) size() int64 {
 	return n
 }
 
-func (e *boltEngine) copyTo(path string) (err error) {
+func (e *boltEngine) copyTo(path string, started func()) (out engine, err error) {
 	defer recoverEngine(&err)
 	os.Remove(path)
-	dst, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, FreelistType: bolt.FreelistMapType})
+	dst, err := bolt.Open(path, 0o600, &bolt.Options{
+		Timeout: time.Second, FreelistType: bolt.FreelistMapType, InitialMmapSize: 256 << 20,
+	})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	// Bounded transactions keep the copy's memory small.
-	if err := bolt.Compact(dst, e.db, 32<<20); err != nil {
+	err = e.db.View(func(src *bolt.Tx) error {
+		started()
+		return src.ForEach(func(name []byte, b *bolt.Bucket) error {
+			// Bounded transactions keep the copy's memory small; keys come
+			// in order, so full pages waste nothing.
+			c := b.Cursor()
+			k, v := c.First()
+			for first := true; first || k != nil; first = false {
+				err := dst.Update(func(tx *bolt.Tx) error {
+					db, err := tx.CreateBucketIfNotExists(name)
+					if err != nil {
+						return err
+					}
+					db.FillPercent = 1.0
+					for size := 0; k != nil && size < 4<<20; k, v = c.Next() {
+						if v == nil {
+							return fmt.Errorf("historystore: unexpected nested bucket %q", k)
+						}
+						if err := db.Put(k, v); err != nil {
+							return err
+						}
+						size += len(k) + len(v)
+					}
+					return nil
+				})
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	})
+	if err != nil {
 		dst.Close()
 		os.Remove(path)
-		return err
+		return nil, err
 	}
-	if err := dst.Close(); err != nil {
-		os.Remove(path)
-		return err
-	}
-	return nil
+	return &boltEngine{db: dst}, nil
 }
 
 func (e *boltEngine) close() error { return e.db.Close() }

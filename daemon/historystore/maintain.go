@@ -70,69 +70,120 @@ func (s *Store) ScrubDue() bool {
 
 // Scrub rewrites the file with only its live data, so that deleted and
 // redacted text is no longer on the disk (a freed page keeps its bytes
-// until reused). Appends wait in memory meanwhile; queries go on until
-// the swap. The daemon scrubs by itself after a deletion; the admin
-// commands call it before they exit.
+// until reused). Commits and queries go on while it copies: the commits
+// made meanwhile are kept in memory and written again to the copy before
+// it replaces the file, so durability holds throughout; they pause only
+// for that replay and the swap. The daemon scrubs by itself after a
+// deletion; the admin commands call it before they exit.
 func (s *Store) Scrub() error {
 	// Commit the deletions queued so far, so that they are scrubbed too.
 	if err := s.Sync(); err != nil {
 		return err
 	}
+	// Deletions outside the writer (retention, Forget) are not journaled:
+	// they wait for the scrub.
+	s.scrubMu.Lock()
+	defer s.scrubMu.Unlock()
+
 	s.wmu.Lock()
-	defer s.wmu.Unlock()
 	s.dbMu.RLock()
 	db := s.db
 	if db == nil {
 		s.dbMu.RUnlock()
+		s.wmu.Unlock()
 		return fmt.Errorf("historystore: scrub: the file is not open")
 	}
 	tmp := s.path + ".scrub"
-	err := db.copyTo(tmp)
+	s.journal, s.journaled, s.journaling = nil, 0, true
+	unlocked := false
+	dst, err := db.copyTo(tmp, func() {
+		s.wmu.Unlock() // the snapshot is taken: commits may go on
+		unlocked = true
+		if s.scrubCopying != nil {
+			s.scrubCopying()
+		}
+	})
 	s.dbMu.RUnlock()
-	if err == nil {
-		err = clearScrubFlag(tmp)
+	if !unlocked {
+		s.wmu.Unlock()
 	}
+	// The copy took the flag along: drop it; a replayed commit that
+	// deleted text in turn sets it again.
+	if err == nil {
+		err = dst.update(func(w writer) error { return w.del(spaceMeta, keyScrub) })
+	}
+	// Write again what was committed during the copy: in rounds while
+	// commits go on, then the rest with commits stopped.
+	again := false
+	replay := func(items []journalItem) error {
+		for len(items) > 0 && err == nil {
+			n, events := 0, 0
+			for n < len(items) && (n == 0 || events+len(items[n].batch) <= maxBatch) {
+				events += len(items[n].batch)
+				n++
+			}
+			chunk := items[:n]
+			items = items[n:]
+			err = dst.update(func(w writer) error {
+				for _, j := range chunk {
+					res := commitResult{deltas: make(map[*target]*delta)}
+					if err := s.write(w, j.batch, j.ops, &res); err != nil {
+						return err
+					}
+					again = again || res.scrub
+				}
+				return nil
+			})
+		}
+		return err
+	}
+	for round := 0; round < 4 && err == nil; round++ {
+		s.wmu.Lock()
+		items := s.journal
+		s.journal, s.journaled = nil, 0
+		s.wmu.Unlock()
+		if len(items) == 0 {
+			break
+		}
+		err = replay(items)
+	}
+	s.wmu.Lock()
+	journal := s.journal
+	s.journal, s.journaled, s.journaling = nil, 0, false
+	if err == nil {
+		err = replay(journal)
+	}
+	if err == nil {
+		s.dbMu.Lock()
+		if s.db != db {
+			err = errors.New("the file was reopened meanwhile")
+		} else if err = os.Rename(tmp, s.path); err == nil {
+			// The copy is open already: renamed over the file it stays
+			// valid, and the old file is read no more.
+			s.db = dst
+		}
+		s.dbMu.Unlock()
+	}
+	s.wmu.Unlock()
 	if err != nil {
+		if dst != nil {
+			dst.close()
+		}
 		os.Remove(tmp)
 		return fmt.Errorf("historystore: scrub: %w", err)
 	}
-
-	s.dbMu.Lock()
-	defer s.dbMu.Unlock()
 	db.close()
-	s.db = nil
-	err = os.Rename(tmp, s.path)
-	if err == nil {
-		err = syncDir(filepath.Dir(s.path))
-	}
-	// Reopen whatever is at path now: the scrubbed file, or the old one if
-	// the rename failed.
-	eng, oerr := openBolt(s.path)
-	if oerr != nil {
-		s.mu.Lock()
-		s.open = false // the writer reopens it
-		s.notify()
-		s.mu.Unlock()
-		return fmt.Errorf("historystore: scrub: reopening: %w", errors.Join(err, oerr))
-	}
-	s.db = eng
-	s.diskBytes.Store(eng.size())
-	if err != nil {
-		return fmt.Errorf("historystore: scrub: %w", err)
+	s.diskBytes.Store(dst.size())
+	if err := syncDir(filepath.Dir(s.path)); err != nil {
+		s.failed("scrub", err)
 	}
 	s.mu.Lock()
 	s.scrubAt = time.Time{}
+	if again {
+		s.scheduleScrub()
+	}
 	s.mu.Unlock()
 	return nil
-}
-
-func clearScrubFlag(path string) error {
-	eng, err := openBolt(path)
-	if err != nil {
-		return err
-	}
-	err = eng.update(func(w writer) error { return w.del(spaceMeta, keyScrub) })
-	return errors.Join(err, eng.close())
 }
 
 func syncDir(dir string) error {
@@ -210,6 +261,8 @@ func (s *Store) retain(now time.Time) {
 // deleteOldest deletes the oldest events across targets until excess
 // bytes are freed, in one transaction of at most deleteChunk deletions.
 func (s *Store) deleteOldest(targets []*target, excess int64) (int, error) {
+	s.scrubMu.Lock()
+	defer s.scrubMu.Unlock()
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	s.dbMu.RLock()
@@ -317,6 +370,8 @@ func (s *Store) targetInfo(t *target) (rec targetRecord, oldest int64, ok bool, 
 // deleteFront deletes up to limit of t's oldest events while keep says
 // so, in one transaction. more reports that the limit cut it short.
 func (s *Store) deleteFront(t *target, limit int, del func(v []byte) bool) (n int, more bool, err error) {
+	s.scrubMu.Lock()
+	defer s.scrubMu.Unlock()
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	s.dbMu.RLock()

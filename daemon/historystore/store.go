@@ -172,8 +172,22 @@ type Store struct {
 	closeErr   error
 	retentions atomic.Uint64 // retention runs completed, for tests
 
-	// commitFault, set by tests, fails a commit's transaction.
-	commitFault func() error
+	// While a scrub copies the file, commits are also kept in journal, to
+	// be written again to the copy. journaled counts their events.
+	scrubMu    sync.Mutex // held by a scrub, and by deletions outside the writer
+	journaling bool       // under wmu
+	journal    []journalItem
+	journaled  int
+
+	// commitFault, set by tests, fails a commit's transaction;
+	// scrubCopying runs while a scrub copies.
+	commitFault  func() error
+	scrubCopying func()
+}
+
+type journalItem struct {
+	batch []*entry
+	ops   []op
 }
 
 var _ rooms.Log = (*Store)(nil)

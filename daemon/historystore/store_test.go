@@ -951,3 +951,70 @@ func TestResilientInUse(t *testing.T) {
 		}
 	}
 }
+
+// TestScrubKeepsCommitting: commits go on while a scrub copies, and what
+// they wrote (appends, a redaction) is in the scrubbed file.
+func TestScrubKeepsCommitting(t *testing.T) {
+	path := tempPath(t)
+	s := open(t, path, Options{ScrubInterval: time.Hour})
+	for i := range 100 {
+		s.Append("#r", chat(i, "#r"))
+	}
+	s.Sync()
+	s.Redact("#r", "id000000")
+	s.Sync()
+	copied := false
+	s.scrubCopying = func() {
+		copied = true
+		for i := 100; i < 150; i++ {
+			s.Append("#r", chat(i, "#r"))
+		}
+		done := make(chan error)
+		go func() { done <- s.Sync() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Error(err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("Sync waited for the scrub's copy")
+		}
+		if e, _ := s.Redact("#r", "id000050"); e == nil {
+			t.Error("Redact during the copy found nothing")
+		}
+		s.Sync()
+	}
+	if err := s.Scrub(); err != nil {
+		t.Fatal(err)
+	}
+	if !copied {
+		t.Fatal("the copy hook did not run")
+	}
+	s.scrubCopying = nil
+	if fileHas(t, path, "message 0:") {
+		t.Error("text redacted before the scrub is still in the file")
+	}
+	if !s.ScrubDue() {
+		t.Error("a redaction during the scrub scheduled no scrub")
+	}
+	if err := s.Scrub(); err != nil {
+		t.Fatal(err)
+	}
+	if fileHas(t, path, "message 50:") || s.ScrubDue() {
+		t.Error("the second scrub did not remove the text redacted during the first")
+	}
+	check := func() {
+		got, _ := s.Query("#r", rooms.Query{Sel: rooms.SelLatest, Limit: 1000})
+		if len(got) != 148 || got[0].ID != "id000001" || got[147].ID != "id000149" {
+			t.Fatalf("%d events", len(got))
+		}
+		st, _ := s.Stats()
+		if len(st) != 1 || st[0].Events != 148 {
+			t.Fatalf("Stats = %+v", st)
+		}
+	}
+	check()
+	s.Close()
+	s = open(t, path, Options{})
+	check()
+}
