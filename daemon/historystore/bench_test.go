@@ -227,6 +227,9 @@ func BenchmarkDiskCost(b *testing.B) {
 		s.Sync()
 		b.ReportMetric(float64(s.StoredBytes())/lines, "stored-B/msg")
 		b.ReportMetric(float64(s.DiskBytes())/lines, "file-B/msg")
+		if fi, err := os.Stat(path); err == nil {
+			b.ReportMetric(float64(fi.Size())/lines, "ls-B/msg")
+		}
 		if err := s.Scrub(); err != nil {
 			b.Fatal(err)
 		}

@@ -122,9 +122,11 @@ func (t *boltTx) bucket(s space) *bolt.Bucket {
 		if b == nil {
 			return nil
 		}
-		if s == spaceEvents {
-			// Events arrive in key order per target: full pages waste
-			// less than bbolt's half-full default split.
+		if s == spaceEvents || s == spaceIDs {
+			// Events, and mostly their msgids (a per-process prefix and
+			// a counter), arrive in key order per target: splitting pages
+			// 90% full instead of half saves an eighth of the file
+			// (measured: 291 instead of 329 bytes a message).
 			b.FillPercent = 0.9
 		}
 		t.buckets[s] = b

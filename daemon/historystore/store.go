@@ -355,7 +355,9 @@ func (s *Store) Dropped() uint64 { return s.dropped.Load() }
 // overhead.
 func (s *Store) StoredBytes() int64 { return s.stored.Load() }
 
-// DiskBytes returns the size of the file, as of the last commit.
+// DiskBytes returns the bytes the file uses on disk, as of the last
+// commit: its pages in use or free for reuse. bbolt extends the file
+// ahead of need, so ls may show it larger.
 func (s *Store) DiskBytes() int64 { return s.diskBytes.Load() }
 
 // Sync returns once every event appended before it is committed, starting
