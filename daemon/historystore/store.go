@@ -60,6 +60,7 @@ const (
 	DefaultRetentionInterval = time.Minute
 	DefaultScrubInterval     = 10 * time.Minute
 	DefaultRetryInterval     = 30 * time.Second
+	DefaultSyncTimeout       = 5 * time.Second
 )
 
 // Options tune a Store. The zero value is usable: defaults everywhere, no
@@ -71,6 +72,10 @@ type Options struct {
 	// SyncAlways starts a commit as soon as an event is appended instead
 	// of waiting for the interval; rooms then call Sync before delivering.
 	SyncAlways bool
+	// SyncTimeout bounds how long Sync waits for a commit: a disk that
+	// hangs must not freeze the rooms that sync always. Sync then fails
+	// with rooms.ErrHistoryUnavailable and the rooms decide.
+	SyncTimeout time.Duration
 
 	// Retention, 0 for none: events older than MaxAge, beyond the newest
 	// MaxPerTarget of a target, and the oldest across all targets while
@@ -118,6 +123,7 @@ func (o *Options) fill() {
 	def(&o.RetentionInterval, DefaultRetentionInterval)
 	def(&o.ScrubInterval, DefaultScrubInterval)
 	def(&o.RetryInterval, DefaultRetryInterval)
+	def(&o.SyncTimeout, DefaultSyncTimeout)
 	if o.MaxPending <= 0 {
 		o.MaxPending = DefaultMaxPending
 	}
@@ -362,8 +368,8 @@ func (s *Store) DiskBytes() int64 { return s.diskBytes.Load() }
 
 // Sync returns once every event appended before it is committed, starting
 // a commit at once. Callers arriving while a commit runs share the next.
-// It fails at once, with rooms.ErrHistoryUnavailable, while the store
-// cannot write.
+// It fails with rooms.ErrHistoryUnavailable at once while the store cannot
+// write, and after SyncTimeout when the disk hangs.
 func (s *Store) Sync() error {
 	s.mu.Lock()
 	if s.closed {
@@ -371,6 +377,7 @@ func (s *Store) Sync() error {
 		return errClosed
 	}
 	want := s.gen
+	var timeout <-chan time.Time
 	for s.durableGen < want {
 		if err := s.unavailable(); err != nil {
 			s.mu.Unlock()
@@ -379,7 +386,16 @@ func (s *Store) Sync() error {
 		ch := s.committed
 		s.mu.Unlock()
 		nudge(s.urgent)
-		<-ch
+		if timeout == nil {
+			t := time.NewTimer(s.opts.SyncTimeout)
+			defer t.Stop()
+			timeout = t.C
+		}
+		select {
+		case <-ch:
+		case <-timeout:
+			return fmt.Errorf("%w: no commit for %v", rooms.ErrHistoryUnavailable, s.opts.SyncTimeout)
+		}
 		s.mu.Lock()
 	}
 	s.mu.Unlock()

@@ -1018,3 +1018,30 @@ func TestScrubKeepsCommitting(t *testing.T) {
 	s = open(t, path, Options{})
 	check()
 }
+
+// TestSyncTimeout: a disk that hangs fails Sync after SyncTimeout instead
+// of freezing its callers; appends go on, and the commit lands once the
+// disk answers.
+func TestSyncTimeout(t *testing.T) {
+	s := open(t, tempPath(t), Options{SyncTimeout: 50 * time.Millisecond})
+	release := make(chan struct{})
+	s.wmu.Lock()
+	s.commitFault = func() error { <-release; return nil }
+	s.wmu.Unlock()
+	s.Append("#r", chat(1, "#r"))
+	start := time.Now()
+	if err := s.Sync(); !errors.Is(err, rooms.ErrHistoryUnavailable) {
+		t.Fatalf("Sync on a hung disk = %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Sync took %v", d)
+	}
+	s.Append("#r", chat(2, "#r"))
+	if n := countAll(t, s, "#r"); n != 2 {
+		t.Errorf("Query on a hung disk sees %d events", n)
+	}
+	close(release)
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+}
