@@ -1,0 +1,212 @@
+package historystore
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/livechat/livechat/protocol"
+	"github.com/livechat/livechat/rooms"
+)
+
+// An event record starts with a fixed header, so that the hot paths (the
+// time of an event for a binary search, whether it is a message for the
+// Events filter, its msgid for the index) read it without decoding:
+//
+//	[0]     record format (recordV1)
+//	[1:9]   At, Unix milliseconds, big-endian
+//	[9]     command code (cmdCodes), 0 for a command spelled out below
+//	then uvarint-prefixed strings: [command if code 0], ID, Source,
+//	Account, Origin; uvarint count and the Params; uvarint count+1 and
+//	the ExtParams (0 for nil: Render tells nil from empty); uvarint count
+//	and each tag's key and value.
+//
+// A later format gets its own number and decoder: records of both kinds
+// may then live side by side, so a format change needs no rewrite.
+const (
+	recordV1   = 1
+	headerSize = 10
+)
+
+// cmdCodes are the commands history keeps, one byte each on disk. Append
+// only: the numbers are in every file.
+var cmdCodes = [...]string{1: "PRIVMSG", 2: "NOTICE", 3: "TAGMSG", 4: "JOIN", 5: "PART", 6: "QUIT", 7: "KICK", 8: "NICK", 9: "TOPIC", 10: "MODE"}
+
+const codePrivmsg, codeNotice = 1, 2
+
+var errCorrupt = errors.New("historystore: corrupt event record")
+
+func cmdCode(cmd string) byte {
+	for i, c := range cmdCodes {
+		if i > 0 && c == cmd {
+			return byte(i)
+		}
+	}
+	return 0
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// encodeEvent appends e's record to b.
+func encodeEvent(b []byte, e *rooms.Event) []byte {
+	b = append(b, recordV1)
+	b = binary.BigEndian.AppendUint64(b, uint64(e.At.UnixMilli()))
+	code := cmdCode(e.Command)
+	b = append(b, code)
+	if code == 0 {
+		b = appendString(b, e.Command)
+	}
+	b = appendString(b, e.ID)
+	b = appendString(b, e.Source)
+	b = appendString(b, e.Account)
+	b = appendString(b, e.Origin)
+	b = binary.AppendUvarint(b, uint64(len(e.Params)))
+	for _, p := range e.Params {
+		b = appendString(b, p)
+	}
+	if e.ExtParams == nil {
+		b = append(b, 0)
+	} else {
+		b = binary.AppendUvarint(b, uint64(len(e.ExtParams))+1)
+		for _, p := range e.ExtParams {
+			b = appendString(b, p)
+		}
+	}
+	b = binary.AppendUvarint(b, uint64(len(e.Tags)))
+	for _, t := range e.Tags {
+		b = appendString(b, t.Key)
+		b = appendString(b, t.Value)
+	}
+	return b
+}
+
+// recValid reports whether v has a header this version reads.
+func recValid(v []byte) bool { return len(v) >= headerSize && v[0] == recordV1 }
+
+// recAt returns a record's time in Unix milliseconds.
+func recAt(v []byte) int64 { return int64(binary.BigEndian.Uint64(v[1:9])) }
+
+// recIsMessage reports whether a record is a PRIVMSG or a NOTICE.
+func recIsMessage(v []byte) bool { return v[9] == codePrivmsg || v[9] == codeNotice }
+
+// reader walks a record's variable part; its first error sticks.
+type recReader struct {
+	b   []byte
+	s   string // the same bytes as one string: fields are slices of it
+	off int
+	err error
+}
+
+func (r *recReader) uvarint() uint64 {
+	if r.err != nil {
+		return 0
+	}
+	n, k := binary.Uvarint(r.b[r.off:])
+	if k <= 0 {
+		r.err = errCorrupt
+		return 0
+	}
+	r.off += k
+	return n
+}
+
+// bytes returns the next string field without copying.
+func (r *recReader) bytes() []byte {
+	n := r.uvarint()
+	if r.err != nil || n > uint64(len(r.b)-r.off) {
+		r.err = errCorrupt
+		return nil
+	}
+	f := r.b[r.off : r.off+int(n)]
+	r.off += int(n)
+	return f
+}
+
+// str returns the next string field as a slice of r.s.
+func (r *recReader) str() string {
+	n := r.uvarint()
+	if r.err != nil || n > uint64(len(r.b)-r.off) {
+		r.err = errCorrupt
+		return ""
+	}
+	f := r.s[r.off : r.off+int(n)]
+	r.off += int(n)
+	return f
+}
+
+// count reads a list length, refusing one the record cannot hold (each
+// entry takes at least a byte), so a corrupt count cannot allocate much.
+func (r *recReader) count() int {
+	n := r.uvarint()
+	if n > uint64(len(r.b)-r.off) {
+		r.err = errCorrupt
+		return 0
+	}
+	return int(n)
+}
+
+// decodeEvent decodes a record. Its strings share one allocation.
+func decodeEvent(v []byte) (*rooms.Event, error) {
+	if !recValid(v) {
+		if len(v) > 0 && v[0] > recordV1 {
+			return nil, fmt.Errorf("historystore: event record format %d is newer than this livechatd", v[0])
+		}
+		return nil, errCorrupt
+	}
+	body := v[headerSize:]
+	r := recReader{b: body, s: string(body)}
+	e := &rooms.Event{At: time.UnixMilli(recAt(v))}
+	switch code := v[9]; {
+	case code == 0:
+		e.Command = r.str()
+	case int(code) < len(cmdCodes):
+		e.Command = cmdCodes[code]
+	default:
+		return nil, errCorrupt
+	}
+	e.ID, e.Source, e.Account, e.Origin = r.str(), r.str(), r.str(), r.str()
+	if np := r.count(); np > 0 {
+		e.Params = make([]string, np)
+		for i := range e.Params {
+			e.Params[i] = r.str()
+		}
+	}
+	if ne := r.count(); ne > 0 {
+		e.ExtParams = make([]string, ne-1)
+		for i := range e.ExtParams {
+			e.ExtParams[i] = r.str()
+		}
+	}
+	if nt := r.count(); nt > 0 {
+		e.Tags = make([]protocol.Tag, nt)
+		for i := range e.Tags {
+			e.Tags[i] = protocol.Tag{Key: r.str(), Value: r.str()}
+		}
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	if r.off != len(body) {
+		return nil, errCorrupt
+	}
+	return e, nil
+}
+
+// recFields returns a record's msgid, account and origin without copying.
+func recFields(v []byte) (id, account, origin []byte, err error) {
+	if !recValid(v) {
+		return nil, nil, nil, errCorrupt
+	}
+	r := recReader{b: v[headerSize:]}
+	if v[9] == 0 {
+		r.bytes()
+	}
+	id = r.bytes()
+	r.bytes() // source
+	account, origin = r.bytes(), r.bytes()
+	return id, account, origin, r.err
+}

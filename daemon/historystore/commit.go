@@ -1,0 +1,306 @@
+package historystore
+
+import (
+	"encoding/binary"
+	"errors"
+	"time"
+)
+
+// maxBatch bounds the events of one transaction: bbolt splits its pages
+// only at commit, so inserting many keys into one page within a
+// transaction costs quadratic time.
+const maxBatch = 4096
+
+// deleteChunk bounds the deletions of one transaction, so that deleting a
+// long history (Delete, retention, Forget) holds up the group commits for
+// about 10 ms at a time (measured: 2,000 deletions take 6 to 14 ms here).
+const deleteChunk = 2000
+
+// delta is what one transaction changes in a target's record.
+type delta struct {
+	events, bytes int64
+	maxSeq        uint64 // the newest sequence of the batch, written or dead
+}
+
+type commitResult struct {
+	events  int
+	bytes   int64
+	deltas  map[*target]*delta
+	stored  int64 // the change in StoredBytes
+	requeue []op  // deletions cut short by deleteChunk
+	scrub   bool  // text was deleted: a scrub must follow
+}
+
+func (r *commitResult) delta(t *target) *delta {
+	d := r.deltas[t]
+	if d == nil {
+		d = &delta{}
+		r.deltas[t] = d
+	}
+	return d
+}
+
+// commit writes the queue in one transaction. The queue is taken as a
+// whole: appends made meanwhile wait for the next commit, and a failed
+// commit puts it back in front.
+func (s *Store) commit() error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.dbMu.RLock()
+	defer s.dbMu.RUnlock()
+	s.mu.Lock()
+	if s.db == nil {
+		s.mu.Unlock()
+		return errors.New("historystore: not open")
+	}
+	if s.journaling && s.journaled >= s.opts.MaxPending {
+		// A scrub is copying and its journal is full: wait for it,
+		// appends stay pending (within their own bound).
+		s.mu.Unlock()
+		return nil
+	}
+	if len(s.pending) == 0 && len(s.ops) == 0 {
+		if s.durableGen < s.gen {
+			s.durableGen = s.gen // everything since was dropped or redacted
+			s.notify()
+		}
+		s.mu.Unlock()
+		return nil
+	}
+	// Take at most maxBatch events, and the deletions queued before the
+	// first event left behind: a deletion must follow what it deletes.
+	batch, gen := s.pending, s.gen
+	if len(batch) > maxBatch {
+		batch = batch[:maxBatch:maxBatch]
+		gen = s.pending[maxBatch].gen - 1
+	}
+	nops := 0
+	for nops < len(s.ops) && s.ops[nops].gen <= gen {
+		nops++
+	}
+	ops := s.ops[:nops:nops]
+	s.pending = s.pending[len(batch):]
+	if len(s.pending) == 0 {
+		s.pending = nil
+	}
+	s.ops = s.ops[nops:]
+	if len(s.ops) == 0 {
+		s.ops = nil
+	}
+	s.takenGen = gen
+	more := len(s.pending) > 0
+	s.mu.Unlock()
+	if more {
+		defer nudge(s.urgent)
+	}
+
+	start := time.Now()
+	res := commitResult{deltas: make(map[*target]*delta)}
+	err := s.db.update(func(w writer) error {
+		if s.commitFault != nil {
+			if err := s.commitFault(); err != nil {
+				return err
+			}
+		}
+		return s.write(w, batch, ops, &res)
+	})
+	took := time.Since(start)
+
+	s.mu.Lock()
+	if err != nil {
+		s.pending = append(batch, s.pending...)
+		s.ops = append(ops, s.ops...)
+		s.takenGen = s.durableGen
+		s.trimPending()
+		s.failing = err
+		s.notify()
+		s.mu.Unlock()
+		s.failed("commit", err)
+		return err
+	}
+	if s.journaling {
+		s.journal = append(s.journal, journalItem{batch, ops})
+		s.journaled += len(batch)
+	}
+	s.failing = nil
+	s.durableGen = gen
+	s.stored.Add(res.stored)
+	if len(res.requeue) > 0 {
+		// Sync promises the deletion too: not durable until it is done.
+		s.durableGen = res.requeue[0].gen - 1
+		s.ops = append(res.requeue, s.ops...)
+	}
+	for t, d := range res.deltas {
+		n := 0
+		for n < len(t.mem) && t.mem[n].seq <= d.maxSeq {
+			t.mem[n] = nil
+			n++
+		}
+		t.mem = t.mem[n:]
+		if len(t.mem) == 0 {
+			t.mem = nil
+		}
+	}
+	for _, o := range ops {
+		if o.kind == opRedact && o.t.hide != nil {
+			delete(o.t.hide, o.seq)
+		}
+	}
+	if res.scrub {
+		s.scheduleScrub()
+	}
+	s.notify()
+	s.mu.Unlock()
+
+	s.diskBytes.Store(s.db.size())
+	if len(res.requeue) > 0 {
+		nudge(s.urgent)
+	}
+	if s.opts.Hooks.Committed != nil && res.events > 0 {
+		s.opts.Hooks.Committed(res.events, res.bytes, took)
+	}
+	return nil
+}
+
+// write puts a batch and applies the queued deletions after it, so a
+// deletion queued after an append removes it.
+func (s *Store) write(w writer, batch []*entry, ops []op, res *commitResult) error {
+	// Keys and values must stay valid until the commit: one buffer holds
+	// them all (a grown buffer leaves the earlier slices valid).
+	buf := make([]byte, 0, 256*len(batch)+64)
+	var stored int64
+	for _, en := range batch {
+		d := res.delta(en.t)
+		d.maxSeq = max(d.maxSeq, en.seq)
+		if en.dead {
+			continue
+		}
+		tid := en.t.tid
+		start := len(buf)
+		buf = putEvKey(buf, tid, en.seq)
+		k := buf[start:len(buf):len(buf)]
+		start = len(buf)
+		buf = encodeEvent(buf, en.e)
+		v := buf[start:len(buf):len(buf)]
+		if err := w.put(spaceEvents, k, v); err != nil {
+			return err
+		}
+		n := int64(len(k) + len(v))
+		if id := en.e.ID; id != "" {
+			start = len(buf)
+			buf = binary.BigEndian.AppendUint32(buf, tid)
+			buf = append(buf, id...)
+			ik := buf[start:len(buf):len(buf)]
+			start = len(buf)
+			buf = binary.BigEndian.AppendUint64(buf, en.seq)
+			if err := w.put(spaceIDs, ik, buf[start:len(buf):len(buf)]); err != nil {
+				return err
+			}
+			n += int64(len(ik)) + seqLen
+		}
+		d.events++
+		d.bytes += n
+		res.events++
+		res.bytes += n
+	}
+	stored += res.bytes
+	for _, o := range ops {
+		d := res.delta(o.t)
+		switch o.kind {
+		case opRedact:
+			n, err := deleteEvent(w, o.t.tid, o.seq)
+			if err != nil {
+				return err
+			}
+			if n > 0 {
+				d.events--
+				d.bytes -= n
+				stored -= n
+				res.scrub = true
+			}
+		case opDeleteBelow:
+			keys := collectKeys(w, o.t.tid, 0, o.seq, deleteChunk+1)
+			more := len(keys) > deleteChunk
+			if more {
+				keys = keys[:deleteChunk]
+				res.requeue = append(res.requeue, o)
+			}
+			for _, k := range keys {
+				n, err := deleteEvent(w, o.t.tid, keySeq(k))
+				if err != nil {
+					return err
+				}
+				d.events--
+				d.bytes -= n
+				stored -= n
+			}
+			if len(keys) > 0 {
+				res.scrub = true
+			}
+		}
+	}
+	for t, d := range res.deltas {
+		if err := addToRecord(w, t.name, t.tid, d.events, d.bytes); err != nil {
+			return err
+		}
+	}
+	if res.scrub {
+		if err := w.put(spaceMeta, keyScrub, []byte{1}); err != nil {
+			return err
+		}
+	}
+	res.stored = stored
+	return nil
+}
+
+// addToRecord adds to a target's counts, creating its record.
+func addToRecord(w writer, name string, tid uint32, events, bytes int64) error {
+	if events == 0 && bytes == 0 {
+		return nil // nothing changed, or nothing was written: no record needed
+	}
+	rec := targetRecord{tid: tid}
+	if v := w.get(spaceTargets, []byte(name)); v != nil {
+		var err error
+		if rec, err = decodeTargetRecord(v); err != nil {
+			return err
+		}
+	}
+	rec.events = max(rec.events+events, 0)
+	rec.bytes = max(rec.bytes+bytes, 0)
+	return w.put(spaceTargets, []byte(name), rec.encode())
+}
+
+// deleteEvent deletes event seq of tid and its index entry, returning the
+// bytes they took (0 when there was no such event).
+func deleteEvent(w writer, tid uint32, seq uint64) (int64, error) {
+	k := evKey(tid, seq)
+	v := w.get(spaceEvents, k)
+	if v == nil {
+		return 0, nil
+	}
+	n := int64(len(k) + len(v))
+	if id, _, _, err := recFields(v); err == nil && len(id) > 0 {
+		ik := idKey(tid, string(id))
+		n += int64(len(ik)) + seqLen
+		if iv := w.get(spaceIDs, ik); len(iv) == seqLen && binary.BigEndian.Uint64(iv) == seq {
+			if err := w.del(spaceIDs, ik); err != nil {
+				return 0, err
+			}
+		}
+	}
+	return n, w.del(spaceEvents, k)
+}
+
+// collectKeys copies up to limit keys of tid's events with sequence in
+// [from, to), oldest first.
+func collectKeys(r reader, tid uint32, from, to uint64, limit int) [][]byte {
+	var keys [][]byte
+	c := r.cursor(spaceEvents)
+	for k, _ := c.Seek(evKey(tid, from)); k != nil && len(keys) < limit; k, _ = c.Next() {
+		if len(k) != evKeyLen || keyTid(k) != tid || keySeq(k) >= to {
+			break
+		}
+		keys = append(keys, append([]byte(nil), k...))
+	}
+	return keys
+}
