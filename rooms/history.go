@@ -1,5 +1,7 @@
 package rooms
 
+import "time"
+
 // History keeps the last events of a room, oldest first, and answers
 // CHATHISTORY queries over them. It is the recent cache in front of a Log:
 // Query says whether its answer is certain, or whether it reached the
@@ -8,30 +10,54 @@ package rooms
 //
 // Messages have a ring of their own besides the ring of every event, so
 // that joins and parts never push the messages a joiner is replayed out
-// of memory.
+// of memory. Entries carry a sequence number in append order, so that a
+// msgid bound naming a join still places a messages-only query.
 type History struct {
 	all, msgs ring
+	next      uint64 // sequence number of the next event
 }
 
 // NewHistory returns a history keeping at most max events and max
 // messages, the whole history of a new target.
 func NewHistory(max int) History {
-	return History{all: ring{max: max, whole: true}, msgs: ring{max: max, whole: true}}
+	return History{all: ring{max: max, whole: true}, msgs: ring{max: max, whole: true}, next: 1}
 }
 
 // Add appends e, dropping the oldest when full.
 func (h *History) Add(e *Event) {
-	h.all.add(e)
+	en := entry{e: e, seq: h.next}
+	h.next++
+	h.all.add(en)
 	if e.IsMessage() {
-		h.msgs.add(e)
+		h.msgs.add(en)
 	}
 }
 
 // Warm replaces the rings with what a log holds: its newest events and its
 // newest messages, oldest first; each whole when the log has no more.
 func (h *History) Warm(events, msgs []*Event, wholeEvents, wholeMsgs bool) {
-	h.all.warm(events, wholeEvents)
-	h.msgs.warm(msgs, wholeMsgs)
+	// Number the events after a gap wide enough for the older messages,
+	// then give each message its event's number, or (older than every
+	// event loaded) the next lower one.
+	base := uint64(len(msgs)) + 1
+	seqOf := make(map[string]uint64, len(events))
+	all := make([]entry, len(events))
+	for i, e := range events {
+		all[i] = entry{e: e, seq: base + uint64(i)}
+		seqOf[e.ID] = all[i].seq
+	}
+	ms := make([]entry, len(msgs))
+	lower := base
+	for i := len(msgs) - 1; i >= 0; i-- {
+		seq, ok := seqOf[msgs[i].ID]
+		if !ok || seq >= lower {
+			seq = lower - 1
+		}
+		ms[i], lower = entry{e: msgs[i], seq: seq}, seq
+	}
+	h.all.warm(all, wholeEvents)
+	h.msgs.warm(ms, wholeMsgs)
+	h.next = base + uint64(len(events))
 }
 
 // Len returns the number of events kept.
@@ -44,8 +70,8 @@ func (h *History) worthKeeping() bool {
 	if !h.all.whole || !h.msgs.whole || len(h.msgs.buf) > 0 {
 		return true
 	}
-	for _, e := range h.all.buf {
-		if e.Command == "TAGMSG" || e.Command == "TOPIC" {
+	for _, en := range h.all.buf {
+		if en.e.Command == "TAGMSG" || en.e.Command == "TOPIC" {
 			return true
 		}
 	}
@@ -54,23 +80,57 @@ func (h *History) worthKeeping() bool {
 
 // Redact removes the event with msgid id and returns it, or nil.
 func (h *History) Redact(id string) *Event {
-	h.msgs.redact(id)
-	return h.all.redact(id)
+	m := h.msgs.redact(id)
+	if e := h.all.redact(id); e != nil {
+		return e
+	}
+	return m
 }
 
 // Query answers q from memory. certain is false when the answer may lack
 // events older than the ring (or the bound lies beyond it): then the log
 // must answer.
 func (h *History) Query(q Query) (events []*Event, certain bool) {
+	r := &h.msgs
 	if q.Events {
-		return h.all.query(q)
+		r = &h.all
 	}
-	return h.msgs.query(q)
+	a, okA := h.resolve(q.A)
+	b, okB := h.resolve(q.B)
+	if !okA || q.Sel == SelBetween && !okB {
+		// An unknown msgid selects nothing, if nothing is older.
+		return nil, h.all.whole && h.msgs.whole
+	}
+	return r.query(q.Sel, a, b, q.A.Unbounded(), max(q.Limit, 0))
+}
+
+// resolve turns a msgid bound into the sequence number of its event.
+func (h *History) resolve(b Bound) (mark, bool) {
+	if b.ID == "" {
+		return mark{at: b.At}, true
+	}
+	for _, r := range []*ring{&h.all, &h.msgs} {
+		if i := r.find(b.ID); i >= 0 {
+			return mark{seq: r.at(i).seq}, true
+		}
+	}
+	return mark{}, false
+}
+
+// mark is a resolved bound: a sequence number, or a time when seq is 0.
+type mark struct {
+	seq uint64
+	at  time.Time
+}
+
+type entry struct {
+	e   *Event
+	seq uint64
 }
 
 // ring is a bounded run of the newest events of a target.
 type ring struct {
-	buf   []*Event
+	buf   []entry
 	start int // index of the oldest event once the ring is full
 	max   int
 	// whole says nothing older than the ring exists: the target is new,
@@ -78,37 +138,37 @@ type ring struct {
 	whole bool
 }
 
-func (r *ring) add(e *Event) {
+func (r *ring) add(en entry) {
 	if r.max <= 0 {
 		r.whole = false
 		return
 	}
 	if len(r.buf) < r.max {
-		r.buf = append(r.buf, e)
+		r.buf = append(r.buf, en)
 		return
 	}
-	r.buf[r.start] = e
+	r.buf[r.start] = en
 	r.start = (r.start + 1) % r.max
 	r.whole = false
 }
 
-func (r *ring) warm(events []*Event, whole bool) {
+func (r *ring) warm(entries []entry, whole bool) {
 	r.buf, r.start = nil, 0
-	if n := len(events); n > r.max {
-		events, whole = events[n-r.max:], false
+	if n := len(entries); n > r.max {
+		entries, whole = entries[n-r.max:], false
 	}
-	r.buf = append(make([]*Event, 0, len(events)), events...)
+	r.buf = append(make([]entry, 0, len(entries)), entries...)
 	r.whole = whole && r.max > 0
 }
 
-// at returns the i-th oldest event.
-func (r *ring) at(i int) *Event { return r.buf[(r.start+i)%len(r.buf)] }
+// at returns the i-th oldest entry.
+func (r *ring) at(i int) entry { return r.buf[(r.start+i)%len(r.buf)] }
 
 func (r *ring) newest() *Event {
 	if len(r.buf) == 0 {
 		return nil
 	}
-	return r.at(len(r.buf) - 1)
+	return r.at(len(r.buf) - 1).e
 }
 
 func (r *ring) redact(id string) *Event {
@@ -116,8 +176,8 @@ func (r *ring) redact(id string) *Event {
 	if i < 0 {
 		return nil
 	}
-	e := r.at(i)
-	out := make([]*Event, 0, len(r.buf))
+	e := r.at(i).e
+	out := make([]entry, 0, len(r.buf))
 	for j := range len(r.buf) {
 		if j != i {
 			out = append(out, r.at(j))
@@ -130,39 +190,35 @@ func (r *ring) redact(id string) *Event {
 // find returns the position of the event with msgid id, or -1.
 func (r *ring) find(id string) int {
 	for i := len(r.buf) - 1; i >= 0; i-- {
-		if r.at(i).ID == id {
+		if r.at(i).e.ID == id {
 			return i
 		}
 	}
 	return -1
 }
 
-func (r *ring) query(q Query) (events []*Event, certain bool) {
+func (r *ring) query(sel Selector, a, b mark, unbounded bool, limit int) (events []*Event, certain bool) {
 	n := len(r.buf)
-	limit := max(q.Limit, 0)
-	if !r.knows(q.A) || q.Sel == SelBetween && !r.knows(q.B) {
-		return nil, r.whole // an unknown msgid selects nothing, if nothing is older
-	}
-	switch q.Sel {
+	switch sel {
 	case SelLatest:
-		if q.A.Unbounded() {
+		if unbounded {
 			return r.slice(n-limit, n), r.whole || n >= limit
 		}
-		_, after, in := r.pos(q.A)
+		_, after, in := r.pos(a)
 		return r.slice(max(after, n-limit), n), r.whole || in
 	case SelBefore:
-		before, _, in := r.pos(q.A)
+		before, _, in := r.pos(a)
 		return r.slice(before-limit, before), r.whole || in && before >= limit
 	case SelAfter:
-		_, after, in := r.pos(q.A)
+		_, after, in := r.pos(a)
 		return r.slice(after, after+limit), r.whole || in
 	case SelAround:
-		before, _, in := r.pos(q.A)
+		before, _, in := r.pos(a)
 		from := max(before-limit/2, 0)
 		return r.slice(from, from+limit), r.whole || in && before >= limit/2
 	case SelBetween:
-		aBefore, aAfter, inA := r.pos(q.A)
-		bBefore, bAfter, inB := r.pos(q.B)
+		aBefore, aAfter, inA := r.pos(a)
+		bBefore, bAfter, inB := r.pos(b)
 		certain = r.whole || inA && inB
 		if aBefore <= bBefore {
 			return r.slice(aAfter, min(bBefore, aAfter+limit)), certain
@@ -172,9 +228,6 @@ func (r *ring) query(q Query) (events []*Event, certain bool) {
 	return nil, true
 }
 
-// knows reports whether b is not a msgid, or one the ring holds.
-func (r *ring) knows(b Bound) bool { return b.ID == "" || r.find(b.ID) >= 0 }
-
 // slice returns events [from, to) in order, clamped.
 func (r *ring) slice(from, to int) []*Event {
 	from, to = max(from, 0), min(to, len(r.buf))
@@ -183,28 +236,35 @@ func (r *ring) slice(from, to int) []*Event {
 	}
 	out := make([]*Event, 0, to-from)
 	for i := from; i < to; i++ {
-		out = append(out, r.at(i))
+		out = append(out, r.at(i).e)
 	}
 	return out
 }
 
-// pos resolves b: before is how many events lie strictly before the
-// bound, after how many lie at or before it. in says the bound lies
-// inside the ring, so that nothing beyond it could change the answer near
-// it. A msgid bound must be known (see knows).
-func (r *ring) pos(b Bound) (before, after int, in bool) {
-	if b.ID != "" {
-		i := r.find(b.ID)
-		return i, i + 1, true
-	}
+// pos places m: before is how many entries lie strictly before it, after
+// how many lie at or before it. in says m lies inside the ring, so that
+// nothing beyond it could change the answer near it.
+func (r *ring) pos(m mark) (before, after int, in bool) {
 	n := len(r.buf)
-	in = n > 0 && r.at(0).At.Before(b.At)
+	if m.seq != 0 {
+		in = n > 0 && r.at(0).seq <= m.seq
+		for i := range n {
+			if s := r.at(i).seq; s < m.seq {
+				before++
+				after++
+			} else if s == m.seq {
+				after++
+			}
+		}
+		return before, after, in
+	}
+	in = n > 0 && r.at(0).e.At.Before(m.at)
 	for i := range n {
-		at := r.at(i).At
-		if at.Before(b.At) {
+		at := r.at(i).e.At
+		if at.Before(m.at) {
 			before++
 		}
-		if !at.After(b.At) {
+		if !at.After(m.at) {
 			after++
 		}
 	}
