@@ -9,5 +9,5 @@ import (
 
 // TestMemLog holds the reference Log to its own contract.
 func TestMemLog(t *testing.T) {
-	logtest.Run(t, func(t *testing.T) rooms.Log { return rooms.NewMemLog(1 << 20, 0) })
+	logtest.Run(t, func(t *testing.T) rooms.Log { return rooms.NewMemLog(1<<20, 0) })
 }
