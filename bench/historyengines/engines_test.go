@@ -9,7 +9,7 @@ import (
 // TestEnginesAnswerAlike checks that both engines return exactly the
 // events a query selects, so the benchmark compares equal work.
 func TestEnginesAnswerAlike(t *testing.T) {
-	for _, en := range []string{"bbolt", "bbolt-default", "pebble"} {
+	for _, en := range []string{"bbolt", "bbolt-default", "bbolt-flat", "pebble"} {
 		t.Run(en, func(t *testing.T) {
 			e, err := open(en, t.TempDir())
 			if err != nil {

@@ -20,7 +20,7 @@ import (
 )
 
 var (
-	flagEngines   = flag.String("engines", "bbolt,pebble", "engines to compare: bbolt, bbolt-default, pebble")
+	flagEngines   = flag.String("engines", "bbolt,pebble", "engines to compare: bbolt (a bucket per target), bbolt-flat (one bucket, target+sequence keys), bbolt-default (bbolt with its default options), pebble")
 	flagDir       = flag.String("dir", "", "where the stores are made (default: a temp dir; put it on the disk data_dir would use, not tmpfs)")
 	flagRounds    = flag.Int("rounds", 3, "rounds of the write and read measurements; medians are printed")
 	flagWriteDur  = flag.Duration("write-dur", time.Second, "how long each write configuration runs per round")
@@ -77,9 +77,11 @@ func open(name, dir string) (engine, error) {
 	}
 	switch name {
 	case "bbolt":
-		return openBolt(dir, true, *flagRandIDs)
+		return openBolt(dir, true, false, *flagRandIDs)
 	case "bbolt-default":
-		return openBolt(dir, false, *flagRandIDs)
+		return openBolt(dir, false, false, *flagRandIDs)
+	case "bbolt-flat":
+		return openBolt(dir, true, true, *flagRandIDs)
 	case "pebble":
 		return openPebble(dir, *flagMemtable<<20)
 	}
