@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -97,5 +98,49 @@ func TestRoomsAndConversationsComeBackAfterRestart(t *testing.T) {
 	if len(after) != 1 || len(before) != 1 || after[0].Param(1) != "before the restart" ||
 		tagOf(after[0], "msgid") != tagOf(before[0], "msgid") || tagOf(after[0], "time") != tagOf(before[0], "time") {
 		t.Fatalf("history after restart %v, before %v", after, before)
+	}
+}
+
+// TestFileHistorySurvivesRestart runs the durable store for real: a
+// server writes, shuts down (committing what is pending), and a new server
+// on the same data_dir answers CHATHISTORY from the file, from a cold
+// start, beyond its ring.
+func TestFileHistorySurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	onFile := func(c *configs.Config, o *Options) {
+		c.DataDir, c.History.Store, c.History.Size, c.History.Replay = dir, "file", 5, 5
+		h, err := OpenHistory(c, o.Logger)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.History = h
+	}
+	srv, addr := testServer(t, onFile)
+	a := connectCaps(t, addr, "alice", "batch", "draft/chathistory", "server-time", "message-tags", "echo-message")
+	a.join("#disk")
+	var sent []protocol.Message
+	for i := range 30 {
+		a.send(fmt.Sprintf("PRIVMSG #disk :line %d", i))
+		m, _ := a.expect("PRIVMSG")
+		sent = append(sent, m)
+	}
+	srv.Shutdown(t.Context())
+
+	_, addr2 := testServer(t, onFile)
+	b := connectCaps(t, addr2, "bob", "batch", "draft/chathistory", "server-time", "message-tags")
+	b.join("#disk")
+	got := b.chathistory("CHATHISTORY LATEST #disk * 100")
+	if len(got) != len(sent) {
+		t.Fatalf("after restart %d messages, want %d", len(got), len(sent))
+	}
+	for i := range sent {
+		if got[i].Param(1) != sent[i].Param(1) || tagOf(got[i], "msgid") != tagOf(sent[i], "msgid") || tagOf(got[i], "time") != tagOf(sent[i], "time") {
+			t.Fatalf("message %d after restart %q, sent %q", i, got[i].String(), sent[i].String())
+		}
+	}
+	// Paging backwards from the oldest in memory reaches the file.
+	page := b.chathistory("CHATHISTORY BEFORE #disk msgid=" + tagOf(sent[10], "msgid") + " 5")
+	if len(page) != 5 || page[0].Param(1) != "line 5" || page[4].Param(1) != "line 9" {
+		t.Fatalf("BEFORE line 10: %v", page)
 	}
 }

@@ -136,7 +136,7 @@ func newMetrics(reg *prometheus.Registry, srv *Server) *metrics {
 		Name: "livechat_ip_limit_addresses", Help: "Client addresses (IPv4, or IPv6 /64) the per-IP connection limiter remembers.",
 	}, func() float64 { return float64(srv.iplimit.tracked()) })
 	reg.MustRegister(m.ipLimitAddrs)
-	m.history = newHistoryMetrics(reg)
+	m.history = newHistoryMetrics(reg, srv)
 	// Export the per-IP refusal reasons at 0 from the start, so alerts on
 	// their rate see a series before the first refusal.
 	m.refused.WithLabelValues(refusedPerIP)

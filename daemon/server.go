@@ -116,6 +116,11 @@ func New(cfg *configs.Config, opts Options) *Server {
 		s.history = memHistory{rooms.NewMemLog(cfg.History.Size, cfg.Limits.MaxRooms+maxConversations)}
 	}
 	syncAlways := cfg.History.Sync == "always"
+	defer func() {
+		if fh, ok := s.history.(*fileHistory); ok {
+			fh.sink.m.Store(s.metrics.history)
+		}
+	}()
 	s.privates = newPrivateHistory(s.history, syncAlways)
 	reg := opts.Metrics
 	if reg == nil {
@@ -299,7 +304,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.rooms.Close()
 	s.stopOnce.Do(func() {
 		close(s.stopBG)
-		for _, c := range []interface{ Close() error }{s.history, s.accounts, s.roomStore} {
+		if cerr := closeHistory(s.history); cerr != nil {
+			err = cerr
+		}
+		for _, c := range []interface{ Close() error }{s.accounts, s.roomStore} {
 			if cerr := c.Close(); cerr != nil && err == nil {
 				err = cerr
 			}

@@ -176,7 +176,13 @@ func start(cfg *configs.Config, log zerolog.Logger, load func() (*configs.Config
 		accts.Close()
 		return nil, err
 	}
-	d.srv = daemon.New(cfg, daemon.Options{Logger: log, Metrics: reg, Accounts: accts, Rooms: roomStore, CloakKey: cloakKey})
+	history, err := daemon.OpenHistory(cfg, log)
+	if err != nil {
+		accts.Close()
+		roomStore.Close()
+		return nil, err
+	}
+	d.srv = daemon.New(cfg, daemon.Options{Logger: log, Metrics: reg, Accounts: accts, Rooms: roomStore, History: history, CloakKey: cloakKey})
 	// The operator endpoint first: a probe during startup then sees
 	// /readyz 503 until the client listeners are serving.
 	if d.ops != nil {
