@@ -137,13 +137,15 @@ func (s *Session) sayToNick(nick string, sp rooms.Speech) error {
 	}
 	e := s.event(sp.Command, params...)
 	e.ID, e.Tags = s.srv.ids.Next(), sp.Tags
-	if sp.Command != "TAGMSG" || t.Features()&rooms.FeatTags != 0 {
-		t.Send(e.Render(t.Features()))
-	}
+	// Into history before anyone sees it: a reply must never be logged
+	// ahead of what it answers, and sync: always means durable first.
 	if sp.Command != "TAGMSG" || e.KeepsTagmsg() {
 		if err := s.srv.privates.add(s, t, e); err != nil {
 			s.srv.historyFailed(err)
 		}
+	}
+	if sp.Command != "TAGMSG" || t.Features()&rooms.FeatTags != 0 {
+		t.Send(e.Render(t.Features()))
 	}
 	if f := s.Features(); f&rooms.FeatEcho != 0 && (sp.Command != "TAGMSG" || f&rooms.FeatTags != 0) {
 		s.Reply(e.Render(f))

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/livechat/livechat/configs"
+	"github.com/livechat/livechat/daemon/accounts"
 	"github.com/livechat/livechat/daemon/roomstore"
 	"github.com/livechat/livechat/protocol"
 	"github.com/livechat/livechat/rooms"
@@ -144,3 +145,53 @@ func TestFileHistorySurvivesRestart(t *testing.T) {
 		t.Fatalf("BEFORE line 10: %v", page)
 	}
 }
+
+// TestPrivateHistoryOfAccountsSurvivesRestart: two accounts' conversation
+// is theirs after a restart, found by nick, listed by TARGETS; nobody
+// else sees any of it.
+func TestPrivateHistoryOfAccountsSurvivesRestart(t *testing.T) {
+	stores := sharedStores()
+	accts := keepOpen{accounts.NewMemoryStore()} // the first server's shutdown must not close it
+	shared := func(c *configs.Config, o *Options) { stores(c, o); o.Accounts = accts }
+	srv, addr := testServer(t, shared)
+	for _, name := range []string{"wendy", "xavier"} {
+		c := dial(t, addr)
+		c.send("REGISTER " + name + " hunter2hunter2")
+		c.expect(protocol.RPL_LOGGEDIN)
+		c.send("QUIT")
+		c.expect("ERROR")
+	}
+	w := connectCaps(t, addr, "w1", "batch", "draft/chathistory")
+	w.send("LOGIN wendy hunter2hunter2")
+	w.expect(protocol.RPL_LOGGEDIN)
+	x := connectCaps(t, addr, "x1", "batch", "draft/chathistory")
+	x.send("LOGIN xavier hunter2hunter2")
+	x.expect(protocol.RPL_LOGGEDIN)
+	w.send("PRIVMSG xavier :between us")
+	x.expect("PRIVMSG")
+	x.send("PRIVMSG wendy :indeed")
+	w.expect("PRIVMSG")
+	srv.Shutdown(t.Context())
+
+	_, addr2 := testServer(t, shared)
+	guest := connectCaps(t, addr2, "guest1", "batch", "draft/chathistory") // not logged in
+	if got := guest.chathistory("CHATHISTORY LATEST xavier * 10"); len(got) != 0 {
+		t.Fatalf("a guest read %v", got)
+	}
+	x2 := connectCaps(t, addr2, "x2", "batch", "draft/chathistory")
+	x2.send("LOGIN xavier hunter2hunter2")
+	x2.expect(protocol.RPL_LOGGEDIN)
+	got := x2.chathistory("CHATHISTORY LATEST wendy * 10")
+	if len(got) != 2 || got[0].Param(1) != "between us" || got[1].Param(1) != "indeed" {
+		t.Fatalf("xavier's conversation after restart: %v", got)
+	}
+	targets := x2.chathistory("CHATHISTORY TARGETS timestamp=2000-01-01T00:00:00.000Z timestamp=2100-01-01T00:00:00.000Z 10")
+	if len(targets) != 1 || targets[0].Param(1) != "wendy" {
+		t.Fatalf("TARGETS after restart: %v", targets)
+	}
+}
+
+// keepOpen is an account store that outlives the servers of a test.
+type keepOpen struct{ accounts.Store }
+
+func (keepOpen) Close() error { return nil }
