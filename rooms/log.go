@@ -103,8 +103,9 @@ func ConversationTarget(x, y string) string {
 const ConversationPrefix = "~"
 
 // storedTagmsgTags are the client tags that make a TAGMSG worth keeping in
-// history (reactions); typing notifications and the like are not.
-var storedTagmsgTags = map[string]bool{"+draft/react": true, "+react": true}
+// history: reactions, and a client's explicit +draft/persist (as Ergo
+// does); typing notifications and the like are not.
+var storedTagmsgTags = map[string]bool{"+draft/react": true, "+react": true, "+draft/persist": true}
 
 // KeepsTagmsg reports whether a TAGMSG with these tags belongs in history.
 func (e *Event) KeepsTagmsg() bool {
