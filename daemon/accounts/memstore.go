@@ -4,14 +4,17 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"time"
 )
 
 // memStore is a Store held in memory, for tests and for running without a
 // data_dir. Nothing survives a restart. Safe for concurrent use.
 type memStore struct {
-	mu     sync.RWMutex
-	byKey  map[string]Account // key: Fold(Name)
-	closed bool
+	mu    sync.RWMutex
+	byKey map[string]Account // key: Fold(Name)
+	// markers are read markers by Fold(Name), then target (markers.go).
+	markers map[string]map[string]time.Time
+	closed  bool
 }
 
 // NewMemoryStore returns an empty in-memory Store, safe for concurrent use.
@@ -120,6 +123,7 @@ func (m *memStore) Delete(ctx context.Context, name string) error {
 		return ErrNotFound
 	}
 	delete(m.byKey, key)
+	delete(m.markers, key)
 	return nil
 }
 
