@@ -31,6 +31,8 @@ const (
 	capUserhostInNames
 	capInviteNotify
 	capEventPlayback
+	capMessageRedaction
+	capReadMarker
 )
 
 // capability describes one capability the server offers.
@@ -53,6 +55,8 @@ var capabilities = []capability{
 	{name: "draft/account-registration", bit: capAccountRegistration, value: "custom-account-name"},
 	{name: "draft/chathistory", bit: capChathistory, feature: rooms.FeatChathistory},
 	{name: "draft/event-playback", bit: capEventPlayback},
+	{name: "draft/message-redaction", bit: capMessageRedaction, feature: rooms.FeatRedaction},
+	{name: "draft/read-marker", bit: capReadMarker},
 	{name: "echo-message", bit: capEchoMessage, feature: rooms.FeatEcho},
 	{name: "extended-join", bit: capExtendedJoin, feature: rooms.FeatExtendedJoin},
 	{name: "invite-notify", bit: capInviteNotify, feature: rooms.FeatInviteNotify},
