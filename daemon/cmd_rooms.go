@@ -134,6 +134,7 @@ func (s *Session) join(typed, key string) error {
 	default:
 		return numErr(protocol.ERR_UNKNOWNERROR, "JOIN", "Could not join "+name+": internal error")
 	}
+	s.sendJoinMarker(r.Name())
 	if away := s.away.Load(); away != nil {
 		// away-notify: members learn a joiner is away right after the JOIN.
 		notify(dedupe([]*rooms.Room{r}, func(r *rooms.Room) []rooms.Client { return r.Update(s, rooms.MemberUpdate{}) }), s.event("AWAY", *away), wantsCap(capAwayNotify))

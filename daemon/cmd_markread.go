@@ -1,0 +1,143 @@
+package daemon
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/livechat/livechat/protocol"
+	"github.com/livechat/livechat/rooms"
+)
+
+func init() {
+	// No minParams: the spec wants FAIL MARKREAD NEED_MORE_PARAMS, not 461.
+	register(&command{name: "MARKREAD", run: handleMARKREAD})
+}
+
+// markerTimeout bounds one read marker's trip to the accounts store.
+const markerTimeout = 5 * time.Second
+
+// handleMARKREAD serves IRCv3 draft/read-marker: `MARKREAD <target>` asks
+// for the account's read marker, `MARKREAD <target> timestamp=<t>` moves it
+// forward. Markers belong to accounts, so that a person's clients agree;
+// a guest has none to keep (its get answers `*`, its set fails), and the
+// page shows a guest its own unread counts as before.
+func handleMARKREAD(s *Session, m *protocol.Message, _ []byte) error {
+	if len(m.Params) == 0 {
+		return failErr("MARKREAD", "NEED_MORE_PARAMS", "Missing parameters")
+	}
+	name, key, ok := markerTarget(m.Params[0])
+	if !ok {
+		return failErr("MARKREAD", "INVALID_PARAMS", m.Params[0], "Invalid target: name a room or a nick")
+	}
+	account := s.Account()
+	if len(m.Params) == 1 {
+		at, err := s.readMarker(account, key)
+		if err != nil {
+			return markerFailure(s, name, err)
+		}
+		s.reply(s.markreadLine(name, at))
+		return nil
+	}
+	at, ok := parseMarkerTime(m.Params[1])
+	if !ok {
+		return failErr("MARKREAD", "INVALID_PARAMS", name, "Invalid timestamp: use timestamp=YYYY-MM-DDThh:mm:ss.sssZ from a message's time tag")
+	}
+	if account == "" {
+		return failErr("MARKREAD", "ACCOUNT_REQUIRED", name, "Read markers are kept for accounts; log in to keep them")
+	}
+	// A marker in the future would hide every message until then.
+	if now := rooms.Now(); at.After(now) {
+		at = now
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), markerTimeout)
+	defer cancel()
+	stored, moved, err := s.srv.accounts.SetReadMarker(ctx, account, key, at)
+	if err != nil {
+		return markerFailure(s, name, err)
+	}
+	line := s.markreadLine(name, stored)
+	s.reply(line)
+	if moved {
+		// The spec: every client of the user hears of a change.
+		me := s.identity()
+		raw := line.AppendTo(nil)
+		for _, t := range s.srv.sessionsOf(me) {
+			if t != s && t.hasCap(capReadMarker) {
+				t.Send(raw)
+			}
+		}
+	}
+	return nil
+}
+
+// markerTarget validates a MARKREAD target: a room (with '#') or a nick.
+// It returns the name to answer with and the key markers are stored by,
+// folded so that every spelling finds the same marker; room keys keep
+// their '#', so no room and nick share one.
+func markerTarget(typed string) (name, key string, ok bool) {
+	if protocol.IsRoomName(typed) {
+		name, err := protocol.RoomName(typed)
+		if err != nil {
+			return "", "", false
+		}
+		return name, protocol.FoldRoom(name), true
+	}
+	if protocol.CheckNick(typed) != nil {
+		return "", "", false
+	}
+	return typed, protocol.FoldNick(typed), true
+}
+
+// parseMarkerTime reads `timestamp=<RFC 3339>`, as in a server-time tag;
+// a client may not set `*`, nor a time before any message could exist.
+func parseMarkerTime(p string) (time.Time, bool) {
+	ts, ok := strings.CutPrefix(p, "timestamp=")
+	if !ok {
+		return time.Time{}, false
+	}
+	at, err := time.Parse(time.RFC3339Nano, ts)
+	if err != nil || at.Before(time.Unix(0, 0)) {
+		return time.Time{}, false
+	}
+	return at.UTC().Truncate(time.Millisecond), true
+}
+
+// readMarker returns the account's marker for key; a guest has none.
+func (s *Session) readMarker(account, key string) (time.Time, error) {
+	if account == "" {
+		return time.Time{}, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), markerTimeout)
+	defer cancel()
+	return s.srv.accounts.ReadMarker(ctx, account, key)
+}
+
+// markreadLine is `MARKREAD <target> timestamp=<t>`, or `*` for none.
+func (s *Session) markreadLine(target string, at time.Time) protocol.Message {
+	ts := "*"
+	if !at.IsZero() {
+		ts = "timestamp=" + at.UTC().Format(rooms.TimeFormat)
+	}
+	return protocol.Message{Source: s.srv.Config().ServerName, Command: "MARKREAD", Params: []string{target, ts}}
+}
+
+func markerFailure(s *Session, target string, err error) error {
+	s.log().Error().Err(err).Str("target", target).Msg("read marker failed")
+	return failErr("MARKREAD", "INTERNAL_ERROR", target, "The read timestamp could not be set or read")
+}
+
+// sendJoinMarker tells a draft/read-marker client where it stopped reading
+// in a room it just joined, as the spec requires after every JOIN.
+func (s *Session) sendJoinMarker(room string) {
+	if !s.hasCap(capReadMarker) {
+		return
+	}
+	name, key, _ := markerTarget(room)
+	at, err := s.readMarker(s.Account(), key)
+	if err != nil {
+		s.sendError(markerFailure(s, name, err))
+		return
+	}
+	s.reply(s.markreadLine(name, at))
+}
