@@ -165,7 +165,7 @@ const memberNames = (page) => page.locator('#member-list .member-name').allTextC
 // ------------------------------------------------------------------ the test
 
 const tcp = new TcpUser(TCP);
-let A, B, C, P, D;
+let A, B, C, P, D, E;
 const started = Date.now();
 
 try {
@@ -516,12 +516,100 @@ try {
     hist.close();
   });
 
+  const doomed = 'This message will self-destruct.';
+  await step('A deletes its own message: removed on both pages, nothing for the TCP user, gone after a reload', async () => {
+    await A.page.locator(`#tabs-rooms .tab[title="${CHAN}"]`).click();
+    await A.page.locator(`#tabs-rooms .tab[title="${CHAN}"].is-active`).waitFor();
+    await sendFromPage(A.page, doomed);
+    await seesMessage(B.page, doomed, 'B');
+    await tcp.wait('the doomed message', (m) => m.command === 'PRIVMSG' && m.params[1] === doomed);
+    const mark = tcp.lines.length;
+    const mine = A.page.locator('.msg.is-self:not(.is-pending)', { hasText: doomed });
+    await mine.hover();
+    await mine.locator('.msg-delete').click();
+    for (const [p, who] of [[A.page, 'A'], [B.page, 'B']]) {
+      await until(`${who} shows the message as deleted`, async () => {
+        const all = await messageTexts(p).allTextContents();
+        return !all.includes(doomed) && await p.locator('.msg.is-redacted', { hasText: 'Message deleted' }).count() === 1;
+      });
+    }
+    if (await B.page.locator('.msg', { hasText: fromA }).locator('.msg-delete').count() !== 0) throw new Error('B is offered to delete A’s message');
+    await A.page.locator('.msg.is-self', { hasText: 'Great, thanks Carol!' }).hover();
+    await A.page.screenshot({ path: path.join(SHOTS, 'message-deleted.png') });
+    tcp.send('PING :after-redact');
+    await tcp.wait('a barrier', (m) => m.command === 'PONG' && m.params[m.params.length - 1] === 'after-redact', T, mark);
+    if (tcp.lines.slice(mark).some((m) => m.command === 'REDACT')) throw new Error('the plain IRC client got a REDACT it never asked for');
+    await B.page.reload();
+    await B.page.locator('#app').waitFor({ state: 'visible' });
+    await B.page.locator(`#tabs-rooms .tab[title="${CHAN}"]`).click();
+    await seesMessage(B.page, afterReload, 'B after reload');
+    const all = await messageTexts(B.page).allTextContents();
+    if (all.some((t) => t === doomed || t === 'Message deleted')) throw new Error('the deleted message came back with the history');
+  });
+
+  const MARKS = `#marks${sfx}`;
+  const badge = (p, room) => p.locator(`#tabs-rooms .tab[title="${room}"] .badge`);
+  const unread = async (p, room) => (await badge(p, room).isVisible()) ? await badge(p, room).textContent() : '0';
+  await step('read markers: a second device and a reload show the same unread counts', async () => {
+    await sendFromPage(A.page, `/join ${MARKS.slice(1)}`);
+    await A.page.locator(`#tabs-rooms .tab[title="${MARKS}"].is-active`).waitFor();
+    await A.page.locator(`#tabs-rooms .tab[title="${CHAN}"]`).click();
+    await A.page.locator(`#tabs-rooms .tab[title="${CHAN}"].is-active`).waitFor();
+    tcp.send(`JOIN ${MARKS}`);
+    for (let i = 1; i <= 3; i++) tcp.send(`PRIVMSG ${MARKS} :marks line ${i}`);
+    await until('A counts 3 unread', async () => await unread(A.page, MARKS) === '3');
+
+    // A second device of the same account, looking at another room,
+    // counts the same three from the history and A's marker.
+    E = await openUser('E');
+    await E.page.goto(URL_);
+    await E.page.locator('#mode-login').click();
+    await E.page.locator('#start-room').click();
+    await E.page.keyboard.type(`${ROOM}, ${MARKS.slice(1)}`);
+    await E.page.locator('#start-account').click();
+    await E.page.keyboard.type(ACCOUNT);
+    await E.page.locator('#start-password').click();
+    await E.page.keyboard.type(PASSWORD);
+    await E.page.locator('#start-submit').click();
+    await E.page.locator('#app').waitFor({ state: 'visible', timeout: 20000 });
+    await E.page.locator(`#tabs-rooms .tab[title="${CHAN}"].is-active`).waitFor();
+    await until('E counts the same 3 unread', async () => await unread(E.page, MARKS) === '3');
+
+    // Reading on one device clears the count on the other.
+    await A.page.locator(`#tabs-rooms .tab[title="${MARKS}"]`).click();
+    await until('A read them', async () => await unread(A.page, MARKS) === '0');
+    await until('E hears A read them', async () => await unread(E.page, MARKS) === '0');
+    await A.page.locator(`#tabs-rooms .tab[title="${CHAN}"]`).click();
+    await A.page.locator(`#tabs-rooms .tab[title="${CHAN}"].is-active`).waitFor();
+    tcp.send(`PRIVMSG ${MARKS} :marks line 4`);
+    tcp.send(`PRIVMSG ${MARKS} :marks line 5, ${ACCOUNT}?`);
+    await until('2 new on A', async () => await unread(A.page, MARKS) === '2');
+    await until('2 new on E', async () => await unread(E.page, MARKS) === '2');
+
+    // A reload logs in again and counts from the marker, not from zero.
+    await A.page.reload();
+    await A.page.locator('#start-password').waitFor({ state: 'visible' });
+    await A.page.locator('#start-password').click();
+    await A.page.keyboard.type(PASSWORD);
+    await A.page.locator('#start-submit').click();
+    await A.page.locator('#app').waitFor({ state: 'visible', timeout: 20000 });
+    await until('2 unread after the reload, with the mention', async () =>
+      await unread(A.page, MARKS) === '2' && /is-mention/.test(await badge(A.page, MARKS).getAttribute('class')));
+    await until('nothing unread where A had read', async () => await unread(A.page, CHAN) === '0');
+
+    await E.page.locator(`#tabs-rooms .tab[title="${MARKS}"]`).click();
+    await seesMessage(E.page, 'marks line 5', 'E');
+    await until('A hears E read them', async () => await unread(A.page, MARKS) === '0');
+    await E.ctx.close();
+    E = null;
+  });
+
   await step('no page errors, CSP violations, dialogs or off-host requests', async () => {
     if (problems.length) throw new Error(problems.join(' | '));
   });
 } catch (e) {
   // Leave evidence for whoever reads the log.
-  for (const u of [A, B, C, P, D]) {
+  for (const u of [A, B, C, P, D, E]) {
     if (!u) continue;
     try {
       await u.page.screenshot({ path: path.join(SHOTS, `failure-${u.label}.png`) });
@@ -533,7 +621,7 @@ try {
   console.log('--- TCP user saw:\n' + tcp.lines.slice(-15).map((m) => `${m.source || ''} ${m.command} ${m.params.join(' | ')}`).join('\n'));
 } finally {
   tcp.close();
-  for (const u of [A, B, C, P, D]) { if (u) await u.ctx.close().catch(() => {}); }
+  for (const u of [A, B, C, P, D, E]) { if (u) await u.ctx.close().catch(() => {}); }
   for (const d of profiles) fs.rmSync(d, { recursive: true, force: true });
 }
 

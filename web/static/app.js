@@ -7,7 +7,7 @@ const WANTED_CAPS = [
   'server-time', 'message-tags', 'echo-message', 'batch', 'draft/chathistory',
   'multi-prefix', 'away-notify', 'account-tag', 'account-notify', 'extended-join',
   'setname', 'standard-replies', 'draft/account-registration', 'invite-notify',
-  'labeled-response',
+  'labeled-response', 'draft/read-marker', 'draft/message-redaction',
 ];
 const GROUP_GAP_MS = 5 * 60 * 1000;
 const MAX_MESSAGES = 1500;
@@ -48,6 +48,7 @@ const ICONS = {
   close: ['M6 6l12 12', 'M18 6 6 18'],
   check: ['M12 2.5l2.4 1.8 3-.1.9 2.9 2.4 1.8-1 2.8 1 2.9-2.4 1.7-.9 2.9-3-.1L12 21.5l-2.4-1.8-3 .1-.9-2.9-2.4-1.7 1-2.9-1-2.8 2.4-1.8.9-2.9 3 .1z', 'M8.5 12.2l2.3 2.3 4.7-4.8'],
   at: ['M16 12a4 4 0 1 1-8 0 4 4 0 0 1 8 0z', 'M16 12v1.5a2.5 2.5 0 0 0 5 0V12a9 9 0 1 0-3.5 7.1'],
+  trash: ['M4 7h16', 'M10 11v6', 'M14 11v6', 'M6 7l1 13h10l1-13', 'M9 7V4h6v3'],
 };
 
 function icon(name, cls) {
@@ -169,6 +170,9 @@ function ensureBuffer(name, type) {
     members: new Map(), namesPending: false,
     topic: '', joined: false, closing: false,
     unread: 0, mention: false,
+    // draft/read-marker: the time of the last message read, as the server
+    // keeps it for the account (0: none); known once the server said.
+    marker: 0, markerKnown: false, markTimer: null,
     typing: new Map(),
     noMoreHistory: false, loadingHistory: false, historyKnown: false,
     scroll: { atBottom: true, fromBottom: 0 },
@@ -180,6 +184,8 @@ function ensureBuffer(name, type) {
   buildTab(b);
   renderBuffer(b);
   if (!S.active) activate(b);
+  // A room's marker comes with its JOIN; a conversation's is asked for.
+  if (type === 'query' && markersOn()) send('MARKREAD', [name]);
   saveResume();
   return b;
 }
@@ -263,7 +269,9 @@ function updateDmHead() {
 function updateTitle() {
   let total = S.hiddenUnread;
   let mention = false;
-  for (const b of S.buffers.values()) { if (b !== S.active) total += b.unread; mention ||= b.mention; }
+  // With read markers the open tab has unread messages too, while the
+  // page is hidden or unfocused.
+  for (const b of S.buffers.values()) { if (b !== S.active || fromMarker(b)) total += b.unread; mention ||= b.mention; }
   const room = S.active ? S.active.name + ' · ' : '';
   document.title = (total ? `(${total}) ` : '') + room + 'livechat';
   const other = [...S.buffers.values()].filter((b) => b !== S.active).reduce((n, b) => n + b.unread, 0);
@@ -284,8 +292,8 @@ function activate(b) {
   }
   S.active = b;
   b.listEl.hidden = false;
-  b.unread = 0;
-  b.mention = false;
+  if (fromMarker(b)) markRead(b);
+  else { b.unread = 0; b.mention = false; }
   updateTab(b);
   renderChrome();
   if (b.scroll.atBottom) scrollToBottom();
@@ -339,6 +347,64 @@ function closeBuffer(b) {
   }
 }
 
+// ---------------------------------------------------------------- read markers
+
+// IRCv3 draft/read-marker: a logged-in user's clients share, per room and
+// conversation, the time of the last message read. Unread counts are the
+// messages newer than it, so a reload or a second device shows the same
+// counts; guests (who have no marker) count what arrives while they look
+// elsewhere, as before.
+const markersOn = () => hasCap('draft/read-marker') && !!S.account;
+const fromMarker = (b) => markersOn() && b.markerKnown;
+const countsAsUnread = (m) => m.kind === 'msg' || m.kind === 'action' || m.kind === 'notice';
+
+// reading: the user can see the open tab (the page is visible and focused).
+const reading = () => !document.hidden && document.hasFocus();
+
+// recount derives a buffer's badge from its marker.
+function recount(b) {
+  if (!fromMarker(b)) return;
+  let n = 0;
+  let mention = false;
+  for (const m of b.messages) {
+    if (!countsAsUnread(m) || m.self || m.pending || m.redacted || m.time <= b.marker) continue;
+    n++;
+    if (m.mention || b.type === 'query') mention = true;
+  }
+  b.unread = n;
+  b.mention = mention;
+  updateTab(b);
+  updateTitle();
+}
+
+// markRead moves the marker to the newest message of the open tab when
+// the user is looking at it, and tells the server (once per burst).
+function markRead(b) {
+  if (!b || !fromMarker(b)) return;
+  if (S.active === b && reading() && S.phase === 'online') {
+    let newest = 0;
+    for (const m of b.messages) if (m.kind !== 'event' && !m.pending && !m.failed && m.time > newest) newest = m.time;
+    if (newest > b.marker) {
+      b.marker = newest;
+      clearTimeout(b.markTimer);
+      b.markTimer = setTimeout(() => {
+        b.markTimer = null;
+        if (S.buffers.get(b.key) === b) send('MARKREAD', [b.name, 'timestamp=' + new Date(b.marker).toISOString()]);
+      }, 250);
+    }
+  }
+  recount(b);
+}
+
+// askMarkers (re)learns every buffer's marker, after logging in.
+function askMarkers() {
+  if (!markersOn()) return;
+  for (const b of S.buffers.values()) {
+    b.markerKnown = false;
+    send('MARKREAD', [b.name]);
+  }
+}
+
 // ---------------------------------------------------------------- messages
 
 function makeMessage(fields) {
@@ -355,6 +421,7 @@ function mentions(text) {
 // addMessage puts a message into its buffer in time order. live means it
 // just happened (counts as unread, may scroll); history does not.
 function addMessage(b, m, { live = true } = {}) {
+  m.buf = b;
   if (m.id) {
     if (b.ids.has(m.id)) return false;
     b.ids.add(m.id);
@@ -371,7 +438,9 @@ function addMessage(b, m, { live = true } = {}) {
     b.messages.splice(i, 0, m);
     renderBuffer(b);
   }
-  if (live && (m.kind === 'msg' || m.kind === 'action' || m.kind === 'notice') && !m.self) {
+  if (fromMarker(b)) {
+    if (live) markRead(b);
+  } else if (live && countsAsUnread(m) && !m.self) {
     if (S.active !== b) {
       b.unread++;
       if (m.mention || b.type === 'query') b.mention = true;
@@ -459,12 +528,16 @@ function renderItem(m, prev) {
     if (first) cls.push('is-first');
     if (m.pending) cls.push('is-pending');
     if (m.failed) cls.push('is-failed');
-    if (m.mention) cls.push('is-mention');
+    if (m.mention && !m.redacted) cls.push('is-mention');
     if (m.self) cls.push('is-self');
+    if (m.redacted) cls.push('is-redacted');
+    if (m.deleting) cls.push('is-deleting');
     node = h('div', { class: cls.join(' '), 'data-msgid': m.id || null, 'data-nick': m.nick });
     const t = new Date(m.time);
     const timeEl = h('time', { class: 'msg-time', datetime: t.toISOString(), title: fullFmt.format(t), text: timeFmt.format(t) });
-    const body = h('div', { class: 'msg-text' }, richText(m.text));
+    const body = m.redacted
+      ? h('div', { class: 'msg-text', text: redactedText(m) })
+      : h('div', { class: 'msg-text' }, richText(m.text));
     if (first || m.kind === 'action') {
       node.append(avatar(m.nick));
       const head = h('div', { class: 'msg-head' }, nickSpan(m.nick, 'msg-nick'));
@@ -476,12 +549,42 @@ function renderItem(m, prev) {
       node.append(h('span', { class: 'msg-side-time', title: fullFmt.format(t), text: timeFmt.format(t) }));
     }
     node.append(body);
+    if (canDelete(m)) {
+      node.append(h('button', {
+        class: 'msg-delete', type: 'button', title: 'Delete message', 'aria-label': 'Delete message',
+        disabled: m.deleting, onclick: () => deleteMessage(m),
+      }, icon('trash')));
+    }
     if (m.failed) node.append(h('div', { class: 'msg-failed-note', text: typeof m.failed === 'string' ? m.failed : 'Not delivered' }));
     node.querySelectorAll('.msg-nick').forEach((n) => n.addEventListener('click', () => openQuery(m.nick)));
   }
   m.el = node;
   frag.append(node);
   return frag;
+}
+
+// redactedText says who removed a message, and why if they said.
+function redactedText(m) {
+  const { by, reason } = m.redacted;
+  const who = !by || irc.fold(by) === irc.fold(m.nick) ? 'Message deleted' : `Message removed by ${by}`;
+  return reason ? `${who}: ${irc.stripFormatting(reason)}` : who;
+}
+
+// canDelete: one's own messages, and in a room one operates anyone's; the
+// server decides in the end (draft/message-redaction).
+function canDelete(m) {
+  const b = m.buf;
+  if (!b || !m.id || m.redacted || m.pending || !hasCap('draft/message-redaction')) return false;
+  if (m.self) return true;
+  const me = b.type === 'room' && b.members.get(irc.fold(S.nick));
+  return !!(me && me.prefixes.includes('@'));
+}
+
+function deleteMessage(m) {
+  const b = m.buf;
+  if (!b || S.phase !== 'online' || !send('REDACT', [b.name, m.id])) return;
+  m.deleting = true;
+  rerenderMessage(b, m);
 }
 
 function rerenderMessage(b, m) {
@@ -977,6 +1080,7 @@ handlers['900'] = (m) => {
   if (p.user && p.host) S.userHost = `${p.user}@${p.host}`;
   if (S.auth) authSucceeded(account);
   else { S.account = account; updateMe(); }
+  askMarkers();
 };
 handlers['901'] = () => {
   S.account = '';
@@ -1007,9 +1111,42 @@ handlers.FAIL = (m) => {
     failPending(b || S.active, desc);
     return;
   }
+  if (cmd === 'MARKREAD') return; // best effort: the counts stay local
+  if (cmd === 'REDACT') {
+    const b = getBuffer(m.params[2] || '');
+    const msg = b && b.messages.find((x) => x.id === m.params[3]);
+    if (msg) { msg.deleting = false; rerenderMessage(b, msg); }
+    errorLine(code === 'REDACT_FORBIDDEN' ? 'You can only delete your own messages.' : desc, b || S.active);
+    return;
+  }
   errorLine(desc);
 };
 handlers.WARN = (m) => infoLine(m.params[m.params.length - 1]);
+
+handlers.MARKREAD = (m) => {
+  const [target = '', ts = ''] = m.params;
+  const b = getBuffer(target);
+  if (!b) return;
+  const t = ts.startsWith('timestamp=') ? Date.parse(ts.slice(10)) : 0;
+  b.markerKnown = true;
+  if (Number.isFinite(t) && t > b.marker) b.marker = t; // only forward, whatever order answers come in
+  markRead(b);
+};
+
+// draft/message-redaction: a message someone took back (or an operator
+// removed) is shown as removed wherever it is; the server has dropped it
+// from history, so a reload does not bring it back.
+handlers.REDACT = (m) => {
+  const [target = '', id = '', reason = ''] = m.params;
+  const b = isRoom(target) ? getBuffer(target) : getBuffer(isMe(m.nick) ? target : m.nick);
+  const msg = b && b.messages.find((x) => x.id === id);
+  if (!msg) return; // the spec: a msgid we never saw is ignored
+  msg.redacted = { by: m.nick || '', reason };
+  msg.deleting = false;
+  msg.mention = false;
+  rerenderMessage(b, msg);
+  recount(b);
+};
 handlers.NOTE = () => {};
 
 function friendlyAuthError(cmd, code, desc) {
@@ -1079,6 +1216,7 @@ function applyHistory(batch) {
     if (wasAtBottom) scrollToBottom();
     else log.scrollTop = log.scrollHeight - fromBottom;
   }
+  markRead(b); // history newer than the marker is unread
 }
 
 // queryHistory sends a CHATHISTORY request. With labeled-response its
@@ -1108,7 +1246,7 @@ function mergeHistory(b, msgs, { beforeId = null, afterId = null } = {}) {
   const present = msgs.map((m) => !!(m.id && b.ids.has(m.id)));
   const firstAnchor = present.indexOf(true);
   let added = 0;
-  const insert = (j, m) => { list.splice(j, 0, m); if (m.id) b.ids.add(m.id); added++; };
+  const insert = (j, m) => { m.buf = b; list.splice(j, 0, m); if (m.id) b.ids.add(m.id); added++; };
   // New messages before the first anchor go in front of it, newest first.
   let tail = firstAnchor >= 0 ? posOf(msgs[firstAnchor].id) : posOf(beforeId);
   const leadEnd = firstAnchor >= 0 ? firstAnchor : tail >= 0 ? msgs.length : 0;
@@ -1373,6 +1511,7 @@ function onMessage(m, kind) {
       p.time = serverTime(m);
       p.account = m.tags.account || null;
       rerenderMessage(b, p);
+      markRead(b);
       return;
     }
   }
@@ -1873,8 +2012,9 @@ function init() {
   });
 
   document.addEventListener('visibilitychange', () => {
-    if (!document.hidden) { S.hiddenUnread = 0; updateTitle(); }
+    if (!document.hidden) { S.hiddenUnread = 0; updateTitle(); markRead(S.active); }
   });
+  window.addEventListener('focus', () => markRead(S.active));
   document.addEventListener('keydown', (e) => {
     if (e.key === 'Escape') closeDrawers();
   });
