@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -146,4 +147,34 @@ func TestServiceWithoutMarkerStore(t *testing.T) {
 	if _, _, err := svc.SetReadMarker(bg, "alice", "#lobby", time.Now()); !errors.Is(err, ErrNoMarkers) {
 		t.Fatalf("got %v, want ErrNoMarkers", err)
 	}
+}
+
+// BenchmarkSetReadMarker measures moving markers in the file store, from
+// many goroutines at once as many readers would: Batch shares the fsyncs.
+func BenchmarkSetReadMarker(b *testing.B) {
+	s, err := OpenFileStore(filepath.Join(b.TempDir(), "accounts.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	const accounts = 64
+	for i := range accounts {
+		if err := s.Create(bg, Account{Name: fmt.Sprint("user", i), Hash: "h"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	ms := s.(MarkerStore)
+	start := time.Now()
+	var n atomic.Int64
+	b.SetParallelism(8)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := n.Add(1)
+			if _, _, err := ms.SetReadMarker(bg, fmt.Sprint("user", i%accounts), fmt.Sprint("#room", i%16), start.Add(time.Duration(i)*time.Millisecond)); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }
