@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"time"
 
@@ -130,14 +131,27 @@ func markerFailure(s *Session, target string, err error) error {
 // sendJoinMarker tells a draft/read-marker client where it stopped reading
 // in a room it just joined, as the spec requires after every JOIN.
 func (s *Session) sendJoinMarker(room string) {
+	if line := s.joinMarkerLine(room); line != nil {
+		s.Reply(line)
+	}
+}
+
+// joinMarkerLine is what sendJoinMarker sends: the room's MARKREAD, or
+// the FAIL if the store could not say; nil without the capability. The
+// spec wants it between the JOIN and RPL_ENDOFNAMES, which only the room
+// can place, so it is built before the join and handed over as bytes.
+func (s *Session) joinMarkerLine(room string) []byte {
 	if !s.hasCap(capReadMarker) {
-		return
+		return nil
 	}
 	name, key, _ := markerTarget(room)
 	at, err := s.readMarker(s.Account(), key)
 	if err != nil {
-		s.sendError(markerFailure(s, name, err))
-		return
+		var re *replyError
+		errors.As(markerFailure(s, name, err), &re)
+		fail := protocol.Message{Source: s.srv.Config().ServerName, Command: "FAIL", Params: re.params}
+		return fail.AppendTo(nil)
 	}
-	s.reply(s.markreadLine(name, at))
+	line := s.markreadLine(name, at)
+	return line.AppendTo(nil)
 }

@@ -175,3 +175,21 @@ func TestMarkReadSurvivesRestart(t *testing.T) {
 		t.Fatalf("after a restart: %s, want %s", got, ts(at))
 	}
 }
+
+// noMarkers is an account store that keeps no read markers, as a failed
+// or foreign store would answer.
+type noMarkers struct{ accounts.Store }
+
+func TestMarkReadStoreFailureIsReportedAndHarmless(t *testing.T) {
+	_, addr := testServer(t, func(_ *configs.Config, o *Options) { o.Accounts = noMarkers{accounts.NewMemoryStore()} })
+	c := accountClient(t, addr, "alice", "alice", true, "draft/read-marker", "echo-message")
+	c.send("JOIN #r")
+	c.expect(protocol.RPL_ENDOFNAMES)
+	c.expectFail("MARKREAD", "INTERNAL_ERROR")
+	c.send("MARKREAD #r " + ts(time.Now()))
+	c.expectFail("MARKREAD", "INTERNAL_ERROR")
+	c.send("PRIVMSG #r :still chatting")
+	if m, _ := c.expect("PRIVMSG"); m.Param(1) != "still chatting" {
+		t.Fatalf("got %q", m.String())
+	}
+}

@@ -1138,7 +1138,10 @@ handlers.MARKREAD = (m) => {
 // from history, so a reload does not bring it back.
 handlers.REDACT = (m) => {
   const [target = '', id = '', reason = ''] = m.params;
-  const b = isRoom(target) ? getBuffer(target) : getBuffer(isMe(m.nick) ? target : m.nick);
+  // msgids are unique across the server, so another connection of ours
+  // (under another nick) finds its copy wherever it is.
+  let b = isRoom(target) ? getBuffer(target) : getBuffer(isMe(m.nick) ? target : m.nick);
+  if (!isRoom(target) && !(b && b.ids.has(id))) b = [...S.buffers.values()].find((x) => x.type === 'query' && x.ids.has(id));
   const msg = b && b.messages.find((x) => x.id === id);
   if (!msg) return; // the spec: a msgid we never saw is ignored
   msg.redacted = { by: m.nick || '', reason };
