@@ -3,11 +3,14 @@ package daemon
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/livechat/livechat/configs"
+	"github.com/livechat/livechat/daemon/historystore"
 	"github.com/livechat/livechat/protocol"
 	"github.com/livechat/livechat/rooms"
 )
@@ -348,5 +351,55 @@ func TestRedactWithAFailedStoreDeletesNothing(t *testing.T) {
 	}
 	if got := strings.Join(alice.history("#r"), "|"); got != "keep me" {
 		t.Fatalf("history after a failed redaction: %s", got)
+	}
+}
+
+// End to end on the embedded store: REDACT takes the words off the disk,
+// not just out of sight, and a restart does not bring them back.
+func TestRedactTakesTheTextOffTheDisk(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "history.db")
+	open := func() *historystore.Store {
+		st, err := historystore.Open(path, historystore.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	st := open()
+	srv, addr := testServer(t, func(_ *configs.Config, o *Options) { o.History = st })
+	alice := accountClient(t, addr, "alice", "alice", true, redactCaps...)
+	bob := accountClient(t, addr, "bob", "bob", true, redactCaps...)
+	alice.join("#r")
+	bob.join("#r")
+	const secret = "my bank pin is 4921"
+	id := bob.say("#r", secret)
+	bob.say("#r", "a message that stays")
+	dm := bob.say("alice", secret+" (private)")
+	if err := st.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if raw, _ := os.ReadFile(path); !strings.Contains(string(raw), secret) {
+		t.Fatal("the message never reached the file; the test proves nothing")
+	}
+	bob.send("REDACT #r " + id)
+	bob.expect("REDACT")
+	bob.send("REDACT alice " + dm)
+	bob.expect("REDACT")
+	if err := st.Scrub(); err != nil { // the daemon scrubs by itself within history's scrub interval
+		t.Fatal(err)
+	}
+	if raw, _ := os.ReadFile(path); strings.Contains(string(raw), secret) {
+		t.Fatal("the redacted text is still in the history file")
+	}
+	if err := srv.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+
+	st = open()
+	_, addr = testServer(t, func(_ *configs.Config, o *Options) { o.History = st })
+	alice = accountClient(t, addr, "alice", "alice", true, redactCaps...) // accounts were in memory
+	alice.join("#r")
+	if got := strings.Join(alice.history("#r"), "|"); got != "a message that stays" {
+		t.Fatalf("history after a restart: %s", got)
 	}
 }
