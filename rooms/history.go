@@ -37,8 +37,9 @@ func (h *History) Add(e *Event) {
 // newest messages, oldest first; each whole when the log has no more.
 func (h *History) Warm(events, msgs []*Event, wholeEvents, wholeMsgs bool) {
 	// Number the events after a gap wide enough for the older messages,
-	// then give each message its event's number, or (older than every
-	// event loaded) the next lower one.
+	// then give each message its event's number or, if it is older than
+	// every event loaded (events are the newest run of the target), a
+	// number in the gap, counting down.
 	base := uint64(len(msgs)) + 1
 	seqOf := make(map[string]uint64, len(events))
 	all := make([]entry, len(events))
@@ -47,13 +48,14 @@ func (h *History) Warm(events, msgs []*Event, wholeEvents, wholeMsgs bool) {
 		seqOf[e.ID] = all[i].seq
 	}
 	ms := make([]entry, len(msgs))
-	lower := base
+	older := base
 	for i := len(msgs) - 1; i >= 0; i-- {
 		seq, ok := seqOf[msgs[i].ID]
-		if !ok || seq >= lower {
-			seq = lower - 1
+		if !ok {
+			older--
+			seq = older
 		}
-		ms[i], lower = entry{e: msgs[i], seq: seq}, seq
+		ms[i] = entry{e: msgs[i], seq: seq}
 	}
 	h.all.warm(all, wholeEvents)
 	h.msgs.warm(ms, wholeMsgs)

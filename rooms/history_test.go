@@ -49,6 +49,14 @@ func TestRingCertainAnswersMatchTheLog(t *testing.T) {
 			}
 			got, certain := ring.Query(q)
 			want, _ := full.Query("#t", q)
+			if rng.IntN(2) == 0 {
+				// The same from a ring warmed from the log, as after a restart.
+				events, _ := full.Query("#t", Query{Sel: SelLatest, Limit: ringSize, Events: true})
+				msgs, _ := full.Query("#t", Query{Sel: SelLatest, Limit: ringSize})
+				warmed := NewHistory(ringSize)
+				warmed.Warm(events, msgs, len(events) < ringSize, len(msgs) < ringSize)
+				got, certain = warmed.Query(q)
+			}
 			if !certain {
 				fromLog++
 				continue

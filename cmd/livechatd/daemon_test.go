@@ -21,7 +21,7 @@ import (
 func tlsYAML(certPath, keyPath, extra string) string {
 	return "listen:\n  tcp: 127.0.0.1:0\n  tls: 127.0.0.1:0\n" +
 		"  tls_cert: " + strconv.Quote(certPath) + "\n  tls_key: " + strconv.Quote(keyPath) + "\n" +
-		"metrics:\n  listen: 127.0.0.1:0\naccounts:\n  store: memory\n" + extra
+		"metrics:\n  listen: 127.0.0.1:0\naccounts:\n  store: memory\nhistory:\n  store: memory\n" + extra
 }
 
 // Over a real TLS connection the client verifies the gencert'd
@@ -131,7 +131,7 @@ func TestReloadCertificate(t *testing.T) {
 func TestReloadInvalidConfigKeepsOld(t *testing.T) {
 	r := startRig(t, baseConfig+"motd: first MOTD\n")
 	before := r.d.srv.Config()
-	r.write(baseConfig + "motd: second MOTD\nhistory:\n  size: 10\n  replay: 20\n")
+	r.write(strings.Replace(baseConfig, "history:\n", "history:\n  size: 10\n  replay: 20\n", 1) + "motd: second MOTD\n")
 	err := r.d.reload()
 	if err == nil || !strings.Contains(err.Error(), "history.replay") {
 		t.Fatalf("reload of an invalid file: %v, want an error naming history.replay", err)

@@ -73,13 +73,16 @@ type rig struct {
 }
 
 // baseConfig is what tests start from: every listener on 127.0.0.1:0,
-// accounts in memory, fast flood control out of the way.
+// accounts and history in memory (nothing written to the working
+// directory), fast flood control out of the way.
 const baseConfig = `
 listen:
   tcp: 127.0.0.1:0
 metrics:
   listen: 127.0.0.1:0
 accounts:
+  store: memory
+history:
   store: memory
 limits:
   flood_burst: 100000

@@ -103,7 +103,7 @@ func TestWebSocketTLS(t *testing.T) {
 	certPath, keyPath, cert := newCert(t, t.TempDir())
 	r := startRig(t, "listen:\n  tcp: 127.0.0.1:0\n  websocket_tls: 127.0.0.1:0\n"+
 		"  tls_cert: "+strconv.Quote(certPath)+"\n  tls_key: "+strconv.Quote(keyPath)+"\n"+
-		"metrics:\n  listen: \"\"\naccounts:\n  store: memory\n")
+		"metrics:\n  listen: \"\"\naccounts:\n  store: memory\nhistory:\n  store: memory\n")
 	pool := x509.NewCertPool()
 	pool.AddCert(cert)
 	hc := &http.Client{Timeout: waitFor, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "localhost"}}}
