@@ -371,6 +371,9 @@ func (r *killRun) verify(h []killHistory, round int, stop time.Time, margin time
 		round, how, sent, echoed, len(kept), unechoed, lost)
 	if lost > 0 {
 		line += fmt.Sprintf("; the oldest lost was echoed %v before the kill, the youngest %v", oldestLost.Round(time.Microsecond), youngestLost.Round(time.Microsecond))
+		if youngestLost < 0 {
+			line += " (after it: sent by the daemon before it died, read by the test after)"
+		}
 	}
 	if youngestKept >= 0 {
 		line += fmt.Sprintf("; the youngest kept was echoed %v before it", youngestKept.Round(time.Microsecond))
