@@ -6,16 +6,18 @@
 //	          [--data-dir DIR] [--log-level LEVEL]
 //	livechatd gencert [--host NAME]... [--out DIR] [--days N] [--force]
 //	livechatd accounts [--config FILE] [--data-dir DIR] list|delete NAME|passwd NAME
+//	livechatd history [--config FILE] [--data-dir DIR] stats|export|delete|forget ...
 //
 // With no flags it runs on built-in defaults: clients on 127.0.0.1:6667,
 // metrics on 127.0.0.1:9667. --ws-listen adds the chat page and the
 // WebSocket transport for browsers. gencert writes a self-signed TLS certificate
 // and prints the settings that use it; accounts edits the account
-// database while the daemon is stopped.
+// database and history reads and deletes history while the daemon is
+// stopped.
 //
 // The files: main.go parses the command line, run.go starts and stops the
 // daemon, reload.go applies SIGHUP, tls.go holds the live certificate,
-// gencert.go and accountscli.go are the subcommands.
+// gencert.go, accountscli.go and historycli.go are the subcommands.
 package main
 
 import (
@@ -42,6 +44,8 @@ Usage:
   livechatd gencert [flags]   write a self-signed TLS certificate (livechatd gencert --help)
   livechatd accounts ...      list, delete or reset accounts while the daemon is stopped
                               (livechatd accounts --help)
+  livechatd history ...       history stats, export, delete a room, forget an account,
+                              while the daemon is stopped (livechatd history --help)
 
 Flags (each also settable in the config file and as LIVECHAT_* env):
 `
@@ -56,6 +60,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return gencert(args[1:], stdout, stderr)
 		case "accounts":
 			return accountsCommand(args[1:], stdin, stdout, stderr)
+		case "history":
+			return historyCommand(args[1:], stdout, stderr)
 		}
 	}
 	fs := pflag.NewFlagSet("livechatd", pflag.ContinueOnError)
@@ -73,7 +79,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "livechatd: unexpected argument %q (the subcommands are gencert and accounts; see --help)\n", fs.Arg(0))
+		fmt.Fprintf(stderr, "livechatd: unexpected argument %q (the subcommands are gencert, accounts and history; see --help)\n", fs.Arg(0))
 		return 2
 	}
 	path := configs.ConfigPath(fs)
