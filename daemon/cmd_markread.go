@@ -128,15 +128,9 @@ func markerFailure(s *Session, target string, err error) error {
 	return failErr("MARKREAD", "INTERNAL_ERROR", target, "The read timestamp could not be set or read")
 }
 
-// sendJoinMarker tells a draft/read-marker client where it stopped reading
-// in a room it just joined, as the spec requires after every JOIN.
-func (s *Session) sendJoinMarker(room string) {
-	if line := s.joinMarkerLine(room); line != nil {
-		s.Reply(line)
-	}
-}
-
-// joinMarkerLine is what sendJoinMarker sends: the room's MARKREAD, or
+// joinMarkerLine tells a draft/read-marker client where it stopped reading
+// in a room it joins, as the spec requires after every JOIN: the room's
+// MARKREAD, or
 // the FAIL if the store could not say; nil without the capability. The
 // spec wants it between the JOIN and RPL_ENDOFNAMES, which only the room
 // can place, so it is built before the join and handed over as bytes.

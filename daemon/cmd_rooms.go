@@ -107,8 +107,11 @@ func (s *Session) join(typed, key string) error {
 	// Under identMu, an eviction renaming the session (another session's
 	// login) waits until the room is in s.joined, so the rename reaches it;
 	// otherwise the room could keep the old nick for good.
+	marker := s.joinMarkerLine(name) // a store read: before identMu
 	s.identMu.Lock()
-	r, err := s.srv.rooms.Join(s.member(), name, key)
+	m := s.member()
+	m.AfterJoin = marker
+	r, err := s.srv.rooms.Join(m, name, key)
 	if err == nil {
 		s.mu.Lock()
 		s.joined[folded] = r
@@ -134,7 +137,6 @@ func (s *Session) join(typed, key string) error {
 	default:
 		return numErr(protocol.ERR_UNKNOWNERROR, "JOIN", "Could not join "+name+": internal error")
 	}
-	s.sendJoinMarker(r.Name())
 	if away := s.away.Load(); away != nil {
 		// away-notify: members learn a joiner is away right after the JOIN.
 		notify(dedupe([]*rooms.Room{r}, func(r *rooms.Room) []rooms.Client { return r.Update(s, rooms.MemberUpdate{}) }), s.event("AWAY", *away), wantsCap(capAwayNotify))

@@ -92,7 +92,8 @@ func (p *argPicker) mode() string {
 func (p *argPicker) caps() string {
 	return p.pick("message-tags", "echo-message server-time", "batch labeled-response", "multi-prefix",
 		"userhost-in-names extended-join", "account-notify away-notify", "draft/chathistory batch",
-		"sasl", "-echo-message", "chghost setname invite-notify", "bogus")
+		"sasl", "-echo-message", "chghost setname invite-notify", "bogus",
+		"draft/message-redaction draft/read-marker draft/event-playback")
 }
 
 // vocabulary is the commands the fuzzer composes; each reads its
@@ -122,6 +123,12 @@ var vocabulary = []func(p *argPicker) string{
 	func(p *argPicker) string {
 		return "CHATHISTORY " + p.pick("LATEST "+p.room()+" * 10", "BEFORE "+p.nick()+" timestamp=2030-01-01T00:00:00.000Z 5",
 			"TARGETS timestamp=2020-01-01T00:00:00.000Z timestamp=2030-01-01T00:00:00.000Z 5", "AROUND #a msgid=zz 3")
+	},
+	func(p *argPicker) string {
+		return "REDACT " + p.pick(p.room(), p.nick()) + " " + p.pick("zz", "*", "") + p.pick("", " :"+p.text())
+	},
+	func(p *argPicker) string {
+		return "MARKREAD " + p.pick(p.room(), p.nick()) + p.pick("", " timestamp=2030-01-01T00:00:00.000Z", " timestamp=x", " *")
 	},
 	func(p *argPicker) string { return "REGISTER " + p.acct() + p.pick(" ", " * ") + p.pass() },
 	func(p *argPicker) string { return "LOGIN " + p.acct() + " " + p.pass() },

@@ -39,6 +39,9 @@ func (r *Room) doJoin(m Member, key string) error {
 	e.ExtParams = []string{r.name, accountOrStar(m.Account), m.Realname}
 	r.record(e)
 	r.broadcast(e, m.Client, true, false)
+	if m.AfterJoin != nil {
+		m.Client.Reply(m.AfterJoin)
+	}
 	if r.topic.text != "" {
 		r.sendTopic(m.Client, m.Nick)
 	}

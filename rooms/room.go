@@ -61,6 +61,9 @@ type Member struct {
 	Realname string
 	Account  string // "" when anonymous
 	Origin   string // who the member is for history (see Event.Origin)
+	// AfterJoin is a line the joiner gets right after its JOIN, before the
+	// member list (draft/read-marker's MARKREAD); nil for none.
+	AfterJoin []byte
 }
 
 // Info is a snapshot of a room for LIST; it is read without asking the actor.
