@@ -21,8 +21,7 @@ const markerTimeout = 5 * time.Second
 // handleMARKREAD serves IRCv3 draft/read-marker: `MARKREAD <target>` asks
 // for the account's read marker, `MARKREAD <target> timestamp=<t>` moves it
 // forward. Markers belong to accounts, so that a person's clients agree;
-// a guest has none to keep (its get answers `*`, its set fails), and the
-// page shows a guest its own unread counts as before.
+// a guest's live as long as its connection.
 func handleMARKREAD(s *Session, m *protocol.Message, _ []byte) error {
 	if len(m.Params) == 0 {
 		return failErr("MARKREAD", "NEED_MORE_PARAMS", "Missing parameters")
@@ -44,12 +43,13 @@ func handleMARKREAD(s *Session, m *protocol.Message, _ []byte) error {
 	if !ok {
 		return failErr("MARKREAD", "INVALID_PARAMS", name, "Invalid timestamp: use timestamp=YYYY-MM-DDThh:mm:ss.sssZ from a message's time tag")
 	}
-	if account == "" {
-		return failErr("MARKREAD", "ACCOUNT_REQUIRED", name, "Read markers are kept for accounts; log in to keep them")
-	}
 	// A marker in the future would hide every message until then.
 	if now := rooms.Now(); at.After(now) {
 		at = now
+	}
+	if account == "" {
+		s.reply(s.markreadLine(name, s.setGuestMarker(key, at)))
+		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), markerTimeout)
 	defer cancel()
@@ -104,10 +104,13 @@ func parseMarkerTime(p string) (time.Time, bool) {
 	return at.UTC().Truncate(time.Millisecond), true
 }
 
-// readMarker returns the account's marker for key; a guest has none.
+// readMarker returns the account's marker for key, or the guest
+// connection's.
 func (s *Session) readMarker(account, key string) (time.Time, error) {
 	if account == "" {
-		return time.Time{}, nil
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.guestMarkers[key], nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), markerTimeout)
 	defer cancel()
@@ -148,4 +151,27 @@ func (s *Session) joinMarkerLine(room string) []byte {
 	}
 	line := s.markreadLine(name, at)
 	return line.AppendTo(nil)
+}
+
+// maxGuestMarkers bounds the read markers a guest connection keeps, as
+// accounts are bounded.
+const maxGuestMarkers = 1000
+
+// setGuestMarker moves a guest's marker for key forward to at and returns
+// the marker in force. Beyond the bound, new targets are not remembered.
+func (s *Session) setGuestMarker(key string, at time.Time) time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old, ok := s.guestMarkers[key]
+	if ok && !at.After(old) {
+		return old
+	}
+	if !ok && len(s.guestMarkers) >= maxGuestMarkers {
+		return at
+	}
+	if s.guestMarkers == nil {
+		s.guestMarkers = make(map[string]time.Time)
+	}
+	s.guestMarkers[key] = at
+	return at
 }

@@ -136,11 +136,22 @@ func TestMarkReadForGuests(t *testing.T) {
 	if got := g.expectMarkread("#r"); got != "*" {
 		t.Fatalf("guest join: %s", got)
 	}
-	g.send("MARKREAD #r " + ts(time.Now()))
-	g.expectFail("MARKREAD", "ACCOUNT_REQUIRED")
-	g.send("MARKREAD #r")
-	if got := g.expectMarkread("#r"); got != "*" {
-		t.Fatalf("guest get: %s", got)
+	// A guest's markers last as long as its connection, forward only.
+	at := time.Now().Add(-time.Minute).Truncate(time.Millisecond)
+	g.send("MARKREAD #r " + ts(at))
+	if got := g.expectMarkread("#r"); got != ts(at) {
+		t.Fatalf("guest set: %s", got)
+	}
+	g.send("MARKREAD #r "+ts(at.Add(-time.Hour)), "MARKREAD #r")
+	for range 2 {
+		if got := g.expectMarkread("#r"); got != ts(at) {
+			t.Fatalf("guest marker moved back or was lost: %s", got)
+		}
+	}
+	other := connectCaps(t, addr, "guest2", "draft/read-marker")
+	other.send("MARKREAD #r")
+	if got := other.expectMarkread("#r"); got != "*" {
+		t.Fatalf("another guest sees %s", got)
 	}
 	// Without the capability a JOIN brings no MARKREAD.
 	plain := connect(t, addr, "plain")

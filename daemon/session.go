@@ -77,6 +77,8 @@ type Session struct {
 	realname string
 	account  string                 // "" when anonymous
 	joined   map[string]*rooms.Room // by folded name
+	// guestMarkers are a guest's read markers (an account's are stored).
+	guestMarkers map[string]time.Time
 
 	registered atomic.Bool // other sessions look before messaging or listing it
 	// identMu orders the session's nick changes against its registration:
