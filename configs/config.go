@@ -116,7 +116,7 @@ type History struct {
 
 	Store        string        `mapstructure:"store"`         // file (durable, under data_dir) or memory
 	Sync         string        `mapstructure:"sync"`          // interval (group commit) or always (durable before delivery)
-	SyncInterval time.Duration `mapstructure:"sync_interval"` // how often a group is committed; kill -9 loses at most this
+	SyncInterval time.Duration `mapstructure:"sync_interval"` // how often a group is committed; kill -9 loses about this (and the commit under way)
 	MaxAge       time.Duration `mapstructure:"max_age"`       // older events are deleted; 0 keeps them
 	MaxMessages  int           `mapstructure:"max_messages"`  // events kept per room or conversation; 0: no bound
 	MaxMegabytes int           `mapstructure:"max_megabytes"` // the store's size, oldest events deleted beyond it; 0: no bound
