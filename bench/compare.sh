@@ -199,8 +199,11 @@ start_server() { # start_server NAME ROUND
 		port_free "$LIVECHAT_METRICS_PORT" || { log "port $LIVECHAT_METRICS_PORT is busy"; return 1; }
 		# flood control, per-address and client caps lifted as for the other
 		# servers (keys a given livechatd does not know are ignored);
-		# everything else (sendq, history) stays at livechatd's defaults
+		# everything else (sendq, history) stays at livechatd's defaults,
+		# durable history included, in a data dir fresh for every run
+		rm -rf "$out/run/livechat-data"
 		LIVECHAT_ACCOUNTS_STORE=memory \
+			LIVECHAT_DATA_DIR="$out/run/livechat-data" \
 			LIVECHAT_LIMITS_MAX_CONNS_PER_IP=1000000 \
 			LIVECHAT_LIMITS_CONN_RATE_PER_IP=1000000 \
 			LIVECHAT_LIMITS_FLOOD_BURST=1000000 \
