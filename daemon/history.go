@@ -46,7 +46,7 @@ func OpenHistory(cfg *configs.Config, log zerolog.Logger) (HistoryLog, error) {
 		return nil, fmt.Errorf("history store %s: %w", path, err)
 	case err != nil:
 		log.Error().Err(err).Str("path", path).Msg("history store unavailable; chat goes on with history in memory, retrying")
-		st = historystore.OpenResilient(path, opts)
+		return &fileHistory{Store: historystore.OpenResilient(path, opts), sink: sink, openFailed: true}, nil
 	}
 	return &fileHistory{Store: st, sink: sink}, nil
 }
@@ -54,7 +54,8 @@ func OpenHistory(cfg *configs.Config, log zerolog.Logger) (HistoryLog, error) {
 // fileHistory is the durable log with the sink its hooks report to.
 type fileHistory struct {
 	*historystore.Store
-	sink *historySink
+	sink       *historySink
+	openFailed bool // at start, before there were metrics to count it in
 }
 
 // historySink turns the store's reports into metrics and log lines; the

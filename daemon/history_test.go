@@ -1,12 +1,20 @@
 package daemon
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/rs/zerolog"
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/livechat/livechat/configs"
 	"github.com/livechat/livechat/daemon/accounts"
+	"github.com/livechat/livechat/daemon/historystore"
 	"github.com/livechat/livechat/daemon/roomstore"
 	"github.com/livechat/livechat/protocol"
 	"github.com/livechat/livechat/rooms"
@@ -195,3 +203,62 @@ func TestPrivateHistoryOfAccountsSurvivesRestart(t *testing.T) {
 type keepOpen struct{ accounts.Store }
 
 func (keepOpen) Close() error { return nil }
+
+// TestDamagedHistoryKeepsTheServerChatting: a history file that is not a
+// history file at start is logged and counted, the server chats from
+// memory, and CHATHISTORY that needs the file says history is unavailable
+// rather than answering short.
+func TestDamagedHistoryKeepsTheServerChatting(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "history.db"), bytes.Repeat([]byte("not a database "), 4096), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv, addr := testServer(t, func(c *configs.Config, o *Options) {
+		c.DataDir, c.History.Store = dir, "file"
+		h, err := OpenHistory(c, o.Logger)
+		if err != nil {
+			t.Fatalf("a damaged file refused the start: %v", err)
+		}
+		o.History = h
+	})
+	a := connectCaps(t, addr, "alice", "batch", "draft/chathistory", "echo-message")
+	b := connect(t, addr, "bob")
+	a.join("#still")
+	b.join("#still")
+	a.send("PRIVMSG #still :we go on")
+	if m, _ := b.expect("PRIVMSG"); m.Param(1) != "we go on" {
+		t.Fatalf("bob got %q", m.String())
+	}
+	a.expect("PRIVMSG")
+	a.send("CHATHISTORY BEFORE #still timestamp=2020-01-01T00:00:00.000Z 10")
+	a.expectFail("CHATHISTORY", "MESSAGE_ERROR")
+	page := scrape(t, srv)
+	if !strings.Contains(page, "livechat_history_available 0") || !strings.Contains(page, `livechat_history_errors_total{op="open"} 1`) {
+		t.Fatal("metrics do not say history is unavailable, or why")
+	}
+}
+
+// TestNewerHistoryFileRefusesTheStart: a file a newer livechatd wrote is
+// not misread; the start fails and says why.
+func TestNewerHistoryFileRefusesTheStart(t *testing.T) {
+	dir := t.TempDir()
+	db, err := bolt.Open(filepath.Join(dir, "history.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists([]byte("meta"))
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte("schema"), []byte{0, 0, 0, 99})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	cfg := configs.Default()
+	cfg.DataDir = dir
+	if _, err := OpenHistory(&cfg, zerolog.Nop()); !errors.Is(err, historystore.ErrNewerSchema) {
+		t.Fatalf("newer file: %v, want ErrNewerSchema", err)
+	}
+}

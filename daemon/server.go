@@ -119,6 +119,9 @@ func New(cfg *configs.Config, opts Options) *Server {
 	defer func() {
 		if fh, ok := s.history.(*fileHistory); ok {
 			fh.sink.m.Store(s.metrics.history)
+			if fh.openFailed {
+				s.metrics.history.errors.WithLabelValues("open").Inc()
+			}
 		}
 	}()
 	s.privates = newPrivateHistory(s.history, syncAlways)
