@@ -171,10 +171,10 @@ func TestPrivateHistoryOfAccountsSurvivesRestart(t *testing.T) {
 	}
 	w := connectCaps(t, addr, "w1", "batch", "draft/chathistory")
 	w.send("LOGIN wendy hunter2hunter2")
-	w.expect(protocol.RPL_LOGGEDIN)
+	w.expect("NICK") // the account's nick, after 900
 	x := connectCaps(t, addr, "x1", "batch", "draft/chathistory")
 	x.send("LOGIN xavier hunter2hunter2")
-	x.expect(protocol.RPL_LOGGEDIN)
+	x.expect("NICK")
 	w.send("PRIVMSG xavier :between us")
 	x.expect("PRIVMSG")
 	x.send("PRIVMSG wendy :indeed")
@@ -188,7 +188,7 @@ func TestPrivateHistoryOfAccountsSurvivesRestart(t *testing.T) {
 	}
 	x2 := connectCaps(t, addr2, "x2", "batch", "draft/chathistory")
 	x2.send("LOGIN xavier hunter2hunter2")
-	x2.expect(protocol.RPL_LOGGEDIN)
+	x2.expect("NICK")
 	got := x2.chathistory("CHATHISTORY LATEST wendy * 10")
 	if len(got) != 2 || got[0].Param(1) != "between us" || got[1].Param(1) != "indeed" {
 		t.Fatalf("xavier's conversation after restart: %v", got)
