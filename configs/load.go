@@ -20,6 +20,11 @@ const EnvPrefix = "LIVECHAT_"
 // Default returns the built-in defaults. They must be enough to run the
 // daemon in an empty directory, so they bind to loopback only and keep
 // durable state under a relative ./data.
+// DefaultWebSocket is where the chat page is served out of the box: on
+// loopback, so a newcomer's `go run` has a page to open and nobody else
+// reaches it until the operator says so.
+const DefaultWebSocket = "127.0.0.1:8080"
+
 func Default() Config {
 	return Config{
 		ServerName: "livechat.local",
@@ -28,7 +33,7 @@ func Default() Config {
 			"Connected with netcat or telnet? Type HELP and press Enter to see the commands.",
 		DataDir:         "./data",
 		ShutdownTimeout: 5 * time.Second,
-		Listen:          Listen{TCP: "127.0.0.1:6667"},
+		Listen:          Listen{TCP: "127.0.0.1:6667", WebSocket: DefaultWebSocket},
 		Metrics:         Metrics{Listen: "127.0.0.1:9667"},
 		Log:             Log{Level: "info", Format: "auto"},
 		Limits: Limits{

@@ -30,7 +30,7 @@ func TestValidateRules(t *testing.T) {
 		{"listen.tls", func(c *Config) { c.Listen.TLS = "nohost"; c.Listen.TLSCert, c.Listen.TLSKey = "c", "k" }},
 		{"metrics.listen", func(c *Config) { c.Metrics.Listen = "host:http" }},
 		{"metrics.listen", func(c *Config) { c.Metrics.Listen = c.Listen.TCP }},
-		{"listen.tcp", func(c *Config) { c.Listen.TCP = "" }},
+		{"listen.tcp", func(c *Config) { c.Listen.TCP, c.Listen.WebSocket = "", "" }},
 		{"listen.tls_cert", func(c *Config) { c.Listen.TLS = ":6697"; c.Listen.TLSKey = "k" }},
 		{"listen.tls_key", func(c *Config) { c.Listen.TLS = ":6697"; c.Listen.TLSCert = "c" }},
 		{"listen.websocket", func(c *Config) { c.Listen.WebSocket = "8080" }},

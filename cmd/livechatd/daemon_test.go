@@ -13,13 +13,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/livechat/livechat/configs"
 	"github.com/livechat/livechat/protocol"
 )
 
 // tlsYAML is baseConfig with a TLS listener using the given files.
 func tlsYAML(certPath, keyPath, extra string) string {
-	return "listen:\n  tcp: 127.0.0.1:0\n  tls: 127.0.0.1:0\n" +
+	return "listen:\n  tcp: 127.0.0.1:0\n  tls: 127.0.0.1:0\n  websocket: \"\"\n" +
 		"  tls_cert: " + strconv.Quote(certPath) + "\n  tls_key: " + strconv.Quote(keyPath) + "\n" +
 		"metrics:\n  listen: 127.0.0.1:0\naccounts:\n  store: memory\nhistory:\n  store: memory\n" + extra
 }
@@ -428,5 +430,36 @@ func TestAccountsCommand(t *testing.T) {
 	code, _, errOut = runCmd("accounts", "--help")
 	if code != 0 || !strings.Contains(errOut, "livechatd accounts list") || !strings.Contains(errOut, "--data-dir") {
 		t.Errorf("--help: exit %d %q", code, errOut)
+	}
+}
+
+// The built-in page address taken (a second daemon, another program on
+// 8080) does not stop the chat; an address the operator chose must bind.
+func TestDefaultPageAddressTaken(t *testing.T) {
+	if l, err := net.Listen("tcp", configs.DefaultWebSocket); err == nil {
+		defer l.Close()
+	} // else something else holds it already: the same case
+	r := startRig(t, strings.Replace(baseConfig, "  websocket: \"\"\n", "", 1))
+	if r.d.addrs.WebSocket != "" {
+		t.Fatalf("page served at %s although its default address was taken", r.d.addrs.WebSocket)
+	}
+	if line := r.logs.lineWith("the chat page is not served"); line == "" {
+		t.Errorf("no warning:\n%s", r.logs)
+	}
+	c := dialTCP(t, r.d.addrs.TCP)
+	c.register("still")
+
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	isolateEnv(t)
+	cfg := configs.Default()
+	cfg.Listen.TCP, cfg.Metrics.Listen, cfg.Listen.WebSocket = "127.0.0.1:0", "", busy.Addr().String()
+	cfg.Accounts.Store, cfg.History.Store = "memory", "memory"
+	if d, err := start(&cfg, zerolog.Nop(), nil); err == nil {
+		d.stop(t.Context())
+		t.Fatal("a chosen page address that is taken did not refuse the start")
 	}
 }

@@ -78,6 +78,7 @@ type rig struct {
 const baseConfig = `
 listen:
   tcp: 127.0.0.1:0
+  websocket: ""
 metrics:
   listen: 127.0.0.1:0
 accounts:

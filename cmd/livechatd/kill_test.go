@@ -395,7 +395,7 @@ type killDaemon struct {
 // waits for it to accept clients.
 func startKillDaemon(t *testing.T, dir, sync string) *killDaemon {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--data-dir", dir)
+	cmd := exec.Command(os.Args[0], "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--ws-listen", "", "--data-dir", dir)
 	cmd.Dir = dir
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "LIVECHAT_") && !strings.HasPrefix(kv, "LIVECHATD_") {

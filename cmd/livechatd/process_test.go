@@ -20,7 +20,7 @@ import (
 // a client register, checks /readyz, reloads with SIGHUP and stops with
 // SIGTERM, expecting a clean exit.
 func TestProcess(t *testing.T) {
-	cmd := exec.Command(os.Args[0], "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0")
+	cmd := exec.Command(os.Args[0], "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--ws-listen", "127.0.0.1:0")
 	cmd.Dir = t.TempDir()
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "LIVECHAT_") && !strings.HasPrefix(kv, "LIVECHATD_") {
@@ -58,6 +58,17 @@ func TestProcess(t *testing.T) {
 
 	metricsAddr := logs.wait("serving /metrics, /healthz, /readyz", nil)["addr"].(string)
 	tcpAddr := logs.wait("accepting clients", map[string]string{"transport": "tcp"})["addr"].(string)
+	pageAddr := logs.wait("accepting clients", map[string]string{"transport": "websocket"})["addr"].(string)
+	logs.wait("chat in a browser: open http://"+pageAddr+"/", nil)
+	logs.wait("chat in a terminal: nc "+strings.Replace(tcpAddr, ":", " ", 1)+"  (or point an IRC client at "+tcpAddr+")", nil)
+	page, err := (&http.Client{Timeout: waitFor}).Get("http://" + pageAddr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page.Body.Close()
+	if page.StatusCode != http.StatusOK || !strings.HasPrefix(page.Header.Get("Content-Type"), "text/html") {
+		t.Errorf("the chat page: %d %s", page.StatusCode, page.Header.Get("Content-Type"))
+	}
 
 	c := dialTCP(t, tcpAddr)
 	c.register("proc")

@@ -145,8 +145,16 @@ func start(cfg *configs.Config, log zerolog.Logger, load func() (*configs.Config
 	}
 	if cfg.Listen.WebSocket != "" {
 		if wsL, err = listen("listen.websocket", cfg.Listen.WebSocket); err != nil {
-			return nil, err
+			if cfg.Listen.WebSocket != configs.DefaultWebSocket {
+				return nil, err
+			}
+			// Only the built-in page address: a newcomer's second daemon,
+			// or another program on 8080, must not stop the chat.
+			log.Warn().Err(err).Msg("the chat page is not served: its default address is taken; set listen.websocket (--ws-listen) to another, or \"\" to turn it off")
+			wsL, err = nil, nil
 		}
+	}
+	if wsL != nil {
 		d.addrs.WebSocket = wsL.Addr().String()
 	}
 	if cfg.Listen.WebSocketTLS != "" {
@@ -235,7 +243,31 @@ func start(cfg *configs.Config, log zerolog.Logger, load func() (*configs.Config
 		}
 		ev.Msg("accepting clients")
 	}
+	logWhereToGo(log, d.addrs)
 	return d, nil
+}
+
+// logWhereToGo tells a newcomer, in one line each, where to point a
+// browser and a terminal.
+func logWhereToGo(log zerolog.Logger, a addrs) {
+	host := func(addr string) (string, string) {
+		h, p, err := net.SplitHostPort(addr)
+		if err != nil {
+			return addr, ""
+		}
+		if ip := net.ParseIP(h); ip != nil && ip.IsUnspecified() {
+			h = "localhost" // bound to every address: this machine is one of them
+		}
+		return h, p
+	}
+	if a.WebSocket != "" {
+		h, p := host(a.WebSocket)
+		log.Info().Msg("chat in a browser: open http://" + net.JoinHostPort(h, p) + "/")
+	}
+	if a.TCP != "" {
+		h, p := host(a.TCP)
+		log.Info().Msg("chat in a terminal: nc " + h + " " + p + "  (or point an IRC client at " + net.JoinHostPort(h, p) + ")")
+	}
 }
 
 // config returns the configuration in force.

@@ -21,7 +21,7 @@ import (
 
 // wsConfig is baseConfig with a WebSocket listener too.
 func wsConfig() string {
-	return strings.Replace(baseConfig, "  tcp: 127.0.0.1:0\n", "  tcp: 127.0.0.1:0\n  websocket: 127.0.0.1:0\n", 1)
+	return strings.Replace(baseConfig, "  websocket: \"\"\n", "  websocket: 127.0.0.1:0\n", 1)
 }
 
 // dialWS connects a line-level client to a WebSocket listener; client may
@@ -101,7 +101,7 @@ func TestWebSocketListener(t *testing.T) {
 // and WHOIS calls the connection secure.
 func TestWebSocketTLS(t *testing.T) {
 	certPath, keyPath, cert := newCert(t, t.TempDir())
-	r := startRig(t, "listen:\n  tcp: 127.0.0.1:0\n  websocket_tls: 127.0.0.1:0\n"+
+	r := startRig(t, "listen:\n  tcp: 127.0.0.1:0\n  websocket: \"\"\n  websocket_tls: 127.0.0.1:0\n"+
 		"  tls_cert: "+strconv.Quote(certPath)+"\n  tls_key: "+strconv.Quote(keyPath)+"\n"+
 		"metrics:\n  listen: \"\"\naccounts:\n  store: memory\nhistory:\n  store: memory\n")
 	pool := x509.NewCertPool()
