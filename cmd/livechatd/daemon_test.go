@@ -229,17 +229,17 @@ func TestOpsEndpoints(t *testing.T) {
 	}
 }
 
-// Every metric README.md's Operations section promises is on /metrics,
+// Every metric docs/OPERATIONS.md's "Running it" section promises is on /metrics,
 // once the daemon has done what makes each appear.
 func TestMetricsPromisedInREADME(t *testing.T) {
-	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	readme, err := os.ReadFile(filepath.Join("..", "..", "docs", "OPERATIONS.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	text := string(readme)
-	start := strings.Index(text, "\n## Operations")
+	start := strings.Index(text, "\n## Running it")
 	if start < 0 {
-		t.Fatal("README.md has no Operations section")
+		t.Fatal("docs/OPERATIONS.md has no Running it section")
 	}
 	section := text[start+1:]
 	if end := strings.Index(section, "\n## "); end >= 0 {
