@@ -10,6 +10,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseLine } from '../static/irc.js';
+import { createRequire } from 'node:module';
+const AXE = fs.readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const URL_ = process.env.LIVECHAT_URL;
@@ -165,7 +167,7 @@ const memberNames = (page) => page.locator('#member-list .member-name').allTextC
 // ------------------------------------------------------------------ the test
 
 const tcp = new TcpUser(TCP);
-let A, B, C, P, D, E;
+let A, B, C, P, D, E, F;
 const started = Date.now();
 
 try {
@@ -604,12 +606,206 @@ try {
     E = null;
   });
 
+  // ---------------------------------------------------------------- issue 15: commands, directory, moderation,
+  // notifications, keyboard and text, accessibility. F is a fresh guest who
+  // makes her own room (so she is its operator) and the TCP user joins it.
+  const OPS = `#ops${sfx}`;
+  const NICK_F = `frank${sfx}`;
+  const infoTexts = (p) => p.locator('#log-inner .buffer:not([hidden]) .event-text').allTextContents();
+  const seesInfo = (p, re, what) => until(`F to see ${what}`, async () => (await infoTexts(p)).some((t) => re.test(t)));
+  const tcpSees = (what, pred, from) => tcp.wait(what, pred, T, from);
+
+  await step('every slash command reaches the server and its answer shows in the page', async () => {
+    F = await openUser('F');
+    await joinFromStart(F.page, { room: OPS.slice(1), nick: NICK_F });
+    await F.page.locator(`#tabs-rooms .tab[title="${OPS}"].is-active`).waitFor();
+    tcp.send(`JOIN ${OPS}`);
+    await until('F lists the TCP user', async () => (await memberNames(F.page)).includes(NICK_T));
+    let mark = tcp.lines.length;
+    const cmd = async (line) => { mark = tcp.lines.length; await sendFromPage(F.page, line); };
+    await cmd(`/whois ${NICK_T}`);
+    await seesInfo(F.page, new RegExp(`WHOIS ${NICK_T} is .*Carol on TCP`), 'the whois answer');
+    await cmd('/names');
+    await seesInfo(F.page, new RegExp(`2 people in ${OPS}: .*${NICK_T}`), 'the names answer');
+    for (const [line, mode] of [[`/op ${NICK_T}`, '+o'], [`/deop ${NICK_T}`, '-o'], [`/voice ${NICK_T}`, '+v'], [`/devoice ${NICK_T}`, '-v'], ['/mode +m', '+m']]) {
+      await cmd(line);
+      await tcpSees(`${line} as MODE ${mode}`, (m) => m.command === 'MODE' && m.params[0] === OPS && m.params[1] === mode, mark);
+    }
+    await cmd('/mode');
+    await seesInfo(F.page, new RegExp(`${OPS} modes: \\+\\w*m`), 'the room modes');
+    await cmd('/mode -m'); // a moderated room would silence the TCP user below
+    await tcpSees('MODE -m', (m) => m.command === 'MODE' && m.params[1] === '-m', mark);
+    await cmd('/topic Ops corner');
+    await tcpSees('TOPIC', (m) => m.command === 'TOPIC' && m.params[1] === 'Ops corner', mark);
+    await cmd('/topic');
+    await seesInfo(F.page, /Topic of .*: Ops corner/, 'the topic answer');
+    await cmd(`/invite ${NICK_B}`);
+    await seesInfo(F.page, new RegExp(`Invited ${NICK_B} to ${OPS}`), 'the invite confirmation');
+    await B.page.locator('.event-text', { hasText: `invites you to ${OPS}` }).waitFor();
+    await cmd(`/msg ${NICK_T} a private word`);
+    await tcpSees('/msg', (m) => m.command === 'PRIVMSG' && m.params[0] === NICK_T && m.params[1] === 'a private word', mark);
+    await F.page.locator(`#tabs-rooms .tab[title="${OPS}"]`).click();
+    await cmd(`/notice ${NICK_T} heads up`);
+    await tcpSees('/notice', (m) => m.command === 'NOTICE' && m.params[1] === 'heads up', mark);
+    await cmd('/me checks the list');
+    await tcpSees('/me', (m) => m.command === 'PRIVMSG' && m.params[1] === '\x01ACTION checks the list\x01', mark);
+    await cmd('/away at lunch');
+    await seesInfo(F.page, /marked as away/, 'away');
+    await cmd('/back');
+    await seesInfo(F.page, /You are back/, 'back');
+    await cmd(`/who ${OPS}`);
+    await seesInfo(F.page, new RegExp(`End of the list for ${OPS}`), 'the who answer');
+    await cmd(`/ban ${NICK_T}`);
+    await tcpSees('/ban', (m) => m.command === 'MODE' && m.params[1] === '+b', mark);
+    await cmd('/bans');
+    await seesInfo(F.page, /Ban on .*\*!\*@/, 'the ban list');
+    const mask = tcp.lines.slice(mark).length >= 0 && (await infoTexts(F.page)).map((t) => /Ban on \S+: (\S+)/.exec(t)).filter(Boolean).pop()[1];
+    await cmd(`/unban ${mask}`);
+    await tcpSees('/unban', (m) => m.command === 'MODE' && m.params[1] === '-b' && m.params[2] === mask, mark);
+    await cmd(`/kick ${NICK_T} enough for now`);
+    await tcpSees('/kick', (m) => m.command === 'KICK' && m.params[1] === NICK_T && m.params[2] === 'enough for now', mark);
+    await cmd('/claim');
+    await seesInfo(F.page, /Log in first/, 'the claim answer (a guest cannot own a room)');
+    await cmd('/motd');
+    await cmd('/help');
+    await seesInfo(F.page, /\/kick <nick>/, 'the help');
+    await sendFromPage(F.page, 'to be taken back');
+    await F.page.locator('.msg.is-self:not(.is-pending)', { hasText: 'to be taken back' }).waitFor();
+    await cmd('/delete');
+    await F.page.locator('.msg.is-redacted', { hasText: 'Message deleted' }).waitFor();
+    await cmd(`/nick ${NICK_F}x`);
+    await until('F renamed', async () => (await F.page.locator('#me-nick').textContent()) === `${NICK_F}x`);
+    const unknown = (await infoTexts(F.page)).filter((t) => /Unknown command/.test(t));
+    if (unknown.length) throw new Error(unknown.join(' | '));
+  });
+
+  await step('the room directory lists rooms with member counts, searches, and joins by click', async () => {
+    await F.page.locator('#dir-open').click();
+    await F.page.locator('#rooms-dialog').waitFor({ state: 'visible' });
+    const row = F.page.locator(`#dir-list .dir-room[data-room="${CHAN}"]`);
+    await row.waitFor();
+    if (!/\d+ people/.test(await row.locator('.dir-count').textContent())) throw new Error('no member count');
+    await F.page.locator('#dir-search').fill(ROOM2);
+    await until('search narrows the list', async () => {
+      const names = await F.page.locator('#dir-list .dir-room:not(.dir-create) .dir-name').allTextContents();
+      return names.length >= 1 && names.every((n) => n.includes(ROOM2));
+    });
+    await F.page.screenshot({ path: path.join(SHOTS, 'directory.png') });
+    await F.page.locator(`#dir-list .dir-room[data-room="${CHAN2}"]`).click();
+    await F.page.locator(`#tabs-rooms .tab[title="${CHAN2}"].is-active`).waitFor();
+    await sendFromPage(F.page, '/list');
+    await F.page.locator('#rooms-dialog').waitFor({ state: 'visible' });
+    await F.page.keyboard.press('Escape');
+    await F.page.locator('#rooms-dialog').waitFor({ state: 'hidden' });
+  });
+
+  await step('the member list works from the keyboard, and an operator moderates from it', async () => {
+    await F.page.locator(`#tabs-rooms .tab[title="${OPS}"]`).click();
+    tcp.send(`JOIN ${OPS}`);
+    await until('the TCP user back in the list', async () => (await memberNames(F.page)).includes(NICK_T));
+    const first = F.page.locator('#member-list button.member').first();
+    await first.focus();
+    await F.page.keyboard.press('ArrowDown');
+    const focused = await F.page.evaluate(() => document.activeElement?.dataset.nick);
+    if (focused !== NICK_T) throw new Error(`ArrowDown focused ${focused}`);
+    await F.page.keyboard.press('Enter');
+    await F.page.locator('#member-dialog').waitFor({ state: 'visible' });
+    if (await F.page.locator('#member-mod').isHidden()) throw new Error('an operator gets no moderation actions');
+    let mark = tcp.lines.length;
+    await F.page.locator('#member-actions button[data-act="Give voice"]').click();
+    await tcpSees('voice from the menu', (m) => m.command === 'MODE' && m.params[1] === '+v' && m.params[2] === NICK_T, mark);
+    await F.page.locator('#member-list button.member', { hasText: NICK_T }).click();
+    await F.page.locator('#member-reason').fill('menu kick');
+    mark = tcp.lines.length;
+    await F.page.locator('#member-kick').click();
+    await tcpSees('kick from the menu', (m) => m.command === 'KICK' && m.params[2] === 'menu kick', mark);
+    tcp.send(`JOIN ${OPS}`);
+    await until('the TCP user back again', async () => (await memberNames(F.page)).includes(NICK_T));
+  });
+
+  await step('a mention while the tab is hidden notifies (Notification stubbed); a muted room does not', async () => {
+    await F.page.evaluate(() => {
+      window.__notes = [];
+      window.Notification = class { constructor(title, o) { window.__notes.push({ title, body: o && o.body }); } close() {} };
+      window.Notification.permission = 'granted';
+      window.Notification.requestPermission = async () => 'granted';
+    });
+    await F.page.locator('#notify-toggle').click();
+    await until('notifications on', async () => (await F.page.locator('#notify-toggle').getAttribute('aria-pressed')) === 'true');
+    await F.page.evaluate(() => { Object.defineProperty(document, 'hidden', { configurable: true, get: () => true }); document.dispatchEvent(new Event('visibilitychange')); });
+    tcp.send(`PRIVMSG ${OPS} :${NICK_F}x: are you there?`);
+    await until('a notification', async () => (await F.page.evaluate(() => window.__notes)).some((n) => n.title.includes(NICK_T) && /are you there/.test(n.body)));
+    await F.page.locator('#mute-toggle').click();
+    tcp.send(`PRIVMSG ${OPS} :${NICK_F}x: and now?`);
+    await seesMessage(F.page, 'and now?', 'F');
+    const n = await F.page.evaluate(() => window.__notes.length);
+    if (n !== 1) throw new Error(`${n} notifications; the muted room notified`);
+    await F.page.locator('#mute-toggle').click();
+    await F.page.evaluate(() => { delete document.hidden; document.dispatchEvent(new Event('visibilitychange')); });
+  });
+
+  await step('keyboard and text: recall, room switching, IRC formatting, www links, long paste asks', async () => {
+    await sendFromPage(F.page, 'first try');
+    await F.page.locator('#input').click();
+    await F.page.keyboard.press('ArrowUp');
+    if ((await F.page.locator('#input').inputValue()) !== 'first try') throw new Error('Up did not recall the last message');
+    await F.page.locator('#input').fill('');
+    const active = () => F.page.locator('#tabs-rooms .tab.is-active').getAttribute('title');
+    const before = await active();
+    await F.page.keyboard.press('Alt+ArrowDown');
+    await until('Alt+Down switched rooms', async () => (await active()) !== before);
+    await F.page.keyboard.press('Alt+ArrowUp');
+    await until('Alt+Up switched back', async () => (await active()) === before);
+    tcp.send(`PRIVMSG ${OPS} :\x02bold\x02 \x1ditalic\x1d \x1funder\x1f \x0304red\x03 <i>not markup</i> see www.example.com.`);
+    const msg = F.page.locator('.msg', { hasText: 'not markup' });
+    await msg.waitFor();
+    const got = await msg.evaluate((el) => ({
+      b: el.querySelector('.irc-b')?.textContent, i: el.querySelector('.irc-i')?.textContent,
+      u: el.querySelector('.irc-u')?.textContent, red: el.querySelector('.irc-fg-4')?.textContent,
+      tags: el.querySelectorAll('.msg-text i, .msg-text script').length,
+      href: el.querySelector('a')?.getAttribute('href'), text: el.querySelector('.msg-text').textContent,
+    }));
+    if (got.b !== 'bold' || got.i !== 'italic' || got.u !== 'under' || got.red !== 'red' || got.tags || got.href !== 'https://www.example.com/' || /[\x02\x03\x1d\x1f]/.test(got.text)) throw new Error(JSON.stringify(got));
+    const lines = Array.from({ length: 7 }, (_, i) => `pasted line ${i + 1}`).join('\n');
+    await F.page.locator('#input').fill(lines);
+    await F.page.locator('#input').press('Enter');
+    await F.page.locator('#paste-dialog').waitFor({ state: 'visible' });
+    await F.page.locator('#paste-cancel').click();
+    if ((await F.page.locator('#input').inputValue()) !== lines) throw new Error('cancel lost the pasted text');
+    await F.page.locator('#input').press('Enter');
+    const mark = tcp.lines.length;
+    await F.page.locator('#paste-send').click();
+    await tcpSees('all seven lines', (m) => m.command === 'PRIVMSG' && m.params[1] === 'pasted line 7', mark);
+    await until('the time beside a grouped message does not wrap', async () => F.page.evaluate(() => {
+      const t = [...document.querySelectorAll('.buffer:not([hidden]) .msg-side-time')];
+      return t.length > 0 && t.every((e) => getComputedStyle(e).whiteSpace === 'nowrap');
+    }));
+  });
+
+  const axeScan = async (p, what) => {
+    await p.evaluate(AXE + '\n;0'); // evaluate runs outside the page's CSP
+    const res = await p.evaluate(() => window.axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } }));
+    const bad = res.violations.map((v) => `${v.id} (${v.impact}): ${v.nodes.slice(0, 3).map((n) => n.target.join(' ') + ' ' + (n.failureSummary || '').split('\n').slice(1, 2).join('')).join('; ')}`);
+    if (bad.length) throw new Error(`${what}: ${bad.join(' | ')}`);
+  };
+  await step('axe-core finds no WCAG 2.1 AA violations: chat light and dark, start screen, directory', async () => {
+    await until('toasts gone', async () => (await F.page.locator('.toast').count()) === 0);
+    await axeScan(F.page, 'chat, light');
+    await until('D toasts gone', async () => (await D.page.locator('.toast').count()) === 0);
+    await axeScan(D.page, 'chat, dark');
+    await axeScan(P.page, 'start screen, phone');
+    await F.page.locator('#dir-open').click();
+    await F.page.locator('#dir-list .dir-room').first().waitFor();
+    await axeScan(F.page, 'room directory');
+    await F.page.keyboard.press('Escape');
+  });
+
   await step('no page errors, CSP violations, dialogs or off-host requests', async () => {
     if (problems.length) throw new Error(problems.join(' | '));
   });
 } catch (e) {
   // Leave evidence for whoever reads the log.
-  for (const u of [A, B, C, P, D, E]) {
+  for (const u of [A, B, C, P, D, E, F]) {
     if (!u) continue;
     try {
       await u.page.screenshot({ path: path.join(SHOTS, `failure-${u.label}.png`) });
@@ -621,7 +817,7 @@ try {
   console.log('--- TCP user saw:\n' + tcp.lines.slice(-15).map((m) => `${m.source || ''} ${m.command} ${m.params.join(' | ')}`).join('\n'));
 } finally {
   tcp.close();
-  for (const u of [A, B, C, P, D, E]) { if (u) await u.ctx.close().catch(() => {}); }
+  for (const u of [A, B, C, P, D, E, F]) { if (u) await u.ctx.close().catch(() => {}); }
   for (const d of profiles) fs.rmSync(d, { recursive: true, force: true });
 }
 

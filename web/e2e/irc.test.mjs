@@ -58,6 +58,22 @@ test('linkify: only http(s), trailing punctuation left out', () => {
   assert.equal(wiki[1].href, 'https://en.wikipedia.org/wiki/Foo_(bar)');
   assert.equal(irc.linkify('<https://x.org/"><b>')[1].text, 'https://x.org/');
 });
+test('linkify: bare www. names link to https, other words do not', () => {
+  assert.deepEqual(irc.linkify('go to www.example.com, now'), [
+    { text: 'go to ' }, { text: 'www.example.com', href: 'https://www.example.com/' }, { text: ', now' }]);
+  assert.deepEqual(irc.linkify('www.x and awww.example.com'), [{ text: 'www.x and awww.example.com' }]);
+  assert.equal(irc.linkify('www.example.org/a?b=1')[0].href, 'https://www.example.org/a?b=1');
+});
+test('parseFormatting: bold, italic, underline, colours, reset; no codes left in text', () => {
+  const segs = irc.parseFormatting('a\x02b\x1dc\x0f \x0304,12red\x03 \x1fu\x1f\x0399x\x04ff0000hex');
+  assert.deepEqual(segs.map((x) => x.text), ['a', 'b', 'c', ' ', 'red', ' ', 'u', 'x', 'hex']);
+  assert.ok(segs[1].bold && !segs[1].italic && segs[2].bold && segs[2].italic && !segs[3].bold);
+  assert.equal(segs[4].fg, 4); assert.equal(segs[4].bg, 12);
+  assert.equal(segs[5].fg, null); assert.ok(segs[6].underline);
+  assert.equal(segs[7].fg, null); // 99: no colour
+  assert.equal(segs.map((x) => x.text).join(''), irc.stripFormatting('a\x02b\x1dc\x0f \x0304,12red\x03 \x1fu\x1f\x0399x\x04ff0000hex'));
+  assert.deepEqual(irc.parseFormatting('<b>x</b>'), [{ text: '<b>x</b>', bold: false, italic: false, underline: false, strike: false, mono: false, fg: null, bg: null }]);
+});
 test('names, nicks, colours, formatting, CTCP, modes', () => {
   assert.equal(irc.roomName('lobby'), '#lobby');
   assert.equal(irc.roomName(' #Lobby '), '#Lobby');

@@ -35,8 +35,8 @@ command -v node >/dev/null || fail "setup: node is not installed"
 command -v go >/dev/null || fail "setup: go is not installed"
 [[ -x "$CHROMIUM" ]] || fail "setup: no chromium at $CHROMIUM (apt-get install chromium, or set CHROMIUM)"
 
-if [[ ! -d "$here/node_modules/playwright-core" ]]; then
-	echo "installing playwright-core (npm ci; no browser download)"
+if [[ ! -d "$here/node_modules/playwright-core" || ! -d "$here/node_modules/axe-core" ]]; then
+	echo "installing playwright-core and axe-core (npm ci; no browser download)"
 	(cd "$here" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
 fi
 

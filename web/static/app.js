@@ -65,30 +65,76 @@ function icon(name, cls) {
   return svg;
 }
 
+// nickSlot gives each nick one of the 16 colour slots: its hash slot if
+// that is free and not next to another nick's, else the free slot farthest
+// (around the colour wheel) from those taken, so the people in view get
+// distinct colours (a hash alone gave two of three users the same teal).
+// Slots are handed out once per page load, so a nick keeps its colour.
+const nickSlots = new Map();
+const slotUse = new Array(16).fill(0);
+function nickSlot(nick) {
+  const key = irc.fold(nick);
+  let slot = nickSlots.get(key);
+  if (slot !== undefined) return slot;
+  const want = irc.nickColor(nick);
+  const dist = (a, b) => Math.min((a - b + 16) % 16, (b - a + 16) % 16);
+  const score = (c) => {
+    let near = 16;
+    for (let t = 0; t < 16; t++) if (slotUse[t]) near = Math.min(near, dist(c, t));
+    return near;
+  };
+  slot = want;
+  if (score(want) < 2) {
+    // The least used slot, farthest from the others; the hash breaks ties.
+    let best = -1;
+    for (let k = 0; k < 16; k++) {
+      const c = (want + k) % 16;
+      const v = score(c) * 100 - slotUse[c] * 1000;
+      if (best < 0 || v > best) { best = v; slot = c; }
+    }
+  }
+  slotUse[slot]++;
+  nickSlots.set(key, slot);
+  return slot;
+}
+
 function avatar(nick, cls = '') {
   const letter = (nick.replace(/^[^A-Za-z0-9]+/, '')[0] || nick[0] || '?');
-  return h('span', { class: `avatar ${cls} nc-${irc.nickColor(nick)}`, 'aria-hidden': 'true', text: letter });
+  return h('span', { class: `avatar ${cls} nc-${nickSlot(nick)}`, 'aria-hidden': 'true', text: letter });
 }
 
 function nickSpan(nick, cls = '') {
-  return h('span', { class: `nick-c nc-${irc.nickColor(nick)} ${cls}`, text: nick });
+  return h('span', { class: `nick-c nc-${nickSlot(nick)} ${cls}`, text: nick });
 }
 
-// richText renders message text: formatting stripped, http(s) links made
-// with DOM calls, everything else a text node.
+// richText renders message text: mIRC bold/italic/underline/colours as
+// spans with classes (never markup from the text), http(s) and www. links
+// made with DOM calls, everything else a text node.
 function richText(text) {
   const frag = document.createDocumentFragment();
-  for (const seg of irc.linkify(irc.stripFormatting(text))) {
-    if (seg.href) {
-      const a = document.createElement('a');
-      a.href = seg.href;
-      a.target = '_blank';
-      a.rel = 'noopener noreferrer nofollow';
-      a.textContent = seg.text;
-      frag.append(a);
-    } else {
-      frag.append(document.createTextNode(seg.text));
+  for (const f of irc.parseFormatting(text)) {
+    const cls = [];
+    if (f.bold) cls.push('irc-b');
+    if (f.italic) cls.push('irc-i');
+    if (f.underline) cls.push('irc-u');
+    if (f.strike) cls.push('irc-s');
+    if (f.mono) cls.push('irc-m');
+    if (f.fg != null) cls.push(`irc-fg irc-fg-${f.fg}`);
+    if (f.bg != null) cls.push(`irc-bg irc-bg-${f.bg}`);
+    const into = cls.length ? h('span', { class: cls.join(' ') }) : frag;
+    for (const seg of irc.linkify(f.text)) {
+      if (seg.href) {
+        const a = document.createElement('a');
+        a.href = seg.href;
+        a.target = '_blank';
+        a.rel = 'noopener noreferrer nofollow';
+        a.textContent = seg.text;
+        into.append(a);
+      } else {
+        into.append(document.createTextNode(seg.text));
+      }
     }
+    if (into !== frag) frag.append(into);
   }
   return frag;
 }
@@ -237,12 +283,16 @@ function buildTab(b) {
     : avatar(b.name, 'avatar-xs');
   const name = h('span', { class: 'tab-name', text: b.type === 'room' ? b.name.slice(1) : b.name });
   const badge = h('span', { class: 'badge', hidden: true });
+  // A row is two buttons side by side, the room and its close button (a
+  // button inside a tab would be a control nested in a control); the open
+  // one is aria-current.
+  const label = h('button', { type: 'button', class: 'tab-label' }, lead, name, badge, h('span', { class: 'sr-only tab-unread', text: ' unread' }), h('span', { class: 'sr-only tab-muted', text: ', muted' }));
   const li = h('li', {
-    class: 'tab', role: 'tab', tabindex: '0', 'data-key': b.key, title: b.name,
+    class: 'tab', 'data-key': b.key, title: b.name,
     onclick: () => { activate(b); closeDrawers(); },
-    onkeydown: (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); activate(b); closeDrawers(); } },
-  }, lead, name, badge, close);
+  }, label, close);
   b.tabEl = li;
+  b.tabLabel = label;
   b.tabBadge = badge;
   if (old) old.replaceWith(li);
   else (b.type === 'room' ? $('tabs-rooms') : $('tabs-dms')).append(li);
@@ -253,13 +303,15 @@ function buildTab(b) {
 function updateTab(b) {
   if (!b.tabEl) return;
   b.tabEl.classList.toggle('is-active', S.active === b);
-  b.tabEl.setAttribute('aria-selected', S.active === b ? 'true' : 'false');
+  if (S.active === b) b.tabLabel.setAttribute('aria-current', 'true');
+  else b.tabLabel.removeAttribute('aria-current');
+  b.tabEl.querySelector('.tab-muted').hidden = !isMuted(b);
   b.tabEl.classList.toggle('is-unread', b.unread > 0);
   b.tabEl.classList.toggle('is-parted', b.type === 'room' && !b.joined && S.phase === 'online');
   b.tabBadge.hidden = b.unread === 0;
   b.tabBadge.textContent = b.unread > 99 ? '99+' : String(b.unread);
   b.tabBadge.classList.toggle('is-mention', b.mention);
-  b.tabBadge.setAttribute('aria-label', `${b.unread} unread`);
+  b.tabEl.querySelector('.tab-unread').hidden = b.unread === 0;
 }
 
 function updateDmHead() {
@@ -316,6 +368,7 @@ function renderChrome() {
   $('send').disabled = noBuffer || S.phase !== 'online';
   renderMembers();
   renderTyping();
+  renderNotifyControls();
   if (noBuffer) {
     let empty = $('no-buffer');
     if (!empty) {
@@ -628,6 +681,7 @@ function renderMembers() {
   list.textContent = '';
   const count = b && b.type === 'room' ? b.members.size : 0;
   $('members-count').textContent = String(count);
+  $('members-toggle').setAttribute('aria-label', `${count} members`);
   $('members-count-2').textContent = String(count);
   if (!b || b.type !== 'room') return;
   const members = [...b.members.values()].sort((x, y) => rank(x.prefixes) - rank(y.prefixes) || irc.fold(x.nick).localeCompare(irc.fold(y.nick)));
@@ -641,16 +695,36 @@ function renderMembers() {
       list.append(h('li', { class: 'member-group', text: `${group} — ${n}` }));
       lastGroup = group;
     }
-    const li = h('li', {
-      class: `member ${mem.away ? 'is-away' : ''}`, title: mem.away ? `${mem.nick} is away` : mem.nick, 'data-nick': mem.nick,
-      onclick: () => { if (!isMe(mem.nick)) { openQuery(mem.nick); closeDrawers(); } },
+    // A button per member: reachable with Tab, arrows move between them,
+    // and Enter opens the member's menu (message, whois, moderation).
+    const btn = h('button', {
+      type: 'button', class: `member ${mem.away ? 'is-away' : ''}`, 'data-nick': mem.nick,
+      title: mem.away ? `${mem.nick} is away` : mem.nick,
+      onclick: () => openMemberMenu(b, mem.nick),
+      onkeydown: memberKeys,
     },
     h('span', { class: 'member-avatar' }, avatar(mem.nick, 'avatar-xs'),
-      mem.prefixes ? h('span', { class: 'member-prefix', title: mem.prefixes[0] === '@' ? 'Operator' : 'Voiced', text: mem.prefixes[0] }) : null),
+      mem.prefixes ? h('span', { class: 'member-prefix', 'aria-hidden': 'true', text: mem.prefixes[0] }) : null),
     h('span', { class: 'member-name' }, nickSpan(mem.nick)),
+    mem.prefixes ? h('span', { class: 'sr-only', text: mem.prefixes[0] === '@' ? ', operator' : ', voiced' }) : null,
+    mem.away ? h('span', { class: 'member-you', text: 'away' }) : null,
     isMe(mem.nick) ? h('span', { class: 'member-you', text: 'you' }) : null);
-    list.append(li);
+    list.append(h('li', null, btn));
   }
+}
+
+// memberKeys: Up/Down/Home/End move between the member buttons.
+function memberKeys(e) {
+  const all = [...document.querySelectorAll('#member-list button.member')];
+  const i = all.indexOf(e.currentTarget);
+  let j = -1;
+  if (e.key === 'ArrowDown') j = Math.min(all.length - 1, i + 1);
+  else if (e.key === 'ArrowUp') j = Math.max(0, i - 1);
+  else if (e.key === 'Home') j = 0;
+  else if (e.key === 'End') j = all.length - 1;
+  if (j < 0) return;
+  e.preventDefault();
+  all[j].focus();
 }
 
 // Member lists re-render at most once a frame: a big room's NAMES or a
@@ -1420,16 +1494,23 @@ handlers.TOPIC = (m) => {
   if (S.active === b) renderChrome();
   event(b, 'topic', b.topic ? [{ nick: m.nick || 'The server' }, ' changed the topic to ', { rich: b.topic }] : [{ nick: m.nick }, ' cleared the topic'], { time: serverTime(m), cls: 'is-topic' });
 };
-handlers['331'] = (m) => { const b = getBuffer(m.params[1]); if (b) { b.topic = ''; if (S.active === b) renderChrome(); } };
+handlers['331'] = (m) => {
+  const b = getBuffer(m.params[1]);
+  if (asked.topic.delete(irc.fold(m.params[1] || ''))) infoLine(`${m.params[1]} has no topic.`, b || S.active);
+  if (b) { b.topic = ''; if (S.active === b) renderChrome(); }
+};
 handlers['332'] = (m) => {
   const b = getBuffer(m.params[1]);
   if (!b) return;
   b.topic = m.params[2] || ''; // shown in the header; changes get an event line
+  if (asked.topic.delete(b.key)) infoLine(`Topic of ${b.name}: ${irc.stripFormatting(b.topic)}`, b);
   if (S.active === b) renderChrome();
 };
 handlers['333'] = () => {};
 
 handlers['353'] = (m) => {
+  const want = asked.names.get(irc.fold(m.params[2] || ''));
+  if (want) want.push(...(m.params[3] || '').split(' ').filter(Boolean));
   const b = getBuffer(m.params[2]);
   if (!b) return;
   if (!b.namesPending) { b.members.clear(); b.namesPending = true; }
@@ -1440,6 +1521,11 @@ handlers['353'] = (m) => {
   }
 };
 handlers['366'] = (m) => {
+  const want = asked.names.get(irc.fold(m.params[1] || ''));
+  if (want) {
+    asked.names.delete(irc.fold(m.params[1] || ''));
+    infoLine(`${want.length} ${want.length === 1 ? 'person' : 'people'} in ${m.params[1]}: ${want.join(', ') || 'nobody'}`, getBuffer(m.params[1]) || S.active);
+  }
   const b = getBuffer(m.params[1]);
   if (!b) return;
   b.namesPending = false;
@@ -1525,6 +1611,7 @@ function onMessage(m, kind) {
   });
   addMessage(b, msg);
   if (msg.mention && document.hidden) notifyTitle();
+  notifyMessage(b, msg);
 }
 handlers.PRIVMSG = (m) => onMessage(m, 'PRIVMSG');
 handlers.NOTICE = (m) => onMessage(m, 'NOTICE');
@@ -1535,7 +1622,6 @@ function notifyTitle() { updateTitle(); }
 for (const n of ['002', '003', '004', '250', '251', '252', '253', '254', '255', '265', '266', '375', '372', '376', '422', '324', '329', '315', '352', '354', '318', '311', '312', '317', '319', '330', '378', '671', '704', '705', '706', '221', '396']) handlers[n] = handlers[n] || (() => {});
 handlers['305'] = () => infoLine('You are back.');
 handlers['306'] = () => infoLine('You are marked as away.');
-handlers['301'] = (m) => { const b = getBuffer(m.params[1]); if (b) infoLine(`${m.params[1]} is away: ${m.params[2] || ''}`, b); };
 handlers['341'] = (m) => infoLine(`Invited ${m.params[1]} to ${m.params[2]}.`);
 
 function failPending(b, text) {
@@ -1625,17 +1711,43 @@ function joinRoom(input, key) {
   return true;
 }
 
+// Every command the server has (daemon/commands.go), as a person types
+// it in the page; the room is the open one unless a #room is given.
 const HELP = [
-  '/join <room> — join a room (the # is optional)',
-  '/part [reason] — leave this room',
+  '/join <room> [key] — join a room (the # is optional); /list [search] — browse the rooms',
+  '/part [reason] — leave this room; /close — close this tab',
+  '/msg <nick|room> <text> — private message; /query <nick> opens a conversation; /notice <target> <text>',
   '/me <action> — say something in the third person',
-  '/msg <nick> <text> — private message; /query <nick> opens a conversation',
-  '/nick <name> — change your nickname',
-  '/topic <text> — set the room topic (operators)',
-  '/away [message], /back — mark yourself away or back',
-  '/login <account> <password>, /register <account> <password>, /logout',
-  '/quote <raw IRC line> — send a command as is',
+  '/nick <name> — change your nickname; /away [message], /back',
+  '/whois <nick> — who someone is; /who <room|mask>; /names [room] — who is in a room',
+  '/topic [text] — show or set the topic (operators set it)',
+  '/op, /deop, /voice, /devoice <nick> — room roles (operators)',
+  '/kick <nick> [reason], /ban <nick|mask>, /unban <mask>, /bans — moderation (operators)',
+  '/mode [+|-modes args] — show or change room modes (i m n t k l b e o v); /invite <nick> [room]',
+  '/claim, /drop — own this room with your account so it is kept, or release it',
+  '/delete — take back your last message here',
+  '/login <account> <password>, /register <account> <password>, /logout; /setname <real name>; /oper <name> <password>',
+  '/motd, /clear, /quit [reason]; /quote <raw IRC line> — send a command as is',
+  'Keys: ↑ recalls your last message, Alt+↑/↓ switch rooms, Ctrl+K finds a room, Tab completes nicks',
 ];
+
+// Replies the page shows only because the user asked for them (the page
+// itself sends NAMES, MODE and the like quietly).
+const asked = {
+  whois: new Map(), // folded nick -> lines
+  names: new Map(), // folded room -> nicks
+  who: new Set(), modes: new Set(), bans: new Set(), topic: new Set(),
+  motd: false, list: null,
+};
+
+// roomArg takes a leading #room from args, else the open room.
+function roomArg(args, cmd) {
+  if (args[0] && isRoom(args[0])) return args.shift();
+  const b = S.active;
+  if (b && b.type === 'room') return b.name;
+  errorLine(`/${cmd}: open a room first, or name one: /${cmd} #room …`);
+  return null;
+}
 
 function runCommand(text) {
   const m = /^\/(\S+)\s*(.*)$/s.exec(text);
@@ -1644,9 +1756,10 @@ function runCommand(text) {
   const rest = m[2].trim();
   const args = rest.split(/\s+/).filter(Boolean);
   const b = S.active;
+  const usage = (u) => errorLine(`Usage: ${u}`);
   switch (cmd) {
     case 'join': case 'j':
-      if (!args[0]) { errorLine('Usage: /join <room>'); return; }
+      if (!args[0]) { usage('/join <room> [key]'); return; }
       for (const r of args[0].split(',')) joinRoom(r, args[1]);
       return;
     case 'part': case 'leave':
@@ -1654,23 +1767,34 @@ function runCommand(text) {
       if (b.type === 'room') { b.closing = true; send('PART', rest ? [b.name, rest] : [b.name]); } else removeBuffer(b);
       return;
     case 'close': if (b) closeBuffer(b); return;
-    case 'me': if (rest) sendText(b, rest, { action: true }); return;
+    case 'me': if (rest) sendText(b, rest, { action: true }); else usage('/me <action>'); return;
     case 'msg': case 'query': {
-      if (!args[0]) { errorLine(`Usage: /${cmd} <nick> [text]`); return; }
+      if (!args[0]) { usage(`/${cmd} <nick> [text]`); return; }
       const target = args[0];
       const body = rest.slice(target.length).trim();
       const tb = isRoom(target) ? getBuffer(target) : openQuery(target);
+      if (isRoom(target) && !tb) { if (body) send('PRIVMSG', [target, body]); infoLine(`Sent to ${target}.`); return; }
       if (body && tb) sendText(tb, body);
       return;
     }
+    case 'notice': {
+      if (args.length < 2) { usage('/notice <nick|room> <text>'); return; }
+      send('NOTICE', [args[0], rest.slice(args[0].length).trim()]);
+      infoLine(`Notice sent to ${args[0]}.`);
+      return;
+    }
     case 'nick':
-      if (!args[0]) { errorLine('Usage: /nick <name>'); return; }
+      if (!args[0]) { usage('/nick <name>'); return; }
       send('NICK', [args[0]]);
       return;
-    case 'topic':
-      if (!b || b.type !== 'room') return;
-      send('TOPIC', rest ? [b.name, rest] : [b.name]);
+    case 'topic': {
+      const room = roomArg(args, 'topic');
+      if (!room) return;
+      const t = args.join(' ');
+      if (!t) asked.topic.add(irc.fold(room));
+      send('TOPIC', t ? [room, t] : [room]);
       return;
+    }
     case 'away': send('AWAY', rest ? [rest] : ['Away']); return;
     case 'back': send('AWAY', []); return;
     case 'login': case 'register':
@@ -1678,6 +1802,80 @@ function runCommand(text) {
       startAuth(cmd, 'dialog', args[0], args.slice(1).join(' '));
       return;
     case 'logout': send('LOGOUT'); return;
+    case 'whois': case 'wi':
+      if (!args[0]) { usage('/whois <nick>'); return; }
+      asked.whois.set(irc.fold(args[0]), []);
+      send('WHOIS', [args[0]]);
+      return;
+    case 'who':
+      if (!args[0] && !(b && b.type === 'room')) { usage('/who <room|nick|mask>'); return; }
+      asked.who.add(irc.fold(args[0] || b.name));
+      send('WHO', [args[0] || b.name]);
+      return;
+    case 'names': {
+      const room = args[0] ? irc.roomName(args[0]) : (b && b.type === 'room' ? b.name : null);
+      if (!room) { usage('/names <room>'); return; }
+      asked.names.set(irc.fold(room), []);
+      send('NAMES', [room]);
+      return;
+    }
+    case 'list': case 'rooms':
+      openDirectory(rest);
+      return;
+    case 'op': case 'deop': case 'voice': case 'devoice': case 'kick': case 'ban': case 'unban': {
+      const room = roomArg(args, cmd);
+      if (!room) return;
+      if (!args[0]) { usage(`/${cmd} ${cmd === 'unban' ? '<mask>' : cmd === 'ban' ? '<nick|mask>' : '<nick>'}${cmd === 'kick' ? ' [reason]' : ''}`); return; }
+      if (cmd === 'kick') send('KICK', args.length > 1 ? [room, args[0], args.slice(1).join(' ')] : [room, args[0]]);
+      else send(cmd.toUpperCase(), [room, args[0]]);
+      return;
+    }
+    case 'bans': {
+      const room = roomArg(args, cmd);
+      if (!room) return;
+      asked.bans.add(irc.fold(room));
+      send('MODE', [room, 'b']);
+      return;
+    }
+    case 'mode': {
+      const room = roomArg(args, cmd);
+      if (!room) return;
+      if (!args.length) asked.modes.add(irc.fold(room));
+      else if (/^[+-]?b$/.test(args[0]) && args.length === 1) asked.bans.add(irc.fold(room));
+      send('MODE', [room, ...args]);
+      return;
+    }
+    case 'invite': {
+      if (!args[0]) { usage('/invite <nick> [room]'); return; }
+      const room = args[1] ? irc.roomName(args[1]) : (b && b.type === 'room' ? b.name : null);
+      if (!room) { usage('/invite <nick> <room>'); return; }
+      send('INVITE', [args[0], room]);
+      return;
+    }
+    case 'claim': case 'drop': case 'unclaim': {
+      const room = roomArg(args, cmd);
+      if (room) send('ROOM', [cmd === 'claim' ? 'CLAIM' : 'DROP', room]);
+      return;
+    }
+    case 'delete': case 'redact': {
+      const mine = b && [...b.messages].reverse().find((x) => x.self && x.id && !x.redacted);
+      if (!mine || !canDelete(mine)) { errorLine('You have no message here to delete.'); return; }
+      deleteMessage(mine);
+      return;
+    }
+    case 'motd': asked.motd = true; send('MOTD'); return;
+    case 'setname':
+      if (!rest) { usage('/setname <real name>'); return; }
+      send('SETNAME', [rest]);
+      return;
+    case 'oper':
+      if (args.length < 2) { usage('/oper <name> <password>'); return; }
+      send('OPER', [args[0], args[1]]);
+      return;
+    case 'quit': case 'disconnect':
+      if (rest) send('QUIT', [rest]);
+      leaveApp();
+      return;
     case 'quote': case 'raw':
       if (rest && S.ws && S.ws.readyState === WebSocket.OPEN) S.ws.send(rest.replace(/[\r\n]+/g, ' '));
       return;
@@ -1692,13 +1890,311 @@ function runCommand(text) {
   }
 }
 
+// ---------------------------------------------------------------- asked-for replies
+
+const nickOf = (m) => m.params[1] || '';
+function whoisLine(m, line) {
+  const lines = asked.whois.get(irc.fold(nickOf(m)));
+  if (lines) lines.push(line);
+  return !!lines;
+}
+handlers['311'] = (m) => { const [, nick, user, host, , real] = m.params; whoisLine(m, `${nick} is ${user}@${host}${real ? ` (${real})` : ''}`); };
+handlers['312'] = (m) => whoisLine(m, `on ${m.params[2]}${m.params[3] ? ` (${m.params[3]})` : ''}`);
+handlers['313'] = (m) => whoisLine(m, 'is an IRC operator');
+handlers['317'] = (m) => {
+  const idle = parseInt(m.params[2], 10) || 0;
+  const since = parseInt(m.params[3], 10);
+  whoisLine(m, `idle ${idle < 60 ? idle + ' s' : idle < 3600 ? Math.floor(idle / 60) + ' min' : Math.floor(idle / 3600) + ' h'}${since ? `, connected since ${fullFmt.format(new Date(since * 1000))}` : ''}`);
+};
+handlers['319'] = (m) => whoisLine(m, `in ${m.params[2] || 'no rooms'}`);
+handlers['330'] = (m) => whoisLine(m, `logged in as ${m.params[2]}`);
+handlers['301'] = (m) => {
+  if (whoisLine(m, `away: ${m.params[2] || ''}`)) return;
+  const b = getBuffer(m.params[1]);
+  if (b) infoLine(`${m.params[1]} is away: ${m.params[2] || ''}`, b);
+};
+handlers['338'] = handlers['378'] = handlers['671'] = handlers['320'] = (m) => whoisLine(m, m.params.slice(2).join(' '));
+handlers['318'] = (m) => {
+  const key = irc.fold(nickOf(m));
+  const lines = asked.whois.get(key);
+  if (!lines) return;
+  asked.whois.delete(key);
+  if (lines.length) infoLine(`WHOIS ${lines.join(' · ')}`);
+};
+handlers['352'] = (m) => {
+  const mask = irc.fold(m.params[1] || '');
+  if (!asked.who.size) return;
+  const [, room, user, host, , nick, flags, rest = ''] = m.params;
+  infoLine(`${nick} (${user}@${host})${room && room !== '*' ? ' in ' + room : ''} ${flags} ${rest.replace(/^\d+ /, '')}`.trim());
+  void mask;
+};
+handlers['315'] = (m) => {
+  const key = irc.fold(m.params[1] || '');
+  if (asked.who.delete(key)) infoLine(`End of the list for ${m.params[1]}.`);
+};
+handlers['324'] = (m) => {
+  const key = irc.fold(m.params[1] || '');
+  if (asked.modes.delete(key)) infoLine(`${m.params[1]} modes: ${m.params.slice(2).join(' ') || 'none'}`, getBuffer(m.params[1]) || S.active);
+};
+handlers['367'] = (m) => {
+  const key = irc.fold(m.params[1] || '');
+  if (!asked.bans.has(key)) return;
+  infoLine(`Ban on ${m.params[1]}: ${m.params[2]}${m.params[3] ? ` (set by ${m.params[3]})` : ''}`, getBuffer(m.params[1]) || S.active);
+};
+handlers['368'] = (m) => {
+  if (asked.bans.delete(irc.fold(m.params[1] || ''))) infoLine(`End of the ban list of ${m.params[1]}.`, getBuffer(m.params[1]) || S.active);
+};
+handlers['375'] = () => {};
+handlers['372'] = (m) => { if (asked.motd) infoLine(m.params[m.params.length - 1]); };
+handlers['376'] = handlers['422'] = (m) => {
+  if (asked.motd && m.command === '422') infoLine(m.params[m.params.length - 1]);
+  asked.motd = false;
+};
+
+// ---------------------------------------------------------------- room directory
+
+// The directory lists the server's rooms (LIST) with member counts and
+// topics, filtered as you type; a click joins.
+function openDirectory(search = '') {
+  const d = $('rooms-dialog');
+  $('dir-search').value = search;
+  asked.list = null;
+  $('dir-status').textContent = 'Loading rooms…';
+  $('dir-list').textContent = '';
+  if (!d.open) d.showModal();
+  $('dir-search').focus();
+  if (!send('LIST')) $('dir-status').textContent = 'Not connected.';
+}
+
+handlers['321'] = () => { asked.list = []; };
+handlers['322'] = (m) => {
+  if (!asked.list) asked.list = [];
+  asked.list.push({ name: m.params[1], users: parseInt(m.params[2], 10) || 0, topic: m.params[3] || '' });
+};
+handlers['323'] = () => {
+  if (!asked.list) asked.list = [];
+  asked.list.sort((x, y) => y.users - x.users || irc.fold(x.name).localeCompare(irc.fold(y.name)));
+  renderDirectory();
+};
+
+function renderDirectory() {
+  const list = $('dir-list');
+  list.textContent = '';
+  const rooms = asked.list || [];
+  const q = irc.fold($('dir-search').value.trim().replace(/^#/, ''));
+  const shown = rooms.filter((r) => !q || irc.fold(r.name).includes(q) || irc.fold(irc.stripFormatting(r.topic)).includes(q));
+  for (const r of shown) {
+    const joined = getBuffer(r.name)?.joined;
+    list.append(h('li', null, h('button', {
+      type: 'button', class: 'dir-room', 'data-room': r.name,
+      onclick: () => { closeDirectory(); joinRoom(r.name); closeDrawers(); },
+    },
+    h('span', { class: 'dir-name', text: r.name }),
+    h('span', { class: 'dir-count', text: `${r.users} ${r.users === 1 ? 'person' : 'people'}` }),
+    joined ? h('span', { class: 'dir-joined', text: 'joined' }) : null,
+    r.topic ? h('span', { class: 'dir-topic', text: irc.stripFormatting(r.topic) }) : null)));
+  }
+  const name = q && irc.roomName(q);
+  if (name && !rooms.some((r) => irc.fold(r.name) === irc.fold(name))) {
+    list.append(h('li', null, h('button', {
+      type: 'button', class: 'dir-room dir-create',
+      onclick: () => { closeDirectory(); joinRoom(name); closeDrawers(); },
+    }, h('span', { class: 'dir-name', text: `Create ${name}` }))));
+  }
+  $('dir-status').textContent = asked.list == null ? 'Loading rooms…'
+    : rooms.length === 0 ? 'No rooms yet: type a name to create one.'
+      : `${shown.length} of ${rooms.length} rooms`;
+}
+
+function closeDirectory() { const d = $('rooms-dialog'); if (d.open) d.close(); }
+
+// ---------------------------------------------------------------- member menu
+
+// The member menu: message and whois for everyone; for an operator of the
+// room, op/voice and kick/ban (the server decides in the end).
+let menuFor = null;
+function openMemberMenu(b, nick) {
+  menuFor = { b, nick };
+  const mem = b.members.get(irc.fold(nick));
+  const me = b.members.get(irc.fold(S.nick));
+  const amOp = !!(me && me.prefixes.includes('@'));
+  const isOp = !!(mem && mem.prefixes.includes('@'));
+  const isVoiced = !!(mem && mem.prefixes.includes('+'));
+  $('member-title').textContent = nick;
+  $('member-sub').textContent = `${b.name}${isOp ? ' · operator' : isVoiced ? ' · voiced' : ''}${mem && mem.account ? ' · logged in as ' + mem.account : ''}${mem && mem.away ? ' · away' : ''}`;
+  const acts = $('member-actions');
+  acts.textContent = '';
+  const act = (label, fn, cls = '') => acts.append(h('button', { type: 'button', class: `btn ${cls}`, 'data-act': label, text: label, onclick: () => { fn(); closeMemberMenu(); } }));
+  if (!isMe(nick)) act('Message', () => { openQuery(nick); closeDrawers(); });
+  act('Whois', () => runCommand(`/whois ${nick}`));
+  const mod = $('member-mod');
+  mod.hidden = !amOp;
+  if (amOp) {
+    act(isOp ? 'Remove operator' : 'Make operator', () => send(isOp ? 'DEOP' : 'OP', [b.name, nick]));
+    act(isVoiced ? 'Take voice' : 'Give voice', () => send(isVoiced ? 'DEVOICE' : 'VOICE', [b.name, nick]));
+    $('member-reason').value = '';
+  }
+  const d = $('member-dialog');
+  if (!d.open) d.showModal();
+  acts.querySelector('button')?.focus();
+}
+
+function closeMemberMenu() { const d = $('member-dialog'); if (d.open) d.close(); }
+
+function moderate(kind) {
+  if (!menuFor) return;
+  const { b, nick } = menuFor;
+  const reason = $('member-reason').value.trim();
+  if (kind === 'kick') send('KICK', reason ? [b.name, nick, reason] : [b.name, nick]);
+  else {
+    send('BAN', [b.name, nick]);
+    send('KICK', [b.name, nick, reason || 'Banned']);
+  }
+  closeMemberMenu();
+}
+
+// ---------------------------------------------------------------- notifications
+
+// Desktop notifications (and an optional sound) for a mention or a private
+// message while the tab is hidden. Permission is asked only when the user
+// turns them on; a room can be muted.
+const NOTIFY_KEY = 'livechat.notify';
+const notifyPrefs = Object.assign({ on: false, sound: false, muted: [] }, loadJSON(localStorage, NOTIFY_KEY) || {});
+const saveNotify = () => saveJSON(localStorage, NOTIFY_KEY, notifyPrefs);
+function isMuted(b) { return !!b && notifyPrefs.muted.includes(b.key); }
+
+function renderNotifyControls() {
+  const on = notifyPrefs.on && 'Notification' in window && Notification.permission === 'granted';
+  $('notify-toggle').setAttribute('aria-pressed', String(on));
+  $('notify-toggle').textContent = on ? 'Notifications on' : 'Notifications off';
+  $('sound-toggle').setAttribute('aria-pressed', String(notifyPrefs.sound));
+  $('sound-toggle').textContent = notifyPrefs.sound ? 'Sound on' : 'Sound off';
+  const b = S.active;
+  const mt = $('mute-toggle');
+  mt.hidden = !b;
+  const muted = isMuted(b);
+  mt.setAttribute('aria-pressed', String(muted));
+  mt.setAttribute('aria-label', muted ? `Unmute ${b ? b.name : ''}` : `Mute ${b ? b.name : ''}`);
+  mt.title = muted ? 'Muted: no notifications from here. Click to unmute.' : 'Mute notifications from here';
+  mt.classList.toggle('is-muted', muted);
+}
+
+async function toggleNotifications() {
+  if (notifyPrefs.on) { notifyPrefs.on = false; saveNotify(); renderNotifyControls(); return; }
+  if (!('Notification' in window)) { toast('This browser cannot show notifications.', 'error'); return; }
+  let perm = Notification.permission;
+  if (perm === 'default') {
+    try { perm = await Notification.requestPermission(); } catch (e) { perm = 'denied'; }
+  }
+  if (perm !== 'granted') { toast('Notifications are blocked for this site in the browser settings.', 'error'); return; }
+  notifyPrefs.on = true;
+  saveNotify();
+  renderNotifyControls();
+  toast('You will be notified of mentions and private messages while this tab is hidden.', 'ok');
+}
+
+function toggleMute() {
+  const b = S.active;
+  if (!b) return;
+  notifyPrefs.muted = isMuted(b) ? notifyPrefs.muted.filter((k) => k !== b.key) : notifyPrefs.muted.concat(b.key);
+  saveNotify();
+  renderNotifyControls();
+  updateTab(b);
+}
+
+let audioCtx = null;
+function beep() {
+  try {
+    audioCtx ||= new AudioContext();
+    const o = audioCtx.createOscillator();
+    const g = audioCtx.createGain();
+    o.frequency.value = 880;
+    g.gain.setValueAtTime(0.08, audioCtx.currentTime);
+    g.gain.exponentialRampToValueAtTime(0.0001, audioCtx.currentTime + 0.25);
+    o.connect(g).connect(audioCtx.destination);
+    o.start();
+    o.stop(audioCtx.currentTime + 0.25);
+  } catch (e) { /* no audio: the notification is enough */ }
+}
+
+function notifyMessage(b, msg) {
+  if (!document.hidden || msg.self || isMuted(b)) return;
+  if (!(msg.mention || b.type === 'query')) return;
+  if (notifyPrefs.sound) beep();
+  if (!notifyPrefs.on || !('Notification' in window) || Notification.permission !== 'granted') return;
+  const text = irc.stripFormatting(msg.text);
+  const title = b.type === 'query' ? `${msg.nick} (private)` : `${msg.nick} in ${b.name}`;
+  try {
+    const n = new Notification(title, { body: msg.kind === 'action' ? `* ${msg.nick} ${text}` : text, tag: 'livechat-' + b.key });
+    n.onclick = () => { window.focus(); if (S.buffers.get(b.key) === b) activate(b); n.close?.(); };
+  } catch (e) { /* some browsers only notify from a service worker */ }
+}
+
+// ---------------------------------------------------------------- recall, paste
+
+// Up on an empty composer recalls what you sent (Down goes forward again).
+const sentHistory = [];
+let recallAt = -1;
+function remember(text) {
+  if (sentHistory[sentHistory.length - 1] !== text) sentHistory.push(text);
+  if (sentHistory.length > 50) sentHistory.shift();
+  recallAt = -1;
+}
+function recall(e) {
+  const ta = $('input');
+  const browsing = recallAt >= 0 && ta.value === sentHistory[recallAt];
+  if (e.key === 'ArrowUp') {
+    if (!(ta.value === '' || browsing) || !sentHistory.length) return;
+    if (ta.value.slice(0, ta.selectionStart).includes('\n')) return;
+    recallAt = recallAt < 0 ? sentHistory.length - 1 : Math.max(0, recallAt - 1);
+  } else {
+    if (!browsing || ta.value.slice(ta.selectionEnd).includes('\n')) return;
+    recallAt = recallAt + 1 < sentHistory.length ? recallAt + 1 : -1;
+  }
+  e.preventDefault();
+  ta.value = recallAt < 0 ? '' : sentHistory[recallAt];
+  ta.setSelectionRange(ta.value.length, ta.value.length);
+  autosize();
+}
+
+// countMessages says how many messages a text becomes.
+function countMessages(b, text) {
+  let n = 0;
+  for (const line of text.split(/\r?\n/)) if (line.trim() !== '') n += irc.splitText(line, maxTextBytes(b.name)).length;
+  return n;
+}
+
+let pastePending = null;
+function askBeforeSending(b, text, n) {
+  pastePending = { b, text };
+  $('paste-text').textContent = `This will send ${n} separate messages to ${b.name}. Send them all?`;
+  $('paste-dialog').showModal();
+  $('paste-send').focus();
+}
+
+// switchBuffer moves to the previous (-1) or next (+1) room or conversation.
+function switchBuffer(dir) {
+  const list = orderedBuffers();
+  if (!list.length) return;
+  const i = list.indexOf(S.active);
+  activate(list[(i + dir + list.length) % list.length]);
+}
+
 function submitComposer() {
   const input = $('input');
   const text = input.value;
   if (!text.trim()) return;
   if (S.phase !== 'online') { toast('Not connected yet.', 'error'); return; }
+  remember(text);
   if (text.startsWith('/') && !text.startsWith('//')) runCommand(text.trim());
-  else sendText(S.active, text.startsWith('//') ? text.slice(1) : text);
+  else {
+    const body = text.startsWith('//') ? text.slice(1) : text;
+    const n = S.active ? countMessages(S.active, body) : 0;
+    // A long paste would become many messages: ask first, and keep the
+    // text in the composer if the answer is no.
+    if (n > 5) { askBeforeSending(S.active, body, n); return; }
+    sendText(S.active, body);
+  }
   S.typingSent = 0; // a message ends typing for those who see it
   input.value = '';
   autosize();
@@ -1969,6 +2465,7 @@ function init() {
     if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); submitComposer(); return; }
     if (e.key === 'Tab' && !e.shiftKey && $('input').value) { completeNick(e); return; }
     completion = null;
+    if ((e.key === 'ArrowUp' || e.key === 'ArrowDown') && !e.altKey && !e.ctrlKey && !e.metaKey && !e.shiftKey) recall(e);
   });
   $('input').addEventListener('input', () => {
     autosize();
@@ -2020,7 +2517,41 @@ function init() {
   window.addEventListener('focus', () => markRead(S.active));
   document.addEventListener('keydown', (e) => {
     if (e.key === 'Escape') closeDrawers();
+    if (!isAppShown()) return;
+    if (e.altKey && !e.ctrlKey && !e.metaKey && (e.key === 'ArrowUp' || e.key === 'ArrowDown')) {
+      e.preventDefault();
+      switchBuffer(e.key === 'ArrowUp' ? -1 : 1);
+    } else if ((e.ctrlKey || e.metaKey) && !e.altKey && (e.key === 'k' || e.key === 'K')) {
+      e.preventDefault();
+      openDirectory();
+    }
   });
+
+  $('dir-open').addEventListener('click', () => openDirectory());
+  $('dir-search').addEventListener('input', renderDirectory);
+  $('dir-search').addEventListener('keydown', (e) => {
+    if (e.key !== 'Enter') return;
+    e.preventDefault();
+    $('dir-list').querySelector('button')?.click();
+  });
+  $('dir-close').addEventListener('click', closeDirectory);
+  $('member-close').addEventListener('click', closeMemberMenu);
+  $('member-kick').addEventListener('click', () => moderate('kick'));
+  $('member-ban').addEventListener('click', () => moderate('ban'));
+  $('notify-toggle').addEventListener('click', toggleNotifications);
+  $('sound-toggle').addEventListener('click', () => { notifyPrefs.sound = !notifyPrefs.sound; saveNotify(); renderNotifyControls(); });
+  $('mute-toggle').addEventListener('click', toggleMute);
+  $('paste-send').addEventListener('click', () => {
+    const p = pastePending;
+    pastePending = null;
+    $('paste-dialog').close();
+    if (!p || S.buffers.get(p.b.key) !== p.b) return;
+    sendText(p.b, p.text);
+    $('input').value = '';
+    autosize();
+    $('input').focus();
+  });
+  $('paste-cancel').addEventListener('click', () => { pastePending = null; $('paste-dialog').close(); $('input').focus(); });
   window.addEventListener('pagehide', () => {
     // Free the nick at once so that a reload gets it back.
     if (S.ws && S.ws.readyState === WebSocket.OPEN) { send('QUIT', ['Page closed']); }

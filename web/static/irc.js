@@ -143,11 +143,11 @@ export function ctcpAction(text) {
   return m ? (m[1] || '') : null;
 }
 
-// linkify splits text into [{text}|{text, href}] segments; only http(s)
-// URLs become links.
+// linkify splits text into [{text}|{text, href}] segments; http(s) URLs
+// and bare www. names (linked as https) become links, nothing else.
 export function linkify(text) {
   const out = [];
-  const re = /\bhttps?:\/\/[^\s<>"']+/gi;
+  const re = /\b(?:https?:\/\/|www\.(?=[a-z0-9-]+\.[a-z0-9]))[^\s<>"']+/gi;
   let last = 0;
   let m;
   while ((m = re.exec(text))) {
@@ -162,7 +162,7 @@ export function linkify(text) {
     }
     let href = null;
     try {
-      const u = new URL(url);
+      const u = new URL(/^www\./i.test(url) ? 'https://' + url : url);
       if (u.protocol === 'http:' || u.protocol === 'https:') href = u.href;
     } catch (e) { href = null; }
     if (!href) continue;
@@ -172,6 +172,56 @@ export function linkify(text) {
     re.lastIndex = last;
   }
   if (last < text.length) out.push({ text: text.slice(last) });
+  return out;
+}
+
+// parseFormatting splits text with mIRC formatting codes into segments
+// [{text, bold, italic, underline, strike, mono, fg, bg}], fg/bg being
+// colour numbers 0-15 or null (extended 16-98 and hex colours are
+// dropped: the page has no safe class for them). The caller renders
+// each segment as a text node in a span with classes, so no code can
+// make markup.
+export function parseFormatting(s) {
+  const out = [];
+  const st = { bold: false, italic: false, underline: false, strike: false, mono: false, reverse: false, fg: null, bg: null };
+  let buf = '';
+  const flush = () => {
+    if (!buf) return;
+    let { fg, bg } = st;
+    if (st.reverse) [fg, bg] = [bg == null ? 0 : bg, fg == null ? 1 : fg];
+    out.push({ text: buf, bold: st.bold, italic: st.italic, underline: st.underline, strike: st.strike, mono: st.mono, fg, bg });
+    buf = '';
+  };
+  const colour = (n) => { const v = parseInt(n, 10); return v >= 0 && v <= 15 ? v : null; };
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i];
+    switch (c) {
+      case '\x02': flush(); st.bold = !st.bold; break;
+      case '\x1d': flush(); st.italic = !st.italic; break;
+      case '\x1f': flush(); st.underline = !st.underline; break;
+      case '\x1e': flush(); st.strike = !st.strike; break;
+      case '\x11': flush(); st.mono = !st.mono; break;
+      case '\x16': flush(); st.reverse = !st.reverse; break;
+      case '\x0f': flush(); Object.assign(st, { bold: false, italic: false, underline: false, strike: false, mono: false, reverse: false, fg: null, bg: null }); break;
+      case '\x03': {
+        flush();
+        const m = /^(\d{1,2})(?:,(\d{1,2}))?/.exec(s.slice(i + 1));
+        if (!m) { st.fg = null; st.bg = null; break; }
+        st.fg = colour(m[1]);
+        if (m[2] !== undefined) st.bg = colour(m[2]);
+        i += m[0].length;
+        break;
+      }
+      case '\x04': {
+        flush();
+        const m = /^([0-9a-fA-F]{6})(?:,([0-9a-fA-F]{6}))?/.exec(s.slice(i + 1));
+        if (m) i += m[0].length;
+        break;
+      }
+      default: buf += c;
+    }
+  }
+  flush();
   return out;
 }
 
