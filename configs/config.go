@@ -146,6 +146,7 @@ type Accounts struct {
 	ThrottleTrust     time.Duration `mapstructure:"throttle_trust"`          // an address that logged in to an account skips that account's delays this long
 	ThrottleDelay     time.Duration `mapstructure:"throttle_delay"`          // first delay, doubled per further failure
 	ThrottleMaxDelay  time.Duration `mapstructure:"throttle_max_delay"`      // cap of the delay
+	TokenTTL          time.Duration `mapstructure:"token_ttl"`               // a login token lives this long after its last use
 }
 
 // Cloak hides clients' addresses from each other: everyone sees

@@ -76,6 +76,7 @@ func Default() Config {
 			ThrottleTrust:    30 * 24 * time.Hour,
 			ThrottleDelay:    time.Second,
 			ThrottleMaxDelay: 5 * time.Minute,
+			TokenTTL:         30 * 24 * time.Hour,
 		},
 		Cloak: Cloak{Enabled: true, Suffix: "livechat", IPv4Prefix: 32, IPv6Prefix: 64},
 	}

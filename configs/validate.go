@@ -148,6 +148,7 @@ func (c *Config) Validate() error {
 	p.atLeast("accounts.register_per_connection", a.RegisterPerConn, 0)
 	p.atLeast("accounts.throttle_free", a.ThrottleFree, 0)
 	p.atLeast("accounts.throttle_account_free", a.ThrottleAccount, 0)
+	p.positive("accounts.token_ttl", a.TokenTTL)
 	p.positive("accounts.throttle_trust", a.ThrottleTrust)
 	p.positive("accounts.throttle_delay", a.ThrottleDelay)
 	p.positive("accounts.throttle_max_delay", a.ThrottleMaxDelay)

@@ -78,6 +78,7 @@ func TestValidateRules(t *testing.T) {
 		{"accounts.hash_workers", func(c *Config) { c.Accounts.HashWorkers = -1 }},
 		{"accounts.hash_wait", func(c *Config) { c.Accounts.HashWait = 0 }},
 		{"accounts.throttle_delay", func(c *Config) { c.Accounts.ThrottleDelay = 0 }},
+		{"accounts.token_ttl", func(c *Config) { c.Accounts.TokenTTL = 0 }},
 		{"limits.exempt", func(c *Config) { c.Limits.Exempt = []string{"::ffff:10.0.0.0/104"} }},
 		{"cloak.secret", func(c *Config) { c.Cloak.Secret = "short" }},
 		{"cloak.suffix", func(c *Config) { c.Cloak.Suffix = "" }},

@@ -264,7 +264,7 @@ func TestSASLErrors(t *testing.T) {
 	c := connect(t, addr, "sam")
 	c.send("AUTHENTICATE EXTERNAL")
 	mechs, _ := c.expect(protocol.RPL_SASLMECHS)
-	if mechs.Param(1) != "PLAIN" {
+	if mechs.Param(1) != "PLAIN,LIVECHAT-TOKEN" {
 		t.Fatalf("%q", mechs.String())
 	}
 	c.expect(protocol.ERR_SASLFAIL)

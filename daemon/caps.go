@@ -63,7 +63,7 @@ var capabilities = []capability{
 	{name: "labeled-response", bit: capLabeledResponse},
 	{name: "message-tags", bit: capMessageTags, feature: rooms.FeatTags},
 	{name: "multi-prefix", bit: capMultiPrefix, feature: rooms.FeatMultiPrefix},
-	{name: "sasl", bit: capSASL, value: "PLAIN"},
+	{name: "sasl", bit: capSASL, value: saslMechs},
 	{name: "server-time", bit: capServerTime, feature: rooms.FeatTime},
 	{name: "setname", bit: capSetname},
 	{name: "standard-replies", bit: capStandardReplies},

@@ -19,7 +19,7 @@ const accountTimeout = 15 * time.Second
 func init() {
 	register(&command{name: "REGISTER", run: handleREGISTER, minParams: 2, preReg: true, help: "REGISTER <name> <password> - create an account and log in to it"})
 	register(&command{name: "LOGIN", run: handleLOGIN, minParams: 2, help: "LOGIN <name> <password> - log in; your nick becomes the account name"})
-	register(&command{name: "LOGOUT", run: handleLOGOUT, help: "LOGOUT - log out of your account"})
+	register(&command{name: "LOGOUT", run: handleLOGOUT, help: "LOGOUT [ALL] - log out of your account; ALL also revokes your login tokens and closes your other connections"})
 }
 
 // Account returns the account the session is logged in to, or "".
@@ -285,7 +285,19 @@ func (s *Session) becomeGuest(why string) {
 	s.notice(why + "; you are now " + nick)
 }
 
-func handleLOGOUT(s *Session, _ *protocol.Message, _ []byte) error {
+func handleLOGOUT(s *Session, m *protocol.Message, _ []byte) error {
+	if len(m.Params) > 0 && strings.EqualFold(m.Params[0], "ALL") {
+		acct := s.Account()
+		if acct == "" {
+			return failErr("LOGOUT", "NOT_LOGGED_IN", "*", "You are not logged in")
+		}
+		tokens, conns, err := s.logoutEverywhere(acct)
+		if err != nil {
+			s.log().Error().Err(err).Str("account", acct).Msg("logout everywhere failed")
+			return failErr("LOGOUT", "TEMPORARILY_UNAVAILABLE", "ALL", "Could not revoke your login tokens; try again later (you are still logged in)")
+		}
+		s.notice("Revoked " + strconv.Itoa(tokens) + " login tokens and closed " + strconv.Itoa(conns) + " other connections")
+	}
 	s.mu.Lock()
 	account := s.account
 	s.account = ""

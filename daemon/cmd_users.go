@@ -188,7 +188,7 @@ func handleMOTD(s *Session, _ *protocol.Message, _ []byte) error {
 // helpOrder lists the commands HELP shows, most useful first.
 var helpOrder = []string{
 	"JOIN", "MSG", "PART", "NICK", "TOPIC", "NAMES", "LIST", "WHO", "WHOIS", "AWAY",
-	"REGISTER", "LOGIN", "LOGOUT",
+	"REGISTER", "LOGIN", "LOGOUT", "TOKEN",
 	"OP", "DEOP", "VOICE", "DEVOICE", "KICK", "BAN", "UNBAN", "INVITE", "MODE", "ROOM",
 	"MOTD", "HELP", "QUIT",
 }

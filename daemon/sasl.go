@@ -13,7 +13,7 @@ const (
 	// (or "+") ends the response.
 	saslChunk = 400
 	// saslMax bounds a whole response: PLAIN needs two names and a
-	// password, well under this.
+	// password, LIVECHAT-TOKEN a name and a token, well under this.
 	saslMax = 4 * saslChunk
 )
 
@@ -21,8 +21,11 @@ func init() {
 	register(&command{name: "AUTHENTICATE", run: handleAUTHENTICATE, minParams: 1, preReg: true})
 }
 
-// handleAUTHENTICATE implements SASL PLAIN (IRCv3 sasl-3.1), before or
-// after connection registration.
+// saslMechs is what RPL_SASLMECHS and the sasl capability list.
+const saslMechs = "PLAIN," + saslTokenMech
+
+// handleAUTHENTICATE implements SASL PLAIN and LIVECHAT-TOKEN (IRCv3
+// sasl-3.1), before or after connection registration.
 func handleAUTHENTICATE(s *Session, m *protocol.Message, _ []byte) error {
 	arg := m.Params[0]
 	if arg == "*" {
@@ -33,11 +36,15 @@ func handleAUTHENTICATE(s *Session, m *protocol.Message, _ []byte) error {
 		if s.Account() != "" {
 			return numErr(protocol.ERR_SASLALREADY, "You have already authenticated")
 		}
-		if !strings.EqualFold(arg, "PLAIN") {
-			s.numeric(protocol.RPL_SASLMECHS, "PLAIN", "are available SASL mechanisms")
+		switch {
+		case strings.EqualFold(arg, "PLAIN"):
+			s.saslMech = "PLAIN"
+		case strings.EqualFold(arg, saslTokenMech):
+			s.saslMech = saslTokenMech
+		default:
+			s.numeric(protocol.RPL_SASLMECHS, saslMechs, "are available SASL mechanisms")
 			return numErr(protocol.ERR_SASLFAIL, "SASL authentication failed: unknown mechanism")
 		}
-		s.saslMech = "PLAIN"
 		s.reply(protocol.Message{Command: "AUTHENTICATE", Params: []string{"+"}})
 		return nil
 	}
@@ -55,8 +62,11 @@ func handleAUTHENTICATE(s *Session, m *protocol.Message, _ []byte) error {
 	if len(arg) == saslChunk {
 		return nil // more to come
 	}
-	response := s.saslBuf
+	response, mech := s.saslBuf, s.saslMech
 	s.saslReset()
+	if mech == saslTokenMech {
+		return s.saslToken(response)
+	}
 	return s.saslPlain(response)
 }
 
@@ -82,6 +92,28 @@ func (s *Session) saslPlain(encoded []byte) error {
 	name, err := s.login(authc, password)
 	if err != nil {
 		return numErr(protocol.ERR_SASLFAIL, "SASL authentication failed: "+loginMessage(err))
+	}
+	s.loggedIn(name)
+	s.numeric(protocol.RPL_SASLSUCCESS, "SASL authentication successful")
+	s.adoptAccountNickIfRegistered(name)
+	return nil
+}
+
+// saslToken checks a LIVECHAT-TOKEN response: account NUL token, where
+// token came from TOKEN NEW. No password hash runs.
+func (s *Session) saslToken(encoded []byte) error {
+	raw := make([]byte, base64.StdEncoding.DecodedLen(len(encoded)))
+	n, err := base64.StdEncoding.Decode(raw, encoded)
+	if err != nil {
+		return numErr(protocol.ERR_SASLFAIL, "SASL authentication failed: invalid base64")
+	}
+	parts := bytes.Split(raw[:n], []byte{0})
+	if len(parts) != 2 || len(parts[0]) == 0 {
+		return numErr(protocol.ERR_SASLFAIL, "SASL authentication failed: malformed "+saslTokenMech+" response (want account NUL token)")
+	}
+	name, err := s.tokenLogin(string(parts[0]), string(parts[1]))
+	if err != nil {
+		return numErr(protocol.ERR_SASLFAIL, "SASL authentication failed: "+tokenLoginMessage(err))
 	}
 	s.loggedIn(name)
 	s.numeric(protocol.RPL_SASLSUCCESS, "SASL authentication successful")

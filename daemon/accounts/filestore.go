@@ -32,8 +32,8 @@ var (
 // schemaVersion is the newest file format this code reads and writes.
 // Version 1: bucket "accounts", key Fold(name), value a JSON record.
 // Files from before the meta bucket existed are in exactly that format.
-// Bucket "read_markers" (markers.go) came later within version 1: older
-// code ignores it.
+// Buckets "read_markers" (markers.go) and "login_tokens" (tokens.go) came
+// later within version 1: older code ignores them.
 const schemaVersion = 1
 
 // schemaTooNewError is returned by OpenFileStore for a file written by a
@@ -267,6 +267,9 @@ func (s *fileStore) Delete(ctx context.Context, name string) error {
 			return ErrNotFound
 		}
 		if err := deleteMarkers(tx, key); err != nil {
+			return err
+		}
+		if err := deleteTokens(tx, key); err != nil {
 			return err
 		}
 		return b.Delete(key)

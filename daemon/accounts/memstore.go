@@ -14,7 +14,9 @@ type memStore struct {
 	byKey map[string]Account // key: Fold(Name)
 	// markers are read markers by Fold(Name), then target (markers.go).
 	markers map[string]map[string]time.Time
-	closed  bool
+	// tokens are login tokens by Fold(Name), then id (tokens.go).
+	tokens map[string]map[string]Token
+	closed bool
 }
 
 // NewMemoryStore returns an empty in-memory Store, safe for concurrent use.
@@ -124,6 +126,7 @@ func (m *memStore) Delete(ctx context.Context, name string) error {
 	}
 	delete(m.byKey, key)
 	delete(m.markers, key)
+	delete(m.tokens, key)
 	return nil
 }
 

@@ -61,6 +61,9 @@ type Config struct {
 	RegisterPerSource int
 	RegisterWindow    time.Duration
 	Throttle          ThrottleConfig
+	// TokenTTL is how long a login token lives after its last use
+	// (tokens.go).
+	TokenTTL time.Duration
 }
 
 // DefaultConfig: OWASP argon2id parameters, 8-character minimum,
@@ -77,6 +80,7 @@ func DefaultConfig() Config {
 		RegisterPerSource: 5,
 		RegisterWindow:    time.Hour,
 		Throttle:          DefaultThrottleConfig(),
+		TokenTTL:          DefaultTokenTTL,
 	}
 }
 
@@ -117,6 +121,9 @@ func (c Config) withDefaults() Config {
 	if c.PoolWait == 0 {
 		c.PoolWait = d.PoolWait
 	}
+	if c.TokenTTL <= 0 {
+		c.TokenTTL = d.TokenTTL
+	}
 	c.Throttle = c.Throttle.withDefaults()
 	return c
 }
@@ -137,6 +144,7 @@ type Service struct {
 	pool     *Pool
 	throttle *Throttle
 	quota    *quota // nil: registrations are not limited per source
+	tokenTTL time.Duration
 	// dummy is a hash of a random password made with the current params.
 	// Login verifies unknown names against it so that they cost exactly
 	// as much as a wrong password for a real account.
@@ -175,6 +183,7 @@ func NewService(store Store, cfg Config) *Service {
 		pool:     NewFairPool(cfg.PoolSize, cfg.PoolPerSource, cfg.PoolWait),
 		throttle: NewThrottle(cfg.Throttle),
 		quota:    q,
+		tokenTTL: cfg.TokenTTL,
 		dummy:    dummy,
 		now:      time.Now,
 		verify:   VerifyPassword,

@@ -588,12 +588,9 @@ try {
     await until('2 new on A', async () => await unread(A.page, MARKS) === '2');
     await until('2 new on E', async () => await unread(E.page, MARKS) === '2');
 
-    // A reload logs in again and counts from the marker, not from zero.
+    // A reload logs in again (with the kept login token) and counts from
+    // the marker, not from zero.
     await A.page.reload();
-    await A.page.locator('#start-password').waitFor({ state: 'visible' });
-    await A.page.locator('#start-password').click();
-    await A.page.keyboard.type(PASSWORD);
-    await A.page.locator('#start-submit').click();
     await A.page.locator('#app').waitFor({ state: 'visible', timeout: 20000 });
     await until('2 unread after the reload, with the mention', async () =>
       await unread(A.page, MARKS) === '2' && /is-mention/.test(await badge(A.page, MARKS).getAttribute('class')));
@@ -798,6 +795,59 @@ try {
     await F.page.locator('#dir-list .dir-room').first().waitFor();
     await axeScan(F.page, 'room directory');
     await F.page.keyboard.press('Escape');
+  });
+
+  // ---------------------------------------------------------------- login tokens (issue 15, item 4)
+  await step('a logged-in browser stays logged in across a reload and a second tab, and keeps its operator status', async () => {
+    const kept = await A.page.evaluate(() => localStorage.getItem('livechat.login'));
+    if (!kept || !JSON.parse(kept).token) throw new Error(`no login token kept: ${kept}`);
+    const stored = await A.page.evaluate(() => JSON.stringify({ ...localStorage }) + JSON.stringify({ ...sessionStorage }));
+    if (stored.includes(PASSWORD)) throw new Error('the password is in the browser storage');
+    // A room A makes and owns, shared with the TCP user, so that it lives
+    // on while A reloads: the account gets its operator status back.
+    const OWNED = `#owned${sfx}`;
+    await sendFromPage(A.page, `/join ${OWNED}`);
+    await A.page.locator(`#tabs-rooms .tab[title="${OWNED}"].is-active`).waitFor();
+    await sendFromPage(A.page, `/quote ROOM CLAIM ${OWNED}`);
+    await until('the claim confirmed', async () => /now owned by/.test(await A.page.locator('#log-inner').innerText()));
+    tcp.send(`JOIN ${OWNED}`);
+    await tcp.wait('the TCP user in the owned room', (m) => m.command === '366' && m.params[1] === OWNED);
+    await A.page.reload();
+    await A.page.locator('#app').waitFor({ state: 'visible', timeout: 20000 });
+    if (await A.page.locator('#start-password').isVisible()) throw new Error('the reload asked for the password');
+    await until('A is logged in after the reload', async () => (await A.page.locator('#me-account').textContent()) === 'Logged in'
+      && (await A.page.locator('#me-nick').textContent()) === ACCOUNT);
+    await A.page.locator(`#tabs-rooms .tab[title="${OWNED}"]`).click();
+    await until('A is an operator again', async () =>
+      (await A.page.locator('#member-list .member', { hasText: NICK_A }).locator('.member-prefix').textContent().catch(() => '')) === '@');
+    const tab2 = await A.ctx.newPage();
+    tab2.on('pageerror', (e) => problems.push(`A tab 2: page error: ${e.message}`));
+    await tab2.goto(URL_);
+    await tab2.locator('#app').waitFor({ state: 'visible', timeout: 20000 });
+    await until('the second tab is logged in', async () => (await tab2.locator('#me-account').textContent()) === 'Logged in');
+    await tab2.close();
+  });
+
+  await step('a revoked login token is refused: the login form comes back with a clear message', async () => {
+    await sendFromPage(A.page, '/quote TOKEN REVOKE ALL');
+    await until('the revocation confirmed', async () => /Revoked \d+ login tokens/.test(await A.page.locator('#log-inner .buffer:not([hidden])').innerText()));
+    await A.page.reload();
+    await A.page.locator('#start-password').waitFor({ state: 'visible', timeout: 20000 });
+    await until('the expired-or-revoked message', async () => /expired or was revoked/.test(await A.page.locator('#start-error').textContent() || ''));
+    if (await A.page.locator('#app').isVisible()) throw new Error('the app opened with a revoked token');
+    if (await A.page.locator('#start-account').inputValue() !== ACCOUNT) throw new Error('the account name is not filled in');
+    if (await A.page.evaluate(() => localStorage.getItem('livechat.login'))) throw new Error('the refused token is still kept');
+    // The password logs in again and a new token is kept; “Log out”
+    // revokes and forgets it, so a reload stays logged out.
+    await A.page.locator('#start-password').click();
+    await A.page.keyboard.type(PASSWORD);
+    await A.page.locator('#start-submit').click();
+    await A.page.locator('#app').waitFor({ state: 'visible', timeout: 20000 });
+    await until('a new token kept', async () => !!(await A.page.evaluate(() => localStorage.getItem('livechat.login'))));
+    await A.page.locator('#me-button').click();
+    await A.page.locator('#logout-button').click();
+    await until('A is logged out', async () => (await A.page.locator('#me-account').textContent()) !== 'Logged in');
+    if (await A.page.evaluate(() => localStorage.getItem('livechat.login'))) throw new Error('log out left the token');
   });
 
   await step('no page errors, CSP violations, dialogs or off-host requests', async () => {

@@ -902,6 +902,7 @@ function hideBanner() { $('banner').hidden = true; }
 function reconnectIntent() {
   const rooms = [...S.buffers.values()].filter((b) => b.type === 'room').map((b) => b.name);
   const active = S.active ? S.active.name : null;
+  if (S.account && loginToken) return tokenIntent(loginToken, rooms, active);
   if (S.account && S.password) return { mode: 'login', account: S.account, password: S.password, rooms, nick: '', active, resumed: true };
   return { mode: 'guest', nick: S.nick || (S.intent && S.intent.nick) || '', rooms, active, resumed: true };
 }
@@ -942,13 +943,15 @@ function finishCaps() {
   // (see docs/PROTOCOL.md): the join itself, or the login/registration.
   if (it.mode === 'login') startAuth('login', 'start', it.account, it.password);
   else if (it.mode === 'register') startAuth('register', 'start', it.account, it.password);
+  else if (it.mode === 'token') startAuth('token', 'start', it.account, it.token);
   else if (!it.nick) joinRooms(it.rooms);
 }
 
 function startAuth(kind, from, name, password) {
   clearAuth();
   S.auth = { kind, from, name, password, timer: setTimeout(() => authFailed('The server did not answer. Try again.'), 20000) };
-  if (kind === 'login') send('LOGIN', [name, password]);
+  if (kind === 'token') send('TOKEN', ['LOGIN', name, password]);
+  else if (kind === 'login') send('LOGIN', [name, password]);
   else if (from === 'start') send('REGISTER', [name, password]); // the netcat form: also makes us a guest first
   else send('REGISTER', [name, '*', password]); // IRCv3 draft/account-registration
 }
@@ -962,7 +965,7 @@ function authSucceeded(account) {
   const a = S.auth;
   clearAuth();
   S.account = account;
-  if (a) S.password = a.password;
+  if (a && a.kind !== 'token') { S.password = a.password; askLoginToken(); }
   updateMe();
   if (!a) return;
   if (a.from === 'start') {
@@ -977,7 +980,8 @@ function authSucceeded(account) {
   saveResume();
 }
 
-function authFailed(text) {
+function authFailed(text, code) {
+  if (code === 'INVALID_TOKEN' && S.auth && S.auth.kind === 'token') { tokenRefused(); return; }
   const a = S.auth;
   clearAuth();
   if (!a) return;
@@ -1159,6 +1163,7 @@ handlers['900'] = (m) => {
 handlers['901'] = () => {
   S.account = '';
   S.password = null;
+  forgetLoginToken(false);
   updateMe();
   saveResume();
   infoLine('You are logged out.');
@@ -1172,7 +1177,8 @@ handlers.REGISTER = (m) => {
 handlers.FAIL = (m) => {
   const [cmd = '', code = ''] = m.params;
   const desc = m.params[m.params.length - 1] || code;
-  if ((cmd === 'LOGIN' || cmd === 'REGISTER') && S.auth) { authFailed(friendlyAuthError(cmd, code, desc)); return; }
+  if ((cmd === 'LOGIN' || cmd === 'REGISTER' || cmd === 'TOKEN') && S.auth) { authFailed(friendlyAuthError(cmd, code, desc), code); return; }
+  if (cmd === 'TOKEN') return; // a server without tokens: the page keeps the password in memory as before
   if (cmd === 'CHATHISTORY') {
     if (m.tags.label) S.queries.delete(m.tags.label);
     const target = m.params[3] || m.params[2];
@@ -1234,6 +1240,7 @@ function friendlyAuthError(cmd, code, desc) {
     case 'WEAK_PASSWORD': return desc || 'That password is too weak.';
     case 'RATE_LIMITED': return desc || 'Too many attempts; wait a little and try again.';
     case 'ALREADY_AUTHENTICATED': return desc || 'You are already logged in.';
+    case 'INVALID_TOKEN': return 'Your saved login has expired or was revoked. Log in with your password.';
     case 'TEMPORARILY_UNAVAILABLE': return desc || 'Accounts are not available right now; try again soon.';
     default: return desc || `${cmd} failed (${code}).`;
   }
@@ -1801,7 +1808,7 @@ function runCommand(text) {
       if (args.length < 2) { openAccountDialog(cmd); return; }
       startAuth(cmd, 'dialog', args[0], args.slice(1).join(' '));
       return;
-    case 'logout': send('LOGOUT'); return;
+    case 'logout': logOut(/^all$/i.test(rest)); return;
     case 'whois': case 'wi':
       if (!args[0]) { usage('/whois <nick>'); return; }
       asked.whois.set(irc.fold(args[0]), []);
@@ -2276,6 +2283,7 @@ function leaveApp() {
   S.userClosed = true;
   clearTimeout(S.reconnectTimer);
   S.reconnectTimer = null;
+  forgetLoginToken(true);
   if (S.ws) { send('QUIT', ['Leaving']); const ws = S.ws; setTimeout(() => ws.close(), 300); }
   S.ws = null;
   S.phase = 'idle';
@@ -2344,6 +2352,90 @@ function saveResume() {
     nick: S.nick, account: S.account || '', rooms,
     active: S.active ? S.active.name : null,
   });
+}
+
+// ---------------------------------------------------------------- login token
+
+// After a password login the page asks the server for a login token
+// (TOKEN NEW, docs/PROTOCOL.md) and keeps it in localStorage, never the
+// password. A reload, a second tab or a reconnect logs in with it (TOKEN
+// LOGIN), which costs the server no password hash and keeps the account,
+// so room operator status comes back too. Logging out revokes it; a
+// revoked or expired one brings back the login form with a message.
+const TOKEN_KEY = 'livechat.login';
+let loginToken = null; // {account, id, token}: also in memory, so a tab whose token another tab dropped is told, not silently a guest
+
+function savedLoginToken() {
+  const t = loadJSON(localStorage, TOKEN_KEY);
+  return t && typeof t.account === 'string' && typeof t.token === 'string' && typeof t.id === 'string' ? t : null;
+}
+
+function tokenIntent(t, rooms, active) {
+  return { mode: 'token', account: t.account, token: t.token, rooms, nick: '', active, resumed: true };
+}
+
+function askLoginToken() {
+  const t = savedLoginToken();
+  if (t && irc.fold(t.account) === irc.fold(S.account)) { loginToken = t; return; }
+  send('TOKEN', ['NEW', 'web page']);
+}
+
+handlers.TOKEN = (m) => {
+  const [sub, id = ''] = m.params;
+  if (sub === 'LIST') { infoLine(`Login token ${id} (${m.params[5] || ''}): last used ${m.params[3] || '?'}, expires ${m.params[4] || '?'}`); return; }
+  if (sub === 'END' || sub === 'REVOKED') { infoLine(m.params[m.params.length - 1]); return; }
+  if (sub !== 'NEW' || !S.account || !m.params[2]) return;
+  loginToken = { account: S.account, id: m.params[1], token: m.params[2] };
+  saveJSON(localStorage, TOKEN_KEY, loginToken);
+  S.password = null; // the token replaces it, also for reconnects
+};
+
+// forgetLoginToken drops the token here, and with revoke on the server
+// too (which needs the connection still logged in: before LOGOUT).
+function forgetLoginToken(revoke) {
+  const t = loginToken || savedLoginToken();
+  if (revoke && t && S.account) send('TOKEN', ['REVOKE', t.id]);
+  loginToken = null;
+  const stored = savedLoginToken();
+  if (!t || (stored && stored.id === t.id)) saveJSON(localStorage, TOKEN_KEY, null);
+}
+
+function logOut(everywhere = false) {
+  forgetLoginToken(!everywhere);
+  send('LOGOUT', everywhere ? ['ALL'] : []);
+}
+
+// resumeWithToken logs in with a kept token on page load; false if none.
+function resumeWithToken(resume) {
+  const t = savedLoginToken();
+  if (!t) return false;
+  loginToken = t;
+  const p = loadJSON(localStorage, PREFS_KEY) || {};
+  let rooms = resume && resume.rooms && resume.rooms.length ? resume.rooms : String(p.rooms || 'lobby').split(/[,\s]+/).map(irc.roomName).filter(Boolean);
+  if (!rooms.length) rooms = ['#lobby'];
+  setStartMode('login');
+  $('start-account').value = t.account;
+  setStartBusy(true, 'Logging in…');
+  connect(tokenIntent(t, rooms, resume ? resume.active : null));
+  return true;
+}
+
+// tokenRefused: the server no longer knows the token (revoked, expired, or
+// the account deleted). Forget it and ask for the password.
+function tokenRefused() {
+  const account = loginToken ? loginToken.account : (S.intent && S.intent.account) || '';
+  clearAuth();
+  forgetLoginToken(false);
+  if (isAppShown()) leaveApp();
+  else {
+    S.userClosed = true;
+    try { if (S.ws) S.ws.close(); } catch (e) { /* gone */ }
+  }
+  setStartBusy(false);
+  setStartMode('login');
+  $('start-account').value = account;
+  showStartError('Your saved login has expired or was revoked. Log in with your password.');
+  $('start-password').focus();
 }
 
 // ---------------------------------------------------------------- account dialog
@@ -2501,7 +2593,7 @@ function init() {
   $('account-close').addEventListener('click', closeAccountDialog);
   $('account-form').addEventListener('submit', onAccountSubmit);
   document.querySelectorAll('#account-guest .seg button').forEach((b) => b.addEventListener('click', () => setAccountMode(b.dataset.amode)));
-  $('logout-button').addEventListener('click', () => { send('LOGOUT'); closeAccountDialog(); });
+  $('logout-button').addEventListener('click', () => { logOut(); closeAccountDialog(); });
   $('nick-submit').addEventListener('click', () => {
     const n = $('nick-input').value.trim();
     if (!irc.NICK_RE.test(n)) { showAccountError('Nicknames use letters, digits and -_[]{}\\|^`, at most 30 characters.'); return; }
@@ -2559,7 +2651,9 @@ function init() {
 
   prefillStart();
   const resume = loadJSON(sessionStorage, RESUME_KEY);
-  if (resume && resume.rooms && resume.rooms.length) {
+  if (resumeWithToken(resume)) {
+    // Logged in before, in this tab or another: straight back in.
+  } else if (resume && resume.rooms && resume.rooms.length) {
     if (resume.account) {
       // No password is stored: ask for it, with the rest filled in.
       setStartMode('login');
