@@ -135,6 +135,8 @@ func (r *renderer) chat(m *protocol.Message, fromServer bool) (string, bool) {
 		where := "[" + p[0] + "] "
 		if !protocol.IsRoomName(p[0]) {
 			where = "[private] "
+			// The nick is read when the batch is written: a line
+			// queued just before a rename is judged by the new nick.
 			if protocol.FoldNick(nick) == r.me && protocol.FoldNick(p[0]) != r.me {
 				where = "[private to " + p[0] + "] "
 			}
