@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"strings"
+	"time"
 
 	"github.com/livechat/livechat/protocol"
 	"github.com/livechat/livechat/rooms"
@@ -88,6 +89,9 @@ func (s *Session) setCaps(caps capSet) {
 			f |= c.feature
 		}
 	}
+	if s.mode.Load() != 0 {
+		f |= rooms.FeatEcho // a person sees what they said (see setMode)
+	}
 	s.caps.Store(uint32(caps))
 	s.features.Store(uint32(f))
 }
@@ -106,6 +110,13 @@ const capListMax = 400
 // A client that starts negotiating before registration holds registration
 // until CAP END.
 func handleCAP(s *Session, m *protocol.Message, _ []byte) error {
+	// Only IRC clients negotiate: from now on the session is one, even if
+	// it started as a person in a terminal.
+	s.strict = true
+	if s.terminal() {
+		s.setMode(modeTerminal, false)
+		s.pushReadDeadline(time.Now())
+	}
 	switch sub := strings.ToUpper(m.Params[0]); sub {
 	case "LS":
 		if !s.registered.Load() {

@@ -46,8 +46,8 @@ func handleCHATHISTORY(s *Session, m *protocol.Message, _ []byte) error {
 	sel := map[string]rooms.Selector{"LATEST": rooms.SelLatest, "BEFORE": rooms.SelBefore, "AFTER": rooms.SelAfter, "AROUND": rooms.SelAround, "BETWEEN": rooms.SelBetween}[sub]
 	q := rooms.Query{Sel: sel, A: a, B: b, Limit: limit, Events: s.hasCap(capEventPlayback)}
 	var events []*rooms.Event
-	if protocol.IsRoomName(target) {
-		r := s.srv.rooms.Get(target)
+	if name, ok := s.roomTarget(target); ok {
+		r := s.srv.rooms.Get(name)
 		if r == nil {
 			return failErr("CHATHISTORY", "INVALID_TARGET", sub, target, "No such room")
 		}

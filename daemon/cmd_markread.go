@@ -26,7 +26,11 @@ func handleMARKREAD(s *Session, m *protocol.Message, _ []byte) error {
 	if len(m.Params) == 0 {
 		return failErr("MARKREAD", "NEED_MORE_PARAMS", "Missing parameters")
 	}
-	name, key, ok := markerTarget(m.Params[0])
+	typed := m.Params[0]
+	if room, isRoom := s.roomTarget(typed); isRoom {
+		typed = room // a person may leave the '#' out
+	}
+	name, key, ok := markerTarget(typed)
 	if !ok {
 		return failErr("MARKREAD", "INVALID_PARAMS", m.Params[0], "Invalid target: name a room or a nick")
 	}

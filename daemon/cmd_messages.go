@@ -35,7 +35,7 @@ func handlePRIVMSG(s *Session, m *protocol.Message, _ []byte) error {
 	}
 	for _, target := range targets {
 		sp := rooms.Speech{Command: m.Command, Text: m.Params[1], Tags: tags}
-		if err := s.deliver(target, sp, false); err != nil && !quiet {
+		if err := s.deliver(target, sp); err != nil && !quiet {
 			s.sendError(err)
 		}
 	}
@@ -52,7 +52,7 @@ func loud(quiet bool, err error) error {
 // handleTAGMSG relays a message made only of client tags (typing
 // notifications, reactions) to clients that take message tags.
 func handleTAGMSG(s *Session, m *protocol.Message, _ []byte) error {
-	return s.deliver(m.Params[0], rooms.Speech{Command: "TAGMSG", Tags: clientTags(m)}, false)
+	return s.deliver(m.Params[0], rooms.Speech{Command: "TAGMSG", Tags: clientTags(m)})
 }
 
 // clientTags picks the client-only tags (+name) to relay; their size is
@@ -68,18 +68,17 @@ func clientTags(m *protocol.Message) []protocol.Tag {
 }
 
 // handleMSG is the netcat form: MSG <target> <text...>, the text being the
-// rest of the line as typed, and the target a room with or without '#'.
+// rest of the line as typed, and the target as for PRIVMSG (see roomTarget).
 func handleMSG(s *Session, m *protocol.Message, raw []byte) error {
 	text := restOfLine(raw, 1)
 	if text == "" {
 		return numErr(protocol.ERR_NOTEXTTOSEND, "No text to send: MSG <room|nick> <text>")
 	}
-	return s.deliver(m.Params[0], rooms.Speech{Command: "PRIVMSG", Text: text}, true)
+	return s.deliver(m.Params[0], rooms.Speech{Command: "PRIVMSG", Text: text})
 }
 
-// deliver sends one message to a room or a nick. friendly (MSG) lets a
-// room be named without '#': a room the sender is in wins over a nick.
-func (s *Session) deliver(target string, sp rooms.Speech, friendly bool) error {
+// deliver sends one message to a room or a nick (see roomTarget).
+func (s *Session) deliver(target string, sp rooms.Speech) error {
 	if sp.Command != "TAGMSG" {
 		if err := textError(sp.Command, target, sp.Text); err != nil {
 			return err
@@ -92,13 +91,8 @@ func (s *Session) deliver(target string, sp rooms.Speech, friendly bool) error {
 		// to MSG's room lookup.
 		return numErr(protocol.ERR_NOSUCHNICK, target, "No such nick: "+reservedReason(target)+"; your message was not delivered")
 	}
-	if !toRoom && friendly {
-		if name, err := protocol.RoomName(target); err == nil && (s.joinedRoom(name) != nil || s.srv.nicks.get(target) == nil) {
-			toRoom = true
-		}
-	}
-	if toRoom {
-		return s.sayInRoom(target, sp)
+	if name, ok := s.roomTarget(target); ok {
+		return s.sayInRoom(name, sp)
 	}
 	return s.sayToNick(target, sp)
 }
@@ -112,7 +106,7 @@ func (s *Session) sayInRoom(target string, sp rooms.Speech) error {
 	// Wait for the room when the sender expects its echo, a labeled reply
 	// or (not being a member) possibly an error, so replies come in order;
 	// otherwise the reader moves on.
-	wait := s.hasCap(capEchoMessage) || s.hasCap(capLabeledResponse)
+	wait := s.Features()&rooms.FeatEcho != 0 || s.hasCap(capLabeledResponse)
 	if r == nil {
 		if r = s.srv.rooms.Get(name); r == nil {
 			return numErr(protocol.ERR_NOSUCHCHANNEL, name, "No such room (JOIN "+name+" to create it)")
@@ -129,6 +123,9 @@ func (s *Session) sayInRoom(target string, sp rooms.Speech) error {
 func (s *Session) sayToNick(nick string, sp rooms.Speech) error {
 	t := s.srv.nicks.get(nick)
 	if t == nil || !t.registered.Load() {
+		if s.strict {
+			return numErr(protocol.ERR_NOSUCHNICK, nick, "No such nick or room (room names start with #)")
+		}
 		return numErr(protocol.ERR_NOSUCHNICK, nick, "No such nick or room")
 	}
 	params := []string{t.Nick()}

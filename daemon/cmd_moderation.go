@@ -34,9 +34,9 @@ func (s *Session) existingRoom(typed string) (*rooms.Room, error) {
 }
 
 func handleMODE(s *Session, m *protocol.Message, _ []byte) error {
-	target := m.Params[0]
-	if !protocol.IsRoomName(target) {
-		return s.userMode(target, m.Param(1))
+	target, isRoom := s.roomTarget(m.Params[0])
+	if !isRoom {
+		return s.userMode(m.Params[0], m.Param(1))
 	}
 	r, err := s.existingRoom(target)
 	if err != nil {

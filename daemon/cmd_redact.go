@@ -31,8 +31,8 @@ func handleREDACT(s *Session, m *protocol.Message, _ []byte) error {
 			return err
 		}
 	}
-	if protocol.IsRoomName(target) {
-		return s.redactInRoom(target, id, reason)
+	if name, ok := s.roomTarget(target); ok {
+		return s.redactInRoom(name, id, reason)
 	}
 	return s.redactPrivate(target, id, reason)
 }

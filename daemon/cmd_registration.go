@@ -199,6 +199,9 @@ func (s *Session) completeRegistration() {
 			keptNick = true
 		}
 	}
+	if !s.strict {
+		s.setMode(modeTerminal, true) // before the welcome: it is worded for them
+	}
 	s.identMu.Lock()
 	s.registered.Store(true)
 	s.deadlineSet = time.Time{} // the registration deadline is not an idle one
@@ -211,10 +214,17 @@ func (s *Session) completeRegistration() {
 	s.log().Info().Str("nick", s.Nick()).Bool("guest", s.guest).Msg("registered")
 }
 
-// welcome sends 001-005 and the MOTD.
+// welcome sends 001-005 and the MOTD to IRC clients. A person in a
+// terminal gets the 001 (scripts wait for it and learn their nick from
+// it) and two lines saying what to type; the rest is for IRC clients.
 func (s *Session) welcome() {
 	cfg := s.srv.Config()
 	s.numeric(protocol.RPL_WELCOME, "Welcome to the "+cfg.Network+" network, "+s.Nick())
+	if s.terminal() {
+		s.notice("You are " + s.Nick() + ". Type JOIN <room> to join a room, MSG <room> <text> to talk, HELP for all commands.")
+		s.notice("FORMAT text shows the chat as plain lines ([#lobby] <alice> hi); FORMAT irc brings back IRC lines.")
+		return
+	}
 	s.numeric(protocol.RPL_YOURHOST, "Your host is "+cfg.ServerName+", running version "+Version)
 	s.numeric(protocol.RPL_CREATED, "This server was created "+s.srv.created.UTC().Format("Mon Jan 2 2006 at 15:04:05 UTC"))
 	s.numeric(protocol.RPL_MYINFO, cfg.ServerName, Version, "i", "beiklmnotv")
@@ -229,9 +239,6 @@ func (s *Session) welcome() {
 		s.numeric(protocol.RPL_VISIBLEHOST, s.host, "is now your displayed host")
 	}
 	s.sendMOTD()
-	if s.guest {
-		s.notice("You are " + s.Nick() + ". Type HELP for the commands, JOIN <room> to join a room, MSG <room> <text> to talk.")
-	}
 }
 
 // isupport lists the 005 tokens.

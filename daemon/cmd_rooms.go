@@ -48,18 +48,56 @@ func (s *Session) seesInside(name string, secret bool) bool {
 	return !secret || s.oper.Load() || s.joinedRoom(name) != nil
 }
 
-// roomName validates a typed room name. For people (netcat) the '#' is
-// optional; IRC clients (those that sent USER) add it themselves, so for
-// them a name without it is simply not a room, as IRC clients expect.
+// The '#' rule, one for every command (docs/PROTOCOL.md, Names): a name
+// with '#' is a room. A person in a terminal (a connection that never
+// sent CAP or USER) may leave the '#' out: where only a room can stand
+// (roomName) a bare name is that room; where a room or a nick can
+// (roomTarget) it is a room the person is in, else someone online by
+// that nick, else the room. IRC clients write the '#' themselves (they
+// add it to what their user types), so from them a bare name is a nick,
+// or, where only a room can stand, an error that says so: that is what
+// IRC clients and their tests expect (JOIN #valid,inv@lid).
+
+// roomName validates a typed room name where only a room can stand.
 func (s *Session) roomName(typed string) (string, error) {
 	if s.strict && !protocol.IsRoomName(typed) {
-		return "", numErr(protocol.ERR_NOSUCHCHANNEL, typed, "No such room: room names start with #")
+		return "", numErr(protocol.ERR_NOSUCHCHANNEL, typed, "No such room: room names start with # (#"+typed+")")
 	}
 	name, err := protocol.RoomName(typed)
 	if err != nil {
 		return "", numErr(protocol.ERR_NOSUCHCHANNEL, typed, "Invalid room name: use up to "+strconv.Itoa(protocol.RoomLen)+" characters without spaces, commas or control characters")
 	}
 	return name, nil
+}
+
+// roomTarget decides whether a target that may be a room or a nick (MSG,
+// PRIVMSG, WHO, MODE, ...) is a room, and returns the room's name.
+func (s *Session) roomTarget(target string) (string, bool) {
+	if protocol.IsRoomName(target) {
+		return target, true
+	}
+	if s.strict {
+		return "", false
+	}
+	name, err := protocol.RoomName(target)
+	if err != nil {
+		return "", false
+	}
+	// A room one is in wins over a nick: nobody can catch what a person
+	// says in their room by taking the room's name as a nick.
+	if s.joinedRoom(name) != nil || s.srv.nicks.get(target) == nil {
+		return name, true
+	}
+	return "", false
+}
+
+// roomMask adds the '#' to a LIST name a person typed without it, unless
+// it starts with a wildcard ("*an1" already matches "#chan1").
+func (s *Session) roomMask(mask string) string {
+	if s.strict || mask == "" || mask[0] == '#' || mask[0] == '*' || mask[0] == '?' {
+		return mask
+	}
+	return "#" + mask
 }
 
 func handleJOIN(s *Session, m *protocol.Message, _ []byte) error {
@@ -242,6 +280,7 @@ func handleLIST(s *Session, m *protocol.Message, _ []byte) error {
 	var conds []listCond
 	for _, word := range strings.Split(m.Param(0), ",") {
 		if c, ok := parseListCond(word); ok {
+			c.mask = s.roomMask(c.mask)
 			conds = append(conds, c)
 		}
 	}

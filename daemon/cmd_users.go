@@ -190,7 +190,7 @@ var helpOrder = []string{
 	"JOIN", "MSG", "PART", "NICK", "TOPIC", "NAMES", "LIST", "WHO", "WHOIS", "AWAY",
 	"REGISTER", "LOGIN", "LOGOUT", "TOKEN",
 	"OP", "DEOP", "VOICE", "DEVOICE", "KICK", "BAN", "UNBAN", "INVITE", "MODE", "ROOM",
-	"MOTD", "HELP", "QUIT",
+	"FORMAT", "MOTD", "HELP", "QUIT",
 }
 
 func handleHELP(s *Session, _ *protocol.Message, _ []byte) error {

@@ -24,8 +24,12 @@ func handleWHO(s *Session, m *protocol.Message, _ []byte) error {
 	fields, token, whox := parseWhox(m.Param(1))
 	var entries []rooms.WhoEntry
 	room := "*"
-	if protocol.IsRoomName(mask) {
-		if r := s.srv.rooms.Get(mask); r != nil && s.seesInside(r.Name(), r.Secret()) {
+	name, isRoom := mask, protocol.IsRoomName(mask)
+	if !isRoom && !strings.ContainsAny(mask, "*?") {
+		name, isRoom = s.roomTarget(mask) // WHO lobby, from a person
+	}
+	if isRoom {
+		if r := s.srv.rooms.Get(name); r != nil && s.seesInside(r.Name(), r.Secret()) {
 			entries, _ = r.Who(s)
 			room = r.Name()
 		}

@@ -56,7 +56,12 @@ func failMessage(server, command, code, description string) protocol.Message {
 	return protocol.Message{Source: server, Command: "FAIL", Params: []string{command, code, description}}
 }
 
+// needMoreParams says what is missing with the command's usage from the
+// HELP table, so a person learns the form from the error itself.
 func needMoreParams(cmd string) error {
+	if u := usage(cmd); u != "" {
+		return numErr(protocol.ERR_NEEDMOREPARAMS, cmd, "Not enough parameters: "+u)
+	}
 	return numErr(protocol.ERR_NEEDMOREPARAMS, cmd, "Not enough parameters")
 }
 

@@ -289,6 +289,14 @@ func (c *fuzzClient) checkLine(line []byte) (protocol.Message, bool) {
 		c.fail("NUL/CR/LF at %d in %q", i, line)
 		return protocol.Message{}, false
 	}
+	if plainLine(string(body)) {
+		// A sentence for a person in a terminal (render.go): one line,
+		// no longer than a protocol line, and nothing to track.
+		if len(body) > protocol.MaxBodyLen {
+			c.fail("plain line %d bytes, over %d: %q", len(body), protocol.MaxBodyLen, line)
+		}
+		return protocol.Message{}, false
+	}
 	rest := body
 	if len(body) > 0 && body[0] == '@' {
 		sp := bytes.IndexByte(body, ' ')

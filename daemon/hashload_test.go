@@ -162,7 +162,7 @@ func TestHashingFloodStarvesNobody(t *testing.T) {
 	start := time.Now()
 	owner.send("LOGIN lockme long-enough-pw")
 	m := owner.read()
-	for m.Command == "NOTICE" || m.Command == "NICK" {
+	for m.Command == "NOTICE" || m.Command == plain || m.Command == "NICK" {
 		m = owner.read()
 	}
 	loginTook := time.Since(start)

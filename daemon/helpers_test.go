@@ -122,7 +122,37 @@ func (c *client) tryRead() (protocol.Message, error) {
 	if err != nil {
 		return protocol.Message{}, err
 	}
-	return protocol.ParseString(strings.TrimRight(line, "\r\n"))
+	line = strings.TrimRight(line, "\r\n")
+	if plainLine(line) {
+		return protocol.Message{Command: plain, Params: []string{line}}, nil
+	}
+	return protocol.ParseString(line)
+}
+
+// plain is the Command of a message standing for a plain line: what a
+// person in a terminal reads instead of a protocol line (render.go).
+const plain = "(plain)"
+
+// plainLine reports whether the server sent line as a sentence: protocol
+// lines start with tags or a source, or are one of the few sourceless
+// commands.
+func plainLine(line string) bool {
+	if line == "" || line[0] == ':' || line[0] == '@' {
+		return false
+	}
+	word, _, _ := strings.Cut(line, " ")
+	switch word {
+	case "ERROR", "PING", "AUTHENTICATE":
+		return false
+	}
+	return true
+}
+
+// expectPlain reads until a plain line arrives and returns its text.
+func (c *client) expectPlain() string {
+	c.t.Helper()
+	m, _ := c.expect(plain)
+	return m.Params[0]
 }
 
 // expect reads until a message with command arrives and returns it; the

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"slices"
+	"strconv"
 	"time"
 	"unicode/utf8"
 
@@ -129,7 +130,7 @@ func (s *Session) process(line []byte, err error) string {
 		return reasonInvalidUTF8
 	case errors.Is(err, protocol.ErrLineTooLong):
 		s.srv.metrics.tooLong.Inc()
-		s.numeric(protocol.ERR_INPUTTOOLONG, "Input line was too long")
+		s.numeric(protocol.ERR_INPUTTOOLONG, "Input line was too long: lines are limited to "+strconv.Itoa(protocol.MaxBodyLen+2)+" bytes with the line ending; it was not run")
 		return s.throttleOnly()
 	case errors.Is(err, wslisten.ErrLineBreak):
 		s.srv.metrics.refusedInput.WithLabelValues(refusalLineBreak).Inc()
@@ -169,6 +170,17 @@ func (s *Session) process(line []byte, err error) string {
 // previous line, or a client that talks steadily would never move it and
 // be PINGed while busy.
 func (s *Session) pushReadDeadline(now time.Time) {
+	if !s.pings() {
+		if !s.deadlineOff {
+			s.deadlineOff = true
+			s.conn.SetReadDeadline(time.Time{})
+		}
+		return
+	}
+	if s.deadlineOff {
+		s.deadlineOff = false
+		s.deadlineSet = time.Time{} // move it at once
+	}
 	interval := s.srv.Config().Limits.PingInterval
 	if now.Sub(s.deadlineSet) > min(deadlineSlack, interval/8) {
 		s.deadlineSet = now
@@ -183,6 +195,13 @@ func (s *Session) idle() string {
 	cfg := s.srv.Config()
 	if !s.registered.Load() {
 		return "Registration timed out"
+	}
+	if !s.pings() {
+		// Became a person since the deadline was set (FORMAT text): no
+		// PING, and no deadline from now on.
+		s.pingSent = false
+		s.pushReadDeadline(time.Now())
+		return ""
 	}
 	if s.pingSent {
 		return "Ping timeout: " + cfg.Limits.PingTimeout.String()
@@ -237,7 +256,7 @@ func (s *Session) handleLine(line []byte) {
 		}
 		if end+1 > maxClientTagSection {
 			s.srv.metrics.tooLong.Inc()
-			s.numeric(protocol.ERR_INPUTTOOLONG, "Input line was too long (tags)")
+			s.numeric(protocol.ERR_INPUTTOOLONG, "Input line was too long: tags are limited to "+strconv.Itoa(maxClientTagSection)+" bytes; it was not run")
 			return
 		}
 	}

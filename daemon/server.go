@@ -5,6 +5,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"net"
 	"path/filepath"
@@ -245,6 +246,7 @@ func (s *Server) accept(conn net.Conn, transport string) {
 		s.iplimit.refuse(conn, no.message)
 		return
 	}
+	keepAlive(conn)
 	sess := newSession(s, conn, transport, s.nextID.Add(1))
 	s.sessions[sess] = struct{}{}
 	s.sessWG.Add(1)
@@ -262,6 +264,27 @@ func (s *Server) accept(conn net.Conn, transport string) {
 		s.mu.Unlock()
 		s.iplimit.release(ipKey)
 	}()
+}
+
+// TCP keepalive: a connection silent for keepAliveIdle is probed every
+// keepAliveInterval, and keepAliveCount unanswered probes end it (the
+// read fails), about two minutes for a peer that vanished. It is how a
+// dead person in a terminal is found, who is never PINGed (see pings).
+const (
+	keepAliveIdle     = 60 * time.Second
+	keepAliveInterval = 15 * time.Second
+	keepAliveCount    = 4
+)
+
+// keepAlive turns on TCP keepalive for a TCP or TLS client connection.
+// WebSocket connections belong to the HTTP server, which sets its own.
+func keepAlive(conn net.Conn) {
+	if t, ok := conn.(*tls.Conn); ok {
+		conn = t.NetConn()
+	}
+	if tc, ok := conn.(*net.TCPConn); ok {
+		tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: keepAliveIdle, Interval: keepAliveInterval, Count: keepAliveCount})
+	}
 }
 
 // AdmitHTTP is wslisten.Options.Admit: it counts a WebSocket listener's

@@ -29,6 +29,10 @@ func TestNetcatStyleChat(t *testing.T) {
 	alice := dial(t, addr)
 	alice.send("JOIN Lobby", "MSG lobby hello there")
 	alice.expect(protocol.RPL_ENDOFNAMES)
+	// A person's own message is confirmed: echoed as the room got it.
+	if echo, _ := alice.expect("PRIVMSG"); echo.Params[0] != "#lobby" || echo.Params[1] != "hello there" {
+		t.Fatalf("alice's confirmation %q", echo.String())
+	}
 
 	joined, _ := bob.expect("JOIN")
 	msg, _ := bob.expect("PRIVMSG")
@@ -39,7 +43,7 @@ func TestNetcatStyleChat(t *testing.T) {
 		t.Fatalf("message source %q, want the joiner's nick!user@host %q", msg.Source, joined.Source)
 	}
 	if got := alice.sync(); len(got) != 0 {
-		t.Fatalf("sender got its own message back: %v", got)
+		t.Fatalf("sender got more than its confirmation: %v", got)
 	}
 }
 

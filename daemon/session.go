@@ -63,7 +63,10 @@ type Session struct {
 	closed        bool
 	reason        string // why the session ended, for logs and the QUIT peers see
 
-	caps      atomic.Uint32 // capSet
+	caps atomic.Uint32 // capSet
+	// mode is how the session's output is shown (modeTerminal,
+	// modeText); the writer reads it on every batch.
+	mode      atomic.Uint32
 	features  atomic.Uint32 // rooms.Features implied by caps; read by rooms on delivery
 	away      atomic.Pointer[string]
 	invisible atomic.Bool  // user mode +i
@@ -95,13 +98,14 @@ type Session struct {
 	guest        bool
 	capPending   bool // CAP negotiation started and not ended
 	capVersion   int  // 302 once the client sent CAP LS 302
-	strict       bool // an IRC client (sent USER): no netcat conveniences
+	strict       bool // an IRC client (sent CAP or USER): no terminal conveniences
 	operFailures int
 	pass         string // what the client sent with PASS
 	saslMech     string
 	saslBuf      []byte
 	pingSent     bool
 	deadlineSet  time.Time // when the idle read deadline was last moved
+	deadlineOff  bool      // no idle deadline: a person is never PINGed (see pings)
 	flood        floodBucket
 	quit         string // the reason the client gave with QUIT
 }
@@ -424,7 +428,21 @@ func (s *Session) releaseQueueLocked() {
 func (s *Session) writeBatch(batch [][]byte, total int, timeout time.Duration) error {
 	s.conn.SetWriteDeadline(time.Now().Add(timeout))
 	var err error
-	switch {
+	switch mode := s.mode.Load(); {
+	case mode != 0:
+		// A person's lines are rewritten here, on the session's own
+		// writer, so the fan-out that queued them pays nothing.
+		r := s.renderer(mode)
+		bp := coalescePool.Get().(*[]byte)
+		buf := (*bp)[:0]
+		for _, line := range batch {
+			buf = r.appendLine(buf, line)
+		}
+		_, err = s.conn.Write(buf)
+		if cap(buf) <= 4*coalesceSize {
+			*bp = buf[:0]
+			coalescePool.Put(bp)
+		}
 	case len(batch) == 1:
 		_, err = s.conn.Write(batch[0])
 	case total <= coalesceSize:
@@ -459,4 +477,44 @@ func (s *Session) numeric(code string, params ...string) {
 // notice queues a server NOTICE to the session, for netcat-friendly hints.
 func (s *Session) notice(text string) {
 	s.reply(protocol.Message{Source: s.srv.Config().ServerName, Command: "NOTICE", Params: []string{s.Nick(), text}})
+}
+
+// Output modes, the bits of Session.mode.
+const (
+	// modeTerminal marks a person in a terminal: a connection that
+	// registered without CAP or USER. Errors, HELP and server notices
+	// reach it as sentences, its own messages are echoed, and it is
+	// never PINGed (see pings).
+	modeTerminal uint32 = 1 << iota
+	// modeText is FORMAT text: everything as plain chat lines.
+	modeText
+)
+
+// setMode turns an output mode bit on or off. A terminal session sees its
+// own messages, as echo-message clients do, so the bit changes its
+// features too. Call it from the goroutine handling the session's line.
+func (s *Session) setMode(bit uint32, on bool) {
+	m := s.mode.Load()
+	if on {
+		m |= bit
+	} else {
+		m &^= bit
+	}
+	s.mode.Store(m)
+	s.setCaps(capSet(s.caps.Load()))
+}
+
+// terminal reports whether the session is a person in a terminal (see
+// modeTerminal). Safe from any goroutine.
+func (s *Session) terminal() bool { return s.mode.Load()&modeTerminal != 0 }
+
+// pings reports whether the session is PINGed when idle and dropped when
+// it does not answer. A person in nc cannot answer a PING, so terminal
+// and FORMAT text sessions on TCP are not PINGed: TCP keepalive (set on
+// every accepted connection, see keepAlive) and write errors find a dead
+// peer instead. IRC clients answer PINGs, and WebSocket connections keep
+// them whoever is at the other end: the keepalive of their socket is
+// the HTTP server's business.
+func (s *Session) pings() bool {
+	return s.mode.Load() == 0 || s.transport != "tcp" && s.transport != "tls"
 }

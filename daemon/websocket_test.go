@@ -155,6 +155,10 @@ func TestWebSocketChatsWithTCP(t *testing.T) {
 	}
 
 	web.send("PRIVMSG #lobby :hello from the browser")
+	// It never sent USER: a person, who sees what they said.
+	if m, _ := web.expect("PRIVMSG"); !strings.HasPrefix(m.Source, "wendy!") {
+		t.Errorf("the browser's own message came back as %q", m.String())
+	}
 	if m, _ := tcp.expect("PRIVMSG"); !strings.HasPrefix(m.Source, "wendy!") || m.Param(1) != "hello from the browser" {
 		t.Errorf("TCP client got %q", m.String())
 	}
