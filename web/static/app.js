@@ -1733,7 +1733,7 @@ const HELP = [
   '/mode [+|-modes args] — show or change room modes (i m n t k l b e o v); /invite <nick> [room]',
   '/claim, /drop — own this room with your account so it is kept, or release it',
   '/delete — take back your last message here',
-  '/login <account> <password>, /register <account> <password>, /logout; /setname <real name>; /oper <name> <password>',
+  '/login <account> <password>, /register <account> <password>, /logout (all: every device); /setname <real name>; /oper <name> <password>',
   '/motd, /clear, /quit [reason]; /quote <raw IRC line> — send a command as is',
   'Keys: ↑ recalls your last message, Alt+↑/↓ switch rooms, Ctrl+K finds a room, Tab completes nicks',
 ];
