@@ -240,13 +240,12 @@ func (g *Registry) tryDrop(r *Room) {
 		g.mu.Unlock()
 		return
 	}
+	delete(g.rooms, r.folded)
+	g.live--
 	if g.opts.Log != nil && r.history.worthKeeping() || r.owner != "" && g.opts.Store != nil {
-		g.rooms[r.folded] = r.asDormant()
-	} else {
-		delete(g.rooms, r.folded)
+		g.addDormantLocked(r.asDormant())
 	}
 	g.byName, g.gen = nil, g.gen+1
-	g.live--
 	close(r.done)
 	g.mu.Unlock()
 	if r.idle != nil {
@@ -290,20 +289,55 @@ func (g *Registry) Restore() error {
 			return err
 		}
 	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	for folded, s := range saved {
-		if g.rooms[folded] == nil {
-			g.rooms[folded] = g.dormantRoom(folded, s)
+	last := make(map[string]time.Time, len(targets))
+	for _, t := range targets {
+		last[t.Name] = t.Last
+		if _, ok := saved[t.Name]; !ok {
+			if saved == nil {
+				saved = make(map[string]Saved)
+			}
+			saved[t.Name] = Saved{Name: t.Name}
 		}
 	}
-	for _, t := range targets {
-		if g.rooms[t.Name] == nil {
-			g.rooms[t.Name] = g.dormantRoom(t.Name, Saved{Name: t.Name})
+	// The most recently active first, so that the bound keeps them.
+	order := make([]string, 0, len(saved))
+	for folded := range saved {
+		order = append(order, folded)
+	}
+	sort.Slice(order, func(i, j int) bool { return last[order[i]].After(last[order[j]]) })
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, folded := range order {
+		if g.rooms[folded] == nil {
+			r := g.dormantRoom(folded, saved[folded])
+			r.lastActive = last[folded]
+			g.addDormantLocked(r)
 		}
 	}
 	g.byName, g.gen = nil, g.gen+1
 	return nil
+}
+
+// addDormantLocked remembers r without an actor. Dormant rooms are bounded
+// like live ones, by max_rooms: beyond it the least recently active room
+// nobody owns leaves the list (its history stays in the log until
+// retention, and a JOIN brings it back), so that rooms made to be
+// abandoned cannot grow the registry without end. Called with mu held.
+func (g *Registry) addDormantLocked(r *Room) {
+	if len(g.rooms)-g.live >= g.opts.MaxRooms {
+		var oldest *Room
+		for _, d := range g.rooms {
+			if d.dormant() && d.owner == "" && (oldest == nil || d.lastActive.Before(oldest.lastActive)) {
+				oldest = d
+			}
+		}
+		if oldest != nil && (r.owner != "" || !r.lastActive.Before(oldest.lastActive)) {
+			delete(g.rooms, oldest.folded)
+		} else if r.owner == "" {
+			return // older than every room remembered: not listed
+		}
+	}
+	g.rooms[r.folded] = r
 }
 
 // Sweep forgets dormant rooms whose history retention removed and that

@@ -166,3 +166,42 @@ func TestDormantRoomsWakeWithinLimits(t *testing.T) {
 		t.Fatalf("%d dormant rooms after their history expired", g.Dormant())
 	}
 }
+
+// TestDormantRoomsAreBounded: rooms made to be abandoned cannot grow the
+// registry without end; beyond max_rooms the least recently active
+// unowned one leaves the list (its history stays in the log).
+func TestDormantRoomsAreBounded(t *testing.T) {
+	log := NewMemLog(100, 0)
+	dropped := make(chan string, 8)
+	g := testRegistry(t, func(o *Options) {
+		o.Log, o.MaxRooms, o.IdleTTL = log, 2, time.Millisecond
+		o.Hooks.Dropped = func(name string) { dropped <- name }
+	})
+	a := newFake()
+	for _, name := range []string{"#one", "#two", "#three"} {
+		r, err := g.Join(mem(a, "alice"), name, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Say(a, Speech{Command: "PRIVMSG", Text: "hi"}, true)
+		r.Part(a, "")
+		select {
+		case <-dropped:
+		case <-time.After(waitFor):
+			t.Fatalf("%s never went dormant", name)
+		}
+	}
+	if g.Len() != 0 || g.Dormant() != 2 {
+		t.Fatalf("%d live, %d dormant; want 0 and 2", g.Len(), g.Dormant())
+	}
+	var names []string
+	for _, r := range g.ByName() {
+		names = append(names, r.Name())
+	}
+	if strings.Join(names, " ") != "#three #two" {
+		t.Fatalf("remembered %v, want the two most recent", names)
+	}
+	if events, _ := log.Query("#one", Query{Sel: SelLatest, Limit: 10}); len(events) != 1 {
+		t.Fatalf("#one's history went with it: %v", events)
+	}
+}

@@ -122,7 +122,9 @@ type Room struct {
 	// remembered says the room's state was saved since it started, so
 	// that it comes back after a restart along with its history.
 	remembered bool
-	burst      int // requests handled since the last flush
+
+	lastActive time.Time // a dormant room's: when its actor stopped, or its newest event
+	burst      int       // requests handled since the last flush
 }
 
 // Name returns the room's display name, with its leading '#'.
@@ -143,7 +145,7 @@ func (r *Room) dormant() bool { return r.mailbox == nil }
 // asDormant returns what is left of r once its actor stops: its name,
 // owner and LIST snapshot.
 func (r *Room) asDormant() *Room {
-	d := &Room{name: r.name, folded: r.folded, reg: r.reg, opts: r.opts, done: make(chan struct{}), created: r.created, owner: r.owner}
+	d := &Room{name: r.name, folded: r.folded, reg: r.reg, opts: r.opts, done: make(chan struct{}), created: r.created, owner: r.owner, lastActive: r.opts.now()}
 	d.topicSnap.Store(r.topicSnap.Load())
 	d.secretSnap.Store(r.secretSnap.Load())
 	return d
