@@ -193,9 +193,14 @@ func (v *view) firstAt(t time.Time, strict bool) (uint64, error) {
 	lo, hi := uint64(1), v.end
 	for lo < hi {
 		mid := lo + (hi-lo)/2
-		r, _, err := v.probe(mid)
+		// Not a batch: the server then skips counting what follows.
+		recs, _, err := v.l.get(v.ctx, getReq{Seq: mid, NextBy: v.filter})
 		if err != nil {
 			return 0, err
+		}
+		var r rec
+		if len(recs) > 0 {
+			r = recs[0]
 		}
 		if r.seq == 0 || r.seq >= v.end {
 			hi = mid
