@@ -43,6 +43,11 @@ type testNode struct {
 
 func startNode(t testing.TB, url, name string, ttl time.Duration, before func(*Node)) *testNode {
 	t.Helper()
+	return startNodeR(t, url, name, ttl, 1, before)
+}
+
+func startNodeR(t testing.TB, url, name string, ttl time.Duration, replicas int, before func(*Node)) *testNode {
+	t.Helper()
 	nc, err := nats.Connect(url, nats.MaxReconnects(-1))
 	if err != nil {
 		t.Fatal(err)
@@ -51,7 +56,7 @@ func startNode(t testing.TB, url, name string, ttl time.Duration, before func(*N
 	if err != nil {
 		t.Fatal(err)
 	}
-	node, err := NewNode(js, NodeConfig{Name: name, LeaseTTL: ttl})
+	node, err := NewNode(js, NodeConfig{Name: name, LeaseTTL: ttl, Replicas: replicas})
 	if err != nil {
 		t.Fatal(err)
 	}
