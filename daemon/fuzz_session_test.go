@@ -130,6 +130,11 @@ var vocabulary = []func(p *argPicker) string{
 	func(p *argPicker) string {
 		return "MARKREAD " + p.pick(p.room(), p.nick()) + p.pick("", " timestamp=2030-01-01T00:00:00.000Z", " timestamp=x", " *")
 	},
+	func(p *argPicker) string { return "FORMAT " + p.pick("text", "irc", "", "TEXT", "bogus") },
+	func(p *argPicker) string {
+		return "TOKEN " + p.pick("NEW", "NEW "+p.text(), "LIST", "REVOKE ALL", "REVOKE x", "LOGIN "+p.acct()+" a.b", "LOGIN "+p.acct(), "")
+	},
+	func(p *argPicker) string { return p.pick("LOGOUT", "LOGOUT ALL") },
 	func(p *argPicker) string { return "REGISTER " + p.acct() + p.pick(" ", " * ") + p.pass() },
 	func(p *argPicker) string { return "LOGIN " + p.acct() + " " + p.pass() },
 	func(p *argPicker) string { return "QUIT :" + p.text() },

@@ -142,7 +142,7 @@ func plainLine(line string) bool {
 	}
 	word, _, _ := strings.Cut(line, " ")
 	switch word {
-	case "ERROR", "PING", "AUTHENTICATE":
+	case "ERROR", "PING", "PONG", "AUTHENTICATE":
 		return false
 	}
 	return true
