@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/livechat/livechat/daemon/accounts"
+	"github.com/livechat/livechat/internal/eventrec"
 	"github.com/livechat/livechat/rooms"
 )
 
@@ -46,12 +47,12 @@ func (s *Store) Stats() ([]TargetStats, error) {
 				continue
 			}
 			st := TargetStats{Name: string(k), Events: rec.events, Bytes: rec.bytes}
-			if k, v := ev.Seek(evKey(rec.tid, 0)); len(k) == evKeyLen && keyTid(k) == rec.tid && recValid(v) {
-				st.Oldest = time.UnixMilli(recAt(v))
+			if k, v := ev.Seek(evKey(rec.tid, 0)); len(k) == evKeyLen && keyTid(k) == rec.tid && eventrec.Valid(v) {
+				st.Oldest = time.UnixMilli(eventrec.At(v))
 			}
 			if last := lastSeq(r, rec.tid); last > 0 {
-				if v := r.get(spaceEvents, evKey(rec.tid, last)); recValid(v) {
-					st.Newest = time.UnixMilli(recAt(v))
+				if v := r.get(spaceEvents, evKey(rec.tid, last)); eventrec.Valid(v) {
+					st.Newest = time.UnixMilli(eventrec.At(v))
 				}
 			}
 			out = append(out, st)
@@ -148,7 +149,7 @@ func (s *Store) exportChunk(name string, from uint64, n int) (events []*rooms.Ev
 			if v.hidden(keySeq(k)) {
 				continue
 			}
-			e, err := decodeEvent(val)
+			e, err := eventrec.Decode(val)
 			if err != nil {
 				return err
 			}
@@ -222,7 +223,7 @@ func (s *Store) forgetScan(from []byte, match func(acc, org []byte) bool) (keys 
 				return nil
 			}
 			read++
-			_, acc, org, err := recFields(v)
+			_, acc, org, err := eventrec.Fields(v)
 			if err != nil {
 				return fmt.Errorf("historystore: forget: event %x: %w", k, err)
 			}

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"time"
+
+	"github.com/livechat/livechat/internal/eventrec"
 )
 
 // maxBatch bounds the events of one transaction: bbolt splits its pages
@@ -180,7 +182,7 @@ func (s *Store) write(w writer, batch []*entry, ops []op, res *commitResult) err
 		buf = putEvKey(buf, tid, en.seq)
 		k := buf[start:len(buf):len(buf)]
 		start = len(buf)
-		buf = encodeEvent(buf, en.e)
+		buf = eventrec.Append(buf, en.e)
 		v := buf[start:len(buf):len(buf)]
 		if err := w.put(spaceEvents, k, v); err != nil {
 			return err
@@ -279,7 +281,7 @@ func deleteEvent(w writer, tid uint32, seq uint64) (int64, error) {
 		return 0, nil
 	}
 	n := int64(len(k) + len(v))
-	if id, _, _, err := recFields(v); err == nil && len(id) > 0 {
+	if id, _, _, err := eventrec.Fields(v); err == nil && len(id) > 0 {
 		ik := idKey(tid, string(id))
 		n += int64(len(ik)) + seqLen
 		if iv := w.get(spaceIDs, ik); len(iv) == seqLen && binary.BigEndian.Uint64(iv) == seq {

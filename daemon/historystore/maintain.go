@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/livechat/livechat/internal/eventrec"
 )
 
 // maintain runs retention every RetentionInterval and the scrub when one
@@ -222,7 +224,7 @@ func (s *Store) retain(now time.Time) {
 		cutoff := now.Add(-s.opts.MaxAge).UnixMilli()
 		for _, t := range targets {
 			for {
-				n, more, err := s.deleteFront(t, deleteChunk, func(v []byte) bool { return recAt(v) < cutoff })
+				n, more, err := s.deleteFront(t, deleteChunk, func(v []byte) bool { return eventrec.At(v) < cutoff })
 				if !report(n, err) {
 					return
 				}
@@ -289,8 +291,8 @@ func (s *Store) deleteOldest(targets []*target, excess int64) (int, error) {
 		c := w.cursor(spaceEvents)
 		head := func(i int, from uint64) {
 			k, v := c.Seek(evKey(ids[i].tid, from))
-			if len(k) == evKeyLen && keyTid(k) == ids[i].tid && recValid(v) {
-				heap.Push(h, oldestItem{i, keySeq(k), recAt(v)})
+			if len(k) == evKeyLen && keyTid(k) == ids[i].tid && eventrec.Valid(v) {
+				heap.Push(h, oldestItem{i, keySeq(k), eventrec.At(v)})
 			}
 		}
 		for i := range ids {
@@ -359,8 +361,8 @@ func (s *Store) targetInfo(t *target) (rec targetRecord, oldest int64, ok bool, 
 			}
 		}
 		k, v := r.cursor(spaceEvents).Seek(evKey(tid, 0))
-		if len(k) == evKeyLen && keyTid(k) == tid && recValid(v) {
-			oldest, ok = recAt(v), true
+		if len(k) == evKeyLen && keyTid(k) == tid && eventrec.Valid(v) {
+			oldest, ok = eventrec.At(v), true
 		}
 		return nil
 	})
@@ -387,7 +389,7 @@ func (s *Store) deleteFront(t *target, limit int, del func(v []byte) bool) (n in
 	due := false
 	if err := s.db.view(func(r reader) error {
 		k, v := r.cursor(spaceEvents).Seek(evKey(tid, 0))
-		due = len(k) == evKeyLen && keyTid(k) == tid && recValid(v) && del(v)
+		due = len(k) == evKeyLen && keyTid(k) == tid && eventrec.Valid(v) && del(v)
 		return nil
 	}); err != nil || !due {
 		return 0, false, err
@@ -397,7 +399,7 @@ func (s *Store) deleteFront(t *target, limit int, del func(v []byte) bool) (n in
 		var keys [][]byte
 		c := w.cursor(spaceEvents)
 		for k, v := c.Seek(evKey(tid, 0)); k != nil; k, v = c.Next() {
-			if len(k) != evKeyLen || keyTid(k) != tid || !recValid(v) || !del(v) {
+			if len(k) != evKeyLen || keyTid(k) != tid || !eventrec.Valid(v) || !del(v) {
 				break
 			}
 			if len(keys) == limit {

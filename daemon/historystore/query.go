@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/livechat/livechat/internal/eventrec"
 	"github.com/livechat/livechat/rooms"
 )
 
@@ -202,11 +203,11 @@ func (x *scan) lowerBound(t time.Time, strict bool) uint64 {
 			hi = mid
 			continue
 		}
-		if !recValid(v) {
-			x.err = errCorrupt
+		if !eventrec.Valid(v) {
+			x.err = eventrec.ErrCorrupt
 			return end
 		}
-		if seq := keySeq(k); pred(time.UnixMilli(recAt(v))) {
+		if seq := keySeq(k); pred(time.UnixMilli(eventrec.At(v))) {
 			ans, hi = seq, mid
 		} else {
 			lo = seq + 1
@@ -219,14 +220,14 @@ func (x *scan) selectedMem(e *rooms.Event) bool { return x.events || e.IsMessage
 
 // take decodes a record into out if the query selects it.
 func (x *scan) take(out []*rooms.Event, v []byte) []*rooms.Event {
-	if !recValid(v) {
-		x.err = errCorrupt
+	if !eventrec.Valid(v) {
+		x.err = eventrec.ErrCorrupt
 		return out
 	}
-	if !x.events && !recIsMessage(v) {
+	if !x.events && !eventrec.IsMessage(v) {
 		return out
 	}
-	e, err := decodeEvent(v)
+	e, err := eventrec.Decode(v)
 	if err != nil {
 		x.err = err
 		return out
@@ -409,7 +410,7 @@ func (s *Store) Redact(name, id string) (*rooms.Event, error) {
 			return nil
 		}
 		var err error
-		e, err = decodeEvent(val)
+		e, err = eventrec.Decode(val)
 		return err
 	})
 	if err != nil || e == nil {

@@ -17,6 +17,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/livechat/livechat/internal/eventrec"
 	"github.com/livechat/livechat/protocol"
 	"github.com/livechat/livechat/rooms"
 	"github.com/livechat/livechat/rooms/logtest"
@@ -123,47 +124,6 @@ func chat(i int, target string) *rooms.Event {
 		Origin:  "a:nick",
 		Command: "PRIVMSG",
 		Params:  []string{target, fmt.Sprintf("message %d: %s", i, strings.Repeat("lorem ipsum ", 6))},
-	}
-}
-
-func TestCodec(t *testing.T) {
-	events := []*rooms.Event{
-		{At: time.UnixMilli(1_700_000_000_123), ID: "x", Source: "a!b@c", Account: "A", Origin: "a:a", Command: "PRIVMSG", Params: []string{"#r", "hi"}, Tags: []protocol.Tag{{Key: "+k", Value: "v"}}},
-		{At: time.UnixMilli(-5), Command: "WEIRD", Params: []string{}, ExtParams: []string{}},
-		{At: time.UnixMilli(0), Command: "JOIN", Params: []string{"#r"}, ExtParams: []string{"#r", "acc", "Real Name"}},
-		{Command: "NOTICE", Params: []string{"#r", strings.Repeat("é", 1000)}},
-	}
-	for _, e := range events {
-		rec := encodeEvent(nil, e)
-		got, err := decodeEvent(rec)
-		if err != nil {
-			t.Fatalf("%+v: %v", e, err)
-		}
-		if !logtest.Equal(got, e) {
-			t.Errorf("round trip:\n got %+v\nwant %+v", got, e)
-		}
-		if recIsMessage(rec) != e.IsMessage() {
-			t.Errorf("%s: recIsMessage = %v", e.Command, recIsMessage(rec))
-		}
-		id, acc, org, err := recFields(rec)
-		if err != nil || string(id) != e.ID || string(acc) != e.Account || string(org) != e.Origin {
-			t.Errorf("recFields = %q %q %q %v", id, acc, org, err)
-		}
-		// Every truncation and every flipped byte is an error or an
-		// event, never a panic.
-		for n := range len(rec) {
-			decodeEvent(rec[:n])
-			recFields(rec[:n])
-			bad := append([]byte(nil), rec...)
-			bad[n] ^= 0xff
-			decodeEvent(bad)
-			recFields(bad)
-		}
-	}
-	rec := encodeEvent(nil, events[0])
-	rec[0] = 9
-	if _, err := decodeEvent(rec); err == nil || !strings.Contains(err.Error(), "newer") {
-		t.Errorf("a newer record format: %v", err)
 	}
 }
 
@@ -299,12 +259,12 @@ func TestMigration(t *testing.T) {
 		type kv struct{ k, v []byte }
 		var all []kv
 		for k, v := c.First(); k != nil; k, v = c.Next() {
-			e, err := decodeEvent(v)
+			e, err := eventrec.Decode(v)
 			if err != nil {
 				return err
 			}
 			e.Params[1] = strings.ToUpper(e.Params[1])
-			all = append(all, kv{append([]byte(nil), k...), encodeEvent(nil, e)})
+			all = append(all, kv{append([]byte(nil), k...), eventrec.Append(nil, e)})
 		}
 		for _, x := range all {
 			if err := w.put(spaceEvents, x.k, x.v); err != nil {

@@ -29,6 +29,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/livechat/livechat/internal/eventrec"
 	"github.com/livechat/livechat/rooms"
 )
 
@@ -251,7 +252,7 @@ func (l *Log) publisher() {
 			return
 		}
 		for _, p := range batch {
-			buf = encodeEvent(buf[:0], p.e)
+			buf = eventrec.Append(buf[:0], p.e)
 			m := nats.NewMsg(l.subject(p.enc, p.e))
 			m.Data = append([]byte(nil), buf...)
 			if p.e.ID != "" {

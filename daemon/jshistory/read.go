@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/livechat/livechat/internal/eventrec"
 	"github.com/livechat/livechat/rooms"
 )
 
@@ -206,10 +207,10 @@ func (v *view) firstAt(t time.Time, strict bool) (uint64, error) {
 			hi = mid
 			continue
 		}
-		at, err := recAt(r.data)
-		if err != nil {
-			return 0, err
+		if !eventrec.Valid(r.data) {
+			return 0, eventrec.ErrCorrupt
 		}
+		at := eventrec.At(r.data)
 		if at > ms || !strict && at == ms {
 			found, hi = r.seq, mid
 		} else {
@@ -265,7 +266,7 @@ func (l *Log) lookup(ctx context.Context, enc, id string) (uint64, *rooms.Event,
 	if !strings.HasPrefix(r.subj, l.cfg.Subject+"."+enc+".") || strings.Count(r.subj[len(l.cfg.Subject)+1:], ".") != 1 {
 		return 0, nil, nil
 	}
-	e, err := decodeEvent(r.data)
+	e, err := eventrec.Decode(r.data)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -294,7 +295,7 @@ func (l *Log) Query(target string, q rooms.Query) ([]*rooms.Event, error) {
 	}
 	out := make([]*rooms.Event, 0, len(recs))
 	for _, r := range recs {
-		e, err := decodeEvent(r.data)
+		e, err := eventrec.Decode(r.data)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", rooms.ErrHistoryUnavailable, err)
 		}
@@ -427,11 +428,10 @@ func (l *Log) Targets(prefix string) ([]rooms.TargetInfo, error) {
 		if len(last) == 0 {
 			continue
 		}
-		ms, err := recAt(last[0].data)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v", rooms.ErrHistoryUnavailable, err)
+		if !eventrec.Valid(last[0].data) {
+			return nil, fmt.Errorf("%w: %v", rooms.ErrHistoryUnavailable, eventrec.ErrCorrupt)
 		}
-		out = append(out, rooms.TargetInfo{Name: name, Last: time.UnixMilli(ms)})
+		out = append(out, rooms.TargetInfo{Name: name, Last: time.UnixMilli(eventrec.At(last[0].data))})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil

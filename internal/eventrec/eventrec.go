@@ -1,4 +1,8 @@
-package historystore
+// Package eventrec is the binary record of a history event (rooms.Event)
+// that the history stores keep: the embedded file (daemon/historystore)
+// and the JetStream stream (daemon/jshistory) write the same bytes, so an
+// export or a move between them needs no second format.
+package eventrec
 
 import (
 	"encoding/binary"
@@ -14,7 +18,7 @@ import (
 // time of an event for a binary search, whether it is a message for the
 // Events filter, its msgid for the index) read it without decoding:
 //
-//	[0]     record format (recordV1)
+//	[0]     record format (Version)
 //	[1:9]   At, Unix milliseconds, big-endian
 //	[9]     command code (cmdCodes), 0 for a command spelled out below
 //	then uvarint-prefixed strings: [command if code 0], ID, Source,
@@ -25,8 +29,8 @@ import (
 // A later format gets its own number and decoder: records of both kinds
 // may then live side by side, so a format change needs no rewrite.
 const (
-	recordV1   = 1
-	headerSize = 10
+	Version    = 1
+	HeaderSize = 10
 )
 
 // cmdCodes are the commands history keeps, one byte each on disk. Append
@@ -35,7 +39,7 @@ var cmdCodes = [...]string{1: "PRIVMSG", 2: "NOTICE", 3: "TAGMSG", 4: "JOIN", 5:
 
 const codePrivmsg, codeNotice = 1, 2
 
-var errCorrupt = errors.New("historystore: corrupt event record")
+var ErrCorrupt = errors.New("eventrec: corrupt event record")
 
 func cmdCode(cmd string) byte {
 	for i, c := range cmdCodes {
@@ -51,9 +55,9 @@ func appendString(b []byte, s string) []byte {
 	return append(b, s...)
 }
 
-// encodeEvent appends e's record to b.
-func encodeEvent(b []byte, e *rooms.Event) []byte {
-	b = append(b, recordV1)
+// Append appends e's record to b.
+func Append(b []byte, e *rooms.Event) []byte {
+	b = append(b, Version)
 	b = binary.BigEndian.AppendUint64(b, uint64(e.At.UnixMilli()))
 	code := cmdCode(e.Command)
 	b = append(b, code)
@@ -84,14 +88,14 @@ func encodeEvent(b []byte, e *rooms.Event) []byte {
 	return b
 }
 
-// recValid reports whether v has a header this version reads.
-func recValid(v []byte) bool { return len(v) >= headerSize && v[0] == recordV1 }
+// Valid reports whether v has a header this version reads.
+func Valid(v []byte) bool { return len(v) >= HeaderSize && v[0] == Version }
 
-// recAt returns a record's time in Unix milliseconds.
-func recAt(v []byte) int64 { return int64(binary.BigEndian.Uint64(v[1:9])) }
+// At returns a record's time in Unix milliseconds.
+func At(v []byte) int64 { return int64(binary.BigEndian.Uint64(v[1:9])) }
 
-// recIsMessage reports whether a record is a PRIVMSG or a NOTICE.
-func recIsMessage(v []byte) bool { return v[9] == codePrivmsg || v[9] == codeNotice }
+// IsMessage reports whether a record is a PRIVMSG or a NOTICE.
+func IsMessage(v []byte) bool { return v[9] == codePrivmsg || v[9] == codeNotice }
 
 // reader walks a record's variable part; its first error sticks.
 type recReader struct {
@@ -107,7 +111,7 @@ func (r *recReader) uvarint() uint64 {
 	}
 	n, k := binary.Uvarint(r.b[r.off:])
 	if k <= 0 {
-		r.err = errCorrupt
+		r.err = ErrCorrupt
 		return 0
 	}
 	r.off += k
@@ -118,7 +122,7 @@ func (r *recReader) uvarint() uint64 {
 func (r *recReader) bytes() []byte {
 	n := r.uvarint()
 	if r.err != nil || n > uint64(len(r.b)-r.off) {
-		r.err = errCorrupt
+		r.err = ErrCorrupt
 		return nil
 	}
 	f := r.b[r.off : r.off+int(n)]
@@ -130,7 +134,7 @@ func (r *recReader) bytes() []byte {
 func (r *recReader) str() string {
 	n := r.uvarint()
 	if r.err != nil || n > uint64(len(r.b)-r.off) {
-		r.err = errCorrupt
+		r.err = ErrCorrupt
 		return ""
 	}
 	f := r.s[r.off : r.off+int(n)]
@@ -143,30 +147,30 @@ func (r *recReader) str() string {
 func (r *recReader) count() int {
 	n := r.uvarint()
 	if n > uint64(len(r.b)-r.off) {
-		r.err = errCorrupt
+		r.err = ErrCorrupt
 		return 0
 	}
 	return int(n)
 }
 
-// decodeEvent decodes a record. Its strings share one allocation.
-func decodeEvent(v []byte) (*rooms.Event, error) {
-	if !recValid(v) {
-		if len(v) > 0 && v[0] > recordV1 {
-			return nil, fmt.Errorf("historystore: event record format %d is newer than this livechatd", v[0])
+// Decode decodes a record. Its strings share one allocation.
+func Decode(v []byte) (*rooms.Event, error) {
+	if !Valid(v) {
+		if len(v) > 0 && v[0] > Version {
+			return nil, fmt.Errorf("eventrec: event record format %d is newer than this livechatd", v[0])
 		}
-		return nil, errCorrupt
+		return nil, ErrCorrupt
 	}
-	body := v[headerSize:]
+	body := v[HeaderSize:]
 	r := recReader{b: body, s: string(body)}
-	e := &rooms.Event{At: time.UnixMilli(recAt(v))}
+	e := &rooms.Event{At: time.UnixMilli(At(v))}
 	switch code := v[9]; {
 	case code == 0:
 		e.Command = r.str()
 	case int(code) < len(cmdCodes):
 		e.Command = cmdCodes[code]
 	default:
-		return nil, errCorrupt
+		return nil, ErrCorrupt
 	}
 	e.ID, e.Source, e.Account, e.Origin = r.str(), r.str(), r.str(), r.str()
 	if np := r.count(); np > 0 {
@@ -191,17 +195,17 @@ func decodeEvent(v []byte) (*rooms.Event, error) {
 		return nil, r.err
 	}
 	if r.off != len(body) {
-		return nil, errCorrupt
+		return nil, ErrCorrupt
 	}
 	return e, nil
 }
 
-// recFields returns a record's msgid, account and origin without copying.
-func recFields(v []byte) (id, account, origin []byte, err error) {
-	if !recValid(v) {
-		return nil, nil, nil, errCorrupt
+// Fields returns a record's msgid, account and origin without copying.
+func Fields(v []byte) (id, account, origin []byte, err error) {
+	if !Valid(v) {
+		return nil, nil, nil, ErrCorrupt
 	}
-	r := recReader{b: v[headerSize:]}
+	r := recReader{b: v[HeaderSize:]}
 	if v[9] == 0 {
 		r.bytes()
 	}
