@@ -198,27 +198,21 @@ func deleteMarkers(tx *bolt.Tx, key []byte) error {
 }
 
 func (m *memStore) ReadMarker(ctx context.Context, account, target string) (time.Time, error) {
-	if err := ctx.Err(); err != nil {
+	unlock, err := m.rlock(ctx)
+	if err != nil {
 		return time.Time{}, err
 	}
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	if m.closed {
-		return time.Time{}, ErrClosed
-	}
+	defer unlock()
 	return m.markers[Fold(account)][target], nil
 }
 
 func (m *memStore) SetReadMarker(ctx context.Context, account, target string, at time.Time) (time.Time, bool, error) {
-	if err := ctx.Err(); err != nil {
+	key := Fold(account)
+	unlock, err := m.lock(ctx)
+	if err != nil {
 		return time.Time{}, false, err
 	}
-	key := Fold(account)
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
-		return time.Time{}, false, ErrClosed
-	}
+	defer unlock()
 	if _, ok := m.byKey[key]; !ok {
 		return time.Time{}, false, ErrNotFound
 	}

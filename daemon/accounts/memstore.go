@@ -28,17 +28,14 @@ func (m *memStore) Create(ctx context.Context, a Account) error {
 	if err := checkName(a.Name); err != nil {
 		return err
 	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
 	key := Fold(a.Name)
 	// Check and insert under one write lock: that is what makes concurrent
 	// Creates of the same folded name have exactly one winner.
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
-		return ErrClosed
+	unlock, err := m.lock(ctx)
+	if err != nil {
+		return err
 	}
+	defer unlock()
 	if _, ok := m.byKey[key]; ok {
 		return ErrExists
 	}
@@ -50,14 +47,11 @@ func (m *memStore) Get(ctx context.Context, name string) (Account, error) {
 	if err := checkName(name); err != nil {
 		return Account{}, ErrNotFound
 	}
-	if err := ctx.Err(); err != nil {
+	unlock, err := m.rlock(ctx)
+	if err != nil {
 		return Account{}, err
 	}
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	if m.closed {
-		return Account{}, ErrClosed
-	}
+	defer unlock()
 	a, ok := m.byKey[Fold(name)]
 	if !ok {
 		return Account{}, ErrNotFound
@@ -69,15 +63,12 @@ func (m *memStore) SetPassword(ctx context.Context, name, hash string) error {
 	if err := checkName(name); err != nil {
 		return ErrNotFound
 	}
-	if err := ctx.Err(); err != nil {
+	key := Fold(name)
+	unlock, err := m.lock(ctx)
+	if err != nil {
 		return err
 	}
-	key := Fold(name)
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
-		return ErrClosed
-	}
+	defer unlock()
 	a, ok := m.byKey[key]
 	if !ok {
 		return ErrNotFound
@@ -88,14 +79,11 @@ func (m *memStore) SetPassword(ctx context.Context, name, hash string) error {
 }
 
 func (m *memStore) List(ctx context.Context) ([]Account, error) {
-	if err := ctx.Err(); err != nil {
+	unlock, err := m.rlock(ctx)
+	if err != nil {
 		return nil, err
 	}
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	if m.closed {
-		return nil, ErrClosed
-	}
+	defer unlock()
 	keys := make([]string, 0, len(m.byKey))
 	for k := range m.byKey {
 		keys = append(keys, k)
@@ -112,15 +100,12 @@ func (m *memStore) Delete(ctx context.Context, name string) error {
 	if err := checkName(name); err != nil {
 		return ErrNotFound
 	}
-	if err := ctx.Err(); err != nil {
+	key := Fold(name)
+	unlock, err := m.lock(ctx)
+	if err != nil {
 		return err
 	}
-	key := Fold(name)
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
-		return ErrClosed
-	}
+	defer unlock()
 	if _, ok := m.byKey[key]; !ok {
 		return ErrNotFound
 	}
@@ -128,6 +113,33 @@ func (m *memStore) Delete(ctx context.Context, name string) error {
 	delete(m.markers, key)
 	delete(m.tokens, key)
 	return nil
+}
+
+// lock takes the write lock for a method given ctx, once ctx is live and
+// the store open; the caller defers unlock.
+func (m *memStore) lock(ctx context.Context) (unlock func(), err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil, ErrClosed
+	}
+	return m.mu.Unlock, nil
+}
+
+// rlock is lock for readers.
+func (m *memStore) rlock(ctx context.Context) (unlock func(), err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	m.mu.RLock()
+	if m.closed {
+		m.mu.RUnlock()
+		return nil, ErrClosed
+	}
+	return m.mu.RUnlock, nil
 }
 
 func (m *memStore) Count() int {

@@ -485,15 +485,12 @@ func deleteTokens(tx *bolt.Tx, key []byte) error {
 }
 
 func (m *memStore) AddToken(ctx context.Context, account string, t Token, keep int, now time.Time) error {
-	if err := ctx.Err(); err != nil {
+	key := Fold(account)
+	unlock, err := m.lock(ctx)
+	if err != nil {
 		return err
 	}
-	key := Fold(account)
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
-		return ErrClosed
-	}
+	defer unlock()
 	if _, ok := m.byKey[key]; !ok {
 		return ErrNotFound
 	}
@@ -517,14 +514,11 @@ func (m *memStore) AddToken(ctx context.Context, account string, t Token, keep i
 }
 
 func (m *memStore) Token(ctx context.Context, account, id string) (Token, error) {
-	if err := ctx.Err(); err != nil {
+	unlock, err := m.rlock(ctx)
+	if err != nil {
 		return Token{}, err
 	}
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	if m.closed {
-		return Token{}, ErrClosed
-	}
+	defer unlock()
 	t, ok := m.tokens[Fold(account)][id]
 	if !ok {
 		return Token{}, ErrNotFound
@@ -533,14 +527,11 @@ func (m *memStore) Token(ctx context.Context, account, id string) (Token, error)
 }
 
 func (m *memStore) TouchToken(ctx context.Context, account, id string, used, expires time.Time) error {
-	if err := ctx.Err(); err != nil {
+	unlock, err := m.lock(ctx)
+	if err != nil {
 		return err
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
-		return ErrClosed
-	}
+	defer unlock()
 	mine := m.tokens[Fold(account)]
 	t, ok := mine[id]
 	if !ok {
@@ -552,14 +543,11 @@ func (m *memStore) TouchToken(ctx context.Context, account, id string, used, exp
 }
 
 func (m *memStore) Tokens(ctx context.Context, account string) ([]Token, error) {
-	if err := ctx.Err(); err != nil {
+	unlock, err := m.rlock(ctx)
+	if err != nil {
 		return nil, err
 	}
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	if m.closed {
-		return nil, ErrClosed
-	}
+	defer unlock()
 	var out []Token
 	for _, t := range m.tokens[Fold(account)] {
 		out = append(out, t)
@@ -569,15 +557,12 @@ func (m *memStore) Tokens(ctx context.Context, account string) ([]Token, error) 
 }
 
 func (m *memStore) DeleteTokens(ctx context.Context, account, id string) (int, error) {
-	if err := ctx.Err(); err != nil {
+	key := Fold(account)
+	unlock, err := m.lock(ctx)
+	if err != nil {
 		return 0, err
 	}
-	key := Fold(account)
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
-		return 0, ErrClosed
-	}
+	defer unlock()
 	mine := m.tokens[key]
 	if id == "" {
 		delete(m.tokens, key)
