@@ -161,32 +161,7 @@ func TestClaimRaceFifty(t *testing.T) {
 		startNode(t, s.ClientURL(), "c", 2*time.Second, nil),
 	}
 	ctx := ctxT(t)
-	for round := range 5 {
-		nick := fmt.Sprintf("Popular%d", round)
-		var won, lost atomic.Int32
-		var wg sync.WaitGroup
-		start := make(chan struct{})
-		for i := range 50 {
-			n := nodes[i%3]
-			wg.Go(func() {
-				<-start
-				_, err := n.claims.Claim(ctx, nick, fmt.Sprint(i), "")
-				switch {
-				case err == nil:
-					won.Add(1)
-				case errors.Is(err, ErrInUse):
-					lost.Add(1)
-				default:
-					t.Error(err)
-				}
-			})
-		}
-		close(start)
-		wg.Wait()
-		if won.Load() != 1 || lost.Load() != 49 {
-			t.Fatalf("round %d: %d won, %d lost", round, won.Load(), lost.Load())
-		}
-	}
+	raceFifty(t, ctx, nodes)
 }
 
 func TestRenameRelease(t *testing.T) {
@@ -491,4 +466,36 @@ func TestClaimLatency(t *testing.T) {
 	el := time.Since(t0)
 	t.Logf("claim latency p50 %v p99 %v (%d sequential); %d concurrent claimers: %.0f claims/s",
 		lat[n/2], lat[n*99/100], n, workers, float64(workers*per)/el.Seconds())
+}
+
+// raceFifty has 50 claimers spread over nodes race for one nick, five
+// rounds: exactly one wins each round, the others get ErrInUse.
+func raceFifty(t *testing.T, ctx context.Context, nodes []*testNode) {
+	t.Helper()
+	for round := range 5 {
+		nick := fmt.Sprintf("Popular%d", round)
+		var won, lost atomic.Int32
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range 50 {
+			n := nodes[i%len(nodes)]
+			wg.Go(func() {
+				<-start
+				_, err := n.claims.Claim(ctx, nick, fmt.Sprint(i), "")
+				switch {
+				case err == nil:
+					won.Add(1)
+				case errors.Is(err, ErrInUse):
+					lost.Add(1)
+				default:
+					t.Error(err)
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		if won.Load() != 1 || lost.Load() != 49 {
+			t.Fatalf("round %d: %d won, %d lost", round, won.Load(), lost.Load())
+		}
+	}
 }

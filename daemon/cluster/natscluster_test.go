@@ -1,13 +1,10 @@
 package cluster
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"slices"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -109,32 +106,7 @@ func TestNATSClusterClaims(t *testing.T) {
 		}))
 	}
 	ctx := ctxT(t)
-	for round := range 5 {
-		nick := fmt.Sprintf("Popular%d", round)
-		var won, lost atomic.Int32
-		var wg sync.WaitGroup
-		start := make(chan struct{})
-		for i := range 50 {
-			n := nodes[i%3]
-			wg.Go(func() {
-				<-start
-				_, err := n.claims.Claim(ctx, nick, fmt.Sprint(i), "")
-				switch {
-				case err == nil:
-					won.Add(1)
-				case errors.Is(err, ErrInUse):
-					lost.Add(1)
-				default:
-					t.Error(err)
-				}
-			})
-		}
-		close(start)
-		wg.Wait()
-		if won.Load() != 1 || lost.Load() != 49 {
-			t.Fatalf("round %d: %d won, %d lost", round, won.Load(), lost.Load())
-		}
-	}
+	raceFifty(t, ctx, nodes)
 
 	const n = 500
 	lat := make([]time.Duration, n)
