@@ -54,6 +54,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -648,6 +649,9 @@ func (s *Store) attach() error {
 		}
 		return fmt.Errorf("historystore: open %s: %w", s.path, err)
 	}
+	// A scrub's copy left by a kill -9 half-way is garbage (the rename
+	// never happened); with the file locked, nobody else is writing it.
+	os.Remove(s.path + ".scrub")
 	var targets []loaded
 	var scrub bool
 	// A file at the current layout needs no write (and no fsync) to open.

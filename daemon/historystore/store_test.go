@@ -1005,3 +1005,20 @@ func TestSyncTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestStaleScrubCopyRemoved: a scrub's copy left by a kill -9 half-way
+// does not stay on the disk after the next open.
+func TestStaleScrubCopyRemoved(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "history.db")
+	if err := os.WriteFile(path+".scrub", bytes.Repeat([]byte("x"), 1<<16), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := os.Stat(path + ".scrub"); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the stale copy is still there: %v", err)
+	}
+}
