@@ -162,7 +162,8 @@ func (s *Session) joinMarkerLine(room string) []byte {
 const maxGuestMarkers = 1000
 
 // setGuestMarker moves a guest's marker for key forward to at and returns
-// the marker in force. Beyond the bound, new targets are not remembered.
+// the marker in force. Beyond the bound the marker read longest ago goes,
+// as an account's do.
 func (s *Session) setGuestMarker(key string, at time.Time) time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -171,7 +172,13 @@ func (s *Session) setGuestMarker(key string, at time.Time) time.Time {
 		return old
 	}
 	if !ok && len(s.guestMarkers) >= maxGuestMarkers {
-		return at
+		oldestKey, oldest := "", time.Time{}
+		for k, v := range s.guestMarkers {
+			if oldestKey == "" || v.Before(oldest) {
+				oldestKey, oldest = k, v
+			}
+		}
+		delete(s.guestMarkers, oldestKey)
 	}
 	if s.guestMarkers == nil {
 		s.guestMarkers = make(map[string]time.Time)

@@ -160,6 +160,9 @@ func newHistoryMetrics(reg *prometheus.Registry, srv *Server) *historyMetrics {
 	}
 	reg.MustRegister(m.written, m.commit, m.retained, m.errors,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "livechat_rooms_dormant", Help: "Rooms remembered for their history or owner without an actor (bounded by limits.max_rooms).",
+		}, func() float64 { return float64(srv.rooms.Dormant()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "livechat_history_available", Help: "1 when the history store is writable and answering; 0 while history is served from memory only.",
 		}, stat(func(st historyStats) float64 {
 			if st.Available() {

@@ -79,7 +79,10 @@ func TestRoomsAndConversationsComeBackAfterRestart(t *testing.T) {
 	before := a.chathistory("CHATHISTORY LATEST #back * 10")
 	srv.Shutdown(t.Context())
 
-	_, addr2 := testServer(t, stores)
+	srv2, addr2 := testServer(t, stores)
+	if !strings.Contains(scrape(t, srv2), "livechat_rooms_dormant 1") {
+		t.Error("livechat_rooms_dormant does not count the room that came back")
+	}
 	c := connect(t, addr2, "carol")
 	c.send("LIST")
 	_, lines := c.expect("323")

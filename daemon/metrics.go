@@ -66,7 +66,7 @@ func newMetrics(reg *prometheus.Registry, srv *Server) *metrics {
 			Name: "livechat_slow_consumer_disconnects_total", Help: "Clients dropped because their send queue overflowed, or a long reply to them stalled for ping_timeout.",
 		}),
 		rooms: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "livechat_rooms", Help: "Rooms that exist.",
+			Name: "livechat_rooms", Help: "Rooms with an actor (live rooms; see livechat_rooms_dormant for the others).",
 		}),
 		roomRestarts: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "livechat_room_restarts_total", Help: "Panics recovered inside room actors.",
