@@ -50,6 +50,27 @@ func (r *Room) doJoin(m Member, key string) error {
 	return nil
 }
 
+// doRejoin adds a member that was in the room when the room's previous home
+// node was lost: it was let in then, so nothing is checked again, and its
+// peers already know it, so nobody is told. Roles did not survive the
+// loss; the owner gets operator back as on any join.
+func (r *Room) doRejoin(m Member) error {
+	if _, ok := r.index[m.Client]; ok {
+		return nil
+	}
+	if len(r.members) >= r.opts.MaxMembers {
+		return ErrRoomFull
+	}
+	mem := &member{Member: m, prefix: m.Nick + "!" + m.User + "@" + m.Host, joined: r.opts.now()}
+	if r.owner != "" && protocol.FoldNick(m.Account) == protocol.FoldNick(r.owner) {
+		mem.role = roleOp
+	}
+	r.index[m.Client] = len(r.members)
+	r.members = append(r.members, mem)
+	r.nMembers.Store(int32(len(r.members)))
+	return nil
+}
+
 func accountOrStar(account string) string {
 	if account == "" {
 		return "*"

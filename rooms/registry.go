@@ -29,6 +29,9 @@ type Options struct {
 	SyncAlways bool
 	Hooks      Hooks
 	Now        func() time.Time // nil means time.Now
+	// Cluster runs rooms across nodes (see remote.go); nil: this node
+	// runs every room.
+	Cluster Cluster
 }
 
 func (o *Options) now() time.Time {
@@ -86,6 +89,9 @@ type Registry struct {
 	byName []*Room
 	gen    uint64 // rooms created and dropped, so ByName knows its sort is current
 	live   int    // rooms with an actor; the others are dormant
+	// stubs are the rooms other nodes of a cluster run, that this node's
+	// clients are in or asked about, by folded name.
+	stubs map[string]*Room
 }
 
 // NewRegistry returns an empty registry.
@@ -115,6 +121,13 @@ func (g *Registry) SetLimits(maxRooms, maxMembers int) {
 // joiner sees the JOIN, the topic, the member list and the replayed history.
 // key is the room key the joiner gave, if any.
 func (g *Registry) Join(m Member, name, key string) (*Room, error) {
+	if g.opts.Cluster != nil {
+		return g.joinCluster(m, name, key)
+	}
+	return g.joinLocal(m, name, key)
+}
+
+func (g *Registry) joinLocal(m Member, name, key string) (*Room, error) {
 	folded := protocol.FoldRoom(name)
 	g.mu.Lock()
 	r := g.rooms[folded]
@@ -179,6 +192,13 @@ func (g *Registry) newRoomLocked(name, folded string) *Room {
 // actor starts, its state and recent history load) unless the live rooms
 // are at their limit; then it is nil like a room that does not exist.
 func (g *Registry) Get(name string) *Room {
+	if g.opts.Cluster != nil {
+		return g.getCluster(name)
+	}
+	return g.getLocal(name)
+}
+
+func (g *Registry) getLocal(name string) *Room {
 	folded := protocol.FoldRoom(name)
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -250,6 +270,9 @@ func (g *Registry) tryDrop(r *Room) {
 	g.mu.Unlock()
 	if r.idle != nil {
 		r.idle.Stop()
+	}
+	if g.opts.Cluster != nil {
+		g.opts.Cluster.Release(r.folded)
 	}
 	if h := g.opts.Hooks.Dropped; h != nil {
 		h(r.name)

@@ -30,9 +30,10 @@ type Speech struct {
 
 type (
 	joinReq struct {
-		m    Member
-		key  string
-		done chan error
+		m      Member
+		key    string
+		silent bool // a member coming back after its room's home moved: no checks, nobody told
+		done   chan error
 	}
 	partReq struct {
 		c      Client
@@ -153,7 +154,13 @@ func (q nickCheckReq) run(r *Room) { q.done <- r.blocksNickChange(q.c) }
 func (q nickCheckReq) fail(*Room)  { trySend(q.done, false) }
 func (nickCheckReq) finish(*Room)  {}
 
-func (q joinReq) run(r *Room)    { q.done <- r.doJoin(q.m, q.key) }
+func (q joinReq) run(r *Room) {
+	if q.silent {
+		q.done <- r.doRejoin(q.m)
+		return
+	}
+	q.done <- r.doJoin(q.m, q.key)
+}
 func (q partReq) run(r *Room)    { q.done <- r.doPart(q.c, q.reason) }
 func (q leaveReq) run(r *Room)   { q.done <- r.doLeave(q.c, q.quit) }
 func (q updateReq) run(r *Room)  { q.done <- r.doUpdate(q.c, q.u) }
@@ -199,6 +206,9 @@ func trySend[T any](ch chan T, v T) {
 
 // send delivers req to the actor, or reports that the room is gone.
 func (r *Room) send(req request) bool {
+	if r.remote != nil {
+		return r.reg.forward(r, req)
+	}
 	if r.dormant() {
 		return false
 	}

@@ -100,6 +100,7 @@ type Room struct {
 
 	mailbox chan request
 	done    chan struct{} // closed when the room has left the registry
+	remote  *stub         // set when another node is the room's home (see remote.go)
 
 	pending atomic.Int32 // JOINs on their way; raised under the registry lock
 
@@ -140,7 +141,7 @@ func (r *Room) Secret() bool { return r.secretSnap.Load() }
 func (r *Room) Members() int { return int(r.nMembers.Load()) }
 
 // dormant reports a room remembered without an actor (see Registry.Restore).
-func (r *Room) dormant() bool { return r.mailbox == nil }
+func (r *Room) dormant() bool { return r.mailbox == nil && r.remote == nil }
 
 // asDormant returns what is left of r once its actor stops: its name,
 // owner and LIST snapshot.
