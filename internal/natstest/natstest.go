@@ -33,19 +33,25 @@ func RunServer(t testing.TB, dir string) *server.Server {
 // themselves, as they would to a NATS node that was restarted.
 func Restart(t testing.TB, s *server.Server) *server.Server {
 	t.Helper()
-	dir, ok := dirs.Load(s)
+	v, ok := started.Load(s)
 	if !ok {
 		t.Fatal("natstest: Restart of a server RunServer did not start")
 	}
-	port := s.Addr().(*net.TCPAddr).Port
+	p := v.(place)
 	s.Shutdown()
 	s.WaitForShutdown()
-	return start(t, dir.(string), port)
+	return start(t, p.dir, p.port)
 }
 
-// dirs remembers the store directory of each server RunServer started.
-// (The server's own StoreDir has the "jetstream" subdirectory added.)
-var dirs sync.Map
+// started remembers where each server RunServer started stores and
+// listens (once shut down, a server no longer says; and its StoreDir has
+// "jetstream" added).
+var started sync.Map // *server.Server → place
+
+type place struct {
+	dir  string
+	port int
+}
 
 func start(t testing.TB, dir string, port int) *server.Server {
 	t.Helper()
@@ -61,10 +67,10 @@ func start(t testing.TB, dir string, port int) *server.Server {
 		s.Shutdown()
 		t.Fatal("nats-server not ready within 10 s")
 	}
-	dirs.Store(s, dir)
+	started.Store(s, place{dir, s.Addr().(*net.TCPAddr).Port})
 	t.Cleanup(func() {
 		s.Shutdown()
-		dirs.Delete(s)
+		started.Delete(s)
 	})
 	return s
 }
