@@ -115,14 +115,17 @@ func (a *Accounts) watch(ctx context.Context, w jetstream.KeyWatcher, ready chan
 	defer w.Stop()
 	for {
 		var e jetstream.KeyValueEntry
+		var ok bool
 		select {
 		case <-ctx.Done():
 			return
-		case e = <-w.Updates():
+		case e, ok = <-w.Updates():
+		}
+		if !ok {
+			return // the connection was closed for good
 		}
 		if e == nil {
-			// The end of the initial values (once); a closed channel
-			// gives nil too, but then ctx ends as well.
+			// The end of the initial values, once.
 			select {
 			case <-ready:
 			default:
