@@ -64,6 +64,11 @@ type Config struct {
 	// TokenTTL is how long a login token lives after its last use
 	// (tokens.go).
 	TokenTTL time.Duration
+	// Now is the clock of token expiry, the registration quota and the
+	// login throttle; nil is time.Now. It is here so that tests of other
+	// packages (the store conformance suite, accountstest) can move time
+	// without sleeping.
+	Now func() time.Time
 }
 
 // DefaultConfig: OWASP argon2id parameters, 8-character minimum,
@@ -176,16 +181,22 @@ func NewService(store Store, cfg Config) *Service {
 	if cfg.RegisterPerSource > 0 {
 		q = newQuota(cfg.RegisterPerSource, cfg.RegisterWindow, cfg.Throttle.MaxEntries)
 	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	throttle := NewThrottle(cfg.Throttle)
+	throttle.now = now
 	return &Service{
 		store:    store,
 		params:   cfg.Params,
 		minLen:   cfg.MinPasswordLen,
 		pool:     NewFairPool(cfg.PoolSize, cfg.PoolPerSource, cfg.PoolWait),
-		throttle: NewThrottle(cfg.Throttle),
+		throttle: throttle,
 		quota:    q,
 		tokenTTL: cfg.TokenTTL,
 		dummy:    dummy,
-		now:      time.Now,
+		now:      now,
 		verify:   VerifyPassword,
 		hash:     HashPassword,
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -324,43 +323,6 @@ func TestServiceContextCancelled(t *testing.T) {
 	}
 	if a, ip := s.throttle.Len(); a != 0 || ip != 0 {
 		t.Fatal("cancelled login counted as a failure")
-	}
-}
-
-func TestConcurrentRegisterSameName(t *testing.T) {
-	for _, impl := range storeImpls {
-		t.Run(impl.name, func(t *testing.T) {
-			s := newTestService(t, impl.open(t), nil)
-			names := []string{"carol", "Carol", "CAROL", "cArOl", "caRol", "CARol"}
-			var wg sync.WaitGroup
-			errs := make([]error, len(names))
-			for i, n := range names {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					_, errs[i] = s.Register(bg, n, "password-"+n, "")
-				}()
-			}
-			wg.Wait()
-			var winner string
-			for i, err := range errs {
-				switch {
-				case err == nil:
-					if winner != "" {
-						t.Fatalf("two winners: %s and %s", winner, names[i])
-					}
-					winner = names[i]
-				case !errors.Is(err, ErrExists):
-					t.Fatalf("%s: %v", names[i], err)
-				}
-			}
-			if winner == "" || s.Count() != 1 {
-				t.Fatalf("winner %q, Count %d", winner, s.Count())
-			}
-			if _, err := s.Login(bg, "carol", "password-"+winner, ""); err != nil {
-				t.Fatalf("winner's password: %v", err)
-			}
-		})
 	}
 }
 

@@ -46,9 +46,6 @@ const MaxTokenLabelLen = 64
 // much earlier than "TTL after its very last use".
 const touchEvery = time.Hour
 
-// tokenLimit is MaxTokens; tests lower it.
-var tokenLimit = MaxTokens
-
 var (
 	// ErrBadToken: the token is malformed, unknown, revoked or expired, or
 	// its account is gone. Deliberately one error: which of these it was
@@ -124,7 +121,7 @@ func (s *Service) IssueToken(ctx context.Context, account, label string) (string
 		LastUsed: now,
 		Expires:  now.Add(s.tokenTTL),
 	}
-	if err := ts.AddToken(ctx, account, t, tokenLimit, now); err != nil {
+	if err := ts.AddToken(ctx, account, t, MaxTokens, now); err != nil {
 		return "", Token{}, err
 	}
 	t.Hash = [sha256.Size]byte{}

@@ -10,29 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-)
 
-// runServer starts an in-process nats-server with JetStream on a random
-// loopback port.
-func runServer(t testing.TB) *server.Server {
-	t.Helper()
-	s, err := server.NewServer(&server.Options{
-		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(),
-		NoLog: true, NoSigs: true,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
-	t.Cleanup(s.Shutdown)
-	return s
-}
+	"github.com/livechat/livechat/internal/natstest"
+)
 
 // testNode is one livechat node: its own NATS connection, Node and Claims.
 type testNode struct {
@@ -112,7 +94,7 @@ func jetstreamKeyValid(k string) bool {
 
 // Two nodes race for the same nick: exactly one wins every round.
 func TestClaimRaceTwoNodes(t *testing.T) {
-	s := runServer(t)
+	s := natstest.RunServer(t, "")
 	a := startNode(t, s.ClientURL(), "a", 2*time.Second, nil)
 	b := startNode(t, s.ClientURL(), "b", 2*time.Second, nil)
 	ctx := ctxT(t)
@@ -154,7 +136,7 @@ func TestClaimRaceTwoNodes(t *testing.T) {
 
 // 50 concurrent claims of one nick spread over three nodes: one succeeds.
 func TestClaimRaceFifty(t *testing.T) {
-	s := runServer(t)
+	s := natstest.RunServer(t, "")
 	nodes := []*testNode{
 		startNode(t, s.ClientURL(), "a", 2*time.Second, nil),
 		startNode(t, s.ClientURL(), "b", 2*time.Second, nil),
@@ -165,7 +147,7 @@ func TestClaimRaceFifty(t *testing.T) {
 }
 
 func TestRenameRelease(t *testing.T) {
-	s := runServer(t)
+	s := natstest.RunServer(t, "")
 	a := startNode(t, s.ClientURL(), "a", 2*time.Second, nil)
 	b := startNode(t, s.ClientURL(), "b", 2*time.Second, nil)
 	ctx := ctxT(t)
@@ -237,7 +219,7 @@ func TestRenameRelease(t *testing.T) {
 // A node that crashes (its connection closed, lease not deleted) is seen
 // dead within the lease, and its nicks are freed exactly once.
 func TestNodeCrashFreesNicks(t *testing.T) {
-	s := runServer(t)
+	s := natstest.RunServer(t, "")
 	const ttl = time.Second
 	events := make(chan string, 16)
 	a := startNode(t, s.ClientURL(), "a", ttl, func(n *Node) {
@@ -300,7 +282,7 @@ func TestNodeCrashFreesNicks(t *testing.T) {
 // A node cut off for longer than its lease learns it lost the lease; its
 // stale claims were freed and retaken, and its late releases fail.
 func TestLostLeaseStaleRelease(t *testing.T) {
-	s := runServer(t)
+	s := natstest.RunServer(t, "")
 	const ttl = time.Second
 	a := startNode(t, s.ClientURL(), "a", ttl, nil)
 	lost := make(chan struct{}, 1)
@@ -359,7 +341,7 @@ func TestLostLeaseStaleRelease(t *testing.T) {
 // A claim left behind by a dead incarnation (written after the sweep) is
 // freed when someone claims the nick.
 func TestClaimOverOrphan(t *testing.T) {
-	s := runServer(t)
+	s := natstest.RunServer(t, "")
 	a := startNode(t, s.ClientURL(), "a", time.Second, nil)
 	ctx := ctxT(t)
 	js, _ := jetstream.New(a.nc)
@@ -381,7 +363,7 @@ func TestClaimOverOrphan(t *testing.T) {
 }
 
 func TestNodeNameInUse(t *testing.T) {
-	s := runServer(t)
+	s := natstest.RunServer(t, "")
 	startNode(t, s.ClientURL(), "a", time.Second, nil)
 	nc, err := nats.Connect(s.ClientURL())
 	if err != nil {
@@ -398,7 +380,7 @@ func TestNodeNameInUse(t *testing.T) {
 // A node that stops cleanly is seen gone at once, and a restarted process
 // with the same name gets a fresh lease without waiting.
 func TestStopAndRestart(t *testing.T) {
-	s := runServer(t)
+	s := natstest.RunServer(t, "")
 	events := make(chan string, 16)
 	startNode(t, s.ClientURL(), "a", 2*time.Second, func(n *Node) {
 		n.Watch(func(node string, alive bool) { events <- fmt.Sprint(node, " ", alive) })
@@ -435,7 +417,7 @@ func TestClaimLatency(t *testing.T) {
 	if testing.Short() {
 		t.Skip("measurement")
 	}
-	s := runServer(t)
+	s := natstest.RunServer(t, "")
 	a := startNode(t, s.ClientURL(), "a", 2*time.Second, nil)
 	ctx := ctxT(t)
 	const n = 2000

@@ -5,15 +5,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/livechat/livechat/internal/natstest"
 	"github.com/livechat/livechat/rooms"
 )
 
 // BenchmarkAppend: appends to one room, published asynchronously, with a
 // Sync at the end; the figure per op includes the wait for every ack.
 func BenchmarkAppend(b *testing.B) {
-	s := startServer(b, b.TempDir())
+	s := natstest.RunServer(b, "")
 	defer s.Shutdown()
-	l := open(b, connect(b, s), freshConfig())
+	l := open(b, natstest.Connect(b, s.ClientURL()), freshConfig())
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
@@ -27,9 +28,9 @@ func BenchmarkAppend(b *testing.B) {
 
 // BenchmarkAppendSync: one append then Sync (history.sync: always).
 func BenchmarkAppendSync(b *testing.B) {
-	s := startServer(b, b.TempDir())
+	s := natstest.RunServer(b, "")
 	defer s.Shutdown()
-	l := open(b, connect(b, s), freshConfig())
+	l := open(b, natstest.Connect(b, s.ClientURL()), freshConfig())
 	b.ResetTimer()
 	for i := range b.N {
 		l.Append("#bench", event(i, "#bench"))
@@ -43,9 +44,9 @@ func BenchmarkAppendSync(b *testing.B) {
 // ten a JOIN) in a stream where another 100,000 events of 100 other rooms
 // are interleaved.
 func BenchmarkPage(b *testing.B) {
-	s := startServer(b, b.TempDir())
+	s := natstest.RunServer(b, "")
 	defer s.Shutdown()
-	l := open(b, connect(b, s), freshConfig())
+	l := open(b, natstest.Connect(b, s.ClientURL()), freshConfig())
 	const n = 100_000
 	start := time.Now()
 	for i := 1; i <= n; i++ {

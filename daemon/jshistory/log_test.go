@@ -7,42 +7,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/livechat/livechat/internal/natstest"
 	"github.com/livechat/livechat/rooms"
 	"github.com/livechat/livechat/rooms/logtest"
 )
-
-// startServer runs a real NATS server with JetStream in this process, on
-// a free loopback port, storing in dir.
-func startServer(t testing.TB, dir string) *server.Server {
-	t.Helper()
-	opts := &server.Options{
-		Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
-		JetStream: true, StoreDir: dir,
-	}
-	s, err := server.NewServer(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		s.Shutdown()
-		t.Fatal("nats-server not ready within 10 s")
-	}
-	return s
-}
-
-func connect(t testing.TB, s *server.Server) *nats.Conn {
-	t.Helper()
-	nc, err := nats.Connect(s.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	return nc
-}
 
 var streams atomic.Int64
 
@@ -70,9 +40,9 @@ func open(t testing.TB, nc *nats.Conn, cfg Config) *Log {
 }
 
 func TestConformance(t *testing.T) {
-	s := startServer(t, t.TempDir())
+	s := natstest.RunServer(t, "")
 	defer s.Shutdown()
-	nc := connect(t, s)
+	nc := natstest.Connect(t, s.ClientURL())
 	logtest.Run(t, func(t *testing.T) rooms.Log { return open(t, nc, freshConfig()) })
 }
 
@@ -96,11 +66,11 @@ func event(i int, target string) *rooms.Event {
 // the same streams, see each other's events, msgid bounds included, and
 // a redaction on one is gone on the other.
 func TestSharedHistory(t *testing.T) {
-	s := startServer(t, t.TempDir())
+	s := natstest.RunServer(t, "")
 	defer s.Shutdown()
 	cfg := freshConfig()
-	a := open(t, connect(t, s), cfg)
-	b := open(t, connect(t, s), cfg)
+	a := open(t, natstest.Connect(t, s.ClientURL()), cfg)
+	b := open(t, natstest.Connect(t, s.ClientURL()), cfg)
 	for i := 1; i <= 10; i++ {
 		l := a
 		if i%2 == 0 {
@@ -136,9 +106,9 @@ func TestSharedHistory(t *testing.T) {
 // server on the same store directory.
 func TestRestart(t *testing.T) {
 	dir := t.TempDir()
-	s := startServer(t, dir)
+	s := natstest.RunServer(t, dir)
 	cfg := freshConfig()
-	nc := connect(t, s)
+	nc := natstest.Connect(t, s.ClientURL())
 	l := open(t, nc, cfg)
 	for i := 1; i <= 500; i++ {
 		l.Append("#room", event(i, "#room"))
@@ -148,9 +118,9 @@ func TestRestart(t *testing.T) {
 	}
 	s.Shutdown()
 	s.WaitForShutdown()
-	s = startServer(t, dir)
+	s = natstest.RunServer(t, dir)
 	defer s.Shutdown()
-	l2 := open(t, connect(t, s), cfg)
+	l2 := open(t, natstest.Connect(t, s.ClientURL()), cfg)
 	got := latest(t, l2, "#room", 1000)
 	if len(got) != 500 || got[0].ID != "id1" || got[499].ID != "id500" {
 		t.Fatalf("after a restart: %d events", len(got))
