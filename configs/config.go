@@ -33,6 +33,7 @@ type Config struct {
 	Log       Log       `mapstructure:"log"`
 	Limits    Limits    `mapstructure:"limits"`
 	History   History   `mapstructure:"history"`
+	Cluster   Cluster   `mapstructure:"cluster"`
 	Rooms     Rooms     `mapstructure:"rooms"`
 	Accounts  Accounts  `mapstructure:"accounts"`
 	Cloak     Cloak     `mapstructure:"cloak"`
@@ -166,3 +167,22 @@ type Cloak struct {
 	IPv4Prefix int `mapstructure:"ipv4_prefix"`
 	IPv6Prefix int `mapstructure:"ipv6_prefix"`
 }
+
+// Cluster joins several livechatd nodes into one chat over NATS JetStream
+// (docs/CLUSTER.md). Empty NATSURLs: a single node, nothing else changes.
+type Cluster struct {
+	NATSURLs string `mapstructure:"nats_urls"` // comma-separated nats:// or tls:// URLs
+	NodeName string `mapstructure:"node_name"` // unique in the cluster; the host name if empty
+	// Credentials is a NATS .creds file (JWT and nkey); empty: none.
+	Credentials string `mapstructure:"credentials"`
+	// TLSCA, TLSCert, TLSKey configure TLS to NATS: a CA to trust, and a
+	// client certificate if the NATS server asks for one.
+	TLSCA    string        `mapstructure:"tls_ca"`
+	TLSCert  string        `mapstructure:"tls_cert"`
+	TLSKey   string        `mapstructure:"tls_key"`
+	LeaseTTL time.Duration `mapstructure:"lease_ttl"` // a dead node's users QUIT within this
+	Replicas int           `mapstructure:"replicas"`  // JetStream replicas of streams and buckets: 1, or 3 on a 3-node NATS cluster
+}
+
+// Enabled reports whether the daemon runs as a cluster node.
+func (c Cluster) Enabled() bool { return c.NATSURLs != "" }

@@ -57,7 +57,8 @@ func Default() Config {
 			Store: "file", Sync: "interval", SyncInterval: 10 * time.Millisecond,
 			MaxAge: 365 * 24 * time.Hour, MaxMessages: 1_000_000, MaxMegabytes: 2048,
 		},
-		Rooms: Rooms{IdleTTL: 10 * time.Minute},
+		Rooms:   Rooms{IdleTTL: 10 * time.Minute},
+		Cluster: Cluster{LeaseTTL: 5 * time.Second, Replicas: 1},
 		Accounts: Accounts{
 			Store:             "file",
 			RegisterEarly:     true,

@@ -118,6 +118,17 @@ func (c *Config) Validate() error {
 	}
 	p.atLeast("history.max_messages", h.MaxMessages, 0)
 	p.atLeast("history.max_megabytes", h.MaxMegabytes, 0)
+	if cl := c.Cluster; cl.Enabled() {
+		if cl.LeaseTTL < time.Second || cl.LeaseTTL%time.Second != 0 {
+			p.add("cluster.lease_ttl", fmt.Sprintf("must be whole seconds, at least 1s (got %s)", cl.LeaseTTL))
+		}
+		if cl.Replicas != 1 && cl.Replicas != 3 && cl.Replicas != 5 {
+			p.add("cluster.replicas", fmt.Sprintf("must be 1, 3 or 5 (got %d)", cl.Replicas))
+		}
+		if (cl.TLSCert == "") != (cl.TLSKey == "") {
+			p.add("cluster.tls_cert", "tls_cert and tls_key go together")
+		}
+	}
 	for _, op := range c.Operators {
 		name, hash, ok := strings.Cut(op, ":")
 		if !ok || name == "" || strings.ContainsAny(name, " ,") || !strings.HasPrefix(hash, "$argon2id$") {
@@ -207,6 +218,14 @@ var restartKeys = []string{
 	"accounts.throttle_max_delay",
 	"rooms.idle_ttl",
 	"accounts.store",
+	"cluster.nats_urls",
+	"cluster.node_name",
+	"cluster.credentials",
+	"cluster.tls_ca",
+	"cluster.tls_cert",
+	"cluster.tls_key",
+	"cluster.lease_ttl",
+	"cluster.replicas",
 }
 
 // Unreloadable lists the keys whose values differ between old and c but

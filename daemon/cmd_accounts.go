@@ -253,6 +253,9 @@ func (s *Session) takeAccountNick(account string) (release func(), ok bool) {
 	if holder := s.srv.nicks.get(account); holder != nil && holder != s && protocol.FoldNick(holder.Account()) == protocol.FoldNick(account) {
 		return nil, false
 	}
+	if s.srv.nicks.elsewhere(account) {
+		return nil, false // the account's nick is in use on another node: the first keeps it
+	}
 	evicted, release := s.srv.nicks.take(s, account)
 	if evicted != nil {
 		evicted.becomeGuest("The nick " + account + " belongs to an account that just logged in")

@@ -1,10 +1,13 @@
 package daemon
 
 import (
+	"context"
 	"math/rand/v2"
 	"strconv"
 	"sync"
+	"time"
 
+	"github.com/livechat/livechat/daemon/cluster"
 	"github.com/livechat/livechat/protocol"
 )
 
@@ -15,6 +18,67 @@ type nickRegistry struct {
 	mu        sync.RWMutex
 	nicks     map[string]*Session
 	bySession map[*Session]string // the folded nick each session holds
+
+	// claims makes nicks unique across a cluster (nil on a single node):
+	// a nick is claimed cluster-wide before it is taken here, and held
+	// names the claim of each session.
+	claims *cluster.Claims
+	held   map[*Session]cluster.Claim
+}
+
+// claimTimeout bounds a cluster-wide nick claim.
+const claimTimeout = 5 * time.Second
+
+// claim takes nick for s across the cluster and returns a function that
+// gives up the claim s held before (to call once the rename is announced)
+// and one that undoes the new claim (if the local part fails). A change of
+// case only keeps the claim.
+func (n *nickRegistry) claim(s *Session, nick string) (releaseOld, undo func(), ok bool) {
+	noop := func() {}
+	if n.claims == nil {
+		return noop, noop, true
+	}
+	n.mu.RLock()
+	old, had := n.held[s]
+	n.mu.RUnlock()
+	if had && protocol.FoldNick(old.Nick) == protocol.FoldNick(nick) {
+		return noop, noop, true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), claimTimeout)
+	defer cancel()
+	cl, err := n.claims.Claim(ctx, nick, sessionID(s), s.Account())
+	if err != nil {
+		return nil, nil, false
+	}
+	n.mu.Lock()
+	if n.held == nil {
+		n.held = make(map[*Session]cluster.Claim)
+	}
+	n.held[s] = cl
+	n.mu.Unlock()
+	releaseOld = noop
+	if had {
+		releaseOld = func() { n.dropClaim(old) }
+	}
+	undo = func() {
+		n.mu.Lock()
+		if n.held[s] == cl {
+			if had {
+				n.held[s] = old
+			} else {
+				delete(n.held, s)
+			}
+		}
+		n.mu.Unlock()
+		n.dropClaim(cl)
+	}
+	return releaseOld, undo, true
+}
+
+func (n *nickRegistry) dropClaim(cl cluster.Claim) {
+	ctx, cancel := context.WithTimeout(context.Background(), claimTimeout)
+	defer cancel()
+	n.claims.Release(ctx, cl) // ErrNotHeld: taken over already, nothing to free
 }
 
 func newNickRegistry() *nickRegistry {
@@ -36,13 +100,21 @@ func (n *nickRegistry) addLocked(s *Session, folded string) bool {
 // renamer's peers still know it by that name. It fails when another
 // session holds nick.
 func (n *nickRegistry) rename(s *Session, nick string) (release func(), ok bool) {
+	releaseClaim, undo, ok := n.claim(s, nick)
+	if !ok {
+		return nil, false
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	old, had := n.bySession[s]
 	if !n.addLocked(s, protocol.FoldNick(nick)) {
+		n.mu.Unlock()
+		undo()
+		n.mu.Lock()
 		return nil, false
 	}
-	return n.releaser(s, old, had), true
+	local := n.releaser(s, old, had)
+	return func() { local(); releaseClaim() }, true
 }
 
 // releaser returns the function that frees s's old nick, unless s has
@@ -63,6 +135,27 @@ func (n *nickRegistry) releaser(s *Session, old string, had bool) func() {
 // s's old nick stays reserved until release is called, after the rename
 // is announced.
 func (n *nickRegistry) take(s *Session, nick string) (evicted *Session, release func()) {
+	releaseClaim := func() {}
+	if n.claims != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), claimTimeout)
+		cl, _, err := n.claims.Take(ctx, nick, sessionID(s), s.Account())
+		cancel()
+		if err == nil {
+			n.mu.Lock()
+			if old, had := n.held[s]; had {
+				releaseClaim = func() { n.dropClaim(old) }
+			}
+			if n.held == nil {
+				n.held = make(map[*Session]cluster.Claim)
+			}
+			n.held[s] = cl
+			n.mu.Unlock()
+		}
+	}
+	defer func() {
+		local := release
+		release = func() { local(); releaseClaim() }
+	}()
 	folded := protocol.FoldNick(nick)
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -101,13 +194,29 @@ func pow10(n int) int {
 // release frees s's nick when it disconnects.
 func (n *nickRegistry) release(s *Session) {
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	if folded, ok := n.bySession[s]; ok {
 		delete(n.bySession, s)
 		if n.nicks[folded] == s {
 			delete(n.nicks, folded)
 		}
 	}
+	cl, held := n.held[s]
+	delete(n.held, s)
+	n.mu.Unlock()
+	if held {
+		n.dropClaim(cl)
+	}
+}
+
+// elsewhere reports whether another node of the cluster holds nick.
+func (n *nickRegistry) elsewhere(nick string) bool {
+	if n.claims == nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), claimTimeout)
+	defer cancel()
+	h, ok, err := n.claims.Holder(ctx, nick)
+	return err != nil || ok && h.Node != n.claims.Node()
 }
 
 // get returns the session holding nick, or nil.

@@ -4,7 +4,7 @@ import "github.com/livechat/livechat/rooms"
 
 // updateRooms applies u to the session's membership in each of its rooms
 // and returns everyone who shares a room with it, once each.
-func (s *Session) updateRooms(u rooms.MemberUpdate) []*Session {
+func (s *Session) updateRooms(u rooms.MemberUpdate) []rooms.Client {
 	s.mu.Lock()
 	joined := s.rooms()
 	s.mu.Unlock()
@@ -12,19 +12,17 @@ func (s *Session) updateRooms(u rooms.MemberUpdate) []*Session {
 }
 
 // dedupe gathers the clients each room returns into one list without
-// repeats.
-func dedupe(joined []*rooms.Room, each func(*rooms.Room) []rooms.Client) []*Session {
+// repeats: sessions of this node, and in a cluster proxies of others'.
+func dedupe(joined []*rooms.Room, each func(*rooms.Room) []rooms.Client) []rooms.Client {
 	seen := make(map[rooms.Client]struct{})
-	var out []*Session
+	var out []rooms.Client
 	for _, r := range joined {
 		for _, c := range each(r) {
 			if _, dup := seen[c]; dup {
 				continue
 			}
 			seen[c] = struct{}{}
-			if peer, ok := c.(*Session); ok {
-				out = append(out, peer)
-			}
+			out = append(out, c)
 		}
 	}
 	return out
@@ -32,7 +30,7 @@ func dedupe(joined []*rooms.Room, each func(*rooms.Room) []rooms.Client) []*Sess
 
 // notify sends e to each peer that wants it (want nil: all), encoded once
 // per distinct rendering.
-func notify(peers []*Session, e *rooms.Event, want func(*Session) bool) {
+func notify(peers []rooms.Client, e *rooms.Event, want func(rooms.Client) bool) {
 	rs := rooms.NewRenderings(e)
 	for _, p := range peers {
 		if want == nil || want(p) {
@@ -41,9 +39,21 @@ func notify(peers []*Session, e *rooms.Event, want func(*Session) bool) {
 	}
 }
 
+// capsOf returns what a peer negotiated: a session's capabilities, or
+// those a proxy of another node's client carries.
+func capsOf(c rooms.Client) capSet {
+	switch p := c.(type) {
+	case *Session:
+		return capSet(p.caps.Load())
+	case interface{ Caps() uint32 }:
+		return capSet(p.Caps())
+	}
+	return 0
+}
+
 // wantsCap returns a filter for peers that negotiated c.
-func wantsCap(c capSet) func(*Session) bool {
-	return func(p *Session) bool { return p.hasCap(c) }
+func wantsCap(c capSet) func(rooms.Client) bool {
+	return func(p rooms.Client) bool { return capsOf(p)&c != 0 }
 }
 
 // event builds an event with the session as its source.

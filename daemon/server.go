@@ -45,6 +45,10 @@ type Options struct {
 	// CloakKey keys host cloaks when cloak.secret is unset (see
 	// OpenCloakKey); nil means a random key for this process.
 	CloakKey []byte
+	// Cluster makes this server a node of a cluster (see JoinCluster):
+	// rooms, nicks, accounts and history are then shared with the other
+	// nodes. nil: a single node. The server leaves the cluster on Shutdown.
+	Cluster *ClusterNode
 }
 
 // RoomStore is a rooms.Store the server can close.
@@ -73,6 +77,7 @@ type Server struct {
 	ids      *rooms.IDs // message and batch ids, shared with rooms
 	privates *privateHistory
 	history  HistoryLog
+	cluster  *ClusterNode // nil on a single node
 	stopBG   chan struct{} // stops background sweeps on Shutdown
 	stopOnce sync.Once     // Shutdown may run twice; the stores close once
 	workers  workerPool
@@ -80,6 +85,7 @@ type Server struct {
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	sessions  map[*Session]struct{}
+	byID      map[uint64]*Session // the same sessions, by connection id
 	draining  bool
 	sessWG    sync.WaitGroup
 }
@@ -92,6 +98,8 @@ func New(cfg *configs.Config, opts Options) *Server {
 		created:   time.Now(),
 		listeners: make(map[net.Listener]struct{}),
 		sessions:  make(map[*Session]struct{}),
+		byID:      make(map[uint64]*Session),
+		cluster:   opts.Cluster,
 		workers:   newWorkerPool(workerIdle),
 		ids:       rooms.NewIDs(),
 		stopBG:    make(chan struct{}),
@@ -102,6 +110,10 @@ func New(cfg *configs.Config, opts Options) *Server {
 	}
 	s.cfg.Store(cfg)
 	s.iplimit = newIPLimiter(s.Config)
+	if c := opts.Cluster; c != nil {
+		opts.Accounts, opts.Rooms, opts.History = c.Accounts, c.Rooms, c.History
+		s.nicks.claims = c.Claims
+	}
 	store := opts.Accounts
 	if store == nil {
 		store = accounts.NewMemoryStore()
@@ -149,7 +161,12 @@ func New(cfg *configs.Config, opts Options) *Server {
 	hooks.StoreFailed = func(room string, err error) {
 		s.log.Error().Str("room", room).Err(err).Msg("room store failed; the room goes on in memory")
 	}
+	var cl rooms.Cluster
+	if opts.Cluster != nil {
+		cl = opts.Cluster.Link
+	}
 	s.rooms = rooms.NewRegistry(rooms.Options{
+		Cluster:       cl,
 		ServerName:    cfg.ServerName,
 		MaxRooms:      cfg.Limits.MaxRooms,
 		MaxMembers:    cfg.Limits.MaxRoomMembers,
@@ -162,6 +179,9 @@ func New(cfg *configs.Config, opts Options) *Server {
 		SyncAlways:    syncAlways,
 		Hooks:         hooks,
 	})
+	if opts.Cluster != nil {
+		opts.Cluster.Link.SetLocal(s, s.rooms)
+	}
 	if err := s.rooms.Restore(); err != nil {
 		s.log.Error().Err(err).Msg("could not bring back the rooms with history; they return when someone joins")
 	}
@@ -249,6 +269,7 @@ func (s *Server) accept(conn net.Conn, transport string) {
 	keepAlive(conn)
 	sess := newSession(s, conn, transport, s.nextID.Add(1))
 	s.sessions[sess] = struct{}{}
+	s.byID[sess.id] = sess
 	s.sessWG.Add(1)
 	s.mu.Unlock()
 
@@ -261,7 +282,11 @@ func (s *Server) accept(conn net.Conn, transport string) {
 		sess.serve()
 		s.mu.Lock()
 		delete(s.sessions, sess)
+		delete(s.byID, sess.id)
 		s.mu.Unlock()
+		if s.cluster != nil {
+			s.cluster.Link.Gone(sess.id)
+		}
 		s.iplimit.release(ipKey)
 	}()
 }
@@ -335,6 +360,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 		for _, c := range []interface{ Close() error }{s.accounts, s.roomStore} {
 			if cerr := c.Close(); cerr != nil && err == nil {
+				err = cerr
+			}
+		}
+		if s.cluster != nil {
+			if cerr := s.cluster.Close(ctx); cerr != nil && err == nil {
 				err = cerr
 			}
 		}

@@ -333,3 +333,6 @@ func (c *Claims) sweep(ctx context.Context, dead func(Holder) (bool, error)) (in
 	}
 	return n, nil
 }
+
+// Node returns the name of this node.
+func (c *Claims) Node() string { return c.node.Name() }

@@ -1,0 +1,589 @@
+package cluster
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/livechat/livechat/protocol"
+	"github.com/livechat/livechat/rooms"
+)
+
+// HomesBucket holds which node runs each room's actor.
+const HomesBucket = "LIVECHAT_HOMES"
+
+// CallTimeout bounds a request to a room's home node.
+const CallTimeout = 5 * time.Second
+
+// Locals is what a Link needs from the daemon: its clients by id.
+type Locals interface {
+	// Client returns the local client with connection id, or nil.
+	Client(id uint64) rooms.Client
+	// Ref names a local client (its id and what it negotiated); false if
+	// c is not one of this node's clients.
+	Ref(c rooms.Client) (rooms.ClientRef, bool)
+}
+
+// Registry is what a Link serves: the rooms of this node.
+type Registry interface {
+	Serve(payload []byte, reply func([]byte))
+	Removed(folded string, c rooms.Client)
+	NodeLost(node, reason string)
+}
+
+// Frames on a node's subjects. lc.n.<node>.req carries requests to rooms
+// homed on the node, in the order each sender sent them; lc.n.<node>.out
+// carries what comes back: answers, and lines for the node's clients. A
+// sender's lines and answers to one node travel on one subject, so a
+// client gets the lines of a request before its answer.
+const (
+	frameCall    = 'R' // call id, sender, payload
+	frameTell    = 'T' // sender, payload
+	frameAnswer  = 'A' // call id, payload
+	frameLines   = 'L' // (client id, kind, line)...
+	frameRemoved = 'K' // client id, folded room
+	frameGone    = 'G' // client id: a client of the sender disconnected
+)
+
+// Line kinds in a lines frame.
+const (
+	lineQueue = iota
+	lineReply
+)
+
+// Link carries room requests and client lines between the nodes of a
+// cluster over core NATS, and decides room homes in JetStream KV. It is
+// the rooms.Cluster of a clustered daemon.
+type Link struct {
+	nc     *nats.Conn
+	node   *Node
+	homes  jetstream.KeyValue
+	local  atomic.Pointer[local]
+
+	subs []*nats.Subscription
+
+	mu      sync.Mutex
+	calls   map[uint64]chan []byte
+	nextID  uint64
+	proxies map[proxyKey]*proxy
+	out     map[string]*outbox
+	revs    map[string]uint64 // homes this node holds: folded room -> revision
+
+	// Published counts frames sent; Dropped counts frames NATS refused.
+	Published, Dropped atomic.Uint64
+}
+
+type proxyKey struct {
+	node string
+	id   uint64
+}
+
+// outbox gathers the lines for one node's clients until a flush.
+type outbox struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+// NewLink opens the homes bucket and subscribes to this node's subjects.
+// Until SetLocal is called, what arrives is dropped.
+func NewLink(ctx context.Context, nc *nats.Conn, node *Node) (*Link, error) {
+	kv, err := openBucket(ctx, node.js, jetstream.KeyValueConfig{
+		Bucket:      HomesBucket,
+		Description: "livechat room homes",
+		History:     1,
+		Replicas:    node.reps,
+		Storage:     jetstream.FileStorage,
+	})
+	if err != nil {
+		return nil, err
+	}
+	l := &Link{nc: nc, node: node, homes: kv,
+		calls: make(map[uint64]chan []byte), proxies: make(map[proxyKey]*proxy),
+		out: make(map[string]*outbox), revs: make(map[string]uint64)}
+	for _, s := range []struct {
+		subj string
+		fn   nats.MsgHandler
+	}{
+		{"lc.n." + node.Name() + ".req", l.onRequest},
+		{"lc.n." + node.Name() + ".out", l.onOut},
+		{"lc.gone", l.onGone},
+	} {
+		sub, err := nc.Subscribe(s.subj, s.fn)
+		if err != nil {
+			l.Close()
+			return nil, fmt.Errorf("cluster: subscribe %s: %w", s.subj, err)
+		}
+		// A slow handler must not make NATS drop lines: the bound is
+		// memory, generous, and a drop is counted.
+		sub.SetPendingLimits(1<<20, 1<<30)
+		l.subs = append(l.subs, sub)
+	}
+	node.Watch(func(name string, alive bool) {
+		if alive {
+			return
+		}
+		l.forgetNode(name)
+		if lo := l.local.Load(); lo != nil {
+			go lo.rooms.NodeLost(name, "node lost")
+		}
+	})
+	return l, nil
+}
+
+type local struct {
+	clients Locals
+	rooms   Registry
+}
+
+// SetLocal gives the link this node's clients and the rooms it serves.
+func (l *Link) SetLocal(clients Locals, rooms Registry) {
+	l.local.Store(&local{clients: clients, rooms: rooms})
+}
+
+// Close unsubscribes. Calls waiting for an answer fail.
+func (l *Link) Close() {
+	for _, s := range l.subs {
+		s.Unsubscribe()
+	}
+}
+
+// Self implements rooms.Cluster.
+func (l *Link) Self() string { return l.node.Name() }
+
+type homeValue struct {
+	Node string `json:"node"`
+	Inc  string `json:"inc"`
+}
+
+// Home implements rooms.Cluster: the KV key of the room names its home
+// node and incarnation; a home whose incarnation no longer holds its
+// lease is taken over with a compare-and-set, so of several nodes taking
+// over one room exactly one wins.
+func (l *Link) Home(folded string, claim bool) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), CallTimeout)
+	defer cancel()
+	key := hex.EncodeToString([]byte(folded))
+	for range 5 {
+		e, err := l.homes.Get(ctx, key)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			if !claim {
+				return "", nil
+			}
+			rev, err := l.homes.Create(ctx, key, l.homeValue())
+			if errors.Is(err, jetstream.ErrKeyExists) {
+				continue
+			}
+			if err != nil {
+				return "", err
+			}
+			l.setRev(folded, rev)
+			return l.Self(), nil
+		case err != nil:
+			return "", err
+		}
+		var h homeValue
+		json.Unmarshal(e.Value(), &h)
+		mine := h.Node == l.Self() && h.Inc == l.node.Incarnation()
+		if !mine {
+			alive, err := l.node.aliveInc(ctx, h.Node, h.Inc)
+			if err != nil {
+				return "", err
+			}
+			if alive {
+				return h.Node, nil
+			}
+			if !claim {
+				return "", nil
+			}
+		}
+		// Ours already, or a dead node's: write it again at its revision,
+		// so that a release of an older claim cannot delete this one.
+		rev, err := l.homes.Update(ctx, key, l.homeValue(), e.Revision())
+		if err != nil {
+			continue
+		}
+		l.setRev(folded, rev)
+		return l.Self(), nil
+	}
+	return "", fmt.Errorf("cluster: home of %s: too many races", folded)
+}
+
+func (l *Link) homeValue() []byte {
+	b, _ := json.Marshal(homeValue{Node: l.Self(), Inc: l.node.Incarnation()})
+	return b
+}
+
+func (l *Link) setRev(folded string, rev uint64) {
+	l.mu.Lock()
+	l.revs[folded] = rev
+	l.mu.Unlock()
+}
+
+// Release implements rooms.Cluster: the room's key goes, unless this node
+// claimed it again since.
+func (l *Link) Release(folded string) {
+	l.mu.Lock()
+	rev, ok := l.revs[folded]
+	delete(l.revs, folded)
+	l.mu.Unlock()
+	if !ok {
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), CallTimeout)
+		defer cancel()
+		l.homes.Delete(ctx, hex.EncodeToString([]byte(folded)), jetstream.LastRevision(rev))
+	}()
+}
+
+// frame helpers: uvarints and length-prefixed strings.
+func putUvarint(b []byte, v uint64) []byte { return binary.AppendUvarint(b, v) }
+func putBytes(b, s []byte) []byte {
+	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
+}
+
+type reader struct {
+	b   []byte
+	err bool
+}
+
+func (r *reader) uvarint() uint64 {
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.err, r.b = true, nil
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) bytes() []byte {
+	n := r.uvarint()
+	if r.err || uint64(len(r.b)) < n {
+		r.err, r.b = true, nil
+		return nil
+	}
+	v := r.b[:n:n]
+	r.b = r.b[n:]
+	return v
+}
+
+func (l *Link) publish(subj string, data []byte) error {
+	if err := l.nc.Publish(subj, data); err != nil {
+		l.Dropped.Add(1)
+		return err
+	}
+	l.Published.Add(1)
+	return nil
+}
+
+// Call implements rooms.Cluster.
+func (l *Link) Call(node string, payload []byte) ([]byte, error) {
+	ch := make(chan []byte, 1)
+	l.mu.Lock()
+	l.nextID++
+	id := l.nextID
+	l.calls[id] = ch
+	l.mu.Unlock()
+	defer func() {
+		l.mu.Lock()
+		delete(l.calls, id)
+		l.mu.Unlock()
+	}()
+	b := putUvarint([]byte{frameCall}, id)
+	b = putBytes(b, []byte(l.Self()))
+	if err := l.publish("lc.n."+node+".req", append(b, payload...)); err != nil {
+		return nil, err
+	}
+	t := time.NewTimer(CallTimeout)
+	defer t.Stop()
+	select {
+	case a := <-ch:
+		return a, nil
+	case <-t.C:
+		return nil, rooms.ErrUnavailable
+	}
+}
+
+// Tell implements rooms.Cluster.
+func (l *Link) Tell(node string, payload []byte) error {
+	b := putBytes([]byte{frameTell}, []byte(l.Self()))
+	return l.publish("lc.n."+node+".req", append(b, payload...))
+}
+
+func (l *Link) onRequest(m *nats.Msg) {
+	lo := l.local.Load()
+	if lo == nil || len(m.Data) == 0 {
+		return
+	}
+	r := &reader{b: m.Data[1:]}
+	switch m.Data[0] {
+	case frameCall:
+		id := r.uvarint()
+		from := string(r.bytes())
+		if r.err {
+			return
+		}
+		lo.rooms.Serve(r.b, func(a []byte) {
+			l.flush(from) // the lines of the request go first
+			b := putUvarint([]byte{frameAnswer}, id)
+			l.publish("lc.n."+from+".out", append(b, a...))
+		})
+	case frameTell:
+		r.bytes()
+		if !r.err {
+			lo.rooms.Serve(r.b, nil)
+		}
+	}
+}
+
+func (l *Link) onOut(m *nats.Msg) {
+	lo := l.local.Load()
+	if lo == nil || len(m.Data) == 0 {
+		return
+	}
+	r := &reader{b: m.Data[1:]}
+	switch m.Data[0] {
+	case frameAnswer:
+		id := r.uvarint()
+		if r.err {
+			return
+		}
+		l.mu.Lock()
+		ch := l.calls[id]
+		l.mu.Unlock()
+		if ch != nil {
+			ch <- r.b
+		}
+	case frameLines:
+		var touched []rooms.Client
+		for len(r.b) > 0 && !r.err {
+			id := r.uvarint()
+			kind := r.uvarint()
+			line := r.bytes()
+			c := lo.clients.Client(id)
+			if c == nil || r.err {
+				continue
+			}
+			if kind == lineReply {
+				c.Reply(line)
+			} else {
+				c.Queue(line)
+			}
+			touched = append(touched, c)
+		}
+		for _, c := range touched {
+			c.Flush()
+		}
+	case frameRemoved:
+		id := r.uvarint()
+		folded := string(r.bytes())
+		if c := lo.clients.Client(id); c != nil && !r.err {
+			lo.rooms.Removed(folded, c)
+		}
+	}
+}
+
+// Gone tells the other nodes that a client of this node disconnected, so
+// they forget its proxy.
+func (l *Link) Gone(id uint64) {
+	b := putBytes([]byte{frameGone}, []byte(l.Self()))
+	l.publish("lc.gone", putUvarint(b, id))
+}
+
+func (l *Link) onGone(m *nats.Msg) {
+	if len(m.Data) == 0 || m.Data[0] != frameGone {
+		return
+	}
+	r := &reader{b: m.Data[1:]}
+	node := string(r.bytes())
+	id := r.uvarint()
+	if r.err || node == l.Self() {
+		return
+	}
+	l.mu.Lock()
+	delete(l.proxies, proxyKey{node, id})
+	l.mu.Unlock()
+}
+
+func (l *Link) forgetNode(node string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for k := range l.proxies {
+		if k.node == node {
+			delete(l.proxies, k)
+		}
+	}
+	delete(l.out, node)
+}
+
+// Ref implements rooms.Cluster.
+func (l *Link) Ref(c rooms.Client) rooms.ClientRef {
+	if p, ok := c.(*proxy); ok {
+		return p.ref()
+	}
+	var ref rooms.ClientRef
+	if lo := l.local.Load(); lo != nil {
+		ref, _ = lo.clients.Ref(c)
+	}
+	ref.Node = l.Self()
+	return ref
+}
+
+// Client implements rooms.Cluster.
+func (l *Link) Client(ref rooms.ClientRef) rooms.Client {
+	if ref.Node == l.Self() {
+		if lo := l.local.Load(); lo != nil {
+			if c := lo.clients.Client(ref.ID); c != nil {
+				return c
+			}
+		}
+		return &gone{}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	k := proxyKey{ref.Node, ref.ID}
+	p := l.proxies[k]
+	if p == nil {
+		p = &proxy{link: l, node: ref.Node, id: ref.ID}
+		l.proxies[k] = p
+	}
+	p.set(ref)
+	return p
+}
+
+// NodeOf implements rooms.Cluster.
+func (l *Link) NodeOf(c rooms.Client) string {
+	if p, ok := c.(*proxy); ok {
+		return p.node
+	}
+	return l.Self()
+}
+
+func (l *Link) outboxOf(node string) *outbox {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	o := l.out[node]
+	if o == nil {
+		o = &outbox{}
+		l.out[node] = o
+	}
+	return o
+}
+
+// flush sends what is queued for node's clients, as one frame.
+func (l *Link) flush(node string) {
+	o := l.outboxOf(node)
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.buf) <= 1 {
+		return
+	}
+	// Published under the outbox lock, so frames to a node leave in the
+	// order their lines were queued.
+	l.publish("lc.n."+node+".out", o.buf)
+	o.buf = nil
+}
+
+// proxy is a client of another node as this node's rooms see it.
+type proxy struct {
+	link *Link
+	node string
+	id   uint64
+
+	mu       sync.Mutex
+	features rooms.Features
+	caps     uint32
+	away     bool
+}
+
+func (p *proxy) set(ref rooms.ClientRef) {
+	p.mu.Lock()
+	p.features, p.caps, p.away = ref.Features, ref.Caps, ref.Away
+	p.mu.Unlock()
+}
+
+func (p *proxy) ref() rooms.ClientRef {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return rooms.ClientRef{Node: p.node, ID: p.id, Features: p.features, Caps: p.caps, Away: p.away}
+}
+
+func (p *proxy) queue(kind uint64, line []byte) {
+	o := p.link.outboxOf(p.node)
+	o.mu.Lock()
+	if len(o.buf) == 0 {
+		o.buf = append(o.buf, frameLines)
+	}
+	o.buf = putUvarint(o.buf, p.id)
+	o.buf = putUvarint(o.buf, kind)
+	o.buf = putBytes(o.buf, line)
+	o.mu.Unlock()
+}
+
+func (p *proxy) Send(line []byte) bool {
+	p.queue(lineQueue, line)
+	p.link.flush(p.node)
+	return true
+}
+
+func (p *proxy) Queue(line []byte) bool {
+	p.queue(lineQueue, line)
+	return true
+}
+
+func (p *proxy) Flush() { p.link.flush(p.node) }
+
+func (p *proxy) Reply(line []byte) bool {
+	p.queue(lineReply, line)
+	p.link.flush(p.node)
+	return true
+}
+
+func (p *proxy) Features() rooms.Features {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.features
+}
+
+func (p *proxy) Away() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.away
+}
+
+// Caps returns the daemon's capability bits the client negotiated.
+func (p *proxy) Caps() uint32 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.caps
+}
+
+// Removed tells the client's node that a room removed it (a KICK).
+func (p *proxy) Removed(r *rooms.Room) {
+	p.link.flush(p.node) // the KICK line first
+	b := putUvarint([]byte{frameRemoved}, p.id)
+	p.link.publish("lc.n."+p.node+".out", putBytes(b, []byte(protocol.FoldRoom(r.Name()))))
+}
+
+// gone stands for a client of this node that disconnected meanwhile.
+// Each is its own value, so that two never count as one member.
+type gone struct{ _ byte }
+
+func (*gone) Send([]byte) bool         { return false }
+func (*gone) Queue([]byte) bool        { return false }
+func (*gone) Flush()                   {}
+func (*gone) Reply([]byte) bool        { return false }
+func (*gone) Features() rooms.Features { return 0 }
+func (*gone) Away() bool               { return false }
+func (*gone) Removed(*rooms.Room)      {}

@@ -1,0 +1,196 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/livechat/livechat/configs"
+	"github.com/livechat/livechat/daemon/cluster"
+	"github.com/livechat/livechat/daemon/jshistory"
+	"github.com/livechat/livechat/daemon/jsstore"
+	"github.com/livechat/livechat/rooms"
+)
+
+// ClusterNode is this daemon's membership of a cluster (cluster.*
+// settings, docs/CLUSTER.md): its NATS connection, its lease, the
+// cluster-wide nick claims, the link that carries room requests and
+// lines between nodes, and the stores every node shares.
+type ClusterNode struct {
+	NC       *nats.Conn
+	Node     *cluster.Node
+	Claims   *cluster.Claims
+	Link     *cluster.Link
+	Accounts *jsstore.Accounts
+	Rooms    *jsstore.Rooms
+	History  *jshistory.Log
+
+	mu        sync.Mutex
+	connected bool
+	onChange  []func(connected bool)
+}
+
+// JoinCluster connects to NATS and takes this node's place in the
+// cluster. It fails if NATS cannot be reached or the node name is held
+// by a live node.
+func JoinCluster(ctx context.Context, cfg *configs.Config, log zerolog.Logger) (*ClusterNode, error) {
+	cc := cfg.Cluster
+	name := cc.NodeName
+	if name == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return nil, fmt.Errorf("cluster.node_name is empty and the host name is unknown: %w", err)
+		}
+		name = strings.Map(func(r rune) rune {
+			if r == '-' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' {
+				return r
+			}
+			return '-'
+		}, h)
+	}
+	c := &ClusterNode{connected: true}
+	opts := []nats.Option{
+		nats.Name("livechatd " + name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			log.Warn().Err(err).Msg("cluster: lost NATS; users stay connected, room and private messages wait")
+			c.setConnected(false)
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			log.Info().Str("url", nc.ConnectedUrlRedacted()).Msg("cluster: NATS is back")
+			c.setConnected(true)
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			subj := ""
+			if sub != nil {
+				subj = sub.Subject
+			}
+			log.Error().Err(err).Str("subject", subj).Msg("cluster: NATS error")
+		}),
+	}
+	if cc.Credentials != "" {
+		opts = append(opts, nats.UserCredentials(cc.Credentials))
+	}
+	if cc.TLSCA != "" {
+		opts = append(opts, nats.RootCAs(cc.TLSCA))
+	}
+	if cc.TLSCert != "" {
+		opts = append(opts, nats.ClientCert(cc.TLSCert, cc.TLSKey))
+	}
+	nc, err := nats.Connect(cc.NATSURLs, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: connecting to NATS at %s: %w", cc.NATSURLs, err)
+	}
+	c.NC = nc
+	fail := func(err error) (*ClusterNode, error) {
+		c.Close(context.Background())
+		return nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fail(err)
+	}
+	if c.Node, err = cluster.NewNode(js, cluster.NodeConfig{Name: name, LeaseTTL: cc.LeaseTTL, Replicas: cc.Replicas}); err != nil {
+		return fail(err)
+	}
+	if err := c.Node.Start(ctx); err != nil {
+		c.Node = nil
+		return fail(err)
+	}
+	if c.Claims, err = cluster.NewClaims(ctx, c.Node); err != nil {
+		return fail(err)
+	}
+	if c.Link, err = cluster.NewLink(ctx, nc, c.Node); err != nil {
+		return fail(err)
+	}
+	so := jsstore.Options{Replicas: cc.Replicas}
+	if c.Accounts, err = jsstore.OpenAccounts(ctx, js, so); err != nil {
+		return fail(err)
+	}
+	if c.Rooms, err = jsstore.OpenRooms(ctx, js, so); err != nil {
+		return fail(err)
+	}
+	h := cfg.History
+	if c.History, err = jshistory.Open(ctx, nc, jshistory.Config{
+		Replicas: cc.Replicas, MaxAge: h.MaxAge, MaxPerTarget: int64(h.MaxMessages), MaxBytes: int64(h.MaxMegabytes) << 20,
+	}); err != nil {
+		return fail(err)
+	}
+	return c, nil
+}
+
+func (c *ClusterNode) setConnected(ok bool) {
+	c.mu.Lock()
+	c.connected = ok
+	fns := append([]func(bool){}, c.onChange...)
+	c.mu.Unlock()
+	for _, fn := range fns {
+		fn(ok)
+	}
+}
+
+// Connected reports whether NATS is reachable and the node holds its lease.
+func (c *ClusterNode) Connected() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.connected && c.Node.LeaseOK()
+}
+
+// OnChange calls fn whenever the NATS connection is lost or comes back.
+func (c *ClusterNode) OnChange(fn func(connected bool)) {
+	c.mu.Lock()
+	c.onChange = append(c.onChange, fn)
+	c.mu.Unlock()
+}
+
+// Close leaves the cluster: the lease goes at once (the others free this
+// node's nicks and rooms), then the connection. The stores are the
+// server's to close.
+func (c *ClusterNode) Close(ctx context.Context) error {
+	var errs []error
+	if c.Link != nil {
+		c.Link.Close()
+	}
+	if c.Claims != nil {
+		c.Claims.Close()
+	}
+	if c.Node != nil {
+		errs = append(errs, c.Node.Stop(ctx))
+	}
+	if c.NC != nil {
+		c.NC.Close()
+	}
+	return errors.Join(errs...)
+}
+
+// sessionID names a session in nick claims: its connection id.
+func sessionID(s *Session) string { return strconv.FormatUint(s.id, 10) }
+
+// Client implements cluster.Locals.
+func (s *Server) Client(id uint64) rooms.Client {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t := s.byID[id]; t != nil {
+		return t
+	}
+	return nil
+}
+
+// Ref implements cluster.Locals.
+func (s *Server) Ref(c rooms.Client) (rooms.ClientRef, bool) {
+	t, ok := c.(*Session)
+	if !ok {
+		return rooms.ClientRef{}, false
+	}
+	return rooms.ClientRef{ID: t.id, Features: t.Features(), Caps: t.caps.Load(), Away: t.Away()}, true
+}
