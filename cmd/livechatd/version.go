@@ -1,0 +1,72 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"runtime"
+	"runtime/debug"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// buildInfo is what the binary knows about how it was built: the module
+// version (a tag for `go install ...@vX`, "(devel)" for a checkout), the
+// VCS commit and whether the tree had local changes, and the Go release.
+type buildInfo struct {
+	Version, Commit, CommitTime, GoVersion string
+	Modified                               bool
+}
+
+func readBuildInfo() buildInfo {
+	b := buildInfo{Version: "(unknown)", Commit: "unknown", GoVersion: runtime.Version()}
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return b // a binary built without module support
+	}
+	if info.Main.Version != "" {
+		b.Version = info.Main.Version
+	}
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			b.Commit = s.Value
+		case "vcs.time":
+			b.CommitTime = s.Value
+		case "vcs.modified":
+			b.Modified = s.Value == "true"
+		}
+	}
+	return b
+}
+
+// String is the one line `livechatd version` prints and the daemon logs.
+func (b buildInfo) String() string {
+	commit := b.Commit
+	if b.Modified {
+		commit += " (modified)"
+	}
+	if b.CommitTime != "" {
+		commit += " of " + b.CommitTime
+	}
+	return fmt.Sprintf("livechatd %s commit %s %s %s/%s", b.Version, commit, b.GoVersion, runtime.GOOS, runtime.GOARCH)
+}
+
+func version(stdout io.Writer) int {
+	fmt.Fprintln(stdout, readBuildInfo())
+	return 0
+}
+
+// registerBuildInfo exports livechat_build_info, so a dashboard shows
+// which build each instance runs and an upgrade is visible as a change.
+func registerBuildInfo(reg prometheus.Registerer) {
+	b := readBuildInfo()
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "livechat_build_info",
+		Help: "Always 1; the labels say which build is running.",
+		ConstLabels: prometheus.Labels{
+			"version": b.Version, "commit": b.Commit, "goversion": b.GoVersion,
+		},
+	})
+	g.Set(1)
+	reg.MustRegister(g)
+}
