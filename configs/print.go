@@ -15,19 +15,36 @@ const Masked = "********"
 // IsSecret reports whether key holds a secret that must never be printed
 // or logged: a password, a key or a credential. It goes by the key's last
 // part, so a new key named like one (nats_password, api_token) is masked
-// without anyone remembering to list it. tls_key and tls_cert are file
-// names, not secrets.
+// without anyone remembering to list it. Numbers, durations and file
+// names (tls_key, *_file) are not secrets.
 func IsSecret(key string) bool {
 	if key == "operators" { // name:hash; the hash is offline-guessable
 		return true
 	}
+	var c Config
+	if f, ok := lookupKey(&c, key); ok && f.Kind() != reflect.String && f.Type() != stringsType {
+		return false // a number or duration such as min_password_length, token_ttl
+	}
 	last := key[strings.LastIndex(key, ".")+1:]
+	if strings.HasSuffix(last, "_file") || strings.HasSuffix(last, "_path") {
+		return false // where a secret is, not the secret
+	}
 	for _, s := range []string{"password", "secret", "token", "credential", "nkey", "seed"} {
-		if strings.Contains(last, s) && !strings.HasSuffix(last, "_ttl") {
+		if strings.Contains(last, s) {
 			return true
 		}
 	}
 	return false
+}
+
+// Shown is key's value as text for logs and messages: Value, or Masked
+// for a secret that is set.
+func (c *Config) Shown(key string) string {
+	v := c.Value(key)
+	if IsSecret(key) && v != "" {
+		return Masked
+	}
+	return v
 }
 
 // WriteYAML writes c as a YAML config file that Load reads back to the
