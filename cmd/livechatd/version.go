@@ -17,6 +17,12 @@ type buildInfo struct {
 	Modified                               bool
 }
 
+// commit may be set at link time, for builds where Go records no VCS
+// information (GOFLAGS=-buildvcs=false, a source tarball):
+//
+//	go build -ldflags "-X main.commit=$(git rev-parse HEAD)" ./cmd/livechatd
+var commit string
+
 func readBuildInfo() buildInfo {
 	b := buildInfo{Version: "(unknown)", Commit: "unknown", GoVersion: runtime.Version()}
 	info, ok := debug.ReadBuildInfo()
@@ -35,6 +41,9 @@ func readBuildInfo() buildInfo {
 		case "vcs.modified":
 			b.Modified = s.Value == "true"
 		}
+	}
+	if b.Commit == "unknown" && commit != "" {
+		b.Commit = commit
 	}
 	return b
 }
