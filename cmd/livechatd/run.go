@@ -105,9 +105,9 @@ type addrs struct {
 // having let anyone in, and leaves nothing open or locked.
 func start(cfg *configs.Config, log zerolog.Logger, load func() (*configs.Config, error)) (d *instance, err error) {
 	reg := prometheus.NewRegistry()
-	registerBuildInfo(reg)
 	log.Info().Str("build", readBuildInfo().String()).Msg("starting")
 	d = &instance{log: log, load: load, cfg: cfg, reloads: newReloadMetrics(reg), opsDone: make(chan struct{})}
+	registerOpsMetrics(reg, d)
 
 	var bound []net.Listener
 	defer func() {

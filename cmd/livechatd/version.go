@@ -5,8 +5,6 @@ import (
 	"io"
 	"runtime"
 	"runtime/debug"
-
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // buildInfo is what the binary knows about how it was built: the module
@@ -63,19 +61,4 @@ func (b buildInfo) String() string {
 func version(stdout io.Writer) int {
 	fmt.Fprintln(stdout, readBuildInfo())
 	return 0
-}
-
-// registerBuildInfo exports livechat_build_info, so a dashboard shows
-// which build each instance runs and an upgrade is visible as a change.
-func registerBuildInfo(reg prometheus.Registerer) {
-	b := readBuildInfo()
-	g := prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "livechat_build_info",
-		Help: "Always 1; the labels say which build is running.",
-		ConstLabels: prometheus.Labels{
-			"version": b.Version, "commit": b.Commit, "goversion": b.GoVersion,
-		},
-	})
-	g.Set(1)
-	reg.MustRegister(g)
 }
