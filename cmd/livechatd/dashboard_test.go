@@ -114,11 +114,11 @@ func checkDashboard(t *testing.T, data []byte) []string {
 		} `json:"datasource"`
 	}
 	type panel struct {
-		ID      int     `json:"id"`
-		Type    string  `json:"type"`
-		Title   string  `json:"title"`
+		ID      int                      `json:"id"`
+		Type    string                   `json:"type"`
+		Title   string                   `json:"title"`
 		GridPos struct{ X, Y, W, H int } `json:"gridPos"`
-		Targets []target `json:"targets"`
+		Targets []target                 `json:"targets"`
 		Field   *struct {
 			Defaults struct {
 				Unit string `json:"unit"`
