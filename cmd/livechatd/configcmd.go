@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
@@ -46,7 +47,8 @@ func configCommand(args []string, stdout, stderr io.Writer) int {
 	path := configs.ConfigPath(fs)
 	cfg, err := configs.Load(path, fs)
 	if err != nil {
-		fmt.Fprintln(stderr, "livechatd config:", err)
+		// Load's errors start "config: ", which this command's name says.
+		fmt.Fprintf(stderr, "livechatd config %s: %s\n", fs.Arg(0), strings.TrimPrefix(err.Error(), "config: "))
 		return 2
 	}
 	if fs.Arg(0) == "print" {
