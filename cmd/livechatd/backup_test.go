@@ -240,6 +240,11 @@ func TestBackupUnderLoad(t *testing.T) {
 		c.expect(protocol.RPL_LOGGEDIN)
 	}
 	stopDaemon(t, d2)
+	// The history snapshot is a store the offline tools read.
+	out.Reset()
+	if code := run([]string{"history", "--data-dir", restored, "stats"}, nil, &out, &errOut); code != 0 || !strings.Contains(out.String(), "#load") {
+		t.Errorf("history stats on the restored data_dir: exit %d, %s %s", code, out.String(), errOut.String())
+	}
 	if code := run([]string{"backup", "--data-dir", restored, "--out", filepath.Join(t.TempDir(), "b2.tar")}, nil, &out, &errOut); code != 0 {
 		t.Fatalf("offline backup exited %d: %s", code, errOut.String())
 	}
