@@ -248,7 +248,7 @@ func backupTo(dataDir, out string, stdout io.Writer) (*manifest, error) {
 			io.Copy(io.Discard, pr)
 			verified <- err
 		}()
-		_, err := fetchBackup(dataDir, io.MultiWriter(w, pw))
+		err := fetchBackup(dataDir, io.MultiWriter(w, pw))
 		pw.CloseWithError(err)
 		if verr := <-verified; err == nil {
 			err = verr
@@ -278,10 +278,10 @@ func backupTo(dataDir, out string, stdout io.Writer) (*manifest, error) {
 }
 
 // fetchBackup writes the archive to w, asking the daemon if it runs.
-func fetchBackup(dataDir string, w io.Writer) (online bool, err error) {
+func fetchBackup(dataDir string, w io.Writer) error {
 	sock := filepath.Join(dataDir, controlSocketName)
 	if err := requestBackup(sock, w); !errors.Is(err, errNoDaemon) {
-		return true, err
+		return err
 	}
 	// No daemon answers: the files are read directly, each opened
 	// read-only under its lock so that a daemon starting meanwhile waits.
@@ -293,10 +293,10 @@ func fetchBackup(dataDir string, w io.Writer) (online bool, err error) {
 		}
 		db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
 		if errors.Is(err, berrors.ErrTimeout) {
-			return false, fmt.Errorf("%s is in use, but no daemon answers on %s (is the daemon from another version, or data_dir's path too long for a socket?)", path, sock)
+			return fmt.Errorf("%s is in use, but no daemon answers on %s (is the daemon from another version, or data_dir's path too long for a socket?)", path, sock)
 		}
 		if err != nil {
-			return false, fmt.Errorf("open %s: %w", path, err)
+			return fmt.Errorf("open %s: %w", path, err)
 		}
 		defer db.Close()
 		stores[name] = boltSnapshotter{db}
@@ -305,10 +305,10 @@ func fetchBackup(dataDir string, w io.Writer) (online bool, err error) {
 		_, err := os.Stat(filepath.Join(dataDir, n))
 		return err == nil
 	}) {
-		return false, fmt.Errorf("%s holds no livechat data (wrong --data-dir or --config?)", dataDir)
+		return fmt.Errorf("%s holds no livechat data (wrong --data-dir or --config?)", dataDir)
 	}
-	_, err = writeBackup(w, dataDir, stores, false)
-	return false, err
+	_, err := writeBackup(w, dataDir, stores, false)
+	return err
 }
 
 type boltSnapshotter struct{ db *bolt.DB }
