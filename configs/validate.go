@@ -132,7 +132,9 @@ func (c *Config) Validate() error {
 	for _, op := range c.Operators {
 		name, hash, ok := strings.Cut(op, ":")
 		if !ok || name == "" || strings.ContainsAny(name, " ,") || !strings.HasPrefix(hash, "$argon2id$") {
-			p.add("operators", fmt.Sprintf("entries are name:$argon2id$... (from livechatd accounts hash), got %q", truncateForError(op)))
+			// Only the name: a wrong entry is often a password pasted in
+			// place of its hash, and this error goes to the log.
+			p.add("operators", fmt.Sprintf("entries are name:$argon2id$... (from livechatd accounts hash); the entry for %q is not (its value is not shown)", truncateForError(name)))
 		}
 	}
 

@@ -3,6 +3,7 @@ package daemon
 import (
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/livechat/livechat/protocol"
 )
@@ -91,7 +92,15 @@ func (s *Session) dispatch(m *protocol.Message, raw []byte) {
 		s.sendError(needMoreParams(m.Command))
 		return
 	}
-	if err := cmd.run(s, m, raw); err != nil {
+	var err error
+	if s.srv.metrics.timeCommand(cmd.idx) {
+		start := time.Now()
+		err = cmd.run(s, m, raw)
+		s.srv.metrics.commandSeconds[cmd.idx].Observe(time.Since(start).Seconds())
+	} else {
+		err = cmd.run(s, m, raw)
+	}
+	if err != nil {
 		s.sendError(err)
 	}
 }

@@ -7,6 +7,9 @@
 //	livechatd gencert [--host NAME]... [--out DIR] [--days N] [--force]
 //	livechatd accounts [--config FILE] [--data-dir DIR] list|delete NAME|passwd NAME
 //	livechatd history [--config FILE] [--data-dir DIR] stats|export|delete|forget ...
+//	livechatd backup [--config FILE] [--data-dir DIR] --out FILE|-
+//	livechatd config check|print [daemon flags]
+//	livechatd version
 //
 // With no flags it runs on built-in defaults: clients on 127.0.0.1:6667,
 // metrics on 127.0.0.1:9667. --ws-listen adds the chat page and the
@@ -17,7 +20,8 @@
 //
 // The files: main.go parses the command line, run.go starts and stops the
 // daemon, reload.go applies SIGHUP, tls.go holds the live certificate,
-// gencert.go, accountscli.go and historycli.go are the subcommands.
+// gencert.go, accountscli.go, historycli.go, backup.go, configcmd.go and
+// version.go are the subcommands; sdnotify.go tells systemd how the daemon is.
 package main
 
 import (
@@ -46,6 +50,11 @@ Usage:
                               (livechatd accounts --help)
   livechatd history ...       history stats, export, delete a room, forget an account,
                               while the daemon is stopped (livechatd history --help)
+  livechatd backup --out FILE a consistent copy of data_dir as a tar file, also while
+                              the daemon runs (livechatd backup --help)
+  livechatd config check|print  validate the configuration, or print it with secrets
+                              masked (livechatd config --help)
+  livechatd version           the version, commit and Go release (also --version)
 
 Flags (each also settable in the config file and as LIVECHAT_* env):
 `
@@ -62,6 +71,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return accountsCommand(args[1:], stdin, stdout, stderr)
 		case "history":
 			return historyCommand(args[1:], stdout, stderr)
+		case "version", "--version", "-version":
+			return version(stdout)
+		case "config":
+			return configCommand(args[1:], stdout, stderr)
+		case "backup":
+			return backupCommand(args[1:], stdout, stderr)
 		}
 	}
 	fs := pflag.NewFlagSet("livechatd", pflag.ContinueOnError)
@@ -79,7 +94,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "livechatd: unexpected argument %q (the subcommands are gencert, accounts and history; see --help)\n", fs.Arg(0))
+		fmt.Fprintf(stderr, "livechatd: unexpected argument %q (the subcommands are gencert, accounts, history, backup, config and version; see --help)\n", fs.Arg(0))
 		return 2
 	}
 	path := configs.ConfigPath(fs)

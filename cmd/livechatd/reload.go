@@ -43,7 +43,7 @@ func (d *instance) reload() error {
 		return err
 	}
 	for _, key := range cfg.Unreloadable(old) {
-		d.log.Warn().Str("key", key).Str("running", old.Value(key)).Str("configured", cfg.Value(key)).
+		d.log.Warn().Str("key", key).Str("running", old.Shown(key)).Str("configured", cfg.Shown(key)).
 			Msg("this key cannot change without a restart; keeping the running value")
 	}
 	cfg.KeepRestartOnly(old)

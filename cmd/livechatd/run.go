@@ -32,11 +32,19 @@ func serve(cfg *configs.Config, log zerolog.Logger, load func() (*configs.Config
 	if err != nil {
 		return err
 	}
+	sd := newNotifier(log)
+	sd.ready()
+	watchdogStop := make(chan struct{})
+	defer close(watchdogStop)
+	sd.watchdog(d.srv.Ready, watchdogStop)
 	for sig := range sigs {
 		if sig == syscall.SIGHUP {
+			sd.reloading()
 			d.reload() // logs its own outcome; a failed reload changes nothing
+			sd.reloaded()
 			continue
 		}
+		sd.stopping()
 		timeout := d.config().ShutdownTimeout
 		log.Info().Str("signal", sig.String()).Dur("timeout", timeout).Msg("shutting down")
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
@@ -70,6 +78,7 @@ type instance struct {
 	log     zerolog.Logger
 	load    func() (*configs.Config, error)
 	certs   *certStore // nil without a TLS listener
+	control *control   // the backup socket; nil without durable stores
 	reloads *prometheus.CounterVec
 	addrs   addrs
 
@@ -96,7 +105,9 @@ type addrs struct {
 // having let anyone in, and leaves nothing open or locked.
 func start(cfg *configs.Config, log zerolog.Logger, load func() (*configs.Config, error)) (d *instance, err error) {
 	reg := prometheus.NewRegistry()
+	log.Info().Str("build", readBuildInfo().String()).Msg("starting")
 	d = &instance{log: log, load: load, cfg: cfg, reloads: newReloadMetrics(reg), opsDone: make(chan struct{})}
+	registerOpsMetrics(reg, d)
 
 	var bound []net.Listener
 	defer func() {
@@ -191,6 +202,7 @@ func start(cfg *configs.Config, log zerolog.Logger, load func() (*configs.Config
 		return nil, err
 	}
 	d.srv = daemon.New(cfg, daemon.Options{Logger: log, Metrics: reg, Accounts: accts, Rooms: roomStore, History: history, CloakKey: cloakKey})
+	d.control = listenControl(cfg.DataDir, log, map[string]any{"accounts.db": accts, "rooms.db": roomStore, "history.db": history})
 	// The operator endpoint first: a probe during startup then sees
 	// /readyz 503 until the client listeners are serving.
 	if d.ops != nil {
@@ -282,6 +294,7 @@ func (d *instance) config() *configs.Config {
 // The operator endpoint keeps answering meanwhile, /readyz with 503, so a
 // load balancer sees the drain.
 func (d *instance) shutdown(ctx context.Context) error {
+	d.control.close() // before the stores close
 	err := d.srv.Shutdown(ctx)
 	for _, l := range d.clients {
 		l.Close() // Shutdown closed those already serving; this catches the rest

@@ -3,6 +3,7 @@ package historystore
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -61,6 +62,10 @@ type engine interface {
 	// called once the copy's snapshot is taken: writes after it are not
 	// in the copy.
 	copyTo(path string, started func()) (engine, error)
+	// snapshot calls fn with the file as of now: its size and a writer
+	// of exactly that many bytes, a file the engine opens. Writes go on
+	// meanwhile and are not in it.
+	snapshot(fn func(size int64, snap io.WriterTo) error) error
 	close() error
 }
 
@@ -230,6 +235,11 @@ func (e *boltEngine) copyTo(path string, started func()) (out engine, err error)
 		return nil, err
 	}
 	return &boltEngine{db: dst}, nil
+}
+
+func (e *boltEngine) snapshot(fn func(size int64, snap io.WriterTo) error) (err error) {
+	defer recoverEngine(&err)
+	return e.db.View(func(tx *bolt.Tx) error { return fn(tx.Size(), tx) })
 }
 
 func (e *boltEngine) close() error { return e.db.Close() }
