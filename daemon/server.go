@@ -77,7 +77,7 @@ type Server struct {
 	ids      *rooms.IDs // message and batch ids, shared with rooms
 	privates *privateHistory
 	history  HistoryLog
-	cluster  *ClusterNode // nil on a single node
+	cluster  *ClusterNode  // nil on a single node
 	stopBG   chan struct{} // stops background sweeps on Shutdown
 	stopOnce sync.Once     // Shutdown may run twice; the stores close once
 	workers  workerPool

@@ -64,10 +64,10 @@ const (
 // cluster over core NATS, and decides room homes in JetStream KV. It is
 // the rooms.Cluster of a clustered daemon.
 type Link struct {
-	nc     *nats.Conn
-	node   *Node
-	homes  jetstream.KeyValue
-	local  atomic.Pointer[local]
+	nc    *nats.Conn
+	node  *Node
+	homes jetstream.KeyValue
+	local atomic.Pointer[local]
 
 	subs []*nats.Subscription
 
