@@ -147,3 +147,77 @@ func TestClusterOneOrder(t *testing.T) {
 		}
 	}
 }
+
+// A node that dies (its NATS connection cut, no goodbye): its users QUIT
+// in the rooms of the survivors once its lease expires, and their nicks
+// are free again.
+func TestClusterNodeLost(t *testing.T) {
+	ns := natstest.RunServer(t, "")
+	_, addrA := clusterNode(t, ns.ClientURL(), "a")
+	srvB, addrB := clusterNode(t, ns.ClientURL(), "b")
+
+	alice := connect(t, addrA, "alice")
+	bob := connect(t, addrB, "bob")
+	alice.join("#chat")
+	bob.join("#chat")
+	alice.expect("JOIN")
+	bob.send("PRIVMSG #chat :before the crash")
+	alice.expect("PRIVMSG")
+
+	start := time.Now()
+	srvB.cluster.NC.Close() // node b is cut off and its lease runs out
+	m, _ := alice.expect("QUIT")
+	if !strings.HasPrefix(m.Source, "bob!") || m.Param(0) != "node lost" {
+		t.Fatalf("alice got %v", m)
+	}
+	t.Logf("QUIT seen %v after node b was cut off (lease_ttl 1s)", time.Since(start))
+	// bob's nick is free for someone on node a.
+	deadline := time.Now().Add(waitFor)
+	for {
+		c := dial(t, addrA)
+		c.send("NICK bob", "USER b 0 * :b")
+		m := c.read()
+		for m.Command != protocol.RPL_WELCOME && m.Command != protocol.ERR_NICKNAMEINUSE {
+			m = c.read()
+		}
+		if m.Command == protocol.RPL_WELCOME {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("bob's nick was never freed")
+		}
+		c.conn.Close()
+	}
+}
+
+// CHATHISTORY gives the same answer on every node: history is one
+// JetStream stream.
+func TestClusterHistoryOnEveryNode(t *testing.T) {
+	ns := natstest.RunServer(t, "")
+	_, addrA := clusterNode(t, ns.ClientURL(), "a")
+	_, addrB := clusterNode(t, ns.ClientURL(), "b")
+	alice := connect(t, addrA, "alice")
+	alice.join("#h")
+	for i := range 5 {
+		alice.send(fmt.Sprintf("PRIVMSG #h :line %d", i))
+	}
+	alice.sync()
+	bob := dial(t, addrB)
+	bob.send("CAP LS 302", "CAP REQ :draft/chathistory batch server-time message-tags", "CAP END")
+	bob.register("bob")
+	bob.join("#h")
+	bob.send("CHATHISTORY LATEST #h * 10")
+	var got []string
+	for {
+		m := bob.read()
+		if m.Command == "PRIVMSG" {
+			got = append(got, m.Param(1))
+		}
+		if m.Command == "BATCH" && strings.HasPrefix(m.Param(0), "-") {
+			break
+		}
+	}
+	if strings.Join(got, ",") != "line 0,line 1,line 2,line 3,line 4" {
+		t.Fatalf("bob's history on node b: %v", got)
+	}
+}

@@ -51,6 +51,8 @@ func (s *Server) readiness() (ready bool, why string) {
 		return false, "shutting down"
 	case len(s.listeners) == 0:
 		return false, "no listener accepting clients yet"
+	case s.cluster != nil && !s.cluster.Connected():
+		return false, "cut off from the cluster (NATS unreachable or lease lost)"
 	}
 	return true, ""
 }

@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
@@ -186,23 +187,39 @@ func start(cfg *configs.Config, log zerolog.Logger, load func() (*configs.Config
 	}
 	// The durable stores last, once every address is bound: they lock
 	// their files, and a start that fails must let go of them.
-	accts, err := daemon.OpenAccountStore(cfg)
-	if err != nil {
-		return nil, err // names the file, and says when another daemon holds it
+	opts := daemon.Options{Logger: log, Metrics: reg, CloakKey: cloakKey}
+	if cfg.Cluster.Enabled() {
+		// A cluster node keeps accounts, rooms and history in JetStream,
+		// shared with the other nodes: no local stores to open.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		cl, err := daemon.JoinCluster(ctx, cfg, log)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		log.Info().Str("node", cl.Node.Name()).Str("nats", cfg.Cluster.NATSURLs).Msg("joined the cluster")
+		opts.Cluster = cl
+		d.srv = daemon.New(cfg, opts)
+	} else {
+		accts, err := daemon.OpenAccountStore(cfg)
+		if err != nil {
+			return nil, err // names the file, and says when another daemon holds it
+		}
+		roomStore, err := daemon.OpenRoomStore(cfg)
+		if err != nil {
+			accts.Close()
+			return nil, err
+		}
+		history, err := daemon.OpenHistory(cfg, log)
+		if err != nil {
+			accts.Close()
+			roomStore.Close()
+			return nil, err
+		}
+		opts.Accounts, opts.Rooms, opts.History = accts, roomStore, history
+		d.srv = daemon.New(cfg, opts)
+		d.control = listenControl(cfg.DataDir, log, map[string]any{"accounts.db": accts, "rooms.db": roomStore, "history.db": history})
 	}
-	roomStore, err := daemon.OpenRoomStore(cfg)
-	if err != nil {
-		accts.Close()
-		return nil, err
-	}
-	history, err := daemon.OpenHistory(cfg, log)
-	if err != nil {
-		accts.Close()
-		roomStore.Close()
-		return nil, err
-	}
-	d.srv = daemon.New(cfg, daemon.Options{Logger: log, Metrics: reg, Accounts: accts, Rooms: roomStore, History: history, CloakKey: cloakKey})
-	d.control = listenControl(cfg.DataDir, log, map[string]any{"accounts.db": accts, "rooms.db": roomStore, "history.db": history})
 	// The operator endpoint first: a probe during startup then sees
 	// /readyz 503 until the client listeners are serving.
 	if d.ops != nil {
