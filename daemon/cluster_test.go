@@ -221,3 +221,21 @@ func TestClusterHistoryOnEveryNode(t *testing.T) {
 		t.Fatalf("bob's history on node b: %v", got)
 	}
 }
+
+// A private message finds its target on another node.
+func TestClusterPrivateMessage(t *testing.T) {
+	ns := natstest.RunServer(t, "")
+	_, addrA := clusterNode(t, ns.ClientURL(), "a")
+	_, addrB := clusterNode(t, ns.ClientURL(), "b")
+	alice := connect(t, addrA, "alice")
+	bob := connect(t, addrB, "bob")
+	alice.send("PRIVMSG Bob :psst")
+	m, _ := bob.expect("PRIVMSG")
+	if m.Param(0) != "bob" || m.Param(1) != "psst" || !strings.HasPrefix(m.Source, "alice!") {
+		t.Fatalf("bob got %v", m)
+	}
+	alice.send("PRIVMSG nobody :hello?")
+	if m, _ := alice.expect(protocol.ERR_NOSUCHNICK); m.Param(1) != "nobody" {
+		t.Fatalf("alice got %v", m)
+	}
+}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/livechat/livechat/configs"
@@ -193,4 +194,61 @@ func (s *Server) Ref(c rooms.Client) (rooms.ClientRef, bool) {
 		return rooms.ClientRef{}, false
 	}
 	return rooms.ClientRef{ID: t.id, Features: t.Features(), Caps: t.caps.Load(), Away: t.Away()}, true
+}
+
+// sayToRemoteNick sends a private message to nick on the node of the
+// cluster that holds it. It reports false when no node holds it.
+func (s *Session) sayToRemoteNick(nick string, sp rooms.Speech) (bool, error) {
+	c := s.srv.cluster
+	ctx, cancel := context.WithTimeout(context.Background(), claimTimeout)
+	h, ok, err := c.Claims.Holder(ctx, nick)
+	cancel()
+	if err != nil {
+		return false, failErr(sp.Command, "TEMPORARILY_UNAVAILABLE", nick, "The cluster cannot be reached; the message was not sent")
+	}
+	if !ok || h.Node == c.Node.Name() {
+		return false, nil
+	}
+	id, err := strconv.ParseUint(h.Session, 10, 64)
+	if err != nil {
+		return false, nil
+	}
+	params := []string{h.Nick}
+	if sp.Command != "TAGMSG" {
+		params = append(params, s.fit(sp.Text, sp.Command, h.Nick))
+	}
+	e := s.event(sp.Command, params...)
+	e.ID, e.Tags = s.srv.ids.Next(), sp.Tags
+	if err := c.Link.SendEvent(h.Node, id, e); err != nil {
+		return false, failErr(sp.Command, "TEMPORARILY_UNAVAILABLE", nick, "The cluster cannot be reached; the message was not sent")
+	}
+	if f := s.Features(); f&rooms.FeatEcho != 0 && (sp.Command != "TAGMSG" || f&rooms.FeatTags != 0) {
+		s.Reply(e.Render(f))
+	}
+	return true, nil
+}
+
+// registerMetrics exports the cluster's state: whether NATS is reachable,
+// how many nodes hold a lease, and the frames the link sent and lost.
+func (c *ClusterNode) registerMetrics(reg prometheus.Registerer) {
+	b2f := func(b bool) float64 {
+		if b {
+			return 1
+		}
+		return 0
+	}
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "livechat_cluster_connected",
+			Help: "1 while this node reaches NATS and holds its lease; 0 when cut off (then /readyz is 503)."},
+			func() float64 { return b2f(c.Connected()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "livechat_cluster_nodes",
+			Help: "Nodes of the cluster holding a lease, as this node sees them."},
+			func() float64 { return float64(len(c.Node.Nodes())) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "livechat_cluster_frames_sent_total",
+			Help: "Frames (room requests, answers, lines) this node published to other nodes."},
+			func() float64 { return float64(c.Link.Published.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "livechat_cluster_frames_failed_total",
+			Help: "Frames NATS refused to take (connection closed or its buffer full): lines or requests lost."},
+			func() float64 { return float64(c.Link.Dropped.Load()) }),
+	)
 }

@@ -122,6 +122,11 @@ func (s *Session) sayInRoom(target string, sp rooms.Speech) error {
 
 func (s *Session) sayToNick(nick string, sp rooms.Speech) error {
 	t := s.srv.nicks.get(nick)
+	if (t == nil || !t.registered.Load()) && s.srv.cluster != nil {
+		if sent, err := s.sayToRemoteNick(nick, sp); sent || err != nil {
+			return err
+		}
+	}
 	if t == nil || !t.registered.Load() {
 		if s.strict {
 			return numErr(protocol.ERR_NOSUCHNICK, nick, "No such nick or room (room names start with #)")

@@ -144,6 +144,20 @@ func New(cfg *configs.Config, opts Options) *Server {
 	}
 	s.registry = reg
 	s.metrics = newMetrics(reg, s)
+	if opts.Cluster != nil {
+		opts.Cluster.registerMetrics(reg)
+		// Cut off for longer than the lease, this node's users were
+		// declared lost by the others (their nicks freed, QUITs sent):
+		// they must reconnect rather than go on in a private version.
+		opts.Cluster.Node.OnLost(func() { s.closeAll("This node lost contact with the cluster; please reconnect") })
+		opts.Cluster.OnChange(func(ok bool) {
+			if ok {
+				s.noticeAll("The chat server is in contact with the cluster again.")
+			} else {
+				s.noticeAll("The chat server lost contact with the cluster: rooms on other nodes and private messages to their users fail until it is back.")
+			}
+		})
+	}
 	hooks := opts.RoomHooks
 	hooks.Created = func(room string) {
 		s.metrics.rooms.Inc()
@@ -289,6 +303,32 @@ func (s *Server) accept(conn net.Conn, transport string) {
 		}
 		s.iplimit.release(ipKey)
 	}()
+}
+
+// closeAll ends every session with reason.
+func (s *Server) closeAll(reason string) {
+	for _, t := range s.allSessions() {
+		t.closeWith(reason)
+	}
+}
+
+// noticeAll tells every registered session something about the server.
+func (s *Server) noticeAll(text string) {
+	for _, t := range s.allSessions() {
+		if t.registered.Load() {
+			t.notice(text)
+		}
+	}
+}
+
+func (s *Server) allSessions() []*Session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*Session, 0, len(s.sessions))
+	for t := range s.sessions {
+		out = append(out, t)
+	}
+	return out
 }
 
 // TCP keepalive: a connection silent for keepAliveIdle is probed every

@@ -52,6 +52,7 @@ const (
 	frameLines   = 'L' // (client id, kind, line)...
 	frameRemoved = 'K' // client id, folded room
 	frameGone    = 'G' // client id: a client of the sender disconnected
+	frameEvent   = 'E' // client id, event (JSON): a private message to render for the client
 )
 
 // Line kinds in a lines frame.
@@ -385,6 +386,15 @@ func (l *Link) onOut(m *nats.Msg) {
 		for _, c := range touched {
 			c.Flush()
 		}
+	case frameEvent:
+		id := r.uvarint()
+		var e rooms.Event
+		if r.err || json.Unmarshal(r.b, &e) != nil {
+			return
+		}
+		if c := lo.clients.Client(id); c != nil && (e.Command != "TAGMSG" || c.Features()&rooms.FeatTags != 0) {
+			c.Send(e.Render(c.Features()))
+		}
 	case frameRemoved:
 		id := r.uvarint()
 		folded := string(r.bytes())
@@ -392,6 +402,17 @@ func (l *Link) onOut(m *nats.Msg) {
 			lo.rooms.Removed(folded, c)
 		}
 	}
+}
+
+// SendEvent delivers e (a private message) to client id of node, which
+// renders it as that client negotiated.
+func (l *Link) SendEvent(node string, id uint64, e *rooms.Event) error {
+	data, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	b := putUvarint([]byte{frameEvent}, id)
+	return l.publish("lc.n."+node+".out", append(b, data...))
 }
 
 // Gone tells the other nodes that a client of this node disconnected, so
