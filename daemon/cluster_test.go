@@ -239,3 +239,35 @@ func TestClusterPrivateMessage(t *testing.T) {
 		t.Fatalf("alice got %v", m)
 	}
 }
+
+// The node that runs a room dies: the room moves to a survivor, its
+// members there see the lost users QUIT and go on talking.
+func TestClusterHomeLost(t *testing.T) {
+	ns := natstest.RunServer(t, "")
+	srvA, addrA := clusterNode(t, ns.ClientURL(), "a")
+	_, addrB := clusterNode(t, ns.ClientURL(), "b")
+	alice := connect(t, addrA, "alice")
+	alice.join("#move") // node a runs #move
+	bob, carol := connect(t, addrB, "bob"), connect(t, addrB, "carol")
+	bob.join("#move")
+	carol.join("#move")
+	bob.expect("JOIN") // carol's
+
+	srvA.cluster.NC.Close()
+	for _, c := range []*client{bob, carol} {
+		m, _ := c.expect("QUIT")
+		if !strings.HasPrefix(m.Source, "alice!") || m.Param(0) != "node lost" {
+			t.Fatalf("%s got %v", c.nick, m)
+		}
+	}
+	bob.send("PRIVMSG #move :still here")
+	m, _ := carol.expect("PRIVMSG")
+	if m.Param(1) != "still here" {
+		t.Fatalf("carol got %v", m)
+	}
+	carol.send("NAMES #move")
+	m, _ = carol.expect(protocol.RPL_NAMREPLY)
+	if strings.Contains(m.Param(3), "alice") || !strings.Contains(m.Param(3), "bob") {
+		t.Fatalf("names after the move: %v", m)
+	}
+}

@@ -114,39 +114,76 @@ func (g *Registry) dropStub(r *Room) {
 	}
 }
 
-// NodeLost handles the loss of another node: in each room this node is
-// the home of, the lost node's members leave with a QUIT carrying reason,
-// kept in history and seen by everyone; each room homed on the lost node
-// gets a new home, and this node's members of it join it again there,
-// silently. It returns once the rooms homed here have handled it.
+// NodeLost handles the loss of another node. Each of this node's clients
+// that shared a room with the lost node's users gets one QUIT (reason) for
+// each of them, whichever node was the home of the rooms they shared; the
+// rooms homed here drop them and keep the QUIT in history; each room the
+// lost node was the home of gets a new home, and this node's members of
+// it join it again there, silently. Every surviving node does the same
+// for its own clients, so nobody is told twice.
 func (g *Registry) NodeLost(node, reason string) {
 	g.mu.Lock()
-	var live, moved []*Room
+	var live, stubs []*Room
 	for _, r := range g.rooms {
 		if !r.dormant() {
 			live = append(live, r)
 		}
 	}
 	for _, r := range g.stubs {
-		if r.remote.homeNode() == node {
-			moved = append(moved, r)
-		}
+		stubs = append(stubs, r)
 	}
 	g.mu.Unlock()
-	done := make([]chan struct{}, 0, len(live))
-	for _, r := range live {
-		ch := make(chan struct{})
-		if r.send(dropNodeReq{node: node, reason: reason, done: ch}) {
-			done = append(done, ch)
+	lost := make(map[Client]map[string]mirrorEntry)
+	tell := func(c Client, gone []mirrorEntry) {
+		if len(gone) == 0 {
+			return
+		}
+		if lost[c] == nil {
+			lost[c] = make(map[string]mirrorEntry)
+		}
+		for _, e := range gone {
+			lost[c][e.Prefix] = e
 		}
 	}
+	for _, r := range live {
+		done := make(chan droppedNode, 1)
+		if !r.send(dropNodeReq{node: node, reason: reason, done: done}) {
+			continue
+		}
+		a := await(r, done, droppedNode{})
+		for _, c := range a.locals {
+			tell(c, a.lost)
+		}
+	}
+	var moved []*Room
+	for _, r := range stubs {
+		s := r.remote
+		s.mu.Lock()
+		var gone []mirrorEntry
+		for k, e := range s.peers {
+			if k.Node == node {
+				gone = append(gone, e)
+				delete(s.peers, k)
+			}
+		}
+		for c := range s.locals {
+			tell(c, gone)
+		}
+		if s.home == node {
+			moved = append(moved, r)
+		}
+		s.mu.Unlock()
+	}
+	// The rooms move first, so that a member who answers the QUITs
+	// speaks to the room's new home.
 	for _, r := range moved {
 		g.rehome(r)
 	}
-	for i, ch := range done {
-		select {
-		case <-ch:
-		case <-live[i].done:
+	at := g.opts.now()
+	for c, gone := range lost {
+		for _, e := range gone {
+			q := &Event{At: at, Source: e.Prefix, Account: e.Account, Command: "QUIT", Params: []string{reason}}
+			c.Send(q.Render(c.Features()))
 		}
 	}
 }
@@ -203,27 +240,39 @@ func (g *Registry) rehome(r *Room) {
 	}
 }
 
-// dropNodeReq removes a lost node's members from a room homed here.
+// dropNodeReq removes a lost node's members from a room homed here,
+// keeping their QUIT in history, and answers who they were and which of
+// this node's clients are in the room. Nobody is sent anything: NodeLost
+// tells this node's clients, and every other node its own.
 type dropNodeReq struct {
 	node, reason string
-	done         chan struct{}
+	done         chan droppedNode
 }
 
-func (dropNodeReq) kind() string   { return "NODELOST" }
-func (dropNodeReq) fail(*Room)     {}
-func (q dropNodeReq) finish(*Room) { close(q.done) }
+type droppedNode struct {
+	lost   []mirrorEntry
+	locals []Client
+}
+
+func (dropNodeReq) kind() string { return "NODELOST" }
+func (q dropNodeReq) fail(*Room) { trySend(q.done, droppedNode{}) }
+func (dropNodeReq) finish(*Room) {}
 func (q dropNodeReq) run(r *Room) {
 	cl := r.opts.Cluster
-	var lost []Client
+	var a droppedNode
+	var gone []Client
 	for _, m := range r.members {
-		if cl.NodeOf(m.Client) == q.node {
-			lost = append(lost, m.Client)
+		switch cl.NodeOf(m.Client) {
+		case q.node:
+			gone = append(gone, m.Client)
+			a.lost = append(a.lost, r.mirrorEntry(m))
+		case cl.Self():
+			a.locals = append(a.locals, m.Client)
 		}
 	}
-	for _, c := range lost {
-		m := r.remove(c)
-		e := r.event(m, "QUIT", q.reason)
-		r.record(e)
-		r.broadcast(e, nil, false, false)
+	for _, c := range gone {
+		m := r.removeQuietly(c)
+		r.record(r.event(m, "QUIT", q.reason))
 	}
+	q.done <- a
 }

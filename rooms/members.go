@@ -34,6 +34,7 @@ func (r *Room) doJoin(m Member, key string) error {
 	r.index[m.Client] = len(r.members)
 	r.members = append(r.members, mem)
 	r.nMembers.Store(int32(len(r.members)))
+	r.memberAdded(mem)
 
 	e := r.event(mem, "JOIN", r.name)
 	e.ExtParams = []string{r.name, accountOrStar(m.Account), m.Realname}
@@ -68,6 +69,7 @@ func (r *Room) doRejoin(m Member) error {
 	r.index[m.Client] = len(r.members)
 	r.members = append(r.members, mem)
 	r.nMembers.Store(int32(len(r.members)))
+	r.memberAdded(mem)
 	return nil
 }
 
@@ -107,8 +109,20 @@ func (r *Room) replay(c Client) {
 	c.Reply(encode(protocol.Message{Source: r.opts.ServerName, Command: "BATCH", Params: []string{"-" + id}}))
 }
 
-// remove takes c out of the member list, keeping it dense for fan-out.
+// remove takes c out of the member list, keeping it dense for fan-out,
+// and tells the other nodes' mirrors.
 func (r *Room) remove(c Client) *member {
+	m := r.removeQuietly(c)
+	if m != nil && r.opts.Cluster != nil {
+		ref := r.opts.Cluster.Ref(m.Client)
+		r.toMirrors(mirrorFrame{Room: r.folded, Del: []peerKey{{ref.Node, ref.ID}}}, "")
+	}
+	return m
+}
+
+// removeQuietly is remove without telling the mirrors: for a node that
+// was lost, every node forgets its members by itself (see NodeLost).
+func (r *Room) removeQuietly(c Client) *member {
 	i, ok := r.index[c]
 	if !ok {
 		return nil
@@ -124,6 +138,7 @@ func (r *Room) remove(c Client) *member {
 	r.members = r.members[:last]
 	delete(r.index, c)
 	r.nMembers.Store(int32(len(r.members)))
+	r.memberRemoved(m)
 	return m
 }
 
@@ -172,6 +187,7 @@ func (r *Room) doUpdate(c Client, u MemberUpdate) []Client {
 		}
 		m.Nick = *u.Nick
 		m.prefix = m.Nick + "!" + m.User + "@" + m.Host
+		r.memberRenamed(m)
 	}
 	if u.Account != nil {
 		m.Account, m.Origin = *u.Account, u.Origin

@@ -42,10 +42,9 @@ type Cluster interface {
 	Home(folded string, claim bool) (string, error)
 	// Release gives up this node's claim on a room it no longer runs.
 	Release(folded string)
-	// Call sends a request to node and returns its answer; Tell sends one
-	// that has none. Both keep the order in which this node sent them.
+	// Call sends a request to node and returns its answer; requests
+	// from this node reach node in the order they were sent.
 	Call(node string, payload []byte) ([]byte, error)
-	Tell(node string, payload []byte) error
 	// Ref names a client of this node for the others; Client returns the
 	// Client a ref stands for: one of this node's, or a proxy that sends
 	// its lines to its node. Client returns the same proxy for the same
@@ -54,6 +53,9 @@ type Cluster interface {
 	Client(ref ClientRef) Client
 	// NodeOf returns the node a client is on.
 	NodeOf(c Client) string
+	// Mirror sends a change of a room's members to node (see mirror.go),
+	// in order with the lines sent to it.
+	Mirror(node string, payload []byte)
 }
 
 // stub is the part of a Room that a node keeps for a room homed on
@@ -62,6 +64,7 @@ type stub struct {
 	mu     sync.Mutex
 	home   string
 	locals map[Client]Member // this node's members, to join them again if the home moves
+	peers  map[peerKey]mirrorEntry
 }
 
 func (s *stub) homeNode() string {
@@ -182,18 +185,13 @@ func (g *Registry) forward(r *Room, req request) bool {
 		}
 		return lr.send(req)
 	}
-	w, tell := g.toWire(r, req)
+	// Every request waits for the home's answer, a message too (the home
+	// answers it once it is in the room's mailbox): a message to a home
+	// that died is refused visibly instead of lost.
+	w := g.toWire(r, req)
 	payload, err := json.Marshal(w)
 	if err != nil {
 		g.answerLocally(r, req, ErrInternal)
-		return true
-	}
-	if tell {
-		if err := cl.Tell(home, payload); err != nil {
-			g.answerLocally(r, req, ErrUnavailable)
-		} else {
-			req.finish(r)
-		}
 		return true
 	}
 	raw, err := cl.Call(home, payload)
@@ -230,7 +228,7 @@ func (g *Registry) answerLocally(r *Room, req request, err error) {
 	req.finish(r)
 }
 
-func (g *Registry) toWire(r *Room, req request) (w wire, tell bool) {
+func (g *Registry) toWire(r *Room, req request) (w wire) {
 	cl := g.opts.Cluster
 	w.Room, w.Kind = r.folded, req.kind()
 	ref := func(c Client) ClientRef { return cl.Ref(c) }
@@ -248,7 +246,6 @@ func (g *Registry) toWire(r *Room, req request) (w wire, tell bool) {
 		w.From = ref(q.c)
 		w.Speech = &wireSpeech{Command: q.s.Command, Text: q.s.Text, Tags: q.s.Tags, From: *q.s.From.wire()}
 		w.Flag = q.done != nil // the caller waits for its echo to be queued
-		return w, q.done == nil
 	case topicReq:
 		w.From, w.Nick, w.Text = ref(q.c), q.nick, q.text
 	case namesReq:
@@ -275,7 +272,7 @@ func (g *Registry) toWire(r *Room, req request) (w wire, tell bool) {
 	case redactDropReq:
 		w.Kind, w.From, w.ID, w.Nick, w.Account, w.Reason = "REDACTDROP", ref(q.c), q.id, q.source, q.account, q.reason
 	}
-	return w, false
+	return w
 }
 
 // fromWire hands the home's answer to req's caller, and keeps the stub's
@@ -356,21 +353,17 @@ func (g *Registry) Removed(folded string, c Client) {
 
 // Serve handles a request another node sent to this node as the home of
 // its room: it runs it on the room's actor, in the order requests
-// arrived, and calls reply with the answer (not for told requests).
-// Serve waits only for the room's mailbox, never for the answer.
+// arrived, and calls reply with the answer. Serve waits only for the
+// room's mailbox, never for the answer.
 func (g *Registry) Serve(payload []byte, reply func([]byte)) {
 	var w wire
 	if err := json.Unmarshal(payload, &w); err != nil {
-		if reply != nil {
-			reply(mustJSON(answer{Err: "internal"}))
-		}
+		reply(mustJSON(answer{Err: "internal"}))
 		return
 	}
 	r := g.homeRoom(w)
 	if r == nil {
-		if reply != nil {
-			reply(mustJSON(answer{Gone: true}))
-		}
+		reply(mustJSON(answer{Gone: true}))
 		return
 	}
 	req, wait := g.fromRemote(r, &w)
@@ -378,23 +371,17 @@ func (g *Registry) Serve(payload []byte, reply func([]byte)) {
 		if w.Kind == "JOIN" {
 			r.pending.Add(-1)
 		}
-		if reply != nil {
-			reply(mustJSON(answer{Err: "internal"}))
-		}
+		reply(mustJSON(answer{Err: "internal"}))
 		return
 	}
 	if !r.send(req) {
 		if w.Kind == "JOIN" {
 			r.pending.Add(-1)
 		}
-		if reply != nil {
-			reply(mustJSON(answer{Gone: true}))
-		}
+		reply(mustJSON(answer{Gone: true}))
 		return
 	}
-	if wait != nil {
-		go func() { reply(mustJSON(wait())) }()
-	}
+	go func() { reply(mustJSON(wait())) }()
 }
 
 func mustJSON(v any) []byte {
@@ -433,7 +420,7 @@ func (g *Registry) homeRoom(w wire) *Room {
 }
 
 // fromRemote rebuilds a request from its wire form, with a function that
-// waits for the actor's answer (nil for a told request).
+// waits for the actor's answer.
 func (g *Registry) fromRemote(r *Room, w *wire) (request, func() answer) {
 	cl := g.opts.Cluster
 	c := cl.Client(w.From)
@@ -489,7 +476,7 @@ func (g *Registry) fromRemote(r *Room, w *wire) (request, func() answer) {
 		}
 		s := Speech{Command: w.Speech.Command, Text: w.Speech.Text, Tags: w.Speech.Tags, From: w.Speech.From.member(c)}
 		if !w.Flag {
-			return sayReq{c: c, s: s}, nil
+			return sayReq{c: c, s: s}, func() answer { return answer{} } // in the mailbox: that is all the sender waits for
 		}
 		done := make(chan struct{})
 		return sayReq{c: c, s: s, done: done}, queried(done)

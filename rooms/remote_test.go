@@ -85,10 +85,6 @@ func (n *fakeNode) Call(node string, p []byte) ([]byte, error) {
 	n.c.nodes[node].reg.Serve(p, func(b []byte) { ch <- b })
 	return <-ch, nil
 }
-func (n *fakeNode) Tell(node string, p []byte) error {
-	n.c.nodes[node].reg.Serve(p, nil)
-	return nil
-}
 func (n *fakeNode) Ref(c Client) ClientRef {
 	if p, ok := c.(*fakeProxy); ok {
 		return p.ref
@@ -112,6 +108,7 @@ func (n *fakeNode) Client(ref ClientRef) Client {
 	p.ref = ref
 	return p
 }
+func (n *fakeNode) Mirror(node string, p []byte) { n.c.nodes[node].reg.Mirror(p) }
 func (n *fakeNode) NodeOf(c Client) string {
 	if p, ok := c.(*fakeProxy); ok {
 		return p.ref.Node
@@ -192,9 +189,18 @@ func TestRoomMovesWhenHomeLost(t *testing.T) {
 	fc.mu.Lock()
 	fc.down["a"] = true
 	fc.mu.Unlock()
+	bob.reset()
+	carol.reset()
 	b.reg.NodeLost("a", "node lost")
 	if h := rb.remote.homeNode(); h != "b" {
 		t.Fatalf("home is %q after a was lost", h)
+	}
+	// alice was on the lost node, which ran the room: node b knew her from
+	// its mirror of the room, and tells its members once each.
+	for _, c := range []*fakeClient{bob, carol} {
+		if l := lastLine(t, c, 1); !strings.Contains(l, "alice!u@h QUIT :node lost") {
+			t.Fatalf("saw %q", l)
+		}
 	}
 	bob.reset()
 	carol.reset()

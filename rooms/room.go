@@ -119,6 +119,7 @@ type Room struct {
 	modes   modes
 	owner   string              // account that claimed the room, or ""
 	invites map[string]struct{} // folded nicks invited and not yet joined
+	nodes   map[string]int      // in a cluster: members per node, for the mirrors
 	dirty   bool                // lines were queued to members and not flushed
 	// remembered says the room's state was saved since it started, so
 	// that it comes back after a restart along with its history.

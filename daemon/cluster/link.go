@@ -36,6 +36,7 @@ type Locals interface {
 // Registry is what a Link serves: the rooms of this node.
 type Registry interface {
 	Serve(payload []byte, reply func([]byte))
+	Mirror(payload []byte)
 	Removed(folded string, c rooms.Client)
 	NodeLost(node, reason string)
 }
@@ -47,12 +48,12 @@ type Registry interface {
 // client gets the lines of a request before its answer.
 const (
 	frameCall    = 'R' // call id, sender, payload
-	frameTell    = 'T' // sender, payload
 	frameAnswer  = 'A' // call id, payload
 	frameLines   = 'L' // (client id, kind, line)...
 	frameRemoved = 'K' // client id, folded room
 	frameGone    = 'G' // client id: a client of the sender disconnected
 	frameEvent   = 'E' // client id, event (JSON): a private message to render for the client
+	frameMirror  = 'M' // a change of a room's members (JSON, see rooms/mirror.go)
 )
 
 // Line kinds in a lines frame.
@@ -290,6 +291,9 @@ func (l *Link) publish(subj string, data []byte) error {
 
 // Call implements rooms.Cluster.
 func (l *Link) Call(node string, payload []byte) ([]byte, error) {
+	if !l.node.Alive(node) {
+		return nil, rooms.ErrUnavailable // its rooms are moving: fail now, not in 5 s
+	}
 	ch := make(chan []byte, 1)
 	l.mu.Lock()
 	l.nextID++
@@ -316,12 +320,6 @@ func (l *Link) Call(node string, payload []byte) ([]byte, error) {
 	}
 }
 
-// Tell implements rooms.Cluster.
-func (l *Link) Tell(node string, payload []byte) error {
-	b := putBytes([]byte{frameTell}, []byte(l.Self()))
-	return l.publish("lc.n."+node+".req", append(b, payload...))
-}
-
 func (l *Link) onRequest(m *nats.Msg) {
 	lo := l.local.Load()
 	if lo == nil || len(m.Data) == 0 {
@@ -340,11 +338,6 @@ func (l *Link) onRequest(m *nats.Msg) {
 			b := putUvarint([]byte{frameAnswer}, id)
 			l.publish("lc.n."+from+".out", append(b, a...))
 		})
-	case frameTell:
-		r.bytes()
-		if !r.err {
-			lo.rooms.Serve(r.b, nil)
-		}
 	}
 }
 
@@ -386,6 +379,8 @@ func (l *Link) onOut(m *nats.Msg) {
 		for _, c := range touched {
 			c.Flush()
 		}
+	case frameMirror:
+		lo.rooms.Mirror(r.b)
 	case frameEvent:
 		id := r.uvarint()
 		var e rooms.Event
@@ -402,6 +397,13 @@ func (l *Link) onOut(m *nats.Msg) {
 			lo.rooms.Removed(folded, c)
 		}
 	}
+}
+
+// Mirror implements rooms.Cluster: the frame follows the lines already
+// queued for node, so a member list and the lines agree.
+func (l *Link) Mirror(node string, payload []byte) {
+	l.flush(node)
+	l.publish("lc.n."+node+".out", append([]byte{frameMirror}, payload...))
 }
 
 // SendEvent delivers e (a private message) to client id of node, which
