@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -75,6 +76,24 @@ func TestClusterRoomAcrossNodes(t *testing.T) {
 	m, _ = bob.expect(protocol.RPL_NAMREPLY)
 	if !strings.Contains(m.Param(3), "alice") || !strings.Contains(m.Param(3), "bob") {
 		t.Fatalf("names: %v", m)
+	}
+	// LIST on either node shows the room with both members, and the topic.
+	for _, addr := range []string{addrA, addrB} {
+		c := connect(t, addr, "lister"+addr[len(addr)-1:])
+		c.send("LIST")
+		var found []string
+		for {
+			m := c.read()
+			if m.Command == protocol.RPL_LISTEND {
+				break
+			}
+			if m.Command == protocol.RPL_LIST {
+				found = append(found, m.Param(1)+"="+m.Param(2)+":"+m.Param(3))
+			}
+		}
+		if !slices.Contains(found, "#chat=2:one topic") {
+			t.Fatalf("LIST on %s: %v", addr, found)
+		}
 	}
 }
 
@@ -270,4 +289,24 @@ func TestClusterHomeLost(t *testing.T) {
 	if strings.Contains(m.Param(3), "alice") || !strings.Contains(m.Param(3), "bob") {
 		t.Fatalf("names after the move: %v", m)
 	}
+}
+
+// WHOIS answers for a user on another node.
+func TestClusterWhois(t *testing.T) {
+	ns := natstest.RunServer(t, "")
+	_, addrA := clusterNode(t, ns.ClientURL(), "a")
+	_, addrB := clusterNode(t, ns.ClientURL(), "b")
+	alice := connect(t, addrA, "alice")
+	alice.join("#w")
+	bob := connect(t, addrB, "bob")
+	bob.send("WHOIS alice")
+	m, _ := bob.expect(protocol.RPL_WHOISUSER)
+	if m.Param(1) != "alice" || m.Param(2) != "~alice" {
+		t.Fatalf("got %v", m)
+	}
+	m, _ = bob.expect(protocol.RPL_WHOISCHANNELS)
+	if m.Param(2) != "@#w" {
+		t.Fatalf("got %v", m)
+	}
+	bob.expect(protocol.RPL_ENDOFWHOIS)
 }

@@ -2,9 +2,11 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,6 +21,7 @@ import (
 	"github.com/livechat/livechat/daemon/cluster"
 	"github.com/livechat/livechat/daemon/jshistory"
 	"github.com/livechat/livechat/daemon/jsstore"
+	"github.com/livechat/livechat/protocol"
 	"github.com/livechat/livechat/rooms"
 )
 
@@ -251,4 +254,52 @@ func (c *ClusterNode) registerMetrics(reg prometheus.Registerer) {
 			Help: "Frames NATS refused to take (connection closed or its buffer full): lines or requests lost."},
 			func() float64 { return float64(c.Link.Dropped.Load()) }),
 	)
+}
+
+// clusterDirectory lists every room of the cluster by name: the rooms
+// this node knows (running or remembered for their history), with the
+// live snapshot of the node that runs each.
+func (s *Server) clusterDirectory() []rooms.Info {
+	byName := make(map[string]rooms.Info)
+	for _, r := range s.rooms.ByName() {
+		if !r.Gone() {
+			info := r.Info()
+			byName[protocol.FoldRoom(info.Name)] = info
+		}
+	}
+	for _, info := range s.cluster.Link.Directory() {
+		byName[protocol.FoldRoom(info.Name)] = info
+	}
+	out := make([]rooms.Info, 0, len(byName))
+	for _, info := range byName {
+		out = append(out, info)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// remoteWhois fills w with what the node holding nick says of its user.
+func (s *Session) remoteWhois(nick string, w *whoisInfo) bool {
+	c := s.srv.cluster
+	ctx, cancel := context.WithTimeout(context.Background(), claimTimeout)
+	h, ok, err := c.Claims.Holder(ctx, nick)
+	cancel()
+	if err != nil || !ok || h.Node == c.Node.Name() {
+		return false
+	}
+	b, err := c.Link.Query(h.Node, "whois", []byte(h.Session))
+	return err == nil && json.Unmarshal(b, w) == nil && w.Nick != ""
+}
+
+// answerWhois is the "whois" query: what WHOIS shows of this node's
+// session with the given connection id.
+func (s *Server) answerWhois(req []byte) []byte {
+	var w whoisInfo
+	if id, err := strconv.ParseUint(string(req), 10, 64); err == nil {
+		if t, ok := s.Client(id).(*Session); ok && t.registered.Load() {
+			w = t.whoisOf()
+		}
+	}
+	b, _ := json.Marshal(w)
+	return b
 }

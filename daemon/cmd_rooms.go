@@ -286,6 +286,18 @@ func handleLIST(s *Session, m *protocol.Message, _ []byte) error {
 	}
 	now := time.Now()
 	s.numeric(protocol.RPL_LISTSTART, "Room", "Users  Name")
+	if s.srv.cluster != nil {
+		for _, info := range s.srv.clusterDirectory() {
+			if s.seesInside(info.Name, info.Secret) && listMatches(conds, info, now) {
+				s.numeric(protocol.RPL_LIST, info.Name, strconv.Itoa(info.Members), info.Topic)
+				if !s.pace() {
+					return nil
+				}
+			}
+		}
+		s.numeric(protocol.RPL_LISTEND, "End of /LIST")
+		return nil
+	}
 	for _, r := range s.srv.rooms.ByName() {
 		if r.Gone() {
 			continue

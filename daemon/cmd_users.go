@@ -49,58 +49,94 @@ func handleWHOIS(s *Session, m *protocol.Message, _ []byte) error {
 	// WHOIS [server] nick: the nick is the last parameter.
 	nick := m.Params[len(m.Params)-1]
 	t := s.srv.nicks.get(nick)
-	if t == nil || !t.registered.Load() {
+	var w whoisInfo
+	switch {
+	case t != nil && t.registered.Load():
+		w = t.whoisOf()
+	case s.srv.cluster != nil && s.remoteWhois(nick, &w):
+	default:
 		s.numeric(protocol.ERR_NOSUCHNICK, nick, "No such nick")
 		s.numeric(protocol.RPL_ENDOFWHOIS, nick, "End of /WHOIS list")
 		return nil
 	}
-	t.mu.Lock()
-	nick, user, realname := t.nick, t.user, t.realname
-	joined := t.rooms()
-	t.mu.Unlock()
+	self := t == s
 	multi := s.hasCap(capMultiPrefix)
-	names := make([]string, 0, len(joined))
-	for _, r := range joined {
-		if t != s && !s.seesInside(r.Name(), r.Secret()) {
+	names := make([]string, 0, len(w.Rooms))
+	for _, r := range w.Rooms {
+		if !self && !s.seesInside(r.Name, r.Secret) {
 			continue
 		}
-		names = append(names, r.PrefixOf(t, multi)+r.Name())
+		prefix := r.Prefix
+		if !multi && len(prefix) > 1 {
+			prefix = prefix[:1]
+		}
+		names = append(names, prefix+r.Name)
 	}
 	sort.Strings(names)
 	cfg := s.srv.Config()
-	s.numeric(protocol.RPL_WHOISUSER, nick, user, t.host, "*", realname)
+	nick = w.Nick
+	s.numeric(protocol.RPL_WHOISUSER, nick, w.User, w.Host, "*", w.Realname)
 	if len(names) > 0 {
 		s.numeric(protocol.RPL_WHOISCHANNELS, nick, strings.Join(names, " "))
 	}
-	account := t.Account()
 	// Anonymous users are marked in the server line: 320 (WHOISSPECIAL)
 	// is meant for what operators configure, and clients show 312 anyway.
 	info := cfg.Network
-	if account == "" {
+	if w.Account == "" {
 		info += " (anonymous: not logged in)"
 	}
-	s.numeric(protocol.RPL_WHOISSERVER, nick, cfg.ServerName, info)
-	if t.oper.Load() {
+	s.numeric(protocol.RPL_WHOISSERVER, nick, w.Server, info)
+	if w.Oper {
 		s.numeric(protocol.RPL_WHOISOPERATOR, nick, "is an IRC operator")
 	}
-	if away := t.away.Load(); away != nil {
-		s.numeric(protocol.RPL_AWAY, nick, *away)
+	if w.Away != nil {
+		s.numeric(protocol.RPL_AWAY, nick, *w.Away)
 	}
-	if account != "" {
-		s.numeric(protocol.RPL_WHOISACCOUNT, nick, account, "is logged in as")
+	if w.Account != "" {
+		s.numeric(protocol.RPL_WHOISACCOUNT, nick, w.Account, "is logged in as")
 	}
-	if t == s || s.oper.Load() {
+	if self || s.oper.Load() {
 		// The cloak hides the address from everyone else.
-		ip := hostIP(t.ip)
-		s.numeric(protocol.RPL_WHOISACTUALLY, nick, user+"@"+ip, ip, "Actual user@host, Actual IP")
+		ip := hostIP(w.IP)
+		s.numeric(protocol.RPL_WHOISACTUALLY, nick, w.User+"@"+ip, ip, "Actual user@host, Actual IP")
 		s.numeric(protocol.RPL_WHOISHOST, nick, "is connecting from *@"+ip+" "+ip)
 	}
-	if t.secure() {
+	if w.Secure {
 		s.numeric(protocol.RPL_WHOISSECURE, nick, "is using a secure connection")
 	}
-	s.numeric(protocol.RPL_WHOISIDLE, nick, strconv.FormatInt(int64(time.Since(t.lastActive()).Seconds()), 10), strconv.FormatInt(t.connected.Unix(), 10), "seconds idle, signon time")
+	s.numeric(protocol.RPL_WHOISIDLE, nick, strconv.FormatInt(w.Idle, 10), strconv.FormatInt(w.Signon, 10), "seconds idle, signon time")
 	s.numeric(protocol.RPL_ENDOFWHOIS, nick, "End of /WHOIS list")
 	return nil
+}
+
+// whoisInfo is what WHOIS shows of a user, gathered on the user's node; the
+// asker's node decides what the asker may see of it.
+type whoisInfo struct {
+	Nick, User, Host, IP, Realname, Account, Server string
+	Away                                            *string `json:",omitempty"`
+	Oper, Secure                                    bool
+	Idle, Signon                                    int64
+	Rooms                                           []whoisRoom
+}
+
+type whoisRoom struct {
+	Name   string
+	Secret bool
+	Prefix string // every prefix the user has in the room
+}
+
+func (t *Session) whoisOf() whoisInfo {
+	t.mu.Lock()
+	w := whoisInfo{Nick: t.nick, User: t.user, Realname: t.realname}
+	joined := t.rooms()
+	t.mu.Unlock()
+	w.Host, w.IP, w.Account, w.Server = t.host, t.ip, t.Account(), t.srv.Config().ServerName
+	w.Away, w.Oper, w.Secure = t.away.Load(), t.oper.Load(), t.secure()
+	w.Idle, w.Signon = int64(time.Since(t.lastActive()).Seconds()), t.connected.Unix()
+	for _, r := range joined {
+		w.Rooms = append(w.Rooms, whoisRoom{Name: r.Name(), Secret: r.Secret(), Prefix: r.PrefixOf(t, true)})
+	}
+	return w
 }
 
 // lastActive is when the session last sent a line. Safe from any goroutine.

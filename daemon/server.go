@@ -195,6 +195,9 @@ func New(cfg *configs.Config, opts Options) *Server {
 	})
 	if opts.Cluster != nil {
 		opts.Cluster.Link.SetLocal(s, s.rooms)
+		if err := opts.Cluster.Link.Handle("whois", s.answerWhois); err != nil {
+			s.log.Error().Err(err).Msg("cluster: WHOIS of this node's users will not be answered")
+		}
 	}
 	if err := s.rooms.Restore(); err != nil {
 		s.log.Error().Err(err).Msg("could not bring back the rooms with history; they return when someone joins")

@@ -276,3 +276,16 @@ func (q dropNodeReq) run(r *Room) {
 	}
 	q.done <- a
 }
+
+// LiveInfos returns the LIST snapshot of every room this node runs.
+func (g *Registry) LiveInfos() []Info {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := make([]Info, 0, g.live)
+	for _, r := range g.rooms {
+		if !r.dormant() {
+			out = append(out, r.Info())
+		}
+	}
+	return out
+}

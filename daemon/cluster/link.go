@@ -35,6 +35,7 @@ type Locals interface {
 
 // Registry is what a Link serves: the rooms of this node.
 type Registry interface {
+	LiveInfos() []rooms.Info
 	Serve(payload []byte, reply func([]byte))
 	Mirror(payload []byte)
 	Removed(folded string, c rooms.Client)
@@ -118,6 +119,7 @@ func NewLink(ctx context.Context, nc *nats.Conn, node *Node) (*Link, error) {
 		{"lc.n." + node.Name() + ".req", l.onRequest},
 		{"lc.n." + node.Name() + ".out", l.onOut},
 		{"lc.gone", l.onGone},
+		{"lc.dir", l.onDirectory},
 	} {
 		sub, err := nc.Subscribe(s.subj, s.fn)
 		if err != nil {
@@ -415,6 +417,78 @@ func (l *Link) SendEvent(node string, id uint64, e *rooms.Event) error {
 	}
 	b := putUvarint([]byte{frameEvent}, id)
 	return l.publish("lc.n."+node+".out", append(b, data...))
+}
+
+// DirectoryWait bounds how long LIST waits for the other nodes' rooms.
+const DirectoryWait = 500 * time.Millisecond
+
+// Directory returns the rooms the other nodes run (LIST snapshots), asked
+// of every node at once; a node that does not answer within
+// DirectoryWait is left out.
+func (l *Link) Directory() []rooms.Info {
+	want := len(l.node.Nodes()) - 1
+	if want <= 0 {
+		return nil
+	}
+	inbox := l.nc.NewRespInbox()
+	ch := make(chan *nats.Msg, want)
+	sub, err := l.nc.ChanSubscribe(inbox, ch)
+	if err != nil {
+		return nil
+	}
+	defer sub.Unsubscribe()
+	if err := l.nc.PublishRequest("lc.dir", inbox, []byte(l.Self())); err != nil {
+		return nil
+	}
+	var out []rooms.Info
+	t := time.NewTimer(DirectoryWait)
+	defer t.Stop()
+	for got := 0; got < want; got++ {
+		select {
+		case m := <-ch:
+			var infos []rooms.Info
+			if json.Unmarshal(m.Data, &infos) == nil {
+				out = append(out, infos...)
+			}
+		case <-t.C:
+			return out
+		}
+	}
+	return out
+}
+
+func (l *Link) onDirectory(m *nats.Msg) {
+	lo := l.local.Load()
+	if lo == nil || string(m.Data) == l.Self() || m.Reply == "" {
+		return
+	}
+	b, err := json.Marshal(lo.rooms.LiveInfos())
+	if err == nil {
+		l.nc.Publish(m.Reply, b)
+	}
+}
+
+// Handle answers queries called name that other nodes send this node
+// (see Query) with fn.
+func (l *Link) Handle(name string, fn func(req []byte) []byte) error {
+	sub, err := l.nc.Subscribe("lc.n."+l.Self()+".q."+name, func(m *nats.Msg) {
+		if m.Reply != "" {
+			l.nc.Publish(m.Reply, fn(m.Data))
+		}
+	})
+	if err == nil {
+		l.subs = append(l.subs, sub)
+	}
+	return err
+}
+
+// Query asks node the query name and returns its answer.
+func (l *Link) Query(node, name string, req []byte) ([]byte, error) {
+	m, err := l.nc.Request("lc.n."+node+".q."+name, req, CallTimeout)
+	if err != nil {
+		return nil, err
+	}
+	return m.Data, nil
 }
 
 // Gone tells the other nodes that a client of this node disconnected, so
