@@ -16,20 +16,25 @@ import (
 	"github.com/livechat/livechat/protocol"
 )
 
-// clusterNode starts a livechat node of the cluster on natsURL.
+// clusterNode starts a livechat node of the cluster on natsURL, with a
+// lease of 1 s.
 func clusterNode(t *testing.T, natsURL, name string) (*Server, string) {
 	t.Helper()
 	return testServer(t, func(cfg *configs.Config, opts *Options) {
-		cfg.Cluster.NATSURLs, cfg.Cluster.NodeName = natsURL, name
-		cfg.Cluster.LeaseTTL = time.Second
-		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
-		defer cancel()
-		c, err := JoinCluster(ctx, cfg, zerolog.Nop())
-		if err != nil {
-			t.Fatal(err)
-		}
-		opts.Cluster = c
+		joinForTest(t, cfg, opts, natsURL, name, time.Second)
 	})
+}
+
+func joinForTest(t *testing.T, cfg *configs.Config, opts *Options, natsURL, name string, lease time.Duration) {
+	t.Helper()
+	cfg.Cluster.NATSURLs, cfg.Cluster.NodeName, cfg.Cluster.LeaseTTL = natsURL, name, lease
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	c, err := JoinCluster(ctx, cfg, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Cluster = c
 }
 
 func TestClusterRoomAcrossNodes(t *testing.T) {
@@ -309,4 +314,59 @@ func TestClusterWhois(t *testing.T) {
 		t.Fatalf("got %v", m)
 	}
 	bob.expect(protocol.RPL_ENDOFWHOIS)
+}
+
+// NATS goes away and comes back: users stay connected and are told; a
+// message to a room run by another node is refused visibly meanwhile; the
+// node is unready; afterwards everything works again by itself.
+func TestClusterNATSAwayAndBack(t *testing.T) {
+	ns := natstest.RunServer(t, "")
+	srvA, addrA := testServer(t, func(cfg *configs.Config, opts *Options) {
+		joinForTest(t, cfg, opts, ns.ClientURL(), "a", 5*time.Second)
+	})
+	srvB, addrB := testServer(t, func(cfg *configs.Config, opts *Options) {
+		joinForTest(t, cfg, opts, ns.ClientURL(), "b", 5*time.Second)
+	})
+	alice := connect(t, addrA, "alice")
+	alice.join("#r")
+	bob := connect(t, addrB, "bob")
+	bob.join("#r")
+	alice.expect("JOIN")
+
+	ns.Shutdown()
+	for _, c := range []*client{alice, bob} {
+		m, _ := c.expect("NOTICE")
+		if !strings.Contains(m.Param(1), "lost contact with the cluster") {
+			t.Fatalf("%s got %v", c.nick, m)
+		}
+	}
+	for _, srv := range []*Server{srvA, srvB} {
+		if ok, why := srv.readiness(); ok || !strings.Contains(why, "cluster") {
+			t.Fatalf("readiness while NATS is away: %v %q", ok, why)
+		}
+	}
+	bob.send("PRIVMSG #r :into the void?")
+	if m, _ := bob.expect("FAIL"); m.Param(1) != "TEMPORARILY_UNAVAILABLE" {
+		t.Fatalf("bob got %v", m)
+	}
+
+	natstest.Restart(t, ns)
+	for _, c := range []*client{alice, bob} {
+		m, _ := c.expect("NOTICE")
+		if !strings.Contains(m.Param(1), "in contact with the cluster again") {
+			t.Fatalf("%s got %v", c.nick, m)
+		}
+	}
+	bob.send("PRIVMSG #r :back")
+	m, _ := alice.expect("PRIVMSG")
+	// Stop the nodes while NATS is up: the restarted server's cleanup
+	// would otherwise run first.
+	for _, srv := range []*Server{srvB, srvA} {
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		srv.Shutdown(ctx)
+		cancel()
+	}
+	if m.Param(1) != "back" {
+		t.Fatalf("alice got %v", m)
+	}
 }

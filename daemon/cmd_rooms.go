@@ -172,6 +172,8 @@ func (s *Session) join(typed, key string) error {
 		return numErr(protocol.ERR_BADCHANNELKEY, name, "Cannot join the room: wrong key (+k); JOIN "+name+" <key>")
 	case errors.Is(err, rooms.ErrAlreadyMember):
 		return nil
+	case errors.Is(err, rooms.ErrUnavailable):
+		return failErr("JOIN", "TEMPORARILY_UNAVAILABLE", name, "The server running this room cannot be reached; try again in a few seconds")
 	default:
 		return numErr(protocol.ERR_UNKNOWNERROR, "JOIN", "Could not join "+name+": internal error")
 	}

@@ -222,6 +222,10 @@ func (g *Registry) answerLocally(r *Room, req request, err error) {
 		q.done <- historyAnswer{err: err}
 	case redactFindReq:
 		q.done <- redactFound{err: err}
+	case sayReq:
+		c := q.c
+		c.Reply(encode(protocol.Message{Source: r.opts.ServerName, Command: "FAIL",
+			Params: []string{q.s.Command, "TEMPORARILY_UNAVAILABLE", r.name, "The server running this room cannot be reached; the message was not delivered"}}))
 	default:
 		req.fail(r)
 	}

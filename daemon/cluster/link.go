@@ -293,8 +293,8 @@ func (l *Link) publish(subj string, data []byte) error {
 
 // Call implements rooms.Cluster.
 func (l *Link) Call(node string, payload []byte) ([]byte, error) {
-	if !l.node.Alive(node) {
-		return nil, rooms.ErrUnavailable // its rooms are moving: fail now, not in 5 s
+	if !l.nc.IsConnected() || !l.node.Alive(node) {
+		return nil, rooms.ErrUnavailable // cut off, or its rooms are moving: fail now, not in 5 s
 	}
 	ch := make(chan []byte, 1)
 	l.mu.Lock()

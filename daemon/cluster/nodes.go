@@ -156,7 +156,7 @@ func (n *Node) Start(ctx context.Context) error {
 		Description:    "livechat node leases",
 		History:        1,
 		Replicas:       n.reps,
-		Storage:        jetstream.MemoryStorage, // leases need not survive a NATS restart
+		Storage:        jetstream.FileStorage, // a NATS restart shorter than a lease must not lose the leases
 		LimitMarkerTTL: time.Minute,
 	})
 	if err != nil {
