@@ -370,3 +370,168 @@ func TestClusterNATSAwayAndBack(t *testing.T) {
 		t.Fatalf("alice got %v", m)
 	}
 }
+
+// On a three-server NATS cluster with three replicas, a NATS server that
+// dies loses no message that was acknowledged (echoed, with
+// history.sync: always), and the livechat nodes carry on.
+func TestClusterNATSServerLost(t *testing.T) {
+	ns := natstest.RunCluster(t)
+	urls := ns[0].ClientURL() + "," + ns[1].ClientURL() + "," + ns[2].ClientURL()
+	node := func(name string) string {
+		_, addr := testServer(t, func(cfg *configs.Config, opts *Options) {
+			cfg.Cluster.Replicas = 3
+			cfg.History.Sync = "always"
+			joinForTest(t, cfg, opts, urls, name, 5*time.Second)
+		})
+		return addr
+	}
+	addrA, addrB := node("a"), node("b")
+	echo := func(addr, nick string) *client {
+		c := dial(t, addr)
+		c.send("CAP REQ :echo-message draft/chathistory batch message-tags server-time", "CAP END")
+		c.register(nick)
+		c.join("#durable")
+		return c
+	}
+	alice, bob := echo(addrA, "alice"), echo(addrB, "bob")
+	var acked []string
+	say := func(c *client, text string) {
+		c.send("PRIVMSG #durable :" + text)
+		for {
+			m := c.read()
+			if m.Command == "PRIVMSG" && strings.HasPrefix(m.Source, c.nick+"!") {
+				acked = append(acked, m.Param(1))
+				return
+			}
+		}
+	}
+	for i := range 10 {
+		say(alice, fmt.Sprint("a", i))
+		say(bob, fmt.Sprint("b", i))
+	}
+	// The server each node reached first may be the one that goes: pick
+	// the one holding the history stream's leadership, the worst case.
+	victim := ns[0]
+	for _, s := range ns {
+		if s.JetStreamIsLeader() {
+			victim = s
+		}
+	}
+	victim.Shutdown()
+	for i := 10; i < 20; i++ {
+		say(alice, fmt.Sprint("a", i))
+		say(bob, fmt.Sprint("b", i))
+	}
+	carol := echo(addrB, "carol")
+	carol.send("CHATHISTORY LATEST #durable * 100")
+	var got []string
+	for {
+		m := carol.read()
+		if m.Command == "PRIVMSG" {
+			got = append(got, m.Param(1))
+		}
+		if m.Command == "BATCH" && strings.HasPrefix(m.Param(0), "-") {
+			break
+		}
+	}
+	for _, text := range acked {
+		if !slices.Contains(got, text) {
+			t.Fatalf("acknowledged %q is missing from history after a NATS server died: %v", text, got)
+		}
+	}
+	if len(got) != len(acked) {
+		t.Fatalf("history has %d messages, %d were acknowledged", len(got), len(acked))
+	}
+}
+
+// Fifty connections spread over two nodes race for one nick: one wins.
+func TestClusterNickRace(t *testing.T) {
+	ns := natstest.RunServer(t, "")
+	_, addrA := clusterNode(t, ns.ClientURL(), "a")
+	_, addrB := clusterNode(t, ns.ClientURL(), "b")
+	const racers = 50
+	var wg sync.WaitGroup
+	won := make(chan int, racers)
+	for i := range racers {
+		addr := addrA
+		if i%2 == 1 {
+			addr = addrB
+		}
+		c := dial(t, addr)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.send("NICK prize", "USER p 0 * :p")
+			for {
+				m, err := c.tryRead()
+				if err != nil {
+					return
+				}
+				switch m.Command {
+				case protocol.RPL_WELCOME:
+					if m.Param(0) == "prize" {
+						won <- i
+					}
+					return
+				case protocol.ERR_NICKNAMEINUSE:
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(won)
+	var winners []int
+	for i := range won {
+		winners = append(winners, i)
+	}
+	if len(winners) != 1 {
+		t.Fatalf("winners of the nick: %v", winners)
+	}
+}
+
+// Twenty netcat users on two nodes race to REGISTER one account: one does.
+func TestClusterRegisterRace(t *testing.T) {
+	ns := natstest.RunServer(t, "")
+	_, addrA := clusterNode(t, ns.ClientURL(), "a")
+	_, addrB := clusterNode(t, ns.ClientURL(), "b")
+	const racers = 20
+	var wg sync.WaitGroup
+	results := make(chan string, racers)
+	for i := range racers {
+		addr := addrA
+		if i%2 == 1 {
+			addr = addrB
+		}
+		c := dial(t, addr)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.send("REGISTER racer racer-password")
+			for {
+				m, err := c.tryRead()
+				if err != nil {
+					results <- "error " + err.Error()
+					return
+				}
+				switch {
+				case m.Command == "REGISTER":
+					results <- m.Param(0)
+					return
+				case m.Command == "FAIL" && m.Param(0) == "REGISTER":
+					results <- m.Param(1)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(results)
+	counts := map[string]int{}
+	for r := range results {
+		counts[r]++
+	}
+	if counts["SUCCESS"] != 1 || counts["ACCOUNT_EXISTS"] != racers-1 {
+		t.Fatalf("REGISTER race: %v", counts)
+	}
+}

@@ -50,7 +50,7 @@ func handleREGISTER(s *Session, m *protocol.Message, _ []byte) error {
 			return failErr("REGISTER", "ACCOUNT_EXISTS", "*", "Your nick is not set (is it in use?); send NICK first, or name the account")
 		}
 	}
-	if holder := s.srv.nicks.get(name); holder != nil && holder != s {
+	if holder := s.srv.nicks.get(name); holder != nil && holder != s || holder == nil && s.srv.nicks.elsewhere(name) {
 		// No land grabs: registering would rename whoever uses the nick.
 		s.srv.metrics.registrations.WithLabelValues("exists").Inc()
 		return failErr("REGISTER", "ACCOUNT_EXISTS", name, name+" is in use by someone connected; pick another name")
