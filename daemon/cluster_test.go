@@ -492,10 +492,17 @@ func TestClusterNickRace(t *testing.T) {
 
 // Twenty netcat users on two nodes race to REGISTER one account: one does.
 func TestClusterRegisterRace(t *testing.T) {
-	ns := natstest.RunServer(t, "")
-	_, addrA := clusterNode(t, ns.ClientURL(), "a")
-	_, addrB := clusterNode(t, ns.ClientURL(), "b")
 	const racers = 20
+	ns := natstest.RunServer(t, "")
+	node := func(name string) string {
+		_, addr := testServer(t, func(cfg *configs.Config, opts *Options) {
+			// Every racer hashes from 127.0.0.1, slowly under -race.
+			cfg.Accounts.HashQueuePerIP, cfg.Accounts.HashWait = 0, waitFor
+			joinForTest(t, cfg, opts, ns.ClientURL(), name, time.Second)
+		})
+		return addr
+	}
+	addrA, addrB := node("a"), node("b")
 	var wg sync.WaitGroup
 	results := make(chan string, racers)
 	for i := range racers {

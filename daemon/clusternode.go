@@ -200,20 +200,18 @@ func (s *Server) Ref(c rooms.Client) (rooms.ClientRef, bool) {
 }
 
 // sayToRemoteNick sends a private message to nick on the node of the
-// cluster that holds it. It reports false when no node holds it.
+// cluster that holds it, which delivers it and keeps it in history. It
+// reports false when no other node holds nick.
 func (s *Session) sayToRemoteNick(nick string, sp rooms.Speech) (bool, error) {
 	c := s.srv.cluster
+	unavailable := failErr(sp.Command, "TEMPORARILY_UNAVAILABLE", nick, "The cluster cannot be reached; the message was not sent")
 	ctx, cancel := context.WithTimeout(context.Background(), claimTimeout)
 	h, ok, err := c.Claims.Holder(ctx, nick)
 	cancel()
 	if err != nil {
-		return false, failErr(sp.Command, "TEMPORARILY_UNAVAILABLE", nick, "The cluster cannot be reached; the message was not sent")
+		return false, unavailable
 	}
 	if !ok || h.Node == c.Node.Name() {
-		return false, nil
-	}
-	id, err := strconv.ParseUint(h.Session, 10, 64)
-	if err != nil {
 		return false, nil
 	}
 	params := []string{h.Nick}
@@ -222,13 +220,59 @@ func (s *Session) sayToRemoteNick(nick string, sp rooms.Speech) (bool, error) {
 	}
 	e := s.event(sp.Command, params...)
 	e.ID, e.Tags = s.srv.ids.Next(), sp.Tags
-	if err := c.Link.SendEvent(h.Node, id, e); err != nil {
-		return false, failErr(sp.Command, "TEMPORARILY_UNAVAILABLE", nick, "The cluster cannot be reached; the message was not sent")
+	req, _ := json.Marshal(remotePM{Session: h.Session, FromID: s.identity(), FromNick: s.Nick(), Event: e})
+	b, err := c.Link.Query(h.Node, "pm", req)
+	var a remotePMAnswer
+	if err != nil || json.Unmarshal(b, &a) != nil {
+		return false, unavailable
 	}
+	if a.ToID == "" {
+		return false, nil // gone meanwhile: no such nick
+	}
+	s.srv.privates.note(s.identity(), s.Nick(), a.ToID, a.ToNick, e.At)
 	if f := s.Features(); f&rooms.FeatEcho != 0 && (sp.Command != "TAGMSG" || f&rooms.FeatTags != 0) {
 		s.Reply(e.Render(f))
 	}
+	if a.Away != nil && sp.Command == "PRIVMSG" {
+		s.numeric(protocol.RPL_AWAY, a.ToNick, *a.Away)
+	}
 	return true, nil
+}
+
+// remotePM is a private message to a session of another node.
+type remotePM struct {
+	Session          string
+	FromID, FromNick string
+	Event            *rooms.Event
+}
+
+type remotePMAnswer struct {
+	ToID, ToNick string  // "" when the session is gone
+	Away         *string `json:",omitempty"`
+}
+
+// answerPM is the "pm" query: deliver a private message from another
+// node to one of this node's sessions, keeping it in history.
+func (s *Server) answerPM(req []byte) []byte {
+	var pm remotePM
+	var a remotePMAnswer
+	if json.Unmarshal(req, &pm) == nil && pm.Event != nil {
+		id, _ := strconv.ParseUint(pm.Session, 10, 64)
+		if t, ok := s.Client(id).(*Session); ok && t.registered.Load() {
+			e := pm.Event
+			a.ToID, a.ToNick, a.Away = t.identity(), t.Nick(), t.away.Load()
+			if e.Command != "TAGMSG" || e.KeepsTagmsg() {
+				if err := s.privates.addBetween(pm.FromID, pm.FromNick, a.ToID, a.ToNick, e); err != nil {
+					s.historyFailed(err)
+				}
+			}
+			if e.Command != "TAGMSG" || t.Features()&rooms.FeatTags != 0 {
+				t.Send(e.Render(t.Features()))
+			}
+		}
+	}
+	b, _ := json.Marshal(a)
+	return b
 }
 
 // registerMetrics exports the cluster's state: whether NATS is reachable,

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -236,7 +237,8 @@ func TestDamagedHistoryKeepsTheServerChatting(t *testing.T) {
 	a.send("CHATHISTORY BEFORE #still timestamp=2020-01-01T00:00:00.000Z 10")
 	a.expectFail("CHATHISTORY", "MESSAGE_ERROR")
 	page := scrape(t, srv)
-	if !strings.Contains(page, "livechat_history_available 0") || !strings.Contains(page, `livechat_history_errors_total{op="open"} 1`) {
+	// The store retries opening meanwhile; a slow run counts more than one.
+	if !strings.Contains(page, "livechat_history_available 0") || !regexp.MustCompile(`livechat_history_errors_total\{op="open"\} [1-9]`).MatchString(page) {
 		t.Fatal("metrics do not say history is unavailable, or why")
 	}
 }

@@ -61,11 +61,27 @@ func newPrivateHistory(log rooms.Log, syncAlways bool) *privateHistory {
 
 // add records e, sent by from to to.
 func (p *privateHistory) add(from, to *Session, e *rooms.Event) error {
-	fromID, toID := from.identity(), to.identity()
+	return p.addBetween(from.identity(), from.Nick(), to.identity(), to.Nick(), e)
+}
+
+// addBetween is add for two people named by identity and nick, one of
+// whom may be on another node of a cluster.
+func (p *privateHistory) addBetween(fromID, fromNick, toID, toNick string, e *rooms.Event) error {
 	e.Origin = fromID
+	p.log.Append(rooms.ConversationTarget(fromID, toID), e)
+	p.note(fromID, fromNick, toID, toNick, e.At)
+	if p.syncAlways {
+		return p.log.Sync()
+	}
+	return nil
+}
+
+// note remembers who talked under which nicks in a conversation, so that
+// CHATHISTORY by nick finds it.
+func (p *privateHistory) note(fromID, fromNick, toID, toNick string, at time.Time) {
 	target := rooms.ConversationTarget(fromID, toID)
-	p.log.Append(target, e)
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	c := p.convs[target]
 	if c == nil {
 		if len(p.convs) >= maxConversations {
@@ -79,14 +95,9 @@ func (p *privateHistory) add(from, to *Session, e *rooms.Event) error {
 	} else {
 		p.lru.MoveToFront(c.elem)
 	}
-	c.nicks[fromID] = from.Nick()
-	c.nicks[toID] = to.Nick()
-	c.last = e.At
-	p.mu.Unlock()
-	if p.syncAlways {
-		return p.log.Sync()
-	}
-	return nil
+	c.nicks[fromID] = fromNick
+	c.nicks[toID] = toNick
+	c.last = at
 }
 
 // other returns the identity of the party in c who is not me.

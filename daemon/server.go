@@ -195,8 +195,10 @@ func New(cfg *configs.Config, opts Options) *Server {
 	})
 	if opts.Cluster != nil {
 		opts.Cluster.Link.SetLocal(s, s.rooms)
-		if err := opts.Cluster.Link.Handle("whois", s.answerWhois); err != nil {
-			s.log.Error().Err(err).Msg("cluster: WHOIS of this node's users will not be answered")
+		for name, fn := range map[string]func([]byte) []byte{"whois": s.answerWhois, "pm": s.answerPM} {
+			if err := opts.Cluster.Link.Handle(name, fn); err != nil {
+				s.log.Error().Err(err).Str("query", name).Msg("cluster: this node will not answer other nodes' queries")
+			}
 		}
 	}
 	if err := s.rooms.Restore(); err != nil {

@@ -53,7 +53,6 @@ const (
 	frameLines   = 'L' // (client id, kind, line)...
 	frameRemoved = 'K' // client id, folded room
 	frameGone    = 'G' // client id: a client of the sender disconnected
-	frameEvent   = 'E' // client id, event (JSON): a private message to render for the client
 	frameMirror  = 'M' // a change of a room's members (JSON, see rooms/mirror.go)
 )
 
@@ -383,15 +382,6 @@ func (l *Link) onOut(m *nats.Msg) {
 		}
 	case frameMirror:
 		lo.rooms.Mirror(r.b)
-	case frameEvent:
-		id := r.uvarint()
-		var e rooms.Event
-		if r.err || json.Unmarshal(r.b, &e) != nil {
-			return
-		}
-		if c := lo.clients.Client(id); c != nil && (e.Command != "TAGMSG" || c.Features()&rooms.FeatTags != 0) {
-			c.Send(e.Render(c.Features()))
-		}
 	case frameRemoved:
 		id := r.uvarint()
 		folded := string(r.bytes())
@@ -406,17 +396,6 @@ func (l *Link) onOut(m *nats.Msg) {
 func (l *Link) Mirror(node string, payload []byte) {
 	l.flush(node)
 	l.publish("lc.n."+node+".out", append([]byte{frameMirror}, payload...))
-}
-
-// SendEvent delivers e (a private message) to client id of node, which
-// renders it as that client negotiated.
-func (l *Link) SendEvent(node string, id uint64, e *rooms.Event) error {
-	data, err := json.Marshal(e)
-	if err != nil {
-		return err
-	}
-	b := putUvarint([]byte{frameEvent}, id)
-	return l.publish("lc.n."+node+".out", append(b, data...))
 }
 
 // DirectoryWait bounds how long LIST waits for the other nodes' rooms.
