@@ -192,18 +192,23 @@ func (g *Registry) NodeLost(node, reason string) {
 // and joins this node's members there again. A room whose members were
 // all elsewhere has no local member and is simply forgotten.
 func (g *Registry) rehome(r *Room) {
+	cl := g.opts.Cluster
 	s := r.remote
 	s.mu.Lock()
-	locals := make([]Member, 0, len(s.locals))
-	for _, m := range s.locals {
-		locals = append(locals, m)
+	type back struct {
+		m    Member
+		role role
+	}
+	locals := make([]back, 0, len(s.locals))
+	for c, m := range s.locals {
+		ref := cl.Ref(c)
+		locals = append(locals, back{m, s.peers[peerKey{ref.Node, ref.ID}].Role})
 	}
 	s.mu.Unlock()
 	if len(locals) == 0 {
 		g.dropStub(r)
 		return
 	}
-	cl := g.opts.Cluster
 	home, err := cl.Home(r.folded, true)
 	if err != nil {
 		g.opts.Hooks.storeFailed(r.name, err)
@@ -211,17 +216,17 @@ func (g *Registry) rehome(r *Room) {
 	}
 	if home == cl.Self() {
 		// This node runs the room now: its actor takes over the stub's
-		// members, and the stub keeps forwarding to it.
+		// members, and the stub forwards to it.
 		g.mu.Lock()
 		lr := g.rooms[r.folded]
 		if lr == nil || lr.dormant() {
 			lr = g.newRoomLocked(r.name, r.folded)
 		}
 		g.mu.Unlock()
-		for _, m := range locals {
+		for _, b := range locals {
 			done := make(chan error, 1)
 			lr.pending.Add(1)
-			if lr.send(joinReq{m: m, silent: true, done: done}) {
+			if lr.send(joinReq{m: b.m, silent: true, role: b.role, done: done}) {
 				await(lr, done, ErrNoSuchRoom)
 			} else {
 				lr.pending.Add(-1)
@@ -234,9 +239,9 @@ func (g *Registry) rehome(r *Room) {
 	if home == cl.Self() {
 		return
 	}
-	for _, m := range locals {
+	for _, b := range locals {
 		done := make(chan error, 1)
-		g.forward(r, joinReq{m: m, silent: true, done: done})
+		g.forward(r, joinReq{m: b.m, silent: true, role: b.role, done: done})
 	}
 }
 

@@ -53,18 +53,18 @@ func (r *Room) doJoin(m Member, key string) error {
 
 // doRejoin adds a member that was in the room when the room's previous home
 // node was lost: it was let in then, so nothing is checked again, and its
-// peers already know it, so nobody is told. Roles did not survive the
-// loss; the owner gets operator back as on any join.
-func (r *Room) doRejoin(m Member) error {
+// peers already know it, so nobody is told. It keeps the role it had, as
+// its node's mirror of the room knew it; the owner is operator anyway.
+func (r *Room) doRejoin(m Member, had role) error {
 	if _, ok := r.index[m.Client]; ok {
 		return nil
 	}
 	if len(r.members) >= r.opts.MaxMembers {
 		return ErrRoomFull
 	}
-	mem := &member{Member: m, prefix: m.Nick + "!" + m.User + "@" + m.Host, joined: r.opts.now()}
+	mem := &member{Member: m, prefix: m.Nick + "!" + m.User + "@" + m.Host, joined: r.opts.now(), role: had}
 	if r.owner != "" && protocol.FoldNick(m.Account) == protocol.FoldNick(r.owner) {
-		mem.role = roleOp
+		mem.role |= roleOp
 	}
 	r.index[m.Client] = len(r.members)
 	r.members = append(r.members, mem)
@@ -187,7 +187,7 @@ func (r *Room) doUpdate(c Client, u MemberUpdate) []Client {
 		}
 		m.Nick = *u.Nick
 		m.prefix = m.Nick + "!" + m.User + "@" + m.Host
-		r.memberRenamed(m)
+		r.memberChanged(m)
 	}
 	if u.Account != nil {
 		m.Account, m.Origin = *u.Account, u.Origin

@@ -22,6 +22,7 @@ type mirrorEntry struct {
 	peerKey
 	Prefix  string `json:"p"` // nick!user@host
 	Account string `json:"a,omitempty"`
+	Role    role   `json:"o,omitempty"`
 }
 
 // mirrorFrame is one change to a room's mirrors, or a full list (Snap).
@@ -34,7 +35,7 @@ type mirrorFrame struct {
 
 func (r *Room) mirrorEntry(m *member) mirrorEntry {
 	ref := r.opts.Cluster.Ref(m.Client)
-	return mirrorEntry{peerKey: peerKey{ref.Node, ref.ID}, Prefix: m.prefix, Account: m.Account}
+	return mirrorEntry{peerKey: peerKey{ref.Node, ref.ID}, Prefix: m.prefix, Account: m.Account, Role: m.role}
 }
 
 // memberAdded tells the other nodes with members that m joined, and gives
@@ -72,8 +73,8 @@ func (r *Room) memberRemoved(m *member) {
 	}
 }
 
-// memberRenamed tells the other nodes with members m's new prefix.
-func (r *Room) memberRenamed(m *member) {
+// memberChanged tells the other nodes with members m's new prefix or role.
+func (r *Room) memberChanged(m *member) {
 	if r.opts.Cluster != nil {
 		r.toMirrors(mirrorFrame{Room: r.folded, Add: []mirrorEntry{r.mirrorEntry(m)}}, "")
 	}

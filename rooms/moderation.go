@@ -125,6 +125,7 @@ func (r *Room) applySetting(c Client, nick string, ch ModeChange) (string, bool)
 			return "", false
 		}
 		target.role ^= bit
+		r.memberChanged(target)
 		return target.Nick, true
 	case 'k':
 		if !ch.Add {

@@ -93,6 +93,7 @@ type wire struct {
 	Target  *ClientRef   `json:"t,omitempty"`
 	Account string       `json:"acct,omitempty"`
 	Flag    bool         `json:"flag,omitempty"` // drop (ROOM), all (PREFIX), silent (JOIN), wait (PRIVMSG)
+	Role    role         `json:"role,omitempty"` // a silent joiner's
 	ID      string       `json:"id,omitempty"`
 }
 
@@ -238,7 +239,7 @@ func (g *Registry) toWire(r *Room, req request) (w wire) {
 	ref := func(c Client) ClientRef { return cl.Ref(c) }
 	switch q := req.(type) {
 	case joinReq:
-		w.Name, w.From, w.Member, w.Key, w.Flag = r.name, ref(q.m.Client), q.m.wire(), q.key, q.silent
+		w.Name, w.From, w.Member, w.Key, w.Flag, w.Role = r.name, ref(q.m.Client), q.m.wire(), q.key, q.silent, q.role
 	case partReq:
 		w.From, w.Reason = ref(q.c), q.reason
 	case leaveReq:
@@ -397,18 +398,29 @@ func mustJSON(v any) []byte {
 }
 
 // homeRoom finds the live room a remote request is for. A JOIN wakes or
-// creates it (this node is its home); anything else to a room that is not
-// live finds nothing, and the caller looks for the home again.
+// creates it if this node is its home in the cluster's record (a caller
+// may act on a record that changed since); anything else to a room that is
+// not live finds nothing, and the caller looks for the home again.
 func (g *Registry) homeRoom(w wire) *Room {
 	g.mu.Lock()
-	defer g.mu.Unlock()
 	r := g.rooms[w.Room]
-	if w.Kind != "JOIN" {
-		if r == nil || r.dormant() {
-			return nil
-		}
+	live := r != nil && !r.dormant()
+	if live && w.Kind == "JOIN" {
+		r.pending.Add(1)
+	}
+	g.mu.Unlock()
+	if live {
 		return r
 	}
+	if w.Kind != "JOIN" {
+		return nil
+	}
+	if home, err := g.opts.Cluster.Home(w.Room, false); err != nil || home != g.opts.Cluster.Self() {
+		return nil
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	r = g.rooms[w.Room]
 	if r == nil || r.dormant() {
 		if g.live >= g.opts.MaxRooms {
 			return nil
@@ -451,7 +463,7 @@ func (g *Registry) fromRemote(r *Room, w *wire) (request, func() answer) {
 			return nil, nil
 		}
 		done := make(chan error, 1)
-		return joinReq{m: w.Member.member(c), key: w.Key, silent: w.Flag, done: done}, func() answer {
+		return joinReq{m: w.Member.member(c), key: w.Key, silent: w.Flag, role: w.Role, done: done}, func() answer {
 			return answer{Err: errCode(await(r, done, ErrNoSuchRoom))}
 		}
 	case "PART":

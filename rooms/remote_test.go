@@ -182,9 +182,14 @@ func TestRoomMovesWhenHomeLost(t *testing.T) {
 	a.add(alice)
 	b.add(bob)
 	b.add(carol)
-	a.reg.Join(Member{Client: alice, Nick: "alice", User: "u", Host: "h"}, "#chat", "")
+	ra, _ := a.reg.Join(Member{Client: alice, Nick: "alice", User: "u", Host: "h"}, "#chat", "")
 	rb, _ := b.reg.Join(Member{Client: bob, Nick: "bob", User: "u", Host: "h"}, "#chat", "")
 	b.reg.Join(Member{Client: carol, Nick: "carol", User: "u", Host: "h"}, "#chat", "")
+	// alice makes bob an operator: his role outlives the move.
+	ra.Mode(alice, "alice", false, []ModeChange{{Add: true, Mode: 'o', Arg: "bob"}})
+	if p := rb.PrefixOf(bob, true); p != "@" {
+		t.Fatalf("bob's prefix before the move: %q", p)
+	}
 
 	fc.mu.Lock()
 	fc.down["a"] = true
@@ -213,5 +218,8 @@ func TestRoomMovesWhenHomeLost(t *testing.T) {
 	who, _ := rb.Who(bob)
 	if len(who) != 2 {
 		t.Fatalf("members after the move: %v", who)
+	}
+	if p := rb.PrefixOf(bob, true); p != "@" {
+		t.Fatalf("bob's prefix after the move: %q", p)
 	}
 }

@@ -33,6 +33,7 @@ type (
 		m      Member
 		key    string
 		silent bool // a member coming back after its room's home moved: no checks, nobody told
+		role   role // the role a silent joiner had
 		done   chan error
 	}
 	partReq struct {
@@ -156,7 +157,7 @@ func (nickCheckReq) finish(*Room)  {}
 
 func (q joinReq) run(r *Room) {
 	if q.silent {
-		q.done <- r.doRejoin(q.m)
+		q.done <- r.doRejoin(q.m, q.role)
 		return
 	}
 	q.done <- r.doJoin(q.m, q.key)
