@@ -542,3 +542,31 @@ func TestClusterRegisterRace(t *testing.T) {
 		t.Fatalf("REGISTER race: %v", counts)
 	}
 }
+
+// Operators act on members of other nodes: +o, INVITE, KICK.
+func TestClusterModeration(t *testing.T) {
+	ns := natstest.RunServer(t, "")
+	_, addrA := clusterNode(t, ns.ClientURL(), "a")
+	_, addrB := clusterNode(t, ns.ClientURL(), "b")
+	alice := connect(t, addrA, "alice")
+	alice.join("#mod")
+	alice.send("MODE #mod +i")
+	alice.expect("MODE")
+	bob := connect(t, addrB, "bob")
+	bob.send("JOIN #mod")
+	bob.expect(protocol.ERR_INVITEONLYCHAN)
+	alice.send("INVITE bob #mod")
+	alice.expect(protocol.RPL_INVITING)
+	if m, _ := bob.expect("INVITE"); m.Param(1) != "#mod" {
+		t.Fatalf("bob got %v", m)
+	}
+	bob.join("#mod")
+	alice.send("MODE #mod +o bob")
+	if m, _ := bob.expect("MODE"); m.Param(1) != "+o" || m.Param(2) != "bob" {
+		t.Fatalf("bob got %v", m)
+	}
+	bob.send("KICK #mod alice :my turn")
+	if m, _ := alice.expect("KICK"); m.Param(1) != "alice" {
+		t.Fatalf("alice got %v", m)
+	}
+}

@@ -347,3 +347,23 @@ func (s *Server) answerWhois(req []byte) []byte {
 	b, _ := json.Marshal(w)
 	return b
 }
+
+// remoteClient returns the client holding nick on another node of the
+// cluster, as rooms see it, and its nick as spelled; nil if none.
+func (s *Server) remoteClient(nick string) (rooms.Client, string) {
+	c := s.cluster
+	if c == nil {
+		return nil, ""
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), claimTimeout)
+	h, ok, err := c.Claims.Holder(ctx, nick)
+	cancel()
+	if err != nil || !ok || h.Node == c.Node.Name() {
+		return nil, ""
+	}
+	id, err := strconv.ParseUint(h.Session, 10, 64)
+	if err != nil {
+		return nil, ""
+	}
+	return c.Link.Client(rooms.ClientRef{Node: h.Node, ID: id}), h.Nick
+}

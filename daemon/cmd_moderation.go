@@ -87,7 +87,7 @@ func (s *Session) endHiddenLists(room string, changes []rooms.ModeChange) []room
 func (s *Session) dropUnknownNicks(changes []rooms.ModeChange) []rooms.ModeChange {
 	kept := changes[:0]
 	for _, ch := range changes {
-		if (ch.Mode == 'o' || ch.Mode == 'v') && s.srv.nicks.get(ch.Arg) == nil {
+		if (ch.Mode == 'o' || ch.Mode == 'v') && s.srv.nicks.get(ch.Arg) == nil && !s.srv.nicks.elsewhere(ch.Arg) {
 			s.numeric(protocol.ERR_NOSUCHNICK, ch.Arg, "No such nick")
 			continue
 		}
@@ -168,6 +168,10 @@ func handleINVITE(s *Session, m *protocol.Message, _ []byte) error {
 	}
 	t := s.srv.nicks.get(nick)
 	if t == nil || !t.registered.Load() {
+		if rc, rnick := s.srv.remoteClient(nick); rc != nil {
+			r.Invite(s, s.Nick(), rc, rnick)
+			return nil
+		}
 		return numErr(protocol.ERR_NOSUCHNICK, nick, "No such nick")
 	}
 	r.Invite(s, s.Nick(), t, t.Nick())
