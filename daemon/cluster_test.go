@@ -570,3 +570,44 @@ func TestClusterModeration(t *testing.T) {
 		t.Fatalf("alice got %v", m)
 	}
 }
+
+// Many users on two nodes join new rooms at once: every JOIN completes.
+func TestClusterJoinStorm(t *testing.T) {
+	ns := natstest.RunServer(t, "")
+	_, addrA := clusterNode(t, ns.ClientURL(), "a")
+	_, addrB := clusterNode(t, ns.ClientURL(), "b")
+	const users, roomCount = 120, 6
+	var wg sync.WaitGroup
+	errs := make(chan string, users)
+	for i := range users {
+		addr := addrA
+		if i%2 == 1 {
+			addr = addrB
+		}
+		c := connect(t, addr, fmt.Sprintf("s%d", i))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.send(fmt.Sprintf("JOIN #storm%d", i%roomCount))
+			for {
+				m, err := c.tryRead()
+				if err != nil {
+					errs <- fmt.Sprintf("%s: %v", c.nick, err)
+					return
+				}
+				if m.Command == protocol.RPL_ENDOFNAMES {
+					return
+				}
+				if m.Command == "FAIL" || m.Command[0] == '4' {
+					errs <- c.nick + ": " + m.String()
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+}

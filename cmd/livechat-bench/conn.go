@@ -26,26 +26,31 @@ import (
 // source addresses (127.0.0.2 .. 127.0.0.(K+1)) so that a run with many
 // connections does not exhaust one source address's ephemeral ports.
 type dialer struct {
+	addrs     []string // -addr, split at commas
 	addr      string
 	websocket bool // ws://addr/ instead of plain TCP
 	sources   []*net.TCPAddr
 	next      atomic.Uint32
 }
 
-func newDialer(addr string, k int, websocket bool) (*dialer, error) {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil, fmt.Errorf("bad -addr %q: %v", addr, err)
+func newDialer(addrs string, k int, websocket bool) (*dialer, error) {
+	d := &dialer{websocket: websocket}
+	var ip net.IP
+	for _, addr := range strings.Split(addrs, ",") {
+		host, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, fmt.Errorf("bad -addr %q: %v", addr, err)
+		}
+		if _, err := strconv.Atoi(port); err != nil {
+			return nil, fmt.Errorf("bad -addr %q: port must be numeric", addr)
+		}
+		if host == "localhost" {
+			addr, host = net.JoinHostPort("127.0.0.1", port), "127.0.0.1"
+		}
+		d.addrs = append(d.addrs, addr)
+		ip = net.ParseIP(host)
 	}
-	if _, err := strconv.Atoi(port); err != nil {
-		return nil, fmt.Errorf("bad -addr %q: port must be numeric", addr)
-	}
-	d := &dialer{addr: addr, websocket: websocket}
-	if host == "localhost" {
-		d.addr = net.JoinHostPort("127.0.0.1", port)
-		host = "127.0.0.1"
-	}
-	ip := net.ParseIP(host)
+	d.addr = d.addrs[0]
 	if k > 253 {
 		k = 253
 	}
@@ -57,15 +62,19 @@ func newDialer(addr string, k int, websocket bool) (*dialer, error) {
 	return d, nil
 }
 
+// dial connects to the next address, round robin: with several (nodes of
+// a livechat cluster), the connections spread evenly over them.
 func (d *dialer) dial(ctx context.Context, deadline time.Time) (net.Conn, error) {
 	nd := &net.Dialer{Deadline: deadline}
+	n := int(d.next.Add(1))
 	if len(d.sources) > 0 {
-		nd.LocalAddr = d.sources[int(d.next.Add(1))%len(d.sources)]
+		nd.LocalAddr = d.sources[n%len(d.sources)]
 	}
+	addr := d.addrs[n%len(d.addrs)]
 	if d.websocket {
-		return dialWebSocket(ctx, nd, d.addr, deadline)
+		return dialWebSocket(ctx, nd, addr, deadline)
 	}
-	return nd.DialContext(ctx, "tcp", d.addr)
+	return nd.DialContext(ctx, "tcp", addr)
 }
 
 // dialWebSocket connects to ws://addr/ through nd, so WebSocket runs use

@@ -178,7 +178,7 @@ type common struct {
 }
 
 func (c *common) register(fs *flag.FlagSet, nickPrefix string) {
-	fs.StringVar(&c.addr, "addr", "127.0.0.1:6667", "IRC server `host:port` (plain TCP)")
+	fs.StringVar(&c.addr, "addr", "127.0.0.1:6667", "IRC server `host:port` (plain TCP); several, comma-separated, spread the connections round robin (nodes of a cluster)")
 	fs.BoolVar(&c.websocket, "websocket", false, "connect over WebSocket (ws://addr/, IRCv3 text.ircv3.net) instead of plain TCP")
 	fs.IntVar(&c.sources, "sources", 16, "dial from this many loopback source addresses 127.0.0.2..127.0.0.(K+1) (0: let the kernel choose); only used when -addr is an IPv4 loopback address")
 	fs.DurationVar(&c.timeout, "timeout", 60*time.Second, "bound on every waiting phase (connection setup, drain, per-connection steps); the whole run also has a hard deadline derived from it")

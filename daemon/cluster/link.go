@@ -197,7 +197,14 @@ func (l *Link) Home(folded string, claim bool) (string, error) {
 		var h homeValue
 		json.Unmarshal(e.Value(), &h)
 		mine := h.Node == l.Self() && h.Inc == l.node.Incarnation()
-		if !mine {
+		if mine {
+			l.mu.Lock()
+			held := l.revs[folded] == e.Revision()
+			l.mu.Unlock()
+			if held || !claim {
+				return l.Self(), nil
+			}
+		} else {
 			alive, err := l.node.aliveInc(ctx, h.Node, h.Inc)
 			if err != nil {
 				return "", err
@@ -209,8 +216,8 @@ func (l *Link) Home(folded string, claim bool) (string, error) {
 				return "", nil
 			}
 		}
-		// Ours already, or a dead node's: write it again at its revision,
-		// so that a release of an older claim cannot delete this one.
+		// A dead node's, or ours with a release on its way: write it
+		// again at its revision, so that the release cannot delete it.
 		rev, err := l.homes.Update(ctx, key, l.homeValue(), e.Revision())
 		if err != nil {
 			continue
