@@ -18,7 +18,7 @@ import (
 const waitFor = 10 * time.Second
 
 // testServer starts a server on 127.0.0.1:0 and stops it when the test ends.
-func testServer(t *testing.T, configure ...func(*configs.Config, *Options)) (*Server, string) {
+func testServer(t testing.TB, configure ...func(*configs.Config, *Options)) (*Server, string) {
 	t.Helper()
 	srv := newTestServer(t, configure...)
 	l, err := net.Listen("tcp", srv.Config().Listen.TCP)
@@ -67,13 +67,13 @@ func newTestServer(t testing.TB, configure ...func(*configs.Config, *Options)) *
 
 // client is a raw line-level test client.
 type client struct {
-	t    *testing.T
+	t    testing.TB
 	conn net.Conn
 	r    *bufio.Reader
 	nick string
 }
 
-func dial(t *testing.T, addr string) *client {
+func dial(t testing.TB, addr string) *client {
 	t.Helper()
 	conn, err := net.DialTimeout("tcp", addr, waitFor)
 	if err != nil {
@@ -209,7 +209,7 @@ func (c *client) join(room string) {
 	c.expect(protocol.RPL_ENDOFNAMES)
 }
 
-func connect(t *testing.T, addr, nick string) *client {
+func connect(t testing.TB, addr, nick string) *client {
 	t.Helper()
 	c := dial(t, addr)
 	c.register(nick)

@@ -42,9 +42,12 @@ type Cluster interface {
 	Home(folded string, claim bool) (string, error)
 	// Release gives up this node's claim on a room it no longer runs.
 	Release(folded string)
-	// Call sends a request to node and returns its answer; requests
-	// from this node reach node in the order they were sent.
+	// Call sends a request to node and returns its answer; Send sends
+	// one and calls done with the answer (or an error once it is overdue)
+	// without waiting. Requests from this node reach node in the order
+	// they were sent.
 	Call(node string, payload []byte) ([]byte, error)
+	Send(node string, payload []byte, done func([]byte, error))
 	// Ref names a client of this node for the others; Client returns the
 	// Client a ref stands for: one of this node's, or a proxy that sends
 	// its lines to its node. Client returns the same proxy for the same
@@ -186,13 +189,26 @@ func (g *Registry) forward(r *Room, req request) bool {
 		}
 		return lr.send(req)
 	}
-	// Every request waits for the home's answer, a message too (the home
-	// answers it once it is in the room's mailbox): a message to a home
-	// that died is refused visibly instead of lost.
 	w := g.toWire(r, req)
 	payload, err := json.Marshal(w)
 	if err != nil {
 		g.answerLocally(r, req, ErrInternal)
+		return true
+	}
+	if say, ok := req.(sayReq); ok && say.done == nil {
+		// The sender goes on at once, so that its messages travel
+		// back to back; the home still answers each (once it is in the
+		// room's mailbox), and a message it did not take is refused
+		// visibly instead of lost.
+		cl.Send(home, payload, func(raw []byte, err error) {
+			var a answer
+			if err == nil {
+				err = json.Unmarshal(raw, &a)
+			}
+			if err != nil || a.Gone || a.Err != "" {
+				g.answerLocally(r, req, ErrUnavailable)
+			}
+		})
 		return true
 	}
 	raw, err := cl.Call(home, payload)

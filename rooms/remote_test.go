@@ -85,6 +85,10 @@ func (n *fakeNode) Call(node string, p []byte) ([]byte, error) {
 	n.c.nodes[node].reg.Serve(p, func(b []byte) { ch <- b })
 	return <-ch, nil
 }
+func (n *fakeNode) Send(node string, p []byte, done func([]byte, error)) {
+	a, err := n.Call(node, p)
+	done(a, err)
+}
 func (n *fakeNode) Ref(c Client) ClientRef {
 	if p, ok := c.(*fakeProxy); ok {
 		return p.ref

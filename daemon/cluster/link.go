@@ -72,9 +72,10 @@ type Link struct {
 	local atomic.Pointer[local]
 
 	subs []*nats.Subscription
+	stop chan struct{} // ends the sweeper
 
 	mu      sync.Mutex
-	calls   map[uint64]chan []byte
+	calls   map[uint64]*call
 	nextID  uint64
 	proxies map[proxyKey]*proxy
 	out     map[string]*outbox
@@ -82,6 +83,18 @@ type Link struct {
 
 	// Published counts frames sent; Dropped counts frames NATS refused.
 	Published, Dropped atomic.Uint64
+
+	// onOut's: clients with queued lines not yet flushed.
+	touched       map[rooms.Client]struct{}
+	pendingFrames int
+}
+
+// call is a request waiting for its answer: on ch (Call), or passed to
+// done (Send) by the answer or, after CallTimeout, by the sweeper.
+type call struct {
+	ch   chan []byte
+	done func([]byte, error)
+	sent time.Time
 }
 
 type proxyKey struct {
@@ -109,8 +122,9 @@ func NewLink(ctx context.Context, nc *nats.Conn, node *Node) (*Link, error) {
 		return nil, err
 	}
 	l := &Link{nc: nc, node: node, homes: kv,
-		calls: make(map[uint64]chan []byte), proxies: make(map[proxyKey]*proxy),
-		out: make(map[string]*outbox), revs: make(map[string]uint64)}
+		calls: make(map[uint64]*call), proxies: make(map[proxyKey]*proxy),
+		stop: make(chan struct{}),
+		out: make(map[string]*outbox), revs: make(map[string]uint64), touched: make(map[rooms.Client]struct{})}
 	for _, s := range []struct {
 		subj string
 		fn   nats.MsgHandler
@@ -130,6 +144,7 @@ func NewLink(ctx context.Context, nc *nats.Conn, node *Node) (*Link, error) {
 		sub.SetPendingLimits(1<<20, 1<<30)
 		l.subs = append(l.subs, sub)
 	}
+	go l.sweep()
 	node.Watch(func(name string, alive bool) {
 		if alive {
 			return
@@ -156,6 +171,36 @@ func (l *Link) SetLocal(clients Locals, rooms Registry) {
 func (l *Link) Close() {
 	for _, s := range l.subs {
 		s.Unsubscribe()
+	}
+	select {
+	case <-l.stop:
+	default:
+		close(l.stop)
+	}
+}
+
+// sweep fails the sent requests whose answer is overdue.
+func (l *Link) sweep() {
+	t := time.NewTicker(CallTimeout / 5)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case now := <-t.C:
+			var late []*call
+			l.mu.Lock()
+			for id, c := range l.calls {
+				if c.done != nil && now.Sub(c.sent) > CallTimeout {
+					late = append(late, c)
+					delete(l.calls, id)
+				}
+			}
+			l.mu.Unlock()
+			for _, c := range late {
+				c.done(nil, rooms.ErrUnavailable)
+			}
+		}
 	}
 }
 
@@ -299,33 +344,51 @@ func (l *Link) publish(subj string, data []byte) error {
 
 // Call implements rooms.Cluster.
 func (l *Link) Call(node string, payload []byte) ([]byte, error) {
-	if !l.nc.IsConnected() || !l.node.Alive(node) {
-		return nil, rooms.ErrUnavailable // cut off, or its rooms are moving: fail now, not in 5 s
-	}
-	ch := make(chan []byte, 1)
-	l.mu.Lock()
-	l.nextID++
-	id := l.nextID
-	l.calls[id] = ch
-	l.mu.Unlock()
-	defer func() {
-		l.mu.Lock()
-		delete(l.calls, id)
-		l.mu.Unlock()
-	}()
-	b := putUvarint([]byte{frameCall}, id)
-	b = putBytes(b, []byte(l.Self()))
-	if err := l.publish("lc.n."+node+".req", append(b, payload...)); err != nil {
+	c := &call{ch: make(chan []byte, 1)}
+	id, err := l.request(node, payload, c)
+	if err != nil {
 		return nil, err
 	}
 	t := time.NewTimer(CallTimeout)
 	defer t.Stop()
 	select {
-	case a := <-ch:
+	case a := <-c.ch:
 		return a, nil
 	case <-t.C:
+		l.mu.Lock()
+		delete(l.calls, id)
+		l.mu.Unlock()
 		return nil, rooms.ErrUnavailable
 	}
+}
+
+// Send implements rooms.Cluster: Call without waiting; done gets the
+// answer, or ErrUnavailable once it is overdue.
+func (l *Link) Send(node string, payload []byte, done func([]byte, error)) {
+	if _, err := l.request(node, payload, &call{done: done, sent: time.Now()}); err != nil {
+		done(nil, err)
+	}
+}
+
+// request publishes a request to node and registers c for its answer.
+func (l *Link) request(node string, payload []byte, c *call) (uint64, error) {
+	if !l.nc.IsConnected() || !l.node.Alive(node) {
+		return 0, rooms.ErrUnavailable // cut off, or its rooms are moving: fail now, not in 5 s
+	}
+	l.mu.Lock()
+	l.nextID++
+	id := l.nextID
+	l.calls[id] = c
+	l.mu.Unlock()
+	b := putUvarint([]byte{frameCall}, id)
+	b = putBytes(b, []byte(l.Self()))
+	if err := l.publish("lc.n."+node+".req", append(b, payload...)); err != nil {
+		l.mu.Lock()
+		delete(l.calls, id)
+		l.mu.Unlock()
+		return 0, rooms.ErrUnavailable
+	}
+	return id, nil
 }
 
 func (l *Link) onRequest(m *nats.Msg) {
@@ -355,20 +418,11 @@ func (l *Link) onOut(m *nats.Msg) {
 		return
 	}
 	r := &reader{b: m.Data[1:]}
-	switch m.Data[0] {
-	case frameAnswer:
-		id := r.uvarint()
-		if r.err {
-			return
-		}
-		l.mu.Lock()
-		ch := l.calls[id]
-		l.mu.Unlock()
-		if ch != nil {
-			ch <- r.b
-		}
-	case frameLines:
-		var touched []rooms.Client
+	if m.Data[0] == frameLines {
+		// Lines wait for their flush while more frames are queued behind
+		// this one (a bounded number of them): a busy room then writes
+		// many lines per write to each member, as on its home node.
+		l.pendingFrames++
 		for len(r.b) > 0 && !r.err {
 			id := r.uvarint()
 			kind := r.uvarint()
@@ -382,10 +436,33 @@ func (l *Link) onOut(m *nats.Msg) {
 			} else {
 				c.Queue(line)
 			}
-			touched = append(touched, c)
+			l.touched[c] = struct{}{}
 		}
-		for _, c := range touched {
-			c.Flush()
+		// Pending counts the message being handled until it returns.
+		if n, _, _ := m.Sub.Pending(); n <= 1 || l.pendingFrames >= maxUnflushedFrames {
+			l.flushTouched()
+		}
+		return
+	}
+	if len(l.touched) > 0 {
+		l.flushTouched() // whatever else arrives goes after the lines
+	}
+	switch m.Data[0] {
+	case frameAnswer:
+		id := r.uvarint()
+		if r.err {
+			return
+		}
+		l.mu.Lock()
+		c := l.calls[id]
+		delete(l.calls, id)
+		l.mu.Unlock()
+		switch {
+		case c == nil:
+		case c.done != nil:
+			c.done(r.b, nil)
+		default:
+			c.ch <- r.b
 		}
 	case frameMirror:
 		lo.rooms.Mirror(r.b)
@@ -396,6 +473,19 @@ func (l *Link) onOut(m *nats.Msg) {
 			lo.rooms.Removed(folded, c)
 		}
 	}
+}
+
+// maxUnflushedFrames bounds the line frames whose lines wait for a flush.
+const maxUnflushedFrames = 64
+
+// flushTouched flushes the clients lines were queued to; onOut's
+// goroutine only.
+func (l *Link) flushTouched() {
+	for c := range l.touched {
+		c.Flush()
+		delete(l.touched, c)
+	}
+	l.pendingFrames = 0
 }
 
 // Mirror implements rooms.Cluster: the frame follows the lines already
