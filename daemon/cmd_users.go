@@ -98,6 +98,9 @@ func handleWHOIS(s *Session, m *protocol.Message, _ []byte) error {
 	if t.secure() {
 		s.numeric(protocol.RPL_WHOISSECURE, nick, "is using a secure connection")
 	}
+	if fp := t.certFP(); fp != "" && (t == s || s.oper.Load()) {
+		s.numeric(protocol.RPL_WHOISCERTFP, nick, "has client certificate fingerprint "+fp)
+	}
 	s.numeric(protocol.RPL_WHOISIDLE, nick, strconv.FormatInt(int64(time.Since(t.lastActive()).Seconds()), 10), strconv.FormatInt(t.connected.Unix(), 10), "seconds idle, signon time")
 	s.numeric(protocol.RPL_ENDOFWHOIS, nick, "End of /WHOIS list")
 	return nil
@@ -188,7 +191,7 @@ func handleMOTD(s *Session, _ *protocol.Message, _ []byte) error {
 // helpOrder lists the commands HELP shows, most useful first.
 var helpOrder = []string{
 	"JOIN", "MSG", "PART", "NICK", "TOPIC", "NAMES", "LIST", "WHO", "WHOIS", "AWAY",
-	"REGISTER", "LOGIN", "LOGOUT", "TOKEN",
+	"REGISTER", "LOGIN", "LOGOUT", "TOKEN", "CERTFP",
 	"OP", "DEOP", "VOICE", "DEVOICE", "KICK", "BAN", "UNBAN", "INVITE", "MODE", "ROOM",
 	"FORMAT", "MOTD", "HELP", "QUIT",
 }

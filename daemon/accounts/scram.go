@@ -173,6 +173,9 @@ func (l *SCRAMLogin) Step(ctx context.Context, msg string) (string, Account, err
 	return "", Account{}, ErrSCRAMProtocol
 }
 
+// Name is the account name the client gave, known after the first Step.
+func (l *SCRAMLogin) Name() string { return l.conv.Username() }
+
 // AuthzID is the identity the client asked to act as ("" for its own),
 // known after the first Step.
 func (l *SCRAMLogin) AuthzID() string { return l.conv.AuthzID() }
