@@ -18,8 +18,8 @@
 # flood control and per-address limits out of the way and the server name
 # irctest expects (My.Little.Server), waits until the port accepts, runs the
 # runner with IRCv3 account registration and SASL PLAIN and SCRAM-SHA-256
-# (restarting the daemon
-# before each test, see IRCTEST_FRESH), and on exit stops the daemon it
+# (restarting the daemon before each test, see IRCTEST_FRESH), and on exit
+# stops the daemon it
 # started (by its pid, and only that one).
 #
 # Environment:
