@@ -5,8 +5,9 @@
 //
 //   - names are unique case-insensitively (ASCII folding, see Fold) while the
 //     display spelling given at registration is kept;
-//   - passwords are stored only as argon2id PHC strings (hash.go) and never
-//     appear in errors or return values;
+//   - passwords are stored only as argon2id PHC strings (hash.go) and
+//     SCRAM-SHA-256 keys derived from them (scram.go), and never appear in
+//     errors or return values;
 //   - hashing is CPU- and memory-heavy, so it runs on a bounded pool
 //     (pool.go) that sheds load with ErrBusy instead of queueing forever;
 //   - failed logins are throttled per account and per source (throttle.go),
