@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/livechat/livechat/daemon/accounts"
-
 	"github.com/livechat/livechat/protocol"
 )
 
