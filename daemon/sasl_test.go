@@ -76,8 +76,15 @@ func (c *client) scramLogin(sc *accountstest.SCRAMClient) {
 func TestSASLSCRAM(t *testing.T) {
 	_, addr := testServer(t)
 	a := connect(t, addr, "xavier")
-	a.send("REGISTER xavier correct-horse", "QUIT")
+	a.send("REGISTER xavier correct-horse")
 	a.expect(protocol.RPL_LOGGEDIN)
+	// Logged out, a becomes a guest at once and frees the nick (a QUIT
+	// would free it only once its session has ended).
+	a.send("LOGOUT")
+	a.expect(protocol.RPL_LOGGEDOUT)
+	if m, _ := a.expect("NICK"); !strings.HasPrefix(m.Param(0), "guest-") {
+		t.Fatalf("after LOGOUT: %q", m.String())
+	}
 
 	c := dial(t, addr)
 	c.send("CAP LS 302")
