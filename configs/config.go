@@ -148,6 +148,7 @@ type Accounts struct {
 	ThrottleDelay     time.Duration `mapstructure:"throttle_delay"`          // first delay, doubled per further failure
 	ThrottleMaxDelay  time.Duration `mapstructure:"throttle_max_delay"`      // cap of the delay
 	TokenTTL          time.Duration `mapstructure:"token_ttl"`               // a login token lives this long after its last use
+	SCRAMIterations   int           `mapstructure:"scram_iterations"`        // PBKDF2 iterations of new SCRAM-SHA-256 keys
 }
 
 // Cloak hides clients' addresses from each other: everyone sees

@@ -78,6 +78,7 @@ func Default() Config {
 			ThrottleDelay:    time.Second,
 			ThrottleMaxDelay: 5 * time.Minute,
 			TokenTTL:         30 * 24 * time.Hour,
+			SCRAMIterations:  10000,
 		},
 		Cloak: Cloak{Enabled: true, Suffix: "livechat", IPv4Prefix: 32, IPv6Prefix: 64},
 	}

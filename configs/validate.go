@@ -162,6 +162,7 @@ func (c *Config) Validate() error {
 	p.atLeast("accounts.throttle_free", a.ThrottleFree, 0)
 	p.atLeast("accounts.throttle_account_free", a.ThrottleAccount, 0)
 	p.positive("accounts.token_ttl", a.TokenTTL)
+	p.atLeast("accounts.scram_iterations", a.SCRAMIterations, 4096) // RFC 7677's floor
 	p.positive("accounts.throttle_trust", a.ThrottleTrust)
 	p.positive("accounts.throttle_delay", a.ThrottleDelay)
 	p.positive("accounts.throttle_max_delay", a.ThrottleMaxDelay)

@@ -129,6 +129,13 @@ func (s *Session) login(name, password string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), accountTimeout)
 	defer cancel()
 	acct, err := s.srv.accounts.Login(ctx, name, password, s.source())
+	s.countLogin("password", name, err)
+	return acct.Name, err
+}
+
+// countLogin counts and logs a login attempt by password, SCRAM or
+// certificate (method), which err ended.
+func (s *Session) countLogin(method, name string, err error) {
 	result := "ok"
 	switch {
 	case err == nil:
@@ -141,13 +148,16 @@ func (s *Session) login(name, password string) (string, error) {
 		result = "throttled"
 	case errors.Is(err, accounts.ErrBusy):
 		result = "busy"
+	case errors.Is(err, accounts.ErrNoSCRAM):
+		result = "no_scram_keys"
+	case errors.Is(err, accounts.ErrSCRAMProtocol), errors.Is(err, errSASLAuthz):
+		result = "malformed"
 	default:
 		result = "error"
 		s.log().Error().Err(err).Str("account", name).Msg("login failed")
 	}
 	s.srv.metrics.logins.WithLabelValues(result).Inc()
-	s.log().Info().Str("account", name).Str("result", result).Msg("login")
-	return acct.Name, err
+	s.log().Info().Str("account", name).Str("method", method).Str("result", result).Msg("login")
 }
 
 func loginCode(err error) string {

@@ -104,6 +104,9 @@ func handleWHOIS(s *Session, m *protocol.Message, _ []byte) error {
 	if w.Secure {
 		s.numeric(protocol.RPL_WHOISSECURE, nick, "is using a secure connection")
 	}
+	if w.CertFP != "" && (self || s.oper.Load()) {
+		s.numeric(protocol.RPL_WHOISCERTFP, nick, "has client certificate fingerprint "+w.CertFP)
+	}
 	s.numeric(protocol.RPL_WHOISIDLE, nick, strconv.FormatInt(w.Idle, 10), strconv.FormatInt(w.Signon, 10), "seconds idle, signon time")
 	s.numeric(protocol.RPL_ENDOFWHOIS, nick, "End of /WHOIS list")
 	return nil
@@ -113,6 +116,7 @@ func handleWHOIS(s *Session, m *protocol.Message, _ []byte) error {
 // asker's node decides what the asker may see of it.
 type whoisInfo struct {
 	Nick, User, Host, IP, Realname, Account, Server string
+	CertFP                                          string  `json:",omitempty"`
 	Away                                            *string `json:",omitempty"`
 	Oper, Secure                                    bool
 	Idle, Signon                                    int64
@@ -131,7 +135,7 @@ func (t *Session) whoisOf() whoisInfo {
 	joined := t.rooms()
 	t.mu.Unlock()
 	w.Host, w.IP, w.Account, w.Server = t.host, t.ip, t.Account(), t.srv.Config().ServerName
-	w.Away, w.Oper, w.Secure = t.away.Load(), t.oper.Load(), t.secure()
+	w.Away, w.Oper, w.Secure, w.CertFP = t.away.Load(), t.oper.Load(), t.secure(), t.certFP()
 	w.Idle, w.Signon = int64(time.Since(t.lastActive()).Seconds()), t.connected.Unix()
 	for _, r := range joined {
 		w.Rooms = append(w.Rooms, whoisRoom{Name: r.Name(), Secret: r.Secret(), Prefix: r.PrefixOf(t, true)})
@@ -224,7 +228,7 @@ func handleMOTD(s *Session, _ *protocol.Message, _ []byte) error {
 // helpOrder lists the commands HELP shows, most useful first.
 var helpOrder = []string{
 	"JOIN", "MSG", "PART", "NICK", "TOPIC", "NAMES", "LIST", "WHO", "WHOIS", "AWAY",
-	"REGISTER", "LOGIN", "LOGOUT", "TOKEN",
+	"REGISTER", "LOGIN", "LOGOUT", "TOKEN", "CERTFP",
 	"OP", "DEOP", "VOICE", "DEVOICE", "KICK", "BAN", "UNBAN", "INVITE", "MODE", "ROOM",
 	"FORMAT", "MOTD", "HELP", "QUIT",
 }

@@ -454,6 +454,7 @@ func accountConfig(cfg *configs.Config) accounts.Config {
 	c.Throttle.TrustFor = a.ThrottleTrust
 	c.Throttle.BaseDelay, c.Throttle.MaxDelay = a.ThrottleDelay, a.ThrottleMaxDelay
 	c.TokenTTL = a.TokenTTL
+	c.SCRAMIterations = a.SCRAMIterations
 	return c
 }
 

@@ -1,6 +1,9 @@
 package daemon
 
 import (
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -8,6 +11,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/livechat/livechat/daemon/accounts"
 	"github.com/livechat/livechat/protocol"
 	"github.com/livechat/livechat/rooms"
 )
@@ -103,6 +107,8 @@ type Session struct {
 	pass         string // what the client sent with PASS
 	saslMech     string
 	saslBuf      []byte
+	saslSCRAM    *accounts.SCRAMLogin // the SCRAM-SHA-256 exchange under way
+	saslDone     string               // SCRAM: the account proved, once server-final is acknowledged
 	pingSent     bool
 	deadlineSet  time.Time // when the idle read deadline was last moved
 	deadlineOff  bool      // no idle deadline: a person is never PINGed (see pings)
@@ -184,6 +190,25 @@ func (s *Session) secure() bool {
 	// A WebSocket knows: wss, or https to a trusted proxy.
 	c, ok := s.conn.(interface{ Secure() bool })
 	return ok && c.Secure()
+}
+
+// certFP returns the SHA-256 fingerprint (lower-case hex) of the TLS
+// client certificate the client presented, or "" if it presented none or
+// is not on the TLS listener. The handshake is done by the time any line
+// has been read, which is before anyone can ask. The WebSocket listener
+// does not ask browsers for certificates: they would show every visitor
+// of the page a certificate picker.
+func (s *Session) certFP() string {
+	tc, ok := s.conn.(*tls.Conn)
+	if !ok {
+		return ""
+	}
+	st := tc.ConnectionState()
+	if !st.HandshakeComplete || len(st.PeerCertificates) == 0 {
+		return ""
+	}
+	sum := sha256.Sum256(st.PeerCertificates[0].Raw)
+	return hex.EncodeToString(sum[:])
 }
 
 // Away reports whether the user set an away message. Safe from any goroutine.

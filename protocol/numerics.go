@@ -42,6 +42,7 @@ const (
 	RPL_NOTOPIC       = "331" // <client> <channel> :No topic is set
 	RPL_TOPIC         = "332" // <client> <channel> :<topic>
 	RPL_TOPICWHOTIME  = "333" // <client> <channel> <nick> <setat>
+	RPL_WHOISCERTFP   = "276" // <client> <nick> :has client certificate fingerprint <fingerprint>
 	RPL_WHOISACTUALLY = "338" // <client> <nick> <user>@<ip> <ip> :Actual user@host, Actual IP
 	RPL_WHOREPLY      = "352" // <client> <channel> <username> <host> <server> <nick> <flags> :<hopcount> <realname>
 	RPL_NAMREPLY      = "353" // <client> <symbol> <channel> :[prefix]<nick>{ [prefix]<nick>}

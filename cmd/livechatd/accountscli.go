@@ -166,11 +166,11 @@ func accountsPasswd(ctx context.Context, store accounts.Store, name, password st
 	if err != nil {
 		return err
 	}
-	hash, err := accounts.HashPassword(password, accounts.DefaultParams())
+	hash, scramKeys, err := accounts.Credentials(password)
 	if err != nil {
 		return err
 	}
-	if err := store.SetPassword(ctx, name, hash); err != nil {
+	if err := store.SetPassword(ctx, name, hash, scramKeys); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "password changed for %s\n", acct.Name)

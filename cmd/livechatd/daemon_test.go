@@ -1,7 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
 	"net"
 	"net/http"
 	"os"
@@ -431,5 +435,34 @@ func TestDefaultPageAddressTaken(t *testing.T) {
 	if d, err := start(&cfg, zerolog.Nop(), nil); err == nil {
 		d.stop(t.Context())
 		t.Fatal("a chosen page address that is taken did not refuse the start")
+	}
+}
+
+// The IRC TLS listener asks for a client certificate (for SASL EXTERNAL
+// and CERTFP) without requiring one: a client presenting one sees its
+// fingerprint in its own WHOIS (276).
+func TestTLSClientCertificate(t *testing.T) {
+	dir := t.TempDir()
+	certPath, keyPath, cert := newCert(t, dir)
+	r := startRig(t, tlsYAML(certPath, keyPath, ""))
+	clientDir := t.TempDir()
+	clientCertPath, clientKeyPath, _ := newCert(t, clientDir)
+	clientCert, err := tls.LoadX509KeyPair(clientCertPath, clientKeyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: waitFor}, "tcp", r.d.addrs.TLS,
+		&tls.Config{RootCAs: x509Pool(cert), ServerName: "localhost", Certificates: []tls.Certificate{clientCert}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	c := &client{t: t, conn: conn, r: bufio.NewReader(conn)}
+	c.register("carla")
+	c.send("WHOIS carla")
+	m, _ := c.expect(protocol.RPL_WHOISCERTFP)
+	sum := sha256.Sum256(clientCert.Certificate[0])
+	if want := "has client certificate fingerprint " + hex.EncodeToString(sum[:]); m.Param(2) != want {
+		t.Fatalf("276 %q, want %q", m.Param(2), want)
 	}
 }

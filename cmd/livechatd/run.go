@@ -142,16 +142,17 @@ func start(cfg *configs.Config, log zerolog.Logger, load func() (*configs.Config
 		}
 		logCert(log, leaf, cfg.Listen.TLSCert, "TLS certificate loaded")
 	}
-	// listenTLS binds addr and serves TLS on it with the live certificate.
-	listenTLS := func(key, addr string) (net.Listener, string, error) {
+	// listenTLS binds addr and serves TLS on it with tc, whose
+	// certificate is the live one.
+	listenTLS := func(key, addr string, tc *tls.Config) (net.Listener, string, error) {
 		l, err := listen(key, addr)
 		if err != nil {
 			return nil, "", err
 		}
-		return tls.NewListener(l, d.certs.tlsConfig()), l.Addr().String(), nil
+		return tls.NewListener(l, tc), l.Addr().String(), nil
 	}
 	if cfg.Listen.TLS != "" {
-		if tlsL, d.addrs.TLS, err = listenTLS("listen.tls", cfg.Listen.TLS); err != nil {
+		if tlsL, d.addrs.TLS, err = listenTLS("listen.tls", cfg.Listen.TLS, d.certs.ircTLSConfig()); err != nil {
 			return nil, err
 		}
 	}
@@ -170,7 +171,7 @@ func start(cfg *configs.Config, log zerolog.Logger, load func() (*configs.Config
 		d.addrs.WebSocket = wsL.Addr().String()
 	}
 	if cfg.Listen.WebSocketTLS != "" {
-		if wssL, d.addrs.WebSocketTLS, err = listenTLS("listen.websocket_tls", cfg.Listen.WebSocketTLS); err != nil {
+		if wssL, d.addrs.WebSocketTLS, err = listenTLS("listen.websocket_tls", cfg.Listen.WebSocketTLS, d.certs.tlsConfig()); err != nil {
 			return nil, err
 		}
 	}

@@ -76,6 +76,17 @@ func (c *certStore) tlsConfig() *tls.Config {
 	return &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: c.get}
 }
 
+// ircTLSConfig is tlsConfig for the IRC TLS listener: it also asks for a
+// client certificate, for SASL EXTERNAL and CERTFP, without requiring or
+// verifying one (people use self-signed ones; the fingerprint is what
+// counts). The WebSocket listener does not ask: browsers would show every
+// visitor of the web page a certificate picker.
+func (c *certStore) ircTLSConfig() *tls.Config {
+	cfg := c.tlsConfig()
+	cfg.ClientAuth = tls.RequestClientCert
+	return cfg
+}
+
 // certNames lists what a certificate is valid for, for logs.
 func certNames(leaf *x509.Certificate) []string {
 	names := append([]string(nil), leaf.DNSNames...)

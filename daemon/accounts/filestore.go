@@ -32,8 +32,9 @@ var (
 // schemaVersion is the newest file format this code reads and writes.
 // Version 1: bucket "accounts", key Fold(name), value a JSON record.
 // Files from before the meta bucket existed are in exactly that format.
-// Buckets "read_markers" (markers.go) and "login_tokens" (tokens.go) came
-// later within version 1: older code ignores them.
+// Buckets "read_markers" (markers.go), "login_tokens" (tokens.go),
+// "cert_fps" and "account_cert_fps" (certfp.go) and the record's "scram"
+// field came later within version 1: older code ignores them.
 const schemaVersion = 1
 
 // schemaTooNewError is returned by OpenFileStore for a file written by a
@@ -57,6 +58,10 @@ type record struct {
 	Name    string    `json:"name"`
 	Hash    string    `json:"hash"`
 	Created time.Time `json:"created"`
+	// SCRAM came later within version 1: older code drops it when it
+	// rewrites a record (a password change), which is what a password
+	// change must do anyway.
+	SCRAM string `json:"scram,omitempty"`
 }
 
 // fileStore is a Store in a bbolt file. bbolt serialises writers and fsyncs
@@ -200,7 +205,7 @@ func (s *fileStore) Get(ctx context.Context, name string) (Account, error) {
 	return Account(rec), nil
 }
 
-func (s *fileStore) SetPassword(ctx context.Context, name, hash string) error {
+func (s *fileStore) SetPassword(ctx context.Context, name, hash, scram string) error {
 	if checkName(name) != nil {
 		return ErrNotFound
 	}
@@ -218,7 +223,7 @@ func (s *fileStore) SetPassword(ctx context.Context, name, hash string) error {
 		if err := json.Unmarshal(v, &rec); err != nil {
 			return err
 		}
-		rec.Hash = hash
+		rec.Hash, rec.SCRAM = hash, scram
 		nv, err := json.Marshal(rec)
 		if err != nil {
 			return err
@@ -270,6 +275,9 @@ func (s *fileStore) Delete(ctx context.Context, name string) error {
 			return err
 		}
 		if err := deleteTokens(tx, key); err != nil {
+			return err
+		}
+		if err := deleteCertFPs(tx, key); err != nil {
 			return err
 		}
 		return b.Delete(key)

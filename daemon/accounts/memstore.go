@@ -16,7 +16,11 @@ type memStore struct {
 	markers map[string]map[string]time.Time
 	// tokens are login tokens by Fold(Name), then id (tokens.go).
 	tokens map[string]map[string]Token
-	closed bool
+	// certOwner maps a certificate fingerprint to Fold(Name); certFPs
+	// lists them by Fold(Name) (certfp.go). Both nil until the first.
+	certOwner map[string]string
+	certFPs   map[string][]string
+	closed    bool
 }
 
 // NewMemoryStore returns an empty in-memory Store, safe for concurrent use.
@@ -59,7 +63,7 @@ func (m *memStore) Get(ctx context.Context, name string) (Account, error) {
 	return a, nil
 }
 
-func (m *memStore) SetPassword(ctx context.Context, name, hash string) error {
+func (m *memStore) SetPassword(ctx context.Context, name, hash, scram string) error {
 	if err := checkName(name); err != nil {
 		return ErrNotFound
 	}
@@ -73,7 +77,7 @@ func (m *memStore) SetPassword(ctx context.Context, name, hash string) error {
 	if !ok {
 		return ErrNotFound
 	}
-	a.Hash = hash
+	a.Hash, a.SCRAM = hash, scram
 	m.byKey[key] = a
 	return nil
 }
@@ -112,6 +116,7 @@ func (m *memStore) Delete(ctx context.Context, name string) error {
 	delete(m.byKey, key)
 	delete(m.markers, key)
 	delete(m.tokens, key)
+	m.deleteCertFPsLocked(key)
 	return nil
 }
 

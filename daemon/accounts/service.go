@@ -64,6 +64,10 @@ type Config struct {
 	// TokenTTL is how long a login token lives after its last use
 	// (tokens.go).
 	TokenTTL time.Duration
+	// SCRAMIterations is the PBKDF2 iteration count of new SCRAM keys
+	// (scram.go); keys made with another count are made again at the
+	// next password login.
+	SCRAMIterations int
 	// Now is the clock of token expiry, the registration quota and the
 	// login throttle; nil is time.Now. It is here so that tests of other
 	// packages (the store conformance suite, accountstest) can move time
@@ -86,6 +90,7 @@ func DefaultConfig() Config {
 		RegisterWindow:    time.Hour,
 		Throttle:          DefaultThrottleConfig(),
 		TokenTTL:          DefaultTokenTTL,
+		SCRAMIterations:   DefaultSCRAMIterations,
 	}
 }
 
@@ -129,6 +134,9 @@ func (c Config) withDefaults() Config {
 	if c.TokenTTL <= 0 {
 		c.TokenTTL = d.TokenTTL
 	}
+	if c.SCRAMIterations <= 0 {
+		c.SCRAMIterations = d.SCRAMIterations
+	}
 	c.Throttle = c.Throttle.withDefaults()
 	return c
 }
@@ -137,7 +145,11 @@ func (c Config) withDefaults() Config {
 // filled in). Call it when loading configuration to get an error instead
 // of NewService's panic.
 func (c Config) Validate() error {
-	return c.withDefaults().Params.Validate()
+	c = c.withDefaults()
+	if c.SCRAMIterations < MinSCRAMIterations {
+		return fmt.Errorf("accounts: SCRAM iterations %d below the minimum of %d (RFC 7677)", c.SCRAMIterations, MinSCRAMIterations)
+	}
+	return c.Params.Validate()
 }
 
 // Service is the account façade used by the daemon. All methods are safe
@@ -150,6 +162,8 @@ type Service struct {
 	throttle *Throttle
 	quota    *quota // nil: registrations are not limited per source
 	tokenTTL time.Duration
+	// scramIters is Config.SCRAMIterations.
+	scramIters int
 	// dummy is a hash of a random password made with the current params.
 	// Login verifies unknown names against it so that they cost exactly
 	// as much as a wrong password for a real account.
@@ -188,17 +202,18 @@ func NewService(store Store, cfg Config) *Service {
 	throttle := NewThrottle(cfg.Throttle)
 	throttle.now = now
 	return &Service{
-		store:    store,
-		params:   cfg.Params,
-		minLen:   cfg.MinPasswordLen,
-		pool:     NewFairPool(cfg.PoolSize, cfg.PoolPerSource, cfg.PoolWait),
-		throttle: throttle,
-		quota:    q,
-		tokenTTL: cfg.TokenTTL,
-		dummy:    dummy,
-		now:      now,
-		verify:   VerifyPassword,
-		hash:     HashPassword,
+		store:      store,
+		params:     cfg.Params,
+		minLen:     cfg.MinPasswordLen,
+		pool:       NewFairPool(cfg.PoolSize, cfg.PoolPerSource, cfg.PoolWait),
+		throttle:   throttle,
+		quota:      q,
+		tokenTTL:   cfg.TokenTTL,
+		scramIters: cfg.SCRAMIterations,
+		dummy:      dummy,
+		now:        now,
+		verify:     VerifyPassword,
+		hash:       HashPassword,
 	}
 }
 
@@ -236,9 +251,15 @@ func (s *Service) Register(ctx context.Context, name, password, source string) (
 			}
 		}()
 	}
-	var hash string
+	var hash, scramKeys string
 	var herr error
-	if err := s.pool.DoFor(ctx, source, func() { hash, herr = s.hash(password, s.params) }); err != nil {
+	err = s.pool.DoFor(ctx, source, func() {
+		hash, herr = s.hash(password, s.params)
+		// A password SASLprep refuses gets no SCRAM keys: it keeps to
+		// PLAIN, as a SCRAM client could not use it anyway.
+		scramKeys, _ = newSCRAM(password, s.scramIters)
+	})
+	if err != nil {
 		return Account{}, err
 	}
 	if herr != nil {
@@ -246,14 +267,14 @@ func (s *Service) Register(ctx context.Context, name, password, source string) (
 	}
 	// UTC() also strips the monotonic reading, so the value compares equal
 	// after a round trip through the file store.
-	a = Account{Name: name, Hash: hash, Created: s.now().UTC()}
+	a = Account{Name: name, Hash: hash, Created: s.now().UTC(), SCRAM: scramKeys}
 	if err := s.store.Create(ctx, a); err != nil {
 		return Account{}, err
 	}
 	// The address that created the account is its owner's: trust it past
 	// the account-wide login throttle, as after a login.
 	s.throttle.Success(Fold(name), source)
-	a.Hash = ""
+	a.Hash, a.SCRAM = "", ""
 	return a, nil
 }
 
@@ -262,8 +283,10 @@ func (s *Service) Register(ctx context.Context, name, password, source string) (
 // for an unknown name or a wrong password alike, a *ThrottledError
 // (errors.Is ErrThrottled) when locked out — no hashing is done then —,
 // ErrBusy, a context error, or a store error. On success, a hash weaker
-// than the current Params is replaced (best effort: if storing fails, the
-// next login tries again). The returned Account has an empty Hash.
+// than the current Params is replaced, and SCRAM keys are added if the
+// account has none (registered before SCRAM) or has them with another
+// iteration count (best effort: if storing fails, the next login tries
+// again). The returned Account has an empty Hash and SCRAM.
 func (s *Service) Login(ctx context.Context, name, password, ip string) (Account, error) {
 	key := Fold(name)
 	if checkName(name) != nil {
@@ -299,6 +322,7 @@ func (s *Service) Login(ctx context.Context, name, password, ip string) (Account
 		match, upgrade bool
 		verr           error
 		newHash        string
+		newSCRAMKeys   string
 	)
 	err = s.pool.DoFor(ctx, ip, func() {
 		match, upgrade, verr = s.verify(password, encoded, s.params)
@@ -310,6 +334,11 @@ func (s *Service) Login(ctx context.Context, name, password, ip string) (Account
 		if found && match && upgrade {
 			// Re-hash while holding the slot we already waited for.
 			newHash, _ = s.hash(password, s.params)
+		}
+		if found && match && !scramCurrent(acct.SCRAM, s.scramIters) {
+			// The migration of accounts from before SCRAM: this is the
+			// one moment the server sees the password again.
+			newSCRAMKeys, _ = newSCRAM(password, s.scramIters)
 		}
 	})
 	if err != nil {
@@ -324,12 +353,19 @@ func (s *Service) Login(ctx context.Context, name, password, ip string) (Account
 		return Account{}, ErrBadCredentials
 	}
 	att.Success()
-	if newHash != "" {
+	if newHash != "" || newSCRAMKeys != "" {
+		hash, keys := acct.Hash, acct.SCRAM
+		if newHash != "" {
+			hash = newHash
+		}
+		if newSCRAMKeys != "" {
+			keys = newSCRAMKeys
+		}
 		// Detached from ctx: the hash is already paid for, and a client
 		// that disconnects right after logging in should not waste it.
-		_ = s.store.SetPassword(context.WithoutCancel(ctx), key, newHash)
+		_ = s.store.SetPassword(context.WithoutCancel(ctx), key, hash, keys)
 	}
-	acct.Hash = ""
+	acct.Hash, acct.SCRAM = "", ""
 	return acct, nil
 }
 
@@ -393,6 +429,18 @@ func (s *Service) Count() int { return s.store.Count() }
 
 // Close closes the store. Calls after Close fail with ErrClosed.
 func (s *Service) Close() error { return s.store.Close() }
+
+// Credentials returns what a store keeps for password (its argon2id hash
+// and SCRAM keys, for SetPassword) with DefaultParams and
+// DefaultSCRAMIterations. Admin tools that set passwords use it; it
+// hashes on the caller's goroutine, not on a Service's pool.
+func Credentials(password string) (hash, scramKeys string, err error) {
+	if hash, err = HashPassword(password, DefaultParams()); err != nil {
+		return "", "", err
+	}
+	scramKeys, _ = newSCRAM(password, DefaultSCRAMIterations) // see Register
+	return hash, scramKeys, nil
+}
 
 // CheckPassword applies the rules for a new password: at most
 // MaxPasswordLen bytes (else ErrPasswordTooLong), valid UTF-8 and at least

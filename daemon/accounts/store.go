@@ -5,8 +5,9 @@
 //
 //   - names are unique case-insensitively (ASCII folding, see Fold) while the
 //     display spelling given at registration is kept;
-//   - passwords are stored only as argon2id PHC strings (hash.go) and never
-//     appear in errors or return values;
+//   - passwords are stored only as argon2id PHC strings (hash.go) and
+//     SCRAM-SHA-256 keys derived from them (scram.go), and never appear in
+//     errors or return values;
 //   - hashing is CPU- and memory-heavy, so it runs on a bounded pool
 //     (pool.go) that sheds load with ErrBusy instead of queueing forever;
 //   - failed logins are throttled per account and per source (throttle.go),
@@ -51,6 +52,11 @@ type Account struct {
 	Name    string    // display name, as registered
 	Hash    string    // argon2id PHC string; Service leaves it empty in results
 	Created time.Time // registration time
+	// SCRAM is the SCRAM-SHA-256 salt, iteration count and keys derived
+	// from the same password as Hash (scram.go), or "" for an account
+	// that has not logged in with its password since SCRAM came. Stores
+	// keep it as an opaque string; Service leaves it empty in results.
+	SCRAM string
 }
 
 // Store persists accounts keyed by Fold(name).
@@ -67,8 +73,10 @@ type Store interface {
 	// List returns every account, Hash included, sorted by Fold(Name). It
 	// is meant for admin tools; nothing on a client's path should call it.
 	List(ctx context.Context) ([]Account, error)
-	// SetPassword replaces the stored hash. ErrNotFound if absent.
-	SetPassword(ctx context.Context, name, hash string) error
+	// SetPassword replaces the stored hash and SCRAM keys together: both
+	// come from one password, and keys left from an old password would
+	// still let it in. ErrNotFound if absent.
+	SetPassword(ctx context.Context, name, hash, scram string) error
 	// Delete removes name case-insensitively. ErrNotFound if absent.
 	Delete(ctx context.Context, name string) error
 	// Count returns the number of accounts.

@@ -213,7 +213,7 @@ func (s *Service) TokenLogin(ctx context.Context, name, token, ip string) (Accou
 		// Best effort: a failed write only means an earlier expiry.
 		_ = ts.TouchToken(context.WithoutCancel(ctx), name, id, now, now.Add(s.tokenTTL))
 	}
-	acct.Hash = ""
+	acct.Hash, acct.SCRAM = "", ""
 	return acct, nil
 }
 

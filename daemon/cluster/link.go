@@ -124,7 +124,7 @@ func NewLink(ctx context.Context, nc *nats.Conn, node *Node) (*Link, error) {
 	l := &Link{nc: nc, node: node, homes: kv,
 		calls: make(map[uint64]*call), proxies: make(map[proxyKey]*proxy),
 		stop: make(chan struct{}),
-		out: make(map[string]*outbox), revs: make(map[string]uint64), touched: make(map[rooms.Client]struct{})}
+		out:  make(map[string]*outbox), revs: make(map[string]uint64), touched: make(map[rooms.Client]struct{})}
 	for _, s := range []struct {
 		subj string
 		fn   nats.MsgHandler

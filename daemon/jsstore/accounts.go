@@ -23,7 +23,9 @@ import (
 //   - <Prefix>_ACCOUNTS: key hex(accounts.Fold(name)), value a JSON record
 //     (display name, argon2id hash, creation time, data id);
 //   - <Prefix>_ACCOUNT_DATA: "m.<data id>" holds the account's read
-//     markers, "t.<data id>" its login tokens, one value each.
+//     markers, "t.<data id>" its login tokens, "c.<data id>" its
+//     certificate fingerprints, one value each; "f.<fingerprint>" says
+//     which account has a fingerprint (certfp.go).
 //
 // The data id is random and new at each registration, so markers and
 // tokens belong to one registration: once the account is deleted they are
@@ -69,6 +71,7 @@ type record struct {
 	Hash    string    `json:"hash"`
 	Created time.Time `json:"created"`
 	Data    string    `json:"data"`
+	SCRAM   string    `json:"scram,omitempty"`
 }
 
 // OpenAccounts opens the account buckets, creating them if needed, and
@@ -196,7 +199,7 @@ func (a *Accounts) Create(ctx context.Context, acct accounts.Account) error {
 		return err
 	}
 	defer cancel()
-	val, err := json.Marshal(record{Name: acct.Name, Hash: acct.Hash, Created: acct.Created, Data: newDataID()})
+	val, err := json.Marshal(record{Name: acct.Name, Hash: acct.Hash, Created: acct.Created, Data: newDataID(), SCRAM: acct.SCRAM})
 	if err != nil {
 		return wrap("encode account", err)
 	}
@@ -253,7 +256,7 @@ func (a *Accounts) Get(ctx context.Context, name string) (accounts.Account, erro
 	if err != nil {
 		return accounts.Account{}, err
 	}
-	return accounts.Account{Name: rec.Name, Hash: rec.Hash, Created: rec.Created}, nil
+	return accounts.Account{Name: rec.Name, Hash: rec.Hash, Created: rec.Created, SCRAM: rec.SCRAM}, nil
 }
 
 // List reads the whole bucket; it is for admin tools.
@@ -291,7 +294,7 @@ func (a *Accounts) List(ctx context.Context) ([]accounts.Account, error) {
 	})
 	out := make([]accounts.Account, 0, len(all))
 	for _, k := range all {
-		out = append(out, accounts.Account{Name: k.rec.Name, Hash: k.rec.Hash, Created: k.rec.Created})
+		out = append(out, accounts.Account{Name: k.rec.Name, Hash: k.rec.Hash, Created: k.rec.Created, SCRAM: k.rec.SCRAM})
 	}
 	return out, nil
 }
@@ -326,9 +329,9 @@ func readOnce(ctx context.Context, kv jetstream.KeyValue, fn func(jetstream.KeyV
 	}
 }
 
-// SetPassword replaces the hash with a compare-and-set: a concurrent
-// Delete or SetPassword on another node is not undone.
-func (a *Accounts) SetPassword(ctx context.Context, name, hash string) error {
+// SetPassword replaces the hash and SCRAM keys with a compare-and-set: a
+// concurrent Delete or SetPassword on another node is not undone.
+func (a *Accounts) SetPassword(ctx context.Context, name, hash, scram string) error {
 	if !validName(name) {
 		return accounts.ErrNotFound
 	}
@@ -343,7 +346,7 @@ func (a *Accounts) SetPassword(ctx context.Context, name, hash string) error {
 		if err != nil {
 			return err
 		}
-		rec.Hash = hash
+		rec.Hash, rec.SCRAM = hash, scram
 		val, err := json.Marshal(rec)
 		if err != nil {
 			return wrap("encode account", err)
@@ -358,7 +361,7 @@ func (a *Accounts) SetPassword(ctx context.Context, name, hash string) error {
 
 // Delete removes the account (compare-and-set on the revision read, so
 // exactly one of concurrent Deletes succeeds and the rest see
-// ErrNotFound), then its markers and tokens.
+// ErrNotFound), then its markers, tokens and certificate fingerprints.
 func (a *Accounts) Delete(ctx context.Context, name string) error {
 	if !validName(name) {
 		return accounts.ErrNotFound
@@ -390,6 +393,7 @@ func (a *Accounts) Delete(ctx context.Context, name string) error {
 	// The account is gone and its data unreachable (a new registration
 	// gets a new data id); removing the data only frees the space, so a
 	// failure here is not the caller's.
+	a.deleteCertFPs(ctx, gone.Data)
 	for _, k := range []string{markersKey(gone.Data), tokensKey(gone.Data)} {
 		_ = a.data.Purge(ctx, k)
 	}

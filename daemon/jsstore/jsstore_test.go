@@ -204,7 +204,7 @@ func TestDeleteRacesSetPassword(t *testing.T) {
 		var delErr, pwErr error
 		wg.Add(2)
 		go func() { defer wg.Done(); delErr = ns[0].Delete(ctxT(t), name) }()
-		go func() { defer wg.Done(); pwErr = ns[1].SetPassword(ctxT(t), name, "h1") }()
+		go func() { defer wg.Done(); pwErr = ns[1].SetPassword(ctxT(t), name, "h1", "") }()
 		wg.Wait()
 		if delErr != nil || pwErr != nil && !errors.Is(pwErr, accounts.ErrNotFound) {
 			t.Fatalf("delete %v, set password %v", delErr, pwErr)
@@ -444,7 +444,7 @@ func TestNATSAway(t *testing.T) {
 			_, err := a.Get(bg, "alice")
 			return err
 		},
-		"SetPassword": func() error { return a.SetPassword(bg, "alice", "h") },
+		"SetPassword": func() error { return a.SetPassword(bg, "alice", "h", "") },
 		"Delete":      func() error { return a.Delete(bg, "alice") },
 		"List": func() error {
 			_, err := a.List(bg)

@@ -1,5 +1,5 @@
 // Package accountstest is the conformance suite of accounts.Store with its
-// MarkerStore and TokenStore: every implementation (memory, file, JetStream
+// MarkerStore, TokenStore and CertFPStore: every implementation (memory, file, JetStream
 // KV) runs the same tests, directly and through an accounts.Service.
 package accountstest
 
@@ -18,7 +18,8 @@ import (
 // Suite says how to get stores to test.
 type Suite struct {
 	// Open returns a new, empty store that also implements
-	// accounts.MarkerStore and accounts.TokenStore. The suite closes it.
+	// accounts.MarkerStore, accounts.TokenStore and accounts.CertFPStore.
+	// The suite closes it.
 	Open func(t *testing.T) accounts.Store
 	// MarkerLimit is how many read markers per account the stores from
 	// Open keep (accounts.MaxReadMarkers unless the implementation lets
@@ -41,6 +42,11 @@ func Run(t *testing.T, s Suite) {
 		{"ReadMarkersRace", testReadMarkersRace},
 		{"TokenLifecycle", testTokenLifecycle},
 		{"TokensAreBounded", testTokensAreBounded},
+		{"SCRAM", testSCRAM},
+		{"SCRAMThrottle", testSCRAMThrottle},
+		{"SCRAMMigration", testSCRAMMigration},
+		{"CertFPs", testCertFPs},
+		{"CertFPsConcurrent", testCertFPsConcurrent},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, s) })
 	}
@@ -51,6 +57,10 @@ var bg = context.Background()
 // fastParams keep argon2 to microseconds: the suite tests stores, not
 // hashing.
 var fastParams = accounts.Params{Memory: 64, Time: 1, Threads: 1}
+
+// fastSCRAM is below what Config.Validate accepts, which NewService does
+// not check: PBKDF2 at real counts would dominate the suite's time.
+const fastSCRAM = 64
 
 // Clock is an injectable clock; tests advance it instead of sleeping.
 type Clock struct {
@@ -89,6 +99,7 @@ func newService(t *testing.T, s Suite, tweak func(*accounts.Config)) service {
 	clock := NewClock()
 	cfg := accounts.DefaultConfig()
 	cfg.Params = fastParams
+	cfg.SCRAMIterations = fastSCRAM
 	cfg.Now = clock.Now
 	if tweak != nil {
 		tweak(&cfg)
@@ -122,13 +133,29 @@ func testContract(t *testing.T, suite Suite) {
 	if _, err := s.Get(bg, "bob"); !errors.Is(err, accounts.ErrNotFound) {
 		t.Fatalf("Get(bob) = %v", err)
 	}
-	if err := s.SetPassword(bg, "aLICE", "h3"); err != nil {
+	if err := s.SetPassword(bg, "aLICE", "h3", "s3"); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := s.Get(bg, "alice"); got.Hash != "h3" || got.Name != "Alice" || !got.Created.Equal(created) {
+	if got, _ := s.Get(bg, "alice"); got.Hash != "h3" || got.SCRAM != "s3" || got.Name != "Alice" || !got.Created.Equal(created) {
 		t.Fatalf("after SetPassword: %+v", got)
 	}
-	if err := s.SetPassword(bg, "bob", "h"); !errors.Is(err, accounts.ErrNotFound) {
+	// The SCRAM keys go with the hash: clearing them is storing "".
+	if err := s.SetPassword(bg, "alice", "h4", ""); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Get(bg, "alice"); got.Hash != "h4" || got.SCRAM != "" {
+		t.Fatalf("after SetPassword without SCRAM: %+v", got)
+	}
+	if err := s.Create(bg, accounts.Account{Name: "scrammy", Hash: "h", SCRAM: "s", Created: created}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Get(bg, "Scrammy"); got != (accounts.Account{Name: "scrammy", Hash: "h", SCRAM: "s", Created: created}) {
+		t.Fatalf("SCRAM keys not kept by Create: %+v", got)
+	}
+	if err := s.Delete(bg, "scrammy"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetPassword(bg, "bob", "h", ""); !errors.Is(err, accounts.ErrNotFound) {
 		t.Fatalf("SetPassword(bob) = %v", err)
 	}
 	// Non-ASCII letters are not folded: only ASCII is.
