@@ -80,6 +80,15 @@ ours() {
   case $exe in "$dir"/bin/*|"$livechatd"|"$nats_server") echo "$pid" ;; esac
 }
 
+# running PID: the process exists and is no zombie (one whose parent, such
+# as a test that ran run.sh itself, has not collected it yet).
+running() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }
+  [ "${stat%% *}" != Z ]
+}
+
 # stop_group NAME...: SIGTERM to each process, then up to 15 s for all of
 # them to exit, then SIGKILL for any left.
 stop_group() {
@@ -91,12 +100,12 @@ stop_group() {
   [ ${#pids[@]} -gt 0 ] || return 0
   for _ in $(seq 150); do
     local alive=0
-    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    for pid in "${pids[@]}"; do running "$pid" && alive=1; done
     [ $alive = 0 ] && return 0
     sleep 0.1
   done
   for pid in "${pids[@]}"; do
-    kill -0 "$pid" 2>/dev/null && { echo "cluster-demo: pid $pid ignored SIGTERM for 15s; SIGKILL" >&2; kill -KILL "$pid" 2>/dev/null; }
+    running "$pid" && { echo "cluster-demo: pid $pid ignored SIGTERM for 15s; SIGKILL" >&2; kill -KILL "$pid" 2>/dev/null; }
   done
   return 0
 }
@@ -128,13 +137,19 @@ fi
 in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 taken=" "
+# Free ports come from below the kernel's ephemeral range, so that no
+# outgoing connection (the NATS routes' own) takes one between the pick
+# and the bind.
+read -r eph_lo _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || eph_lo=32768
+free_lo=10000 free_hi=$(( eph_lo > 20000 ? eph_lo : 65535 ))
+[ "$free_hi" = 65535 ] && free_lo=61000
 # port FIXED: sets $p to FIXED, or with --free-ports to a random free port
 # not yet handed out. (Not in a $(...) subshell: it keeps $taken.)
 port() {
   p=$1
   if [ $free_ports = 1 ]; then
     for _ in $(seq 200); do
-      p=$(( 20000 + RANDOM % 30000 ))
+      p=$(( free_lo + RANDOM % (free_hi - free_lo) ))
       case $taken in *" $p "*) continue ;; esac
       in_use "$p" || break
     done
