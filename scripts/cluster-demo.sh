@@ -214,6 +214,9 @@ if [ -f "$dir/nats-nodes" ] && [ "$(cat "$dir/nats-nodes")" != "$nats_nodes" ]; 
   die "$dir holds the stores of $(cat "$dir/nats-nodes") NATS server(s); use --nats-nodes $(cat "$dir/nats-nodes") or another --dir"
 fi
 echo "$nats_nodes" >"$dir/nats-nodes"
+# A cluster name of this DIR's own: two demos on one machine can never
+# join each other's NATS cluster, even through a mix-up of ports.
+[ -s "$dir/nats-cluster-name" ] || echo "livechat-demo-$(od -An -tx1 -N4 /dev/urandom | tr -d ' \n')" >"$dir/nats-cluster-name"
 
 # ---- starting -------------------------------------------------------------
 
@@ -248,17 +251,27 @@ launch() {
   die "$1 did not start (see $dir/$1/run.sh)"
 }
 
-# wait_http NAME PORT PATH WHAT: up to 60 s for GET PATH to answer 200,
-# failing with the end of NAME's log if its process dies or time runs out.
+# listens_on PID PORT: PID listens on 127.0.0.1:PORT (a port picked as
+# free may have been taken by another program before ours bound it: its
+# answers must not pass for ours). Assumed when ss is missing.
+listens_on() {
+  command -v ss >/dev/null || return 0
+  ss -Hltnp "( sport = :$2 )" 2>/dev/null | grep -q "pid=$1,"
+}
+
+# wait_http NAME PORT PATH WHAT LOG: up to 60 s for NAME's process to
+# answer 200 to GET PATH, failing with the end of its log if it dies or
+# time runs out.
 wait_http() {
-  local name=$1 port=$2 path=$3 what=$4 code=""
+  local name=$1 port=$2 path=$3 what=$4 code="" pid
   for _ in $(seq 600); do
-    code=$(http_status "$port" "$path" 2>/dev/null) || code=""
-    [ "$code" = 200 ] && return 0
-    if [ -z "$(ours "$dir/$name/pid")" ]; then
+    pid=$(ours "$dir/$name/pid")
+    if [ -z "$pid" ]; then
       tail -n 20 "$dir/$name/$5" >&2 || true
       die "$name exited before $what (log: $dir/$name/$5)"
     fi
+    code=$(http_status "$port" "$path" 2>/dev/null) || code=""
+    [ "$code" = 200 ] && listens_on "$pid" "$port" && return 0
     sleep 0.1
   done
   tail -n 20 "$dir/$name/$5" >&2 || true
@@ -284,7 +297,7 @@ for k in $(seq "$nats_nodes"); do
     for j in $(seq "$nats_nodes"); do
       [ "$j" = "$k" ] || routes="${routes:+$routes,}nats://127.0.0.1:${nats_route[$j]}"
     done
-    cluster=(--cluster_name livechat-demo --cluster "nats://127.0.0.1:${nats_route[$k]}" --routes "$routes")
+    cluster=(--cluster_name "$(cat "$dir/nats-cluster-name")" --cluster "nats://127.0.0.1:${nats_route[$k]}" --routes "$routes")
   fi
   {
     echo '#!/usr/bin/env bash'
