@@ -22,6 +22,10 @@
 #   --nats-server FILE  use this nats-server (default: built from the version
 #                       in go.mod through the Go module proxy, else Debian's
 #                       /usr/bin/nats-server)
+#   --nats-host ADDR    the local address NATS listens on (clients, routes,
+#                       monitoring) and the nodes connect to (default
+#                       127.0.0.1; scripts/partition-test.sh gives another,
+#                       one a network namespace can reach)
 #
 # Fixed ports, node K = 1, 2, 3...: IRC 6666+K, chat page 8079+K, metrics
 # 9666+K; NATS server K: clients 4221+K, routes 6221+K, monitoring 8221+K.
@@ -46,6 +50,7 @@ background=0
 stop_only=0
 livechatd=""
 nats_server=""
+nh=127.0.0.1
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 die() { echo "cluster-demo: $*" >&2; exit 1; }
 while [ $# -gt 0 ]; do
@@ -59,6 +64,7 @@ while [ $# -gt 0 ]; do
     --stop) stop_only=1; shift ;;
     --livechatd) livechatd=${2:?}; shift 2 ;;
     --nats-server) nats_server=${2:?}; shift 2 ;;
+    --nats-host) nh=${2:?}; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) usage >&2; echo >&2; die "unknown option $1" ;;
   esac
@@ -133,8 +139,8 @@ fi
 
 # ---- ports ----------------------------------------------------------------
 
-# in_use PORT: something accepts connections on 127.0.0.1:PORT.
-in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# in_use HOST PORT: something accepts connections on HOST:PORT.
+in_use() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 
 taken=" "
 # Free ports come from below the kernel's ephemeral range, so that no
@@ -143,28 +149,30 @@ taken=" "
 read -r eph_lo _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || eph_lo=32768
 free_lo=10000 free_hi=$(( eph_lo > 20000 ? eph_lo : 65535 ))
 [ "$free_hi" = 65535 ] && free_lo=61000
-# port FIXED: sets $p to FIXED, or with --free-ports to a random free port
-# not yet handed out. (Not in a $(...) subshell: it keeps $taken.)
+# port HOST FIXED: sets $p to FIXED, or with --free-ports to a random
+# port free on HOST and not yet handed out. (Not in a $(...) subshell: it
+# keeps $taken.)
 port() {
-  p=$1
+  local host=$1
+  p=$2
   if [ $free_ports = 1 ]; then
     for _ in $(seq 200); do
       p=$(( free_lo + RANDOM % (free_hi - free_lo) ))
       case $taken in *" $p "*) continue ;; esac
-      in_use "$p" || break
+      in_use "$host" "$p" || break
     done
-  elif in_use "$p"; then
+  elif in_use "$host" "$p"; then
     die "port $p is in use (another demo still running?); stop it or use --free-ports"
   fi
   taken="$taken$p "
 }
 
-# http_status PORT PATH: the HTTP status of GET http://127.0.0.1:PORT/PATH,
+# http_status HOST PORT PATH: the HTTP status of GET http://HOST:PORT/PATH,
 # with bash alone (no curl needed).
 http_status() {
   local code=""
-  exec 3<>"/dev/tcp/127.0.0.1/$1" || return 1
-  printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$2" >&3
+  exec 3<>"/dev/tcp/$1/$2" || return 1
+  printf 'GET %s HTTP/1.0\r\nHost: %s\r\n\r\n' "$3" "$1" >&3
   read -r -t 5 _ code _ <&3 || true
   exec 3<&- 3>&-
   echo "$code"
@@ -259,34 +267,34 @@ listens_on() {
   ss -Hltnp "( sport = :$2 )" 2>/dev/null | grep -q "pid=$1,"
 }
 
-# wait_http NAME PORT PATH WHAT LOG: up to 60 s for NAME's process to
-# answer 200 to GET PATH, failing with the end of its log if it dies or
+# wait_http NAME HOST PORT PATH WHAT LOG: up to 60 s for NAME's process
+# to answer 200 to GET PATH, failing with the end of its log if it dies or
 # time runs out.
 wait_http() {
-  local name=$1 port=$2 path=$3 what=$4 code="" pid
+  local name=$1 host=$2 port=$3 path=$4 what=$5 log=$6 code="" pid
   for _ in $(seq 600); do
     pid=$(ours "$dir/$name/pid")
     if [ -z "$pid" ]; then
-      tail -n 20 "$dir/$name/$5" >&2 || true
-      die "$name exited before $what (log: $dir/$name/$5)"
+      tail -n 20 "$dir/$name/$log" >&2 || true
+      die "$name exited before $what (log: $dir/$name/$log)"
     fi
-    code=$(http_status "$port" "$path" 2>/dev/null) || code=""
+    code=$(http_status "$host" "$port" "$path" 2>/dev/null) || code=""
     [ "$code" = 200 ] && listens_on "$pid" "$port" && return 0
     sleep 0.1
   done
-  tail -n 20 "$dir/$name/$5" >&2 || true
-  die "$name: no $what within 60s (last answer: ${code:-none}; log: $dir/$name/$5)"
+  tail -n 20 "$dir/$name/$log" >&2 || true
+  die "$name: no $what within 60s (last answer: ${code:-none}; log: $dir/$name/$log)"
 }
 
 # NATS servers: JetStream on file storage, one cluster if there are three.
 declare -a nats_client nats_route nats_mon
 for k in $(seq "$nats_nodes"); do
-  port $((4221 + k)); nats_client[$k]=$p
-  port $((6221 + k)); nats_route[$k]=$p
-  port $((8221 + k)); nats_mon[$k]=$p
+  port "$nh" $((4221 + k)); nats_client[$k]=$p
+  port "$nh" $((6221 + k)); nats_route[$k]=$p
+  port "$nh" $((8221 + k)); nats_mon[$k]=$p
 done
 nats_urls=""
-for k in $(seq "$nats_nodes"); do nats_urls="${nats_urls:+$nats_urls,}nats://127.0.0.1:${nats_client[$k]}"; done
+for k in $(seq "$nats_nodes"); do nats_urls="${nats_urls:+$nats_urls,}nats://$nh:${nats_client[$k]}"; done
 replicas=$nats_nodes
 for k in $(seq "$nats_nodes"); do
   d=$dir/nats-$k
@@ -295,16 +303,16 @@ for k in $(seq "$nats_nodes"); do
   if [ "$nats_nodes" -gt 1 ]; then
     routes=""
     for j in $(seq "$nats_nodes"); do
-      [ "$j" = "$k" ] || routes="${routes:+$routes,}nats://127.0.0.1:${nats_route[$j]}"
+      [ "$j" = "$k" ] || routes="${routes:+$routes,}nats://$nh:${nats_route[$j]}"
     done
-    cluster=(--cluster_name "$(cat "$dir/nats-cluster-name")" --cluster "nats://127.0.0.1:${nats_route[$k]}" --routes "$routes")
+    cluster=(--cluster_name "$(cat "$dir/nats-cluster-name")" --cluster "nats://$nh:${nats_route[$k]}" --routes "$routes")
   fi
   {
     echo '#!/usr/bin/env bash'
     echo "# NATS server $k of the livechat demo; writes its pid, logs to nats.log."
     echo "echo \$\$ >$(printf %q "$d/pid")"
     printf 'exec %q' "$nats_server"
-    printf ' %q' --server_name "nats-$k" -a 127.0.0.1 -p "${nats_client[$k]}" -m "${nats_mon[$k]}" \
+    printf ' %q' --server_name "nats-$k" -a "$nh" -p "${nats_client[$k]}" -m "${nats_mon[$k]}" \
       -js -sd "$d/store" "${cluster[@]}"
     printf ' >>%q 2>&1\n' "$d/nats.log"
   } >"$d/run.sh"
@@ -314,7 +322,7 @@ for k in $(seq "$nats_nodes"); do
 done
 for k in $(seq "$nats_nodes"); do
   # /healthz is 200 once JetStream is up and, on a cluster, has a leader.
-  wait_http "nats-$k" "${nats_mon[$k]}" /healthz "JetStream ready" nats.log
+  wait_http "nats-$k" "$nh" "${nats_mon[$k]}" /healthz "JetStream ready" nats.log
 done
 
 # The cloak key must be the same on every node (a ban on a cloak holds on
@@ -322,9 +330,9 @@ done
 [ -s "$dir/cloak.secret" ] || od -An -tx1 -N16 /dev/urandom | tr -d ' \n' >"$dir/cloak.secret"
 declare -a lc_irc lc_ws lc_metrics
 for k in $(seq "$lc_nodes"); do
-  port $((6666 + k)); lc_irc[$k]=$p
-  port $((8079 + k)); lc_ws[$k]=$p
-  port $((9666 + k)); lc_metrics[$k]=$p
+  port 127.0.0.1 $((6666 + k)); lc_irc[$k]=$p
+  port 127.0.0.1 $((8079 + k)); lc_ws[$k]=$p
+  port 127.0.0.1 $((9666 + k)); lc_metrics[$k]=$p
 done
 for k in $(seq "$lc_nodes"); do
   d=$dir/node-$k
@@ -345,7 +353,7 @@ for k in $(seq "$lc_nodes"); do
   # One after the other: the first creates the streams and buckets.
   echo "cluster-demo: starting livechat node-$k (log $d/livechatd.log)"
   launch "node-$k"
-  wait_http "node-$k" "${lc_metrics[$k]}" /readyz "/readyz 200 (joined the cluster)" livechatd.log
+  wait_http "node-$k" 127.0.0.1 "${lc_metrics[$k]}" /readyz "/readyz 200 (joined the cluster)" livechatd.log
 done
 
 {
@@ -353,7 +361,7 @@ done
   printf 'LIVECHATD=%q\nNATS_SERVER=%q\nNATS_URLS="%s"\nNATS_NODES=%s\nLIVECHAT_NODES=%s\nLEASE_TTL=%s\nREPLICAS=%s\n' \
     "$livechatd" "$nats_server" "$nats_urls" "$nats_nodes" "$lc_nodes" "$lease_ttl" "$replicas"
   for k in $(seq "$nats_nodes"); do
-    echo "NATS${k}_MONITOR=127.0.0.1:${nats_mon[$k]}"
+    echo "NATS${k}_MONITOR=$nh:${nats_mon[$k]}"
     echo "NATS${k}_PID=$(cat "$dir/nats-$k/pid")"
   done
   for k in $(seq "$lc_nodes"); do
