@@ -67,7 +67,7 @@ func TestClusterDemoProcesses(t *testing.T) {
 
 	step("users connected")
 	// Phase 1: alice and carol talk; node 2 dies under bob.
-	talk := startTalk(alice, carol)
+	talk := startTalkIn("#demo", alice, carol)
 	talk.waitAcked(10)
 	quitFrom := alice.mark()
 	killed := time.Now()
@@ -113,7 +113,7 @@ func TestClusterDemoProcesses(t *testing.T) {
 	dave := cl.dial(2, "dave")
 	dave.join("#demo")
 	carol.waitJoin("dave")
-	talk = startTalk(dave, carol)
+	talk = startTalkIn("#demo", dave, carol)
 	talk.waitAcked(10)
 	step("SIGTERM node 1")
 	pid1 := cl.signal(1, syscall.SIGTERM)
@@ -264,8 +264,8 @@ func startDemo(t *testing.T, args ...string) *demoCluster {
 			cl.env[k] = strings.Trim(v, `"`)
 		}
 	}
-	if cl.env["NODE3_IRC"] == "" || cl.env["REPLICAS"] != "3" {
-		t.Fatalf("cluster.env lacks node 3 or replicas 3:\n%s", data)
+	if cl.env["NODE1_IRC"] == "" || cl.env["REPLICAS"] != "3" {
+		t.Fatalf("cluster.env lacks node 1 or replicas 3:\n%s", data)
 	}
 	return cl
 }
@@ -351,22 +351,7 @@ func (cl *demoCluster) restart(k int) {
 	cl.mu.Lock()
 	cl.runs = append(cl.runs, exited)
 	cl.mu.Unlock()
-	url := "http://" + cl.env[fmt.Sprintf("NODE%d_METRICS", k)] + "/readyz"
-	hc := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(2 * waitFor)
-	for {
-		resp, err := hc.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			cl.t.Fatalf("node-%d: no /readyz 200 within %v of its restart", k, 2*waitFor)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	cl.waitReady(k, http.StatusOK, 2*waitFor)
 }
 
 // dial connects nick to node k with the capabilities of a history-aware
@@ -635,7 +620,7 @@ func nickOf(source string) string {
 	return nick
 }
 
-// demoTalk has some users send to #demo, each one message at a time,
+// demoTalk has some users send to a room, each one message at a time,
 // the next once the last was echoed or refused.
 type demoTalk struct {
 	t       *testing.T
@@ -650,7 +635,7 @@ type demoTalk struct {
 	stop    func() // ends the talk and waits for the senders; idempotent
 }
 
-func startTalk(users ...*demoConn) *demoTalk {
+func startTalkIn(room string, users ...*demoConn) *demoTalk {
 	tk := &demoTalk{t: users[0].t, byUser: map[*demoConn][]string{}, changed: make(chan struct{}), quit: make(chan struct{})}
 	var once sync.Once
 	tk.stop = func() { once.Do(func() { close(tk.quit) }); tk.wg.Wait() }
@@ -669,7 +654,7 @@ func startTalk(users ...*demoConn) *demoTalk {
 					return
 				case <-tick.C:
 				}
-				id, refusal, ok := c.say("#demo", fmt.Sprintf("%s says %d", c.nick, i))
+				id, refusal, ok := c.say(room, fmt.Sprintf("%s says %d", c.nick, i))
 				if refusal.Command == protocol.ERR_CANNOTSENDTOCHAN {
 					// Dropped from the room: the home-move race in
 					// "Not done yet" (docs/CLUSTER.md). Join again, as a
@@ -678,7 +663,7 @@ func startTalk(users ...*demoConn) *demoTalk {
 					tk.dropped = append(tk.dropped, c.nick)
 					tk.mu.Unlock()
 					from := c.mark()
-					c.send("JOIN #demo")
+					c.send("JOIN " + room)
 					c.find(from, func(m protocol.Message) bool { return m.Command == protocol.RPL_ENDOFNAMES }, waitFor)
 				}
 				tk.mu.Lock()
