@@ -36,10 +36,11 @@
 # to watch the others cope. DIR/cluster.env lists every address and pid in
 # shell syntax. Only processes started here are ever signalled: by the pid
 # their run.sh wrote, after checking it still runs this DIR's binary.
+# LIVECHAT_* variables in the environment (of this script, or of a run.sh)
+# reach the nodes: LIVECHAT_LOG_LEVEL=debug scripts/cluster-demo.sh.
 # Exit status: 0, or 1 with the reason when something does not come up.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-repo=$PWD
 
 lc_nodes=3
 nats_nodes=3
