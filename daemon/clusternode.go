@@ -37,10 +37,15 @@ type ClusterNode struct {
 	Accounts *jsstore.Accounts
 	Rooms    *jsstore.Rooms
 	History  *jshistory.Log
+	// CloakKey is the cluster's one host-cloak key, so that a user's
+	// cloak (and a ban on it) is the same on every node.
+	CloakKey []byte
 
 	mu        sync.Mutex
-	connected bool
+	connected bool // NATS is connected
+	reported  bool // what OnChange callbacks were last told
 	onChange  []func(connected bool)
+	stop      chan struct{}
 }
 
 // JoinCluster connects to NATS and takes this node's place in the
@@ -61,12 +66,15 @@ func JoinCluster(ctx context.Context, cfg *configs.Config, log zerolog.Logger) (
 			return '-'
 		}, h)
 	}
-	c := &ClusterNode{connected: true}
+	c := &ClusterNode{connected: true, reported: true, stop: make(chan struct{})}
 	opts := []nats.Option{
 		nats.Name("livechatd " + name),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
+			if nc.IsClosed() {
+				return // leaving the cluster, not losing it
+			}
 			log.Warn().Err(err).Msg("cluster: lost NATS; users stay connected, room and private messages wait")
 			c.setConnected(false)
 		}),
@@ -124,18 +132,74 @@ func JoinCluster(ctx context.Context, cfg *configs.Config, log zerolog.Logger) (
 	if c.Rooms, err = jsstore.OpenRooms(ctx, js, so); err != nil {
 		return fail(err)
 	}
+	if c.CloakKey, err = sharedCloakKey(ctx, js, cc.Replicas); err != nil {
+		return fail(err)
+	}
 	h := cfg.History
 	if c.History, err = jshistory.Open(ctx, nc, jshistory.Config{
 		Replicas: cc.Replicas, MaxAge: h.MaxAge, MaxPerTarget: int64(h.MaxMessages), MaxBytes: int64(h.MaxMegabytes) << 20,
 	}); err != nil {
 		return fail(err)
 	}
+	go c.watchLease(c.Node.LeaseTTL() / 4)
 	return c, nil
+}
+
+// sharedCloakKey returns the cluster's cloak key, made by the first node
+// that asks (a KV create: of two first nodes, one makes it).
+func sharedCloakKey(ctx context.Context, js jetstream.JetStream, replicas int) ([]byte, error) {
+	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "LIVECHAT_SECRETS", Description: "livechat cluster-wide secrets", Replicas: replicas, Storage: jetstream.FileStorage})
+	if errors.Is(err, jetstream.ErrBucketExists) {
+		kv, err = js.KeyValue(ctx, "LIVECHAT_SECRETS")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cluster: secrets bucket: %w", err)
+	}
+	key := randomCloakKey()
+	if _, err := kv.Create(ctx, "cloak_key", key); err == nil {
+		return key, nil
+	} else if !errors.Is(err, jetstream.ErrKeyExists) {
+		return nil, fmt.Errorf("cluster: cloak key: %w", err)
+	}
+	e, err := kv.Get(ctx, "cloak_key")
+	if err != nil {
+		return nil, fmt.Errorf("cluster: cloak key: %w", err)
+	}
+	return e.Value(), nil
+}
+
+// watchLease tells OnChange callbacks when the node's lease lapses or
+// comes back without the NATS connection dropping (a partition that
+// loses packets and never fails the connection).
+func (c *ClusterNode) watchLease(every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-t.C:
+			c.report()
+		}
+	}
 }
 
 func (c *ClusterNode) setConnected(ok bool) {
 	c.mu.Lock()
 	c.connected = ok
+	c.mu.Unlock()
+	c.report()
+}
+
+// report calls the OnChange callbacks if Connected changed since.
+func (c *ClusterNode) report() {
+	ok := c.Connected()
+	c.mu.Lock()
+	if ok == c.reported {
+		c.mu.Unlock()
+		return
+	}
+	c.reported = ok
 	fns := append([]func(bool){}, c.onChange...)
 	c.mu.Unlock()
 	for _, fn := range fns {
@@ -162,6 +226,11 @@ func (c *ClusterNode) OnChange(fn func(connected bool)) {
 // server's to close.
 func (c *ClusterNode) Close(ctx context.Context) error {
 	var errs []error
+	select {
+	case <-c.stop:
+	default:
+		close(c.stop)
+	}
 	if c.Link != nil {
 		c.Link.Close()
 	}

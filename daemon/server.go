@@ -105,6 +105,9 @@ func New(cfg *configs.Config, opts Options) *Server {
 		stopBG:    make(chan struct{}),
 		cloakKey:  opts.CloakKey,
 	}
+	if opts.Cluster != nil && opts.Cluster.CloakKey != nil {
+		s.cloakKey = opts.Cluster.CloakKey // the same cloaks on every node
+	}
 	if s.cloakKey == nil {
 		s.cloakKey = randomCloakKey()
 	}

@@ -2,6 +2,8 @@ package rooms
 
 import (
 	"errors"
+	"fmt"
+	"time"
 
 	"github.com/livechat/livechat/protocol"
 )
@@ -215,34 +217,74 @@ func (g *Registry) rehome(r *Room) {
 		return
 	}
 	if home == cl.Self() {
-		// This node runs the room now: its actor takes over the stub's
-		// members, and the stub forwards to it.
-		g.mu.Lock()
-		lr := g.rooms[r.folded]
-		if lr == nil || lr.dormant() {
-			lr = g.newRoomLocked(r.name, r.folded)
+		ms, roles := make([]Member, len(locals)), make([]role, len(locals))
+		for i, b := range locals {
+			ms[i], roles[i] = b.m, b.role
 		}
-		g.mu.Unlock()
-		for _, b := range locals {
-			done := make(chan error, 1)
-			lr.pending.Add(1)
-			if lr.send(joinReq{m: b.m, silent: true, role: b.role, done: done}) {
-				await(lr, done, ErrNoSuchRoom)
-			} else {
-				lr.pending.Add(-1)
-			}
-		}
+		g.takeOver(r, ms, roles)
+		return
 	}
 	s.mu.Lock()
 	s.home = home
 	s.mu.Unlock()
-	if home == cl.Self() {
-		return
-	}
 	for _, b := range locals {
-		done := make(chan error, 1)
-		g.forward(r, joinReq{m: b.m, silent: true, role: b.role, done: done})
+		g.rejoin(r, b.m, b.role)
 	}
+}
+
+// rejoin joins a member again, silently, at the stub's home. The home may
+// not be ready for it yet (it has not seen the old home go, or the call
+// failed): then the home is looked for again, a few times.
+func (g *Registry) rejoin(r *Room, m Member, had role) {
+	cl := g.opts.Cluster
+	for attempt := range 5 {
+		done := make(chan error, 1)
+		if g.forwardOnce(r, joinReq{m: m, silent: true, role: had, done: done}) {
+			select {
+			case err := <-done:
+				if err == nil {
+					return
+				}
+			default:
+			}
+		}
+		time.Sleep(time.Duration(attempt+1) * 100 * time.Millisecond)
+		home, err := cl.Home(r.folded, true)
+		if err != nil {
+			continue
+		}
+		if home == cl.Self() {
+			g.takeOver(r, []Member{m}, []role{had})
+			return
+		}
+		r.remote.mu.Lock()
+		r.remote.home = home
+		r.remote.mu.Unlock()
+	}
+	g.opts.Hooks.storeFailed(r.name, fmt.Errorf("rooms: %s could not join %s again after its home moved", m.Nick, r.name))
+}
+
+// takeOver makes this node the home of a stub's room: its actor takes
+// over the members, joined silently, and the stub forwards to it.
+func (g *Registry) takeOver(r *Room, ms []Member, roles []role) {
+	g.mu.Lock()
+	lr := g.rooms[r.folded]
+	if lr == nil || lr.dormant() {
+		lr = g.newRoomLocked(r.name, r.folded)
+	}
+	g.mu.Unlock()
+	for i, m := range ms {
+		done := make(chan error, 1)
+		lr.pending.Add(1)
+		if lr.send(joinReq{m: m, silent: true, role: roles[i], done: done}) {
+			await(lr, done, ErrNoSuchRoom)
+		} else {
+			lr.pending.Add(-1)
+		}
+	}
+	r.remote.mu.Lock()
+	r.remote.home = g.opts.Cluster.Self()
+	r.remote.mu.Unlock()
 }
 
 // dropNodeReq removes a lost node's members from a room homed here,

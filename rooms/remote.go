@@ -177,6 +177,26 @@ func (w *wireMember) member(c Client) Member {
 // forward carries req to the stub's home and answers it as the actor
 // would have. It reports false when the home no longer runs the room.
 func (g *Registry) forward(r *Room, req request) bool {
+	if g.forwardOnce(r, req) {
+		return true
+	}
+	// The home no longer runs the room although this node's clients are
+	// in it: it stopped or restarted before this node saw it go. Find
+	// the room's home now and join them there again, then try once more.
+	if q, silent := req.(joinReq); silent && q.silent || !r.remote.hasLocals() {
+		return false
+	}
+	g.rehome(r)
+	return g.forwardOnce(r, req)
+}
+
+func (s *stub) hasLocals() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.locals) > 0
+}
+
+func (g *Registry) forwardOnce(r *Room, req request) bool {
 	cl := g.opts.Cluster
 	home := r.remote.homeNode()
 	if home == cl.Self() {

@@ -92,7 +92,8 @@ type Link struct {
 // call is a request waiting for its answer: on ch (Call), or passed to
 // done (Send) by the answer or, after CallTimeout, by the sweeper.
 type call struct {
-	ch   chan []byte
+	node string
+	ch   chan []byte // nil on it: the node was lost
 	done func([]byte, error)
 	sent time.Time
 }
@@ -150,6 +151,7 @@ func NewLink(ctx context.Context, nc *nats.Conn, node *Node) (*Link, error) {
 			return
 		}
 		l.forgetNode(name)
+		l.failCalls(name)
 		if lo := l.local.Load(); lo != nil {
 			go lo.rooms.NodeLost(name, "node lost")
 		}
@@ -176,6 +178,26 @@ func (l *Link) Close() {
 	case <-l.stop:
 	default:
 		close(l.stop)
+	}
+}
+
+// failCalls fails at once the requests waiting for a lost node's answer.
+func (l *Link) failCalls(node string) {
+	var lost []*call
+	l.mu.Lock()
+	for id, c := range l.calls {
+		if c.node == node {
+			lost = append(lost, c)
+			delete(l.calls, id)
+		}
+	}
+	l.mu.Unlock()
+	for _, c := range lost {
+		if c.done != nil {
+			c.done(nil, rooms.ErrUnavailable)
+		} else {
+			c.ch <- nil
+		}
 	}
 }
 
@@ -353,6 +375,9 @@ func (l *Link) Call(node string, payload []byte) ([]byte, error) {
 	defer t.Stop()
 	select {
 	case a := <-c.ch:
+		if a == nil {
+			return nil, rooms.ErrUnavailable
+		}
 		return a, nil
 	case <-t.C:
 		l.mu.Lock()
@@ -375,6 +400,7 @@ func (l *Link) request(node string, payload []byte, c *call) (uint64, error) {
 	if !l.nc.IsConnected() || !l.node.Alive(node) {
 		return 0, rooms.ErrUnavailable // cut off, or its rooms are moving: fail now, not in 5 s
 	}
+	c.node = node
 	l.mu.Lock()
 	l.nextID++
 	id := l.nextID
