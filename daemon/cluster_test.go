@@ -40,7 +40,7 @@ func joinForTest(t *testing.T, cfg *configs.Config, opts *Options, natsURL, name
 func TestClusterRoomAcrossNodes(t *testing.T) {
 	ns := natstest.RunServer(t, "")
 	_, addrA := clusterNode(t, ns.ClientURL(), "a")
-	_, addrB := clusterNode(t, ns.ClientURL(), "b")
+	srvB, addrB := clusterNode(t, ns.ClientURL(), "b")
 
 	alice := connect(t, addrA, "alice")
 	bob := connect(t, addrB, "bob")
@@ -76,6 +76,12 @@ func TestClusterRoomAcrossNodes(t *testing.T) {
 	m, _ = bob.expect("TOPIC")
 	if m.Param(1) != "one topic" {
 		t.Fatalf("bob got %v", m)
+	}
+	page := scrape(t, srvB)
+	for _, want := range []string{"livechat_cluster_connected 1", "livechat_cluster_nodes 2", "livechat_cluster_request_seconds_count", "livechat_cluster_backlog_frames"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("node b's metrics lack %q", want)
+		}
 	}
 	bob.send("NAMES #chat")
 	m, _ = bob.expect(protocol.RPL_NAMREPLY)

@@ -366,7 +366,15 @@ func (c *ClusterNode) registerMetrics(reg prometheus.Registerer) {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "livechat_cluster_frames_failed_total",
 			Help: "Frames NATS refused to take (connection closed or its buffer full): lines or requests lost."},
 			func() float64 { return float64(c.Link.Dropped.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "livechat_cluster_backlog_frames",
+			Help: "Frames other nodes sent this node that it has not handled yet (its lag)."},
+			func() float64 { return float64(c.Link.Backlog()) }),
 	)
+	rtt := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "livechat_cluster_request_seconds",
+		Help:    "Round trip of a request to the node running a room (JOIN, a message, ...), until that node has taken it.",
+		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .5, 1, 5}})
+	reg.MustRegister(rtt)
+	c.Link.Answered = func(d time.Duration) { rtt.Observe(d.Seconds()) }
 }
 
 // clusterDirectory lists every room of the cluster by name: the rooms

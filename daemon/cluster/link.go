@@ -83,6 +83,9 @@ type Link struct {
 
 	// Published counts frames sent; Dropped counts frames NATS refused.
 	Published, Dropped atomic.Uint64
+	// Answered, if set, is told how long each answered request took: the
+	// round trip to a room's home and through its mailbox.
+	Answered func(time.Duration)
 
 	// onOut's: clients with queued lines not yet flushed.
 	touched       map[rooms.Client]struct{}
@@ -366,7 +369,7 @@ func (l *Link) publish(subj string, data []byte) error {
 
 // Call implements rooms.Cluster.
 func (l *Link) Call(node string, payload []byte) ([]byte, error) {
-	c := &call{ch: make(chan []byte, 1)}
+	c := &call{ch: make(chan []byte, 1), sent: time.Now()}
 	id, err := l.request(node, payload, c)
 	if err != nil {
 		return nil, err
@@ -483,6 +486,9 @@ func (l *Link) onOut(m *nats.Msg) {
 		c := l.calls[id]
 		delete(l.calls, id)
 		l.mu.Unlock()
+		if c != nil && l.Answered != nil {
+			l.Answered(time.Since(c.sent))
+		}
 		switch {
 		case c == nil:
 		case c.done != nil:
@@ -568,6 +574,18 @@ func (l *Link) onDirectory(m *nats.Msg) {
 	if err == nil {
 		l.nc.Publish(m.Reply, b)
 	}
+}
+
+// Backlog returns the frames received from other nodes and not handled
+// yet: how far this node lags behind what the others sent it.
+func (l *Link) Backlog() int {
+	n := 0
+	for _, s := range l.subs {
+		if p, _, err := s.Pending(); err == nil {
+			n += p
+		}
+	}
+	return n
 }
 
 // Handle answers queries called name that other nodes send this node
