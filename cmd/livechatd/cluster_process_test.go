@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -117,7 +118,15 @@ func TestClusterDemoProcesses(t *testing.T) {
 	talk.waitAcked(10)
 	step("SIGTERM node 1")
 	pid1 := cl.signal(1, syscall.SIGTERM)
-	if m := alice.waitLine(alice.mark(), func(m protocol.Message) bool { return m.Command == "ERROR" }, waitFor, "ERROR on node 1's SIGTERM"); m.msg.Param(0) != "Server shutting down" {
+	// alice is told, unless her queue, full of dave's and carol's talk,
+	// is still being written when the shutdown's grace for it ends: then
+	// the connection just closes.
+	switch m, _, err := alice.find(alice.mark(), func(m protocol.Message) bool { return m.Command == "ERROR" }, waitFor); {
+	case errors.Is(err, io.EOF), errors.Is(err, syscall.ECONNRESET):
+		t.Logf("alice: node 1 closed her connection before her ERROR was written (her queue was full of talk)")
+	case err != nil:
+		t.Fatalf("alice: waiting for ERROR on node 1's SIGTERM: %v", err)
+	case m.msg.Param(0) != "Server shutting down":
 		t.Errorf("alice got %q", m.msg.String())
 	}
 	cl.waitExit(1, pid1)
