@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
+	"github.com/livechat/livechat/internal/natstest"
 	"github.com/livechat/livechat/protocol"
 )
 
@@ -42,5 +44,13 @@ func exercisedMetrics(t *testing.T) string {
 	}
 
 	_, page := r.get("/metrics")
-	return page
+	// A cluster node exports the cluster's metrics besides.
+	ns := natstest.RunServer(t, "")
+	c := startRig(t, fmt.Sprintf("cluster:\n  nats_urls: %q\n  node_name: exercised\n", ns.ClientURL()))
+	x := dialTCP(t, c.d.addrs.TCP)
+	x.register("xena")
+	x.send("JOIN #cluster")
+	x.expect(protocol.RPL_ENDOFNAMES)
+	_, cpage := c.get("/metrics")
+	return page + cpage
 }
