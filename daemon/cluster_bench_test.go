@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -18,14 +17,7 @@ func BenchmarkClusterHop(b *testing.B) {
 	ns := natstest.RunServer(b, "")
 	node := func(name string) string {
 		_, addr := testServer(b, func(cfg *configs.Config, opts *Options) {
-			cfg.Cluster.NATSURLs, cfg.Cluster.NodeName = ns.ClientURL(), name
-			ctx, cancel := context.WithTimeout(context.Background(), waitFor)
-			defer cancel()
-			c, err := JoinCluster(ctx, cfg, zerolog.Nop())
-			if err != nil {
-				b.Fatal(err)
-			}
-			opts.Cluster = c
+			joinForTest(b, cfg, opts, ns.ClientURL(), name, 5*time.Second)
 			opts.Logger = zerolog.Nop()
 		})
 		return addr

@@ -25,7 +25,7 @@ func clusterNode(t *testing.T, natsURL, name string) (*Server, string) {
 	})
 }
 
-func joinForTest(t *testing.T, cfg *configs.Config, opts *Options, natsURL, name string, lease time.Duration) {
+func joinForTest(t testing.TB, cfg *configs.Config, opts *Options, natsURL, name string, lease time.Duration) {
 	t.Helper()
 	cfg.Cluster.NATSURLs, cfg.Cluster.NodeName, cfg.Cluster.LeaseTTL = natsURL, name, lease
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
@@ -236,17 +236,7 @@ func TestClusterHistoryOnEveryNode(t *testing.T) {
 	bob.send("CAP LS 302", "CAP REQ :draft/chathistory batch server-time message-tags", "CAP END")
 	bob.register("bob")
 	bob.join("#h")
-	bob.send("CHATHISTORY LATEST #h * 10")
-	var got []string
-	for {
-		m := bob.read()
-		if m.Command == "PRIVMSG" {
-			got = append(got, m.Param(1))
-		}
-		if m.Command == "BATCH" && strings.HasPrefix(m.Param(0), "-") {
-			break
-		}
-	}
+	got := texts(bob.chathistory("CHATHISTORY LATEST #h * 10"))
 	if strings.Join(got, ",") != "line 0,line 1,line 2,line 3,line 4" {
 		t.Fatalf("bob's history on node b: %v", got)
 	}
@@ -257,12 +247,24 @@ func TestClusterPrivateMessage(t *testing.T) {
 	ns := natstest.RunServer(t, "")
 	_, addrA := clusterNode(t, ns.ClientURL(), "a")
 	_, addrB := clusterNode(t, ns.ClientURL(), "b")
-	alice := connect(t, addrA, "alice")
+	alice := connectCaps(t, addrA, "alice", "draft/chathistory", "batch", "message-tags", "server-time")
 	bob := connect(t, addrB, "bob")
 	alice.send("PRIVMSG Bob :psst")
 	m, _ := bob.expect("PRIVMSG")
 	if m.Param(0) != "bob" || m.Param(1) != "psst" || !strings.HasPrefix(m.Source, "alice!") {
 		t.Fatalf("bob got %v", m)
+	}
+	// bob answers from node b; alice, away, finds the conversation in
+	// history by bob's nick on node a.
+	alice.send("AWAY :lunch")
+	alice.expect(protocol.RPL_NOWAWAY)
+	bob.send("PRIVMSG alice :hi!")
+	if m, _ := bob.expect(protocol.RPL_AWAY); m.Param(2) != "lunch" {
+		t.Fatalf("bob got %v", m)
+	}
+	alice.expect("PRIVMSG")
+	if got := texts(alice.chathistory("CHATHISTORY LATEST bob * 10")); strings.Join(got, ",") != "psst,hi!" {
+		t.Fatalf("alice's history with bob: %v", got)
 	}
 	alice.send("PRIVMSG nobody :hello?")
 	if m, _ := alice.expect(protocol.ERR_NOSUCHNICK); m.Param(1) != "nobody" {
@@ -429,17 +431,7 @@ func TestClusterNATSServerLost(t *testing.T) {
 		say(bob, fmt.Sprint("b", i))
 	}
 	carol := echo(addrB, "carol")
-	carol.send("CHATHISTORY LATEST #durable * 100")
-	var got []string
-	for {
-		m := carol.read()
-		if m.Command == "PRIVMSG" {
-			got = append(got, m.Param(1))
-		}
-		if m.Command == "BATCH" && strings.HasPrefix(m.Param(0), "-") {
-			break
-		}
-	}
+	got := texts(carol.chathistory("CHATHISTORY LATEST #durable * 100"))
 	for _, text := range acked {
 		if !slices.Contains(got, text) {
 			t.Fatalf("acknowledged %q is missing from history after a NATS server died: %v", text, got)
@@ -616,4 +608,15 @@ func TestClusterJoinStorm(t *testing.T) {
 	for e := range errs {
 		t.Error(e)
 	}
+}
+
+// texts returns the text of each PRIVMSG among ms.
+func texts(ms []protocol.Message) []string {
+	var out []string
+	for _, m := range ms {
+		if m.Command == "PRIVMSG" {
+			out = append(out, m.Param(1))
+		}
+	}
+	return out
 }
