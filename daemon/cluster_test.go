@@ -30,11 +30,22 @@ func joinForTest(t testing.TB, cfg *configs.Config, opts *Options, natsURL, name
 	cfg.Cluster.NATSURLs, cfg.Cluster.NodeName, cfg.Cluster.LeaseTTL = natsURL, name, lease
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
-	c, err := JoinCluster(ctx, cfg, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
+	for {
+		c, err := JoinCluster(ctx, cfg, zerolog.Nop())
+		if err == nil {
+			opts.Cluster = c
+			return
+		}
+		// A NATS cluster just started may not have every peer ready to
+		// place three replicas yet.
+		if !strings.Contains(err.Error(), "no suitable peers") || ctx.Err() != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
-	opts.Cluster = c
 }
 
 func TestClusterRoomAcrossNodes(t *testing.T) {
@@ -90,7 +101,7 @@ func TestClusterRoomAcrossNodes(t *testing.T) {
 	}
 	// LIST on either node shows the room with both members, and the topic.
 	for _, addr := range []string{addrA, addrB} {
-		c := connect(t, addr, "lister"+addr[len(addr)-1:])
+		c := connect(t, addr, "lister-"+map[string]string{addrA: "a", addrB: "b"}[addr])
 		c.send("LIST")
 		var found []string
 		for {
