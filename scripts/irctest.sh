@@ -11,6 +11,9 @@
 #     scripts/irctest.sh -v messages -- -x        verbose, stop at the first failure
 #     scripts/irctest.sh -k testPartMessage part  a pytest -k filter
 #     scripts/irctest.sh 'messages.py::PrivmsgTestCase::testPrivmsg' -- -v
+#     scripts/irctest.sh --list-extra             the modules measured beyond the
+#                                                 default selection (EXTRA_MODULES)
+#     scripts/irctest.sh $(scripts/irctest.sh --list-extra)   ...run them
 #   Runner options (-k -m -t -v) go before the modules.
 #
 # What it does: builds ./cmd/livechatd into a temp dir, starts it with empty
@@ -47,7 +50,30 @@ IRCTEST_DIR=${IRCTEST_DIR:-/work/irctest}
 RUNNER=${IRCTEST_RUNNER:-/work/shared/tools/irctest-run.sh}
 FRESH=${IRCTEST_FRESH:-1}
 
-case "${1:-}" in -h|--help) sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;; esac
+# The modules livechat is measured on beyond the runner's default selection
+# (docs/CONFORMANCE.md; scripts/irctest-compare.sh runs them against Ergo
+# too). One per line, so that branches adding one merge cleanly.
+EXTRA_MODULES=(
+  chmodes
+  redact
+  read_marker
+  account_tag
+  extended_join
+  away_notify
+  multi_prefix
+  setname
+  bot_mode
+  monitor
+  whowas
+  multiline
+  statusmsg
+  channel_forward
+)
+
+case "${1:-}" in
+  -h|--help) sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+  --list-extra) printf '%s\n' "${EXTRA_MODULES[@]}"; exit 0 ;;
+esac
 
 # The runner takes its options before HOST PORT, modules and pytest args after.
 opts=()
