@@ -63,7 +63,7 @@ while [ $# -gt 0 ]; do
 done
 
 # table DIR: the comparison of DIR/livechat.log and DIR/ergo.log. Each log is
-# the runner's output with pytest's -rpfE: its per-module summary and one
+# the runner's output with pytest's -rpfEs: its per-module summary and one
 # PASSED/FAILED/ERROR line per test, so a test on neither list was skipped.
 table() {
   "$PY" - "$1/livechat.log" "$1/ergo.log" <<'PYEOF'
@@ -196,7 +196,7 @@ echo "irctest-compare.sh: output in $out" >&2
 echo "irctest-compare.sh: livechat ($(git -C "$here/.." rev-parse --short "${LIVECHAT_REV:-HEAD}"))..." >&2
 (
   unset IRCTEST_CONTROLLER
-  IRCTEST_FRESH=1 IRCTEST_RUNNER=$RUNNER "$here/irctest.sh" ${opts[@]+"${opts[@]}"} "${mods[@]}" -- -rpfE
+  IRCTEST_FRESH=1 IRCTEST_RUNNER=$RUNNER "$here/irctest.sh" ${opts[@]+"${opts[@]}"} "${mods[@]}" -- -rpfEs
 ) >"$out/livechat.log" 2>&1
 echo "irctest-compare.sh: livechat: $(tail -n 1 "$out/livechat.log")" >&2
 
@@ -222,11 +222,14 @@ for _ in $(seq 100); do
 done
 [ -n "$port" ] || { echo "irctest-compare.sh: could not open a placeholder listener" >&2; exit 2; }
 echo "irctest-compare.sh: $ergo_version..." >&2
+# irctest keeps the ports its controllers took in $TMPDIR/irctest_ports.json,
+# shared by every irctest run on the machine; a private TMPDIR keeps another
+# run's rewrite of that file from failing a test here.
+mkdir -p "$tmp/ergo-tmp"
 (
   unset IRCTEST_SERVER_RESET_CMD
-  cd "$IRCTEST_DIR" &&
-  PATH="$bindir:$PATH" IRCTEST_CONTROLLER=irctest.controllers.ergo \
-    "$RUNNER" ${opts[@]+"${opts[@]}"} 127.0.0.1 "$port" "${mods[@]}" -- -rpfE
+  PATH="$bindir:$PATH" IRCTEST_CONTROLLER=irctest.controllers.ergo TMPDIR="$tmp/ergo-tmp" \
+    "$RUNNER" ${opts[@]+"${opts[@]}"} 127.0.0.1 "$port" "${mods[@]}" -- -rpfEs
 ) >"$out/ergo.log" 2>&1
 kill "$listener" 2>/dev/null
 listener=''

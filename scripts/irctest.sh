@@ -67,7 +67,6 @@ EXTRA_MODULES=(
   whowas
   multiline
   statusmsg
-  channel_forward
 )
 
 case "${1:-}" in
