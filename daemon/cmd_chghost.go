@@ -16,7 +16,7 @@ const maxHostLen = 63
 const errNoPrivileges = "481"
 
 func init() {
-	register(&command{name: "CHGHOST", run: handleCHGHOST, minParams: 2, help: "CHGHOST <nick> <host> - (operators) change the host a user is shown with"})
+	register(&command{name: "CHGHOST", run: handleCHGHOST, minParams: 2}) // for operators, like OPER: not in HELP
 }
 
 // handleCHGHOST is the operator command CHGHOST <nick> <host> (as in

@@ -240,14 +240,8 @@ func TestSTSAdvertised(t *testing.T) {
 	ls := func(version string) string {
 		c := dial(t, addr)
 		c.send("CAP LS" + version)
-		var all []string
-		for {
-			m, _ := c.expect("CAP")
-			all = append(all, m.Param(len(m.Params)-1))
-			if m.Param(2) != "*" {
-				return strings.Join(all, " ")
-			}
-		}
+		m := c.capLS()
+		return m.Param(len(m.Params) - 1)
 	}
 	if caps := " " + ls(" 302") + " "; !strings.Contains(caps, " sts=port=6697 ") {
 		t.Errorf("CAP LS 302 on plain TCP: %q", caps)
