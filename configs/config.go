@@ -55,6 +55,14 @@ type Listen struct {
 	// WebSocketTLS is the same over TLS (wss://, https://), with the TLS
 	// listener's certificate. "" disables it.
 	WebSocketTLS string `mapstructure:"websocket_tls"`
+	// STSDuration, when above 0, advertises IRCv3 STS: clients on plain
+	// TCP are told to reconnect with TLS on STSPort, and to keep to TLS
+	// for this long. Off by default: a client that was told cannot reach
+	// the server at all while the certificate is one it does not trust.
+	STSDuration time.Duration `mapstructure:"sts_duration"`
+	// STSPort is the TLS port clients are sent to; 0 is listen.tls's port
+	// (set it when a proxy or NAT shows another).
+	STSPort int `mapstructure:"sts_port"`
 }
 
 // WebSocket configures who may use the WebSocket listeners.
@@ -99,6 +107,8 @@ type Limits struct {
 	FloodBurst          int           `mapstructure:"flood_burst"`          // lines a client may send at once
 	FloodRate           float64       `mapstructure:"flood_rate"`           // lines per second refilled
 	FloodMaxLag         time.Duration `mapstructure:"flood_max_lag"`        // fake lag beyond which the client is dropped
+	MultilineMaxBytes   int           `mapstructure:"multiline_max_bytes"`  // text of one draft/multiline message
+	MultilineMaxLines   int           `mapstructure:"multiline_max_lines"`  // lines of one draft/multiline message
 
 	// Per-address limits, checked at accept. An "address" is one IPv4
 	// address or one IPv6 /64, the block a single host usually gets.

@@ -48,6 +48,8 @@ func Default() Config {
 			FloodBurst:          20,
 			FloodRate:           5,
 			FloodMaxLag:         10 * time.Second,
+			MultilineMaxBytes:   4096,
+			MultilineMaxLines:   100,
 			MaxConnsPerIP:       16,
 			ConnRatePerIP:       30,
 			ConnRateWindow:      10 * time.Second,

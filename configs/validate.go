@@ -52,6 +52,15 @@ func (c *Config) Validate() error {
 		}
 		break
 	}
+	if c.Listen.STSDuration < 0 {
+		p.add("listen.sts_duration", "must not be negative (0 turns STS off)")
+	}
+	if c.Listen.STSPort < 0 || c.Listen.STSPort > 65535 {
+		p.add("listen.sts_port", fmt.Sprintf("must be a port number, or 0 for listen.tls's port (got %d)", c.Listen.STSPort))
+	}
+	if c.Listen.STSDuration > 0 && c.Listen.STSPort == 0 && c.Listen.TLS == "" {
+		p.add("listen.sts_duration", "needs listen.tls (or listen.sts_port): STS sends clients to the TLS port")
+	}
 	// Two listeners on one address fail at bind time with a less helpful
 	// error; port 0 picks a fresh port each time, so it cannot clash.
 	listeners := []string{"listen.tcp", "listen.tls", "listen.websocket", "listen.websocket_tls", "metrics.listen"}
@@ -92,6 +101,8 @@ func (c *Config) Validate() error {
 		p.add("limits.flood_rate", fmt.Sprintf("must be a number greater than 0 (got %v)", l.FloodRate))
 	}
 	p.positive("limits.flood_max_lag", l.FloodMaxLag)
+	p.atLeast("limits.multiline_max_bytes", l.MultilineMaxBytes, 512)
+	p.atLeast("limits.multiline_max_lines", l.MultilineMaxLines, 2)
 	p.atLeast("limits.max_conns_per_ip", l.MaxConnsPerIP, 1)
 	p.atLeast("limits.conn_rate_per_ip", l.ConnRatePerIP, 1)
 	p.positive("limits.conn_rate_window", l.ConnRateWindow)

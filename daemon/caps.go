@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"strconv"
 	"strings"
 	"time"
 
@@ -34,6 +35,11 @@ const (
 	capEventPlayback
 	capMessageRedaction
 	capReadMarker
+	capChghost
+	capMultiline
+	capNoImplicitNames
+	capPreAway
+	capSTS
 )
 
 // capability describes one capability the server offers.
@@ -53,10 +59,14 @@ var capabilities = []capability{
 	{name: "away-notify", bit: capAwayNotify},
 	{name: "batch", bit: capBatch, feature: rooms.FeatBatch},
 	{name: "cap-notify", bit: capCapNotify},
+	{name: "chghost", bit: capChghost},
 	{name: "draft/account-registration", bit: capAccountRegistration, value: "custom-account-name"},
 	{name: "draft/chathistory", bit: capChathistory, feature: rooms.FeatChathistory},
 	{name: "draft/event-playback", bit: capEventPlayback},
 	{name: "draft/message-redaction", bit: capMessageRedaction, feature: rooms.FeatRedaction},
+	{name: "draft/multiline", bit: capMultiline, feature: rooms.FeatMultiline},
+	{name: "draft/no-implicit-names", bit: capNoImplicitNames, feature: rooms.FeatNoImplicitNames},
+	{name: "draft/pre-away", bit: capPreAway},
 	{name: "draft/read-marker", bit: capReadMarker},
 	{name: "echo-message", bit: capEchoMessage, feature: rooms.FeatEcho},
 	{name: "extended-join", bit: capExtendedJoin, feature: rooms.FeatExtendedJoin},
@@ -68,6 +78,7 @@ var capabilities = []capability{
 	{name: "server-time", bit: capServerTime, feature: rooms.FeatTime},
 	{name: "setname", bit: capSetname},
 	{name: "standard-replies", bit: capStandardReplies},
+	{name: "sts", bit: capSTS},
 	{name: "userhost-in-names", bit: capUserhostInNames, feature: rooms.FeatUserhostInNames},
 }
 
@@ -91,6 +102,9 @@ func (s *Session) setCaps(caps capSet) {
 	}
 	if s.mode.Load() != 0 {
 		f |= rooms.FeatEcho // a person sees what they said (see setMode)
+	}
+	if caps&capBatch == 0 {
+		f &^= rooms.FeatMultiline // the batch is how it is sent
 	}
 	s.caps.Store(uint32(caps))
 	s.features.Store(uint32(f))
@@ -128,9 +142,9 @@ func handleCAP(s *Session, m *protocol.Message, _ []byte) error {
 		}
 		var words []string
 		for _, c := range capabilities {
-			value := c.value
-			if c.bit == capAccountRegistration && s.srv.Config().Accounts.RegisterEarly {
-				value = "before-connect," + value
+			value := s.capValue(c)
+			if c.bit == capSTS && value == "" {
+				continue // off, or a client too old for values
 			}
 			if value != "" && s.capVersion >= 302 {
 				words = append(words, c.name+"="+value)
@@ -163,13 +177,33 @@ func handleCAP(s *Session, m *protocol.Message, _ []byte) error {
 	return nil
 }
 
+// capValue is the value c is advertised with to this session.
+func (s *Session) capValue(c capability) string {
+	cfg := s.srv.Config()
+	switch c.bit {
+	case capAccountRegistration:
+		if cfg.Accounts.RegisterEarly {
+			return "before-connect," + c.value
+		}
+	case capMultiline:
+		return "max-bytes=" + strconv.Itoa(cfg.Limits.MultilineMaxBytes) + ",max-lines=" + strconv.Itoa(cfg.Limits.MultilineMaxLines)
+	case capSTS:
+		if s.capVersion >= 302 {
+			return s.srv.stsValue(s.transport)
+		}
+		return ""
+	}
+	return c.value
+}
+
 // capReq applies a REQ all-or-nothing: one unknown capability NAKs the lot.
 func (s *Session) capReq(list string) {
 	var add, del capSet
 	for _, word := range strings.Fields(list) {
 		name, remove := strings.CutPrefix(word, "-")
 		c, ok := lookupCap(name)
-		if !ok {
+		if !ok || c.bit == capSTS { // a policy to read, never to request
+
 			s.capReply("NAK", list)
 			return
 		}

@@ -295,6 +295,11 @@ func TestClusterHomeLost(t *testing.T) {
 	bob.join("#move")
 	carol.join("#move")
 	bob.expect("JOIN") // carol's
+	// Their JOINs are done on node b too (the answers came back), not
+	// only shown to them: a home lost between the two is another case
+	// (see docs/CLUSTER.md, "Not done yet").
+	bob.sync()
+	carol.sync()
 
 	srvA.cluster.NC.Close()
 	for _, c := range []*client{bob, carol} {

@@ -284,11 +284,14 @@ func (s *Session) sayToRemoteNick(nick string, sp rooms.Speech) (bool, error) {
 		return false, nil
 	}
 	params := []string{h.Nick}
+	var lines []rooms.Line
 	if sp.Command != "TAGMSG" {
-		params = append(params, s.fit(sp.Text, sp.Command, h.Nick))
+		var text string
+		text, lines = s.speechText(sp, h.Nick)
+		params = append(params, text)
 	}
 	e := s.event(sp.Command, params...)
-	e.ID, e.Tags = s.srv.ids.Next(), sp.Tags
+	e.ID, e.Tags, e.Lines = s.srv.ids.Next(), sp.Tags, lines
 	req, _ := json.Marshal(remotePM{Session: h.Session, FromID: s.identity(), FromNick: s.Nick(), Event: e})
 	b, err := c.Link.Query(h.Node, "pm", req)
 	var a remotePMAnswer

@@ -79,7 +79,7 @@ func handleMSG(s *Session, m *protocol.Message, raw []byte) error {
 
 // deliver sends one message to a room or a nick (see roomTarget).
 func (s *Session) deliver(target string, sp rooms.Speech) error {
-	if sp.Command != "TAGMSG" {
+	if sp.Command != "TAGMSG" && sp.Lines == nil { // a multiline message's lines were checked one by one
 		if err := textError(sp.Command, target, sp.Text); err != nil {
 			return err
 		}
@@ -113,7 +113,7 @@ func (s *Session) sayInRoom(target string, sp rooms.Speech) error {
 		}
 		sp.From, wait = s.member(), true
 	}
-	sp.Text = s.fit(sp.Text, sp.Command, r.Name())
+	sp.Text, sp.Lines = s.speechText(sp, r.Name())
 	if r.Say(s, sp, wait) != nil {
 		return numErr(protocol.ERR_NOSUCHCHANNEL, name, "No such room")
 	}
@@ -134,11 +134,14 @@ func (s *Session) sayToNick(nick string, sp rooms.Speech) error {
 		return numErr(protocol.ERR_NOSUCHNICK, nick, "No such nick or room")
 	}
 	params := []string{t.Nick()}
+	var lines []rooms.Line
 	if sp.Command != "TAGMSG" {
-		params = append(params, s.fit(sp.Text, sp.Command, t.Nick()))
+		var text string
+		text, lines = s.speechText(sp, t.Nick())
+		params = append(params, text)
 	}
 	e := s.event(sp.Command, params...)
-	e.ID, e.Tags = s.srv.ids.Next(), sp.Tags
+	e.ID, e.Tags, e.Lines = s.srv.ids.Next(), sp.Tags, lines
 	// Into history before anyone sees it: a reply must never be logged
 	// ahead of what it answers, and sync: always means durable first.
 	if sp.Command != "TAGMSG" || e.KeepsTagmsg() {
@@ -182,8 +185,8 @@ func (s *Session) fit(text, command string, middle ...string) string {
 
 // fitKept is fit for text the session keeps and sends again later (an away
 // message, a real name), possibly after a NICK or before USER: it leaves
-// room for the longest nick and user name ("~" and userLen). The host
-// never changes.
+// room for the longest nick and user name ("~" and userLen), and for the
+// longer of the host and any host CHGHOST may give.
 func (s *Session) fitKept(text, command string, middle ...string) string {
-	return protocol.FitText(text, protocol.NickLen+1+1+userLen+1+len(s.host), command, middle...)
+	return protocol.FitText(text, protocol.NickLen+1+1+userLen+1+max(len(s.Host()), maxHostLen), command, middle...)
 }

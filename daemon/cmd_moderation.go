@@ -189,7 +189,7 @@ func handleBAN(s *Session, m *protocol.Message, _ []byte) error {
 	mask := m.Params[1]
 	changes := []rooms.ModeChange{{Add: true, Mode: 'b', Arg: mask}}
 	if t := s.srv.nicks.get(mask); t != nil && !strings.ContainsAny(mask, "!@*?$") {
-		changes[0].Arg = "*!*@" + t.host
+		changes[0].Arg = "*!*@" + t.Host()
 		if account := t.Account(); account != "" {
 			changes = append(changes, rooms.ModeChange{Add: true, Mode: 'b', Arg: "$a:" + account})
 		}

@@ -235,8 +235,8 @@ func (s *Session) welcome() {
 		s.numeric(protocol.RPL_ISUPPORT, params...)
 		tokens = tokens[n:]
 	}
-	if s.host != hostIP(s.ip) {
-		s.numeric(protocol.RPL_VISIBLEHOST, s.host, "is now your displayed host")
+	if host := s.Host(); host != hostIP(s.ip) {
+		s.numeric(protocol.RPL_VISIBLEHOST, host, "is now your displayed host")
 	}
 	s.sendMOTD()
 }

@@ -15,7 +15,7 @@ func init() {
 	register(&command{name: "PONG", run: handlePONG, preReg: true})
 	register(&command{name: "QUIT", run: handleQUIT, preReg: true, help: "QUIT [reason] - leave the server"})
 	register(&command{name: "WHOIS", run: handleWHOIS, minParams: 1, help: "WHOIS <nick> - who someone is"})
-	register(&command{name: "AWAY", run: handleAWAY, help: "AWAY [message] - mark yourself away (no message: back)"})
+	register(&command{name: "AWAY", run: handleAWAY, preReg: true, help: "AWAY [message] - mark yourself away (no message: back)"})
 	register(&command{name: "MOTD", run: handleMOTD, help: "MOTD - the message of the day"})
 	register(&command{name: "HELP", run: handleHELP, help: "HELP - this list"})
 	register(&command{name: "SETNAME", run: handleSETNAME, minParams: 1})
@@ -131,10 +131,10 @@ type whoisRoom struct {
 
 func (t *Session) whoisOf() whoisInfo {
 	t.mu.Lock()
-	w := whoisInfo{Nick: t.nick, User: t.user, Realname: t.realname}
+	w := whoisInfo{Nick: t.nick, User: t.user, Host: t.host, Realname: t.realname}
 	joined := t.rooms()
 	t.mu.Unlock()
-	w.Host, w.IP, w.Account, w.Server = t.host, t.ip, t.Account(), t.srv.Config().ServerName
+	w.IP, w.Account, w.Server = t.ip, t.Account(), t.srv.Config().ServerName
 	w.Away, w.Oper, w.Secure, w.CertFP = t.away.Load(), t.oper.Load(), t.secure(), t.certFP()
 	w.Idle, w.Signon = int64(time.Since(t.lastActive()).Seconds()), t.connected.Unix()
 	for _, r := range joined {
@@ -157,7 +157,7 @@ func handleUSERHOST(s *Session, m *protocol.Message, _ []byte) error {
 		if t == nil || !t.registered.Load() {
 			continue
 		}
-		host := t.host
+		host := t.Host()
 		if t == s || s.oper.Load() {
 			host = hostIP(t.ip) // as in WHOIS 338: clients ask for their own address this way
 		}
@@ -173,8 +173,33 @@ func handleUSERHOST(s *Session, m *protocol.Message, _ []byte) error {
 	return nil
 }
 
+// awayStar is what "AWAY *" (draft/pre-away: away, no message given, as
+// a client connecting in the background says) shows to others.
+const awayStar = "Away"
+
 func handleAWAY(s *Session, m *protocol.Message, _ []byte) error {
+	if !s.registered.Load() && !s.hasCap(capPreAway) && !s.becomeGuestIfFresh() {
+		// AWAY is a registration command only with draft/pre-away.
+		return numErr(protocol.ERR_NOTREGISTERED, "You have not registered")
+	}
 	msg := m.Param(0)
+	if msg == "*" {
+		msg = awayStar
+	}
+	if !s.registered.Load() {
+		// draft/pre-away: kept quietly; the welcome says nothing of it,
+		// and rooms joined later learn it with the JOIN (away-notify).
+		if err := textError("AWAY", "*", msg); err != nil {
+			return err
+		}
+		if msg == "" {
+			s.away.Store(nil)
+		} else {
+			msg = s.fitKept(protocol.TruncateText(msg, protocol.TopicLen), "AWAY")
+			s.away.Store(&msg)
+		}
+		return nil
+	}
 	if msg == "" {
 		s.away.Store(nil)
 		notify(s.updateRooms(rooms.MemberUpdate{}), s.event("AWAY"), wantsCap(capAwayNotify))

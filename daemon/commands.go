@@ -69,7 +69,12 @@ func needMoreParams(cmd string) error {
 // dispatch finds m's command and runs it with the common checks: commands
 // needing registration, parameter counts, and the netcat guest path.
 func (s *Session) dispatch(m *protocol.Message, raw []byte) {
-	if label, ok := m.Tag("label"); ok && s.hasCap(capLabeledResponse) && validLabel(label) {
+	if s.registered.Load() && s.batchLine(m) {
+		return
+	}
+	// A BATCH + line's label is for the message its batch makes (see
+	// handleBATCH).
+	if label, ok := m.Tag("label"); ok && s.hasCap(capLabeledResponse) && validLabel(label) && m.Command != "BATCH" {
 		s.beginLabel(label)
 		defer s.endLabel()
 	}

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"strings"
 	"time"
 
@@ -36,6 +37,11 @@ func (s *Session) renderer(mode uint32) renderer {
 // appendLine appends line as the session should see it, or nothing when
 // the line means nothing to a person (the end of a member list, BATCH).
 func (r *renderer) appendLine(dst, line []byte) []byte {
+	// A queued slice may hold several lines (a multiline message).
+	if i := bytes.IndexByte(line, '\n'); i >= 0 && i+1 < len(line) {
+		dst = r.appendLine(dst, line[:i+1])
+		return r.appendLine(dst, line[i+1:])
+	}
 	m, err := protocol.Parse(line)
 	if err != nil {
 		return append(dst, line...)

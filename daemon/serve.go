@@ -151,8 +151,12 @@ func (s *Session) process(line []byte, err error) string {
 		s.pushReadDeadline(now)
 	}
 	s.activeAt.Store(now.UnixNano())
-	if reason, ok := s.throttle(now); !ok {
-		return reason
+	// Lines inside an open multiline batch are free: its limits bound
+	// them, and the batch pays with its BATCH lines.
+	if s.ml == nil || s.ml.failed {
+		if reason, ok := s.throttle(now); !ok {
+			return reason
+		}
 	}
 	if len(line) == 0 {
 		return ""

@@ -72,6 +72,7 @@ type Server struct {
 	registry   *prometheus.Registry
 	created    time.Time
 	cloakKey   []byte
+	tlsPort    atomic.Int32 // the TLS listener's port, for STS (see stsValue)
 
 	nextID   atomic.Uint64
 	ids      *rooms.IDs // message and batch ids, shared with rooms
@@ -232,6 +233,9 @@ func (s *Server) Serve(l net.Listener, transport string) error {
 	}
 	s.listeners[l] = struct{}{}
 	s.mu.Unlock()
+	if a, ok := l.Addr().(*net.TCPAddr); ok && transport == "tls" {
+		s.tlsPort.Store(int32(a.Port))
+	}
 	defer func() {
 		s.mu.Lock()
 		delete(s.listeners, l)

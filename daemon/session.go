@@ -113,7 +113,8 @@ type Session struct {
 	deadlineSet  time.Time // when the idle read deadline was last moved
 	deadlineOff  bool      // no idle deadline: a person is never PINGed (see pings)
 	flood        floodBucket
-	quit         string // the reason the client gave with QUIT
+	quit         string          // the reason the client gave with QUIT
+	ml           *multilineBatch // the draft/multiline batch being received
 }
 
 func newSession(srv *Server, conn net.Conn, transport string, id uint64) *Session {

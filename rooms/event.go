@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/base32"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -26,6 +27,8 @@ const (
 	FeatUserhostInNames                      // userhost-in-names: nick!user@host in NAMES
 	FeatInviteNotify                         // invite-notify: see invitations to rooms one is in
 	FeatChathistory                          // draft/chathistory: fetches history itself, so a join replays none
+	FeatNoImplicitNames                      // draft/no-implicit-names: no NAMES after its own JOIN
+	FeatMultiline                            // draft/multiline (with batch): a multiline message as one batch
 )
 
 // renderBits are the features that change an event's bytes; fan-out keeps
@@ -55,6 +58,50 @@ type Event struct {
 	Params    []string
 	ExtParams []string       // the extended-join form, when it differs
 	Tags      []protocol.Tag // client-only tags (+...), relayed to message-tags clients
+	// Lines is set on a draft/multiline message: its lines as sent, each
+	// a substring of Params[1], which then holds the whole text (the
+	// lines joined by "\n", a Concat line joined to the one before by
+	// nothing) for whatever reads the text as one. One event, one msgid,
+	// one history entry; Render sends it as a batch or as plain lines.
+	Lines []Line `json:",omitempty"`
+}
+
+// Line is one line of a multiline message.
+type Line struct {
+	Text string
+	// Concat: the line continues the one before it (a long line the
+	// client split), draft/multiline-concat.
+	Concat bool `json:",omitempty"`
+}
+
+// Multiline tag and batch names (IRCv3 draft/multiline).
+const (
+	MultilineBatch  = "draft/multiline"
+	MultilineConcat = "draft/multiline-concat"
+)
+
+// JoinLines returns the text of a multiline message made of lines: each
+// line on its own, a Concat line run on from the one before. The lines it
+// returns are substrings of the text, so an event keeps one copy.
+func JoinLines(lines []Line) (string, []Line) {
+	var b strings.Builder
+	for i, l := range lines {
+		if i > 0 && !l.Concat {
+			b.WriteByte('\n')
+		}
+		b.WriteString(l.Text)
+	}
+	text := b.String()
+	out := make([]Line, len(lines))
+	off := 0
+	for i, l := range lines {
+		if i > 0 && !l.Concat {
+			off++
+		}
+		out[i] = Line{Text: text[off : off+len(l.Text)], Concat: l.Concat}
+		off += len(l.Text)
+	}
+	return text, out
 }
 
 // Render encodes e as a client with features f must receive it. extra tags
@@ -74,6 +121,9 @@ func (e *Event) Render(f Features, extra ...protocol.Tag) []byte {
 	if f&FeatTags != 0 {
 		tags = append(tags, e.Tags...)
 	}
+	if e.Lines != nil && len(e.Params) == 2 {
+		return e.renderLines(f, tags, len(extra))
+	}
 	params := e.Params
 	if f&FeatExtendedJoin != 0 && e.ExtParams != nil {
 		params = e.ExtParams
@@ -85,12 +135,63 @@ func (e *Event) Render(f Features, extra ...protocol.Tag) []byte {
 	return m.AppendTo(nil)
 }
 
+// renderLines encodes a multiline message: one draft/multiline batch for
+// a client that takes it, the batch start carrying tags (the first nextra
+// of them the caller's: a label, an enclosing batch); for any other, one
+// line per line of text, blank ones left out, every line with the time
+// and the caller's and client tags and only the first with the msgid, as
+// the spec has it. The lines are returned as one slice: the writer sends
+// them together, and a labeled reply puts its label on the first.
+func (e *Event) renderLines(f Features, tags []protocol.Tag, nextra int) []byte {
+	target := e.Params[0]
+	var out []byte
+	if f&FeatMultiline != 0 {
+		ref := e.ID
+		start := protocol.Message{Tags: tags, Source: e.Source, Command: "BATCH", Params: []string{"+" + ref, MultilineBatch, target}}
+		out = start.AppendTo(nil)
+		batch := protocol.Tag{Key: "batch", Value: ref}
+		for _, l := range e.Lines {
+			lt := []protocol.Tag{batch}
+			if l.Concat {
+				lt = append(lt, protocol.Tag{Key: MultilineConcat})
+			}
+			out = (&protocol.Message{Tags: lt, Source: e.Source, Command: e.Command, Params: []string{target, l.Text}}).AppendTo(out)
+		}
+		return (&protocol.Message{Source: e.Source, Command: "BATCH", Params: []string{"-" + ref}}).AppendTo(out)
+	}
+	first := true
+	for _, l := range e.Lines {
+		if l.Text == "" {
+			continue
+		}
+		lt := tags
+		if !first {
+			lt = make([]protocol.Tag, 0, len(tags))
+			for i, t := range tags {
+				if i < nextra || t.Key != "msgid" {
+					lt = append(lt, t)
+				}
+			}
+		}
+		first = false
+		m := protocol.Message{Tags: lt, Source: e.Source, Command: e.Command, Params: []string{target, l.Text}}
+		if len(lt) == 0 {
+			m.Tags = nil
+		}
+		out = m.AppendTo(out)
+	}
+	return out
+}
+
 // Renderings caches an event's encodings by feature combination, so a
 // fan-out encodes each distinct rendering once and shares the bytes.
 // The zero value is ready; not safe for concurrent use.
 type Renderings struct {
 	event *Event
 	lines [renderBits + 1][]byte
+	// multi holds a multiline message's batch renderings, made only for
+	// such a message: it keeps every other fan-out's cache small.
+	multi *[renderBits + 1][]byte
 }
 
 // NewRenderings starts a cache for e.
@@ -99,6 +200,15 @@ func NewRenderings(e *Event) Renderings { return Renderings{event: e} }
 // For returns e's bytes for a client with features f.
 func (r *Renderings) For(f Features) []byte {
 	k := f & renderBits
+	if f&FeatMultiline != 0 && r.event.Lines != nil {
+		if r.multi == nil {
+			r.multi = new([renderBits + 1][]byte)
+		}
+		if r.multi[k] == nil {
+			r.multi[k] = r.event.Render(k | FeatMultiline)
+		}
+		return r.multi[k]
+	}
 	if r.lines[k] == nil {
 		r.lines[k] = r.event.Render(k)
 	}

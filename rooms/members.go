@@ -46,7 +46,9 @@ func (r *Room) doJoin(m Member, key string) error {
 	if r.topic.text != "" {
 		r.sendTopic(m.Client, m.Nick)
 	}
-	r.doNames(m.Client, m.Nick)
+	if m.Client.Features()&FeatNoImplicitNames == 0 {
+		r.doNames(m.Client, m.Nick)
+	}
 	r.replay(m.Client)
 	return nil
 }
@@ -181,11 +183,16 @@ func (r *Room) doUpdate(c Client, u MemberUpdate) []Client {
 	if m == nil {
 		return nil
 	}
-	if u.Nick != nil {
+	if u.Nick != nil || u.Host != nil {
 		if u.Event != nil {
 			r.record(u.Event)
 		}
-		m.Nick = *u.Nick
+		if u.Nick != nil {
+			m.Nick = *u.Nick
+		}
+		if u.Host != nil {
+			m.Host = *u.Host
+		}
 		m.prefix = m.Nick + "!" + m.User + "@" + m.Host
 		r.memberChanged(m)
 	}

@@ -107,6 +107,7 @@ type wireMember struct {
 
 type wireUpdate struct {
 	Nick, Account, Realname *string
+	Host                    *string `json:",omitempty"`
 	Event                   *Event
 	Origin                  string
 }
@@ -114,6 +115,7 @@ type wireUpdate struct {
 type wireSpeech struct {
 	Command, Text string
 	Tags          []protocol.Tag
+	Lines         []Line `json:",omitempty"`
 	From          wireMember
 }
 
@@ -282,10 +284,10 @@ func (g *Registry) toWire(r *Room, req request) (w wire) {
 		w.From, w.Event = ref(q.c), q.quit
 	case updateReq:
 		w.From = ref(q.c)
-		w.Update = &wireUpdate{Nick: q.u.Nick, Account: q.u.Account, Realname: q.u.Realname, Event: q.u.Event, Origin: q.u.Origin}
+		w.Update = &wireUpdate{Nick: q.u.Nick, Account: q.u.Account, Realname: q.u.Realname, Host: q.u.Host, Event: q.u.Event, Origin: q.u.Origin}
 	case sayReq:
 		w.From = ref(q.c)
-		w.Speech = &wireSpeech{Command: q.s.Command, Text: q.s.Text, Tags: q.s.Tags, From: *q.s.From.wire()}
+		w.Speech = &wireSpeech{Command: q.s.Command, Text: q.s.Text, Tags: q.s.Tags, Lines: q.s.Lines, From: *q.s.From.wire()}
 		w.Flag = q.done != nil // the caller waits for its echo to be queued
 	case topicReq:
 		w.From, w.Nick, w.Text = ref(q.c), q.nick, q.text
@@ -347,10 +349,15 @@ func (g *Registry) fromWire(r *Room, req request, a *answer) {
 		s.forget(q.c)
 		q.done <- leaveAnswer{peers: clients(a.Peers), muted: a.Bool}
 	case updateReq:
-		if q.u.Nick != nil {
+		if q.u.Nick != nil || q.u.Host != nil {
 			s.mu.Lock()
 			if m, ok := s.locals[q.c]; ok {
-				m.Nick = *q.u.Nick
+				if q.u.Nick != nil {
+					m.Nick = *q.u.Nick
+				}
+				if q.u.Host != nil {
+					m.Host = *q.u.Host
+				}
 				s.locals[q.c] = m
 			}
 			s.mu.Unlock()
@@ -517,7 +524,7 @@ func (g *Registry) fromRemote(r *Room, w *wire) (request, func() answer) {
 		if w.Update == nil {
 			return nil, nil
 		}
-		u := MemberUpdate{Nick: w.Update.Nick, Account: w.Update.Account, Realname: w.Update.Realname, Event: w.Update.Event, Origin: w.Update.Origin}
+		u := MemberUpdate{Nick: w.Update.Nick, Account: w.Update.Account, Realname: w.Update.Realname, Host: w.Update.Host, Event: w.Update.Event, Origin: w.Update.Origin}
 		done := make(chan []Client, 1)
 		return updateReq{c: c, u: u, done: done}, func() answer {
 			return answer{Peers: refs(await(r, done, nil))}
@@ -526,7 +533,7 @@ func (g *Registry) fromRemote(r *Room, w *wire) (request, func() answer) {
 		if w.Speech == nil {
 			return nil, nil
 		}
-		s := Speech{Command: w.Speech.Command, Text: w.Speech.Text, Tags: w.Speech.Tags, From: w.Speech.From.member(c)}
+		s := Speech{Command: w.Speech.Command, Text: w.Speech.Text, Tags: w.Speech.Tags, Lines: w.Speech.Lines, From: w.Speech.From.member(c)}
 		if !w.Flag {
 			return sayReq{c: c, s: s}, func() answer { return answer{} } // in the mailbox: that is all the sender waits for
 		}

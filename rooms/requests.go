@@ -18,6 +18,7 @@ type MemberUpdate struct {
 	Origin   string // the member's new identity for history, with Account
 	Account  *string
 	Realname *string
+	Host     *string // the displayed host (CHGHOST); not kept in history
 }
 
 // Speech is what a member says: PRIVMSG, NOTICE or TAGMSG (no text).
@@ -26,6 +27,7 @@ type Speech struct {
 	Text    string
 	Tags    []protocol.Tag // client-only tags to relay
 	From    Member         // the speaker, for rooms that allow outside messages (-n)
+	Lines   []Line         // a draft/multiline message's lines; Text is then their JoinLines
 }
 
 type (

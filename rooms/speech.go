@@ -29,6 +29,7 @@ func (r *Room) doSay(c Client, s Speech) {
 		}
 	} else {
 		e.Params = []string{r.name, s.Text}
+		e.Lines = s.Lines
 		r.record(e)
 	}
 	n := r.broadcast(e, c, c.Features()&FeatEcho != 0, tagsOnly)

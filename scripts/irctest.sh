@@ -166,6 +166,9 @@ export LIVECHAT_ACCOUNTS_HASH_ITERATIONS=${LIVECHAT_ACCOUNTS_HASH_ITERATIONS:-1}
 # irctest's tests expect the server to call itself My.Little.Server (every
 # irctest controller configures that name): 004, PONG, WHO's server field.
 export LIVECHAT_SERVER_NAME=${LIVECHAT_SERVER_NAME:-My.Little.Server}
+# irctest's Ergo-marked multiline limit tests expect the limits its Ergo
+# controller sets (max-lines 32; max-bytes 4096 is our default too).
+export LIVECHAT_LIMITS_MULTILINE_MAX_LINES=${LIVECHAT_LIMITS_MULTILINE_MAX_LINES:-32}
 # Per-address connection limits, if this version of livechatd has them: every
 # irctest client comes from 127.0.0.1, and a test opens many connections fast.
 # The keys are read from the example config (which lists every key), so the

@@ -44,22 +44,23 @@ type Registry interface {
 
 // Frames on a node's subjects. lc.n.<node>.req carries requests to rooms
 // homed on the node, in the order each sender sent them; lc.n.<node>.out
-// carries what comes back: answers, and lines for the node's clients. A
-// sender's lines and answers to one node travel on one subject, so a
-// client gets the lines of a request before its answer.
+// carries what comes back: lines for the node's clients, answers, member
+// lists. What a node sends another travels on one subject, in order, and
+// an answer rides in the same frame as the request's lines, so a client
+// gets its lines and its request's answer together or not at all.
 const (
 	frameCall    = 'R' // call id, sender, payload
-	frameAnswer  = 'A' // call id, payload
-	frameLines   = 'L' // (client id, kind, line)...
+	frameLines   = 'L' // (client or call id, kind, line or answer)...
 	frameRemoved = 'K' // client id, folded room
 	frameGone    = 'G' // client id: a client of the sender disconnected
 	frameMirror  = 'M' // a change of a room's members (JSON, see rooms/mirror.go)
 )
 
-// Line kinds in a lines frame.
+// Record kinds in a lines frame.
 const (
-	lineQueue = iota
-	lineReply
+	lineQueue  = iota
+	lineReply  //
+	lineAnswer // the answer to a call (the id is the call's): it rides with the lines before it, so the caller gets both or neither
 )
 
 // Link carries room requests and client lines between the nodes of a
@@ -434,9 +435,11 @@ func (l *Link) onRequest(m *nats.Msg) {
 			return
 		}
 		lo.rooms.Serve(r.b, func(a []byte) {
-			l.flush(from) // the lines of the request go first
-			b := putUvarint([]byte{frameAnswer}, id)
-			l.publish("lc.n."+from+".out", append(b, a...))
+			o := l.outboxOf(from)
+			o.mu.Lock()
+			o.add(id, lineAnswer, a)
+			o.mu.Unlock()
+			l.flush(from)
 		})
 	}
 }
@@ -456,6 +459,11 @@ func (l *Link) onOut(m *nats.Msg) {
 			id := r.uvarint()
 			kind := r.uvarint()
 			line := r.bytes()
+			if kind == lineAnswer && !r.err {
+				l.flushTouched() // the caller's lines are written first
+				l.answer(id, line)
+				continue
+			}
 			c := lo.clients.Client(id)
 			if c == nil || r.err {
 				continue
@@ -477,25 +485,6 @@ func (l *Link) onOut(m *nats.Msg) {
 		l.flushTouched() // whatever else arrives goes after the lines
 	}
 	switch m.Data[0] {
-	case frameAnswer:
-		id := r.uvarint()
-		if r.err {
-			return
-		}
-		l.mu.Lock()
-		c := l.calls[id]
-		delete(l.calls, id)
-		l.mu.Unlock()
-		if c != nil && l.Answered != nil {
-			l.Answered(time.Since(c.sent))
-		}
-		switch {
-		case c == nil:
-		case c.done != nil:
-			c.done(r.b, nil)
-		default:
-			c.ch <- r.b
-		}
 	case frameMirror:
 		lo.rooms.Mirror(r.b)
 	case frameRemoved:
@@ -504,6 +493,24 @@ func (l *Link) onOut(m *nats.Msg) {
 		if c := lo.clients.Client(id); c != nil && !r.err {
 			lo.rooms.Removed(folded, c)
 		}
+	}
+}
+
+// answer hands a call its answer.
+func (l *Link) answer(id uint64, a []byte) {
+	l.mu.Lock()
+	c := l.calls[id]
+	delete(l.calls, id)
+	l.mu.Unlock()
+	if c != nil && l.Answered != nil {
+		l.Answered(time.Since(c.sent))
+	}
+	switch {
+	case c == nil:
+	case c.done != nil:
+		c.done(a, nil)
+	default:
+		c.ch <- a
 	}
 }
 
@@ -739,13 +746,18 @@ func (p *proxy) ref() rooms.ClientRef {
 func (p *proxy) queue(kind uint64, line []byte) {
 	o := p.link.outboxOf(p.node)
 	o.mu.Lock()
+	o.add(p.id, kind, line)
+	o.mu.Unlock()
+}
+
+// add appends a record to the frame being gathered; o.mu held.
+func (o *outbox) add(id, kind uint64, data []byte) {
 	if len(o.buf) == 0 {
 		o.buf = append(o.buf, frameLines)
 	}
-	o.buf = putUvarint(o.buf, p.id)
+	o.buf = putUvarint(o.buf, id)
 	o.buf = putUvarint(o.buf, kind)
-	o.buf = putBytes(o.buf, line)
-	o.mu.Unlock()
+	o.buf = putBytes(o.buf, data)
 }
 
 func (p *proxy) Send(line []byte) bool {

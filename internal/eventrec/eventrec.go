@@ -28,9 +28,15 @@ import (
 //
 // A later format gets its own number and decoder: records of both kinds
 // may then live side by side, so a format change needs no rewrite.
+//
+// Format 2 (VersionLines) is format 1 followed by a draft/multiline
+// message's lines: a uvarint count, then per line uvarint(len<<1|concat),
+// the text being in the message's text parameter. Only such messages are
+// written in it, so everything else stays readable by an older livechatd.
 const (
-	Version    = 1
-	HeaderSize = 10
+	Version      = 1
+	VersionLines = 2
+	HeaderSize   = 10
 )
 
 // cmdCodes are the commands history keeps, one byte each on disk. Append
@@ -57,7 +63,12 @@ func appendString(b []byte, s string) []byte {
 
 // Append appends e's record to b.
 func Append(b []byte, e *rooms.Event) []byte {
-	b = append(b, Version)
+	lines := e.Lines != nil && len(e.Params) == 2
+	if lines {
+		b = append(b, VersionLines)
+	} else {
+		b = append(b, Version)
+	}
 	b = binary.BigEndian.AppendUint64(b, uint64(e.At.UnixMilli()))
 	code := cmdCode(e.Command)
 	b = append(b, code)
@@ -85,11 +96,23 @@ func Append(b []byte, e *rooms.Event) []byte {
 		b = appendString(b, t.Key)
 		b = appendString(b, t.Value)
 	}
+	if lines {
+		b = binary.AppendUvarint(b, uint64(len(e.Lines)))
+		for _, l := range e.Lines {
+			n := uint64(len(l.Text)) << 1
+			if l.Concat {
+				n |= 1
+			}
+			b = binary.AppendUvarint(b, n)
+		}
+	}
 	return b
 }
 
 // Valid reports whether v has a header this version reads.
-func Valid(v []byte) bool { return len(v) >= HeaderSize && v[0] == Version }
+func Valid(v []byte) bool {
+	return len(v) >= HeaderSize && (v[0] == Version || v[0] == VersionLines)
+}
 
 // At returns a record's time in Unix milliseconds.
 func At(v []byte) int64 { return int64(binary.BigEndian.Uint64(v[1:9])) }
@@ -156,7 +179,7 @@ func (r *recReader) count() int {
 // Decode decodes a record. Its strings share one allocation.
 func Decode(v []byte) (*rooms.Event, error) {
 	if !Valid(v) {
-		if len(v) > 0 && v[0] > Version {
+		if len(v) > 0 && v[0] > VersionLines {
 			return nil, fmt.Errorf("eventrec: event record format %d is newer than this livechatd", v[0])
 		}
 		return nil, ErrCorrupt
@@ -191,6 +214,9 @@ func Decode(v []byte) (*rooms.Event, error) {
 			e.Tags[i] = protocol.Tag{Key: r.str(), Value: r.str()}
 		}
 	}
+	if v[0] == VersionLines {
+		e.Lines = r.lines(e.Params)
+	}
 	if r.err != nil {
 		return nil, r.err
 	}
@@ -198,6 +224,40 @@ func Decode(v []byte) (*rooms.Event, error) {
 		return nil, ErrCorrupt
 	}
 	return e, nil
+}
+
+// lines reads a format 2 record's lines, slicing them out of the text
+// parameter as JoinLines laid them out.
+func (r *recReader) lines(params []string) []rooms.Line {
+	n := r.count()
+	if r.err != nil || len(params) != 2 || n == 0 {
+		r.err = ErrCorrupt
+		return nil
+	}
+	text, off := params[1], 0
+	out := make([]rooms.Line, n)
+	for i := range out {
+		x := r.uvarint()
+		size, concat := int(x>>1), x&1 == 1
+		if i > 0 && !concat {
+			if off >= len(text) || text[off] != '\n' {
+				r.err = ErrCorrupt
+				return nil
+			}
+			off++
+		}
+		if r.err != nil || x>>1 > uint64(len(text)-off) {
+			r.err = ErrCorrupt
+			return nil
+		}
+		out[i] = rooms.Line{Text: text[off : off+size], Concat: concat}
+		off += size
+	}
+	if off != len(text) {
+		r.err = ErrCorrupt
+		return nil
+	}
+	return out
 }
 
 // Fields returns a record's msgid, account and origin without copying.

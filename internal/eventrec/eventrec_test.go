@@ -17,6 +17,7 @@ func TestCodec(t *testing.T) {
 		{At: time.UnixMilli(-5), Command: "WEIRD", Params: []string{}, ExtParams: []string{}},
 		{At: time.UnixMilli(0), Command: "JOIN", Params: []string{"#r"}, ExtParams: []string{"#r", "acc", "Real Name"}},
 		{Command: "NOTICE", Params: []string{"#r", strings.Repeat("é", 1000)}},
+		multiline([]rooms.Line{{Text: "a"}, {Text: ""}, {Text: "b c "}, {Text: "d", Concat: true}}),
 	}
 	for _, e := range events {
 		rec := eventrec.Append(nil, e)
@@ -50,4 +51,9 @@ func TestCodec(t *testing.T) {
 	if _, err := eventrec.Decode(rec); err == nil || !strings.Contains(err.Error(), "newer") {
 		t.Errorf("a newer record format: %v", err)
 	}
+}
+
+func multiline(lines []rooms.Line) *rooms.Event {
+	text, lines := rooms.JoinLines(lines)
+	return &rooms.Event{ID: "m", Command: "PRIVMSG", Params: []string{"#r", text}, Lines: lines}
 }

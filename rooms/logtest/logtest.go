@@ -143,7 +143,7 @@ func Equal(a, b *rooms.Event) bool {
 		a.Origin == b.Origin && a.Command == b.Command &&
 		slices.Equal(a.Params, b.Params) &&
 		(a.ExtParams == nil) == (b.ExtParams == nil) && slices.Equal(a.ExtParams, b.ExtParams) &&
-		slices.Equal(a.Tags, b.Tags)
+		slices.Equal(a.Tags, b.Tags) && slices.Equal(a.Lines, b.Lines)
 }
 
 func bID(id string) rooms.Bound   { return rooms.Bound{ID: id} }
@@ -207,7 +207,12 @@ func testFields(t *testing.T, l rooms.Log) {
 		Params: []string{"#Room"}, Tags: []protocol.Tag{{Key: "+draft/react", Value: "👍"}, {Key: "+draft/reply", Value: "full"}},
 	}
 	custom := &rooms.Event{At: full.At.Add(4 * time.Millisecond), ID: "custom", Command: "X-UNKNOWN", Params: []string{}, ExtParams: []string{}}
-	want := []*rooms.Event{full, join, noID, react, custom}
+	text, lines := rooms.JoinLines([]rooms.Line{{Text: ""}, {Text: "two "}, {Text: "halves", Concat: true}, {Text: "ünï"}})
+	multi := &rooms.Event{
+		At: full.At.Add(5 * time.Millisecond), ID: "multi", Source: "e!e@e", Command: "PRIVMSG",
+		Params: []string{"#Room", text}, Lines: lines,
+	}
+	want := []*rooms.Event{full, join, noID, react, custom, multi}
 	appendAll(l, "#room", want...)
 	got := query(t, l, "#room", rooms.Query{Sel: rooms.SelLatest, Limit: 10, Events: true})
 	if len(got) != len(want) {

@@ -228,6 +228,24 @@ try {
     await tcp.wait('B’s message', (m) => m.command === 'PRIVMSG' && m.params[1] === fromB && m.nick === NICK_B);
   });
 
+  await step('a pasted block goes out as one draft/multiline message: one message on each page, lines for the TCP user', async () => {
+    const paste = ['menu:', '  soup', '  bread'];
+    await A.page.locator('#input').click();
+    await A.page.locator('#input').fill(paste.join('\n'));
+    await A.page.keyboard.press('Enter');
+    for (const [who, page] of [['A', A.page], ['B', B.page]]) {
+      await until(`${who} shows the paste as one message`, async () => {
+        const all = await messageTexts(page).allTextContents();
+        return all.filter((t) => t === paste.join('\n')).length === 1 && !all.includes('  soup');
+      });
+    }
+    for (const line of paste) {
+      await tcp.wait(`the line “${line}”`, (m) => m.command === 'PRIVMSG' && m.params[1] === line && m.nick === NICK_A);
+    }
+    await until('A’s paste confirmed by echo-message', async () =>
+      (await A.page.locator('.msg.is-self:not(.is-pending)', { hasText: 'bread' }).count()) === 1);
+  });
+
   const fromT = 'Sounds good, I will book a table for three: https://example.com/booking?table=3.';
   await step('the TCP user sends; both pages show it with a safe link', async () => {
     tcp.send(`PRIVMSG ${CHAN} :${fromT}`);

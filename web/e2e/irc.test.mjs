@@ -50,6 +50,19 @@ test('splitText: by UTF-8 bytes, at spaces, never inside a character', () => {
   const emoji = irc.splitText('😀'.repeat(10), 9);
   assert.ok(emoji.every((p) => irc.byteLength(p) <= 9 && !/[\ud800-\udbff]$/.test(p)));
 });
+test('multiline: a paste as lines and pieces that join back exactly', () => {
+  const long = 'word '.repeat(30);
+  const lines = irc.multilineLines('\nfirst\r\n\n' + long + '\nlast\n\n', 40);
+  assert.equal(lines[0].text, 'first');
+  assert.equal(lines[1].text, '');
+  assert.ok(lines.every((l) => irc.byteLength(l.text) <= 40));
+  assert.ok(lines.slice(3).some((l) => l.concat));
+  assert.equal(irc.joinMultiline(lines), 'first\n\n' + long + '\nlast');
+  assert.equal(irc.multilineLines('one line', 40), null);
+  assert.equal(irc.multilineLines('a\nb\nc', 40, { maxLines: 2 }), null);
+  assert.equal(irc.multilineLines('aaaa\nbbbb', 40, { maxBytes: 6 }), null);
+  assert.deepEqual(irc.multilineLimits('max-bytes=4096,max-lines=100'), { maxBytes: 4096, maxLines: 100 });
+});
 test('linkify: only http(s), trailing punctuation left out', () => {
   assert.deepEqual(irc.linkify('see https://example.com/a?b=1. ok'), [
     { text: 'see ' }, { text: 'https://example.com/a?b=1', href: 'https://example.com/a?b=1' }, { text: '. ok' }]);

@@ -7,7 +7,7 @@ const WANTED_CAPS = [
   'server-time', 'message-tags', 'echo-message', 'batch', 'draft/chathistory',
   'multi-prefix', 'away-notify', 'account-tag', 'account-notify', 'extended-join',
   'setname', 'standard-replies', 'draft/account-registration', 'invite-notify',
-  'labeled-response', 'draft/read-marker', 'draft/message-redaction',
+  'labeled-response', 'draft/read-marker', 'draft/message-redaction', 'draft/multiline',
 ];
 const GROUP_GAP_MS = 5 * 60 * 1000;
 const MAX_MESSAGES = 1500;
@@ -181,6 +181,7 @@ const S = {
   buffers: new Map(),
   active: null,
   batches: new Map(),
+  multilineSeq: 0, // draft/multiline batch references we send
   auth: null, // {kind: login|register, from: start|dialog, name, timer}
   focusOnJoin: new Set(),
   userClosed: false,
@@ -1052,7 +1053,7 @@ const handlers = {};
 function handle(m) {
   if (m.tags.batch && S.batches.has(m.tags.batch) && m.command !== 'BATCH') {
     const batch = S.batches.get(m.tags.batch);
-    if (batch.type === 'chathistory') { batch.lines.push(m); return; }
+    if (batch.type === 'chathistory' || batch.type === 'draft/multiline') { batch.lines.push(m); return; }
   }
   const fn = handlers[m.command];
   if (fn) { fn(m); return; }
@@ -1251,13 +1252,29 @@ handlers.BATCH = (m) => {
   if (ref[0] === '+') {
     const outer = m.tags.batch && S.batches.get(m.tags.batch);
     const label = m.tags.label || (outer && outer.label) || null;
-    S.batches.set(ref.slice(1), { type: m.params[1], params: m.params.slice(2), lines: [], label });
+    S.batches.set(ref.slice(1), { type: m.params[1], params: m.params.slice(2), lines: [], label, start: m });
   } else if (ref[0] === '-') {
     const batch = S.batches.get(ref.slice(1));
     S.batches.delete(ref.slice(1));
     if (batch && batch.type === 'chathistory') applyHistory(batch);
+    if (batch && batch.type === 'draft/multiline') applyMultiline(batch);
   }
 };
+
+// applyMultiline shows a draft/multiline batch as the one message it is:
+// the batch start carries the msgid, time and account, the lines the text.
+function applyMultiline(batch) {
+  const first = batch.lines[0];
+  if (!first) return;
+  const start = batch.start;
+  const lines = batch.lines.map((l) => ({ text: l.params[1] || '', concat: 'draft/multiline-concat' in l.tags }));
+  const tags = { ...start.tags };
+  delete tags.batch;
+  const m = { ...start, tags, command: first.command, params: [batch.params[0] || '', irc.joinMultiline(lines)] };
+  const outer = start.tags.batch && S.batches.get(start.tags.batch);
+  if (outer) { outer.lines.push(m); return; } // a message in a history batch
+  handle(m);
+}
 
 function historyMessage(m) {
   if (m.command !== 'PRIVMSG' && m.command !== 'NOTICE') return null;
@@ -1673,27 +1690,52 @@ function maxTextBytes(target, prefixLen = 0) {
   return Math.max(60, 510 - irc.byteLength(source + `PRIVMSG ${target} :`) - prefixLen - 4);
 }
 
+// sendMultiline sends a paste of several lines as one draft/multiline
+// message, shown as one message here and by clients that take the batch
+// (the server sends others the lines one by one). false: it is one line,
+// or passes the server's limits, and goes out line by line.
+function sendMultiline(b, text) {
+  const lines = irc.multilineLines(text, maxTextBytes(b.name), irc.multilineLimits(S.offered.get('draft/multiline')));
+  if (!lines) return false;
+  const ref = 'ml' + (++S.multilineSeq);
+  const ok = send('BATCH', ['+' + ref, 'draft/multiline', b.name]) &&
+    lines.every((l) => send('PRIVMSG', [b.name, l.text], l.concat ? { batch: ref, 'draft/multiline-concat': '' } : { batch: ref })) &&
+    send('BATCH', ['-' + ref]);
+  if (!ok) { errorLine('Not connected.', b); return true; }
+  const joined = irc.joinMultiline(lines);
+  const msg = makeMessage({ kind: 'msg', nick: S.nick, account: S.account || null, text: joined, self: true, raw: joined });
+  trackPending(b, msg);
+  addMessage(b, msg, { live: false });
+  return true;
+}
+
+// trackPending waits for the server's echo of a message we sent, and marks
+// it failed if none comes.
+function trackPending(b, msg) {
+  if (!hasCap('echo-message')) return;
+  msg.pending = true;
+  msg.timer = setTimeout(() => {
+    if (!msg.pending) return;
+    const i = b.pending.indexOf(msg);
+    if (i >= 0) b.pending.splice(i, 1);
+    msg.pending = false;
+    msg.failed = 'No confirmation from the server';
+    rerenderMessage(b, msg);
+  }, 20000);
+  b.pending.push(msg);
+}
+
 function sendText(b, text, { action = false } = {}) {
   if (!b) { errorLine('Join a room first: /join lobby'); return; }
   if (b.type === 'room' && !b.joined) { errorLine(`You are not in ${b.name}. Type /join ${b.name} to join again.`, b); return; }
+  if (!action && hasCap('draft/multiline') && hasCap('batch') && sendMultiline(b, text)) return;
   const lines = text.split(/\r?\n/).filter((l) => l.trim() !== '');
   for (const line of lines) {
     for (const piece of irc.splitText(line, maxTextBytes(b.name, action ? 9 : 0))) {
       const raw = action ? `\x01ACTION ${piece}\x01` : piece;
       if (!send('PRIVMSG', [b.name, raw])) { errorLine('Not connected.', b); return; }
       const msg = makeMessage({ kind: action ? 'action' : 'msg', nick: S.nick, account: S.account || null, text: piece, self: true, raw });
-      if (hasCap('echo-message')) {
-        msg.pending = true;
-        msg.timer = setTimeout(() => {
-          if (!msg.pending) return;
-          const i = b.pending.indexOf(msg);
-          if (i >= 0) b.pending.splice(i, 1);
-          msg.pending = false;
-          msg.failed = 'No confirmation from the server';
-          rerenderMessage(b, msg);
-        }, 20000);
-        b.pending.push(msg);
-      }
+      trackPending(b, msg);
       addMessage(b, msg, { live: false });
     }
   }

@@ -106,7 +106,7 @@ export function byteLength(s) { return enc.encode(s).length; }
 
 // splitText cuts text into pieces of at most maxBytes UTF-8 bytes,
 // preferring to break at spaces and never inside a code point.
-export function splitText(text, maxBytes) {
+export function splitText(text, maxBytes, keepSpaces = false) {
   const out = [];
   let rest = text;
   while (byteLength(rest) > maxBytes) {
@@ -122,10 +122,52 @@ export function splitText(text, maxBytes) {
     }
     if (cut === 0) break; // cannot happen for maxBytes >= 4
     const at = lastSpace > cut / 2 ? lastSpace : cut;
-    out.push(rest.slice(0, at).replace(/ $/, ''));
+    out.push(keepSpaces ? rest.slice(0, at) : rest.slice(0, at).replace(/ $/, ''));
     rest = rest.slice(at);
   }
   if (rest !== '' || out.length === 0) out.push(rest);
+  return out;
+}
+
+// multilineLines turns a paste into the lines of a draft/multiline batch:
+// one per line of text (blank lines kept inside, dropped at the ends),
+// each long one cut into pieces of at most maxBytes that continue it
+// (concat), which join back into exactly the text. It returns null when
+// the paste passes the server's limits (the capability's max-bytes and
+// max-lines), so the caller can send it another way.
+export function multilineLines(text, maxBytes, limits = {}) {
+  const rows = text.replace(/\r\n?/g, '\n').split('\n');
+  while (rows.length && rows[0].trim() === '') rows.shift();
+  while (rows.length && rows[rows.length - 1].trim() === '') rows.pop();
+  const out = [];
+  let bytes = 0;
+  for (const row of rows) {
+    splitText(row, maxBytes, true).forEach((piece, i) => {
+      out.push({ text: piece, concat: i > 0 });
+      bytes += byteLength(piece);
+    });
+  }
+  if (out.length < 2) return null;
+  if (limits.maxLines && out.length > limits.maxLines) return null;
+  if (limits.maxBytes && bytes > limits.maxBytes) return null;
+  return out;
+}
+
+// joinMultiline is the text of a received multiline message: its lines
+// on lines of their own, a concat line run on from the one before.
+export function joinMultiline(lines) {
+  return lines.map((l, i) => (i > 0 && !l.concat ? '\n' : '') + l.text).join('');
+}
+
+// multilineLimits reads the draft/multiline capability's value
+// ("max-bytes=4096,max-lines=100").
+export function multilineLimits(value) {
+  const out = {};
+  for (const kv of (value || '').split(',')) {
+    const [k, v] = kv.split('=');
+    if (k === 'max-bytes') out.maxBytes = Number(v) || 0;
+    if (k === 'max-lines') out.maxLines = Number(v) || 0;
+  }
   return out;
 }
 
