@@ -271,7 +271,11 @@ export IRCTEST_REGISTER_METHOD=${IRCTEST_REGISTER_METHOD:-ircv3}
 export IRCTEST_SERVER_SASL_MECHS=${IRCTEST_SERVER_SASL_MECHS:-PLAIN SCRAM-SHA-256}
 export IRCTEST_SERVER_NAME=${IRCTEST_SERVER_NAME:-livechatd}
 
-"$RUNNER" ${opts[@]+"${opts[@]}"} 127.0.0.1 "$port" "$@"
+# irctest keeps the ports its controllers took in $TMPDIR/irctest_ports.json,
+# one file for every irctest run on the machine: another run rewriting it can
+# error a test here (JSONDecodeError at setup or teardown). A private TMPDIR
+# keeps runs apart.
+TMPDIR="$tmp" "$RUNNER" ${opts[@]+"${opts[@]}"} 127.0.0.1 "$port" "$@"
 rc=$?
 pid=$(cat "$pidfile" 2>/dev/null)
 if [ -n "$pid" ] && ! alive "$pid"; then
