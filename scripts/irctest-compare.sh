@@ -131,6 +131,14 @@ if [ -n "$from" ]; then
   exit $?
 fi
 
+if [ ! -f "$IRCTEST_DIR/conftest.py" ] || [ ! -f "$IRCTEST_DIR/irctest/controllers/ergo.py" ]; then
+  echo "irctest-compare.sh: no irctest checkout at IRCTEST_DIR=$IRCTEST_DIR (git clone https://github.com/progval/irctest)" >&2
+  exit 2
+fi
+[ -x "$RUNNER" ] || { echo "irctest-compare.sh: runner $RUNNER is missing (set IRCTEST_RUNNER)" >&2; exit 2; }
+rev=$(git -C "$here/.." rev-parse --verify --short "${LIVECHAT_REV:-HEAD}^{commit}" 2>/dev/null) || {
+  echo "irctest-compare.sh: LIVECHAT_REV=${LIVECHAT_REV:-} is not a commit" >&2; exit 2; }
+
 mods=()
 [ $# -gt 0 ] || set -- default extra
 for m in "$@"; do
@@ -193,11 +201,16 @@ echo "irctest-compare.sh: modules: ${mods[*]}" >&2
 echo "irctest-compare.sh: output in $out" >&2
 
 # --- livechat ----------------------------------------------------------------
-echo "irctest-compare.sh: livechat ($(git -C "$here/.." rev-parse --short "${LIVECHAT_REV:-HEAD}"))..." >&2
+echo "irctest-compare.sh: livechat ($rev)..." >&2
 (
   unset IRCTEST_CONTROLLER
   IRCTEST_FRESH=1 IRCTEST_RUNNER=$RUNNER "$here/irctest.sh" ${opts[@]+"${opts[@]}"} "${mods[@]}" -- -rpfEs
 ) >"$out/livechat.log" 2>&1
+if ! grep -q '^==== irctest summary' "$out/livechat.log"; then
+  echo "irctest-compare.sh: the livechat run ended without a summary; its last lines:" >&2
+  tail -n 15 "$out/livechat.log" >&2
+  exit 2
+fi
 echo "irctest-compare.sh: livechat: $(tail -n 1 "$out/livechat.log")" >&2
 
 # --- Ergo --------------------------------------------------------------------
@@ -235,6 +248,6 @@ kill "$listener" 2>/dev/null
 listener=''
 echo "irctest-compare.sh: Ergo: $(tail -n 1 "$out/ergo.log")" >&2
 
-echo "livechat $(git -C "$here/.." rev-parse --short "${LIVECHAT_REV:-HEAD}"), $ergo_version, irctest $(git -C "$IRCTEST_DIR" rev-parse --short HEAD 2>/dev/null), $(date -u +%F)"
+echo "livechat $rev, $ergo_version, irctest $(git -C "$IRCTEST_DIR" rev-parse --short HEAD 2>/dev/null), $(date -u +%F)"
 echo
 table "$out" || exit 2
