@@ -64,6 +64,8 @@ type Server struct {
 	log        zerolog.Logger
 	rooms      *rooms.Registry
 	nicks      *nickRegistry
+	monitors   *monitorRegistry
+	whowas     *whowasRing
 	accounts   *accounts.Service
 	accountCfg accounts.Config
 	roomStore  RoomStore
@@ -95,6 +97,7 @@ func New(cfg *configs.Config, opts Options) *Server {
 	s := &Server{
 		log:       opts.Logger,
 		nicks:     newNickRegistry(),
+		monitors:  newMonitorRegistry(),
 		created:   time.Now(),
 		listeners: make(map[net.Listener]struct{}),
 		sessions:  make(map[*Session]struct{}),
@@ -113,6 +116,7 @@ func New(cfg *configs.Config, opts Options) *Server {
 	}
 	s.cfg.Store(cfg)
 	s.iplimit = newIPLimiter(s.Config)
+	s.whowas = &whowasRing{size: func() int { return s.Config().Limits.Whowas }}
 	if c := opts.Cluster; c != nil {
 		opts.Accounts, opts.Rooms, opts.History = c.Accounts, c.Rooms, c.History
 		s.nicks.claims = c.Claims
