@@ -194,7 +194,7 @@ func TestSASLPlainBeforeRegistration(t *testing.T) {
 
 	c := dial(t, addr)
 	c.send("CAP LS 302")
-	ls, _ := c.expect("CAP")
+	ls := c.capLS()
 	if !strings.Contains(ls.String(), "sasl=PLAIN") || !strings.Contains(ls.String(), "draft/account-registration=before-connect") {
 		t.Fatalf("CAP LS %q", ls.String())
 	}
@@ -285,7 +285,7 @@ func TestIRCv3RegisterBeforeConnect(t *testing.T) {
 	_, addr := testServer(t)
 	c := dial(t, addr)
 	c.send("CAP LS 302", "NICK newbie", "USER newbie 0 * :New", "CAP REQ :draft/account-registration")
-	c.expect("CAP")
+	c.capLS()
 	c.expect("CAP")
 	c.send("REGISTER * * long-enough-pw")
 	ok, _ := c.expect("REGISTER")
@@ -447,7 +447,7 @@ func TestRegisterBeforeConnectCanBeDisallowed(t *testing.T) {
 	_, addr := testServer(t, func(c *configs.Config, _ *Options) { c.Accounts.RegisterEarly = false })
 	c := dial(t, addr)
 	c.send("CAP LS 302")
-	ls, _ := c.expect("CAP")
+	ls := c.capLS()
 	if strings.Contains(ls.String(), "before-connect") {
 		t.Fatalf("%q", ls.String())
 	}

@@ -232,7 +232,7 @@ func handleMOTD(s *Session, _ *protocol.Message, _ []byte) error {
 
 // helpOrder lists the commands HELP shows, most useful first.
 var helpOrder = []string{
-	"JOIN", "MSG", "PART", "NICK", "TOPIC", "NAMES", "LIST", "WHO", "WHOIS", "AWAY",
+	"JOIN", "MSG", "PART", "NICK", "TOPIC", "NAMES", "LIST", "WHO", "WHOIS", "WHOWAS", "MONITOR", "AWAY",
 	"REGISTER", "LOGIN", "LOGOUT", "TOKEN", "CERTFP",
 	"OP", "DEOP", "VOICE", "DEVOICE", "KICK", "BAN", "UNBAN", "INVITE", "MODE", "ROOM",
 	"FORMAT", "MOTD", "HELP", "QUIT",

@@ -184,6 +184,24 @@ func (c *client) sync() []protocol.Message {
 	}
 }
 
+// capLS reads a CAP LS 302 reply, which may take several lines, and
+// returns it as one message listing every capability.
+func (c *client) capLS() protocol.Message {
+	c.t.Helper()
+	var caps []string
+	for {
+		m, _ := c.expect("CAP")
+		if m.Param(1) != "LS" {
+			return m
+		}
+		if m.Param(2) != "*" {
+			m.Params[2] = strings.Join(append(caps, m.Params[2]), " ")
+			return m
+		}
+		caps = append(caps, m.Param(3))
+	}
+}
+
 // register logs in the IRC-client way and waits for the end of the MOTD.
 func (c *client) register(nick string) {
 	c.t.Helper()

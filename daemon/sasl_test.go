@@ -88,7 +88,7 @@ func TestSASLSCRAM(t *testing.T) {
 
 	c := dial(t, addr)
 	c.send("CAP LS 302")
-	if ls, _ := c.expect("CAP"); !strings.Contains(ls.String(), "sasl="+saslMechs) || saslMechs != "PLAIN,SCRAM-SHA-256,EXTERNAL,LIVECHAT-TOKEN" {
+	if ls := c.capLS(); !strings.Contains(ls.String(), "sasl="+saslMechs) || saslMechs != "PLAIN,SCRAM-SHA-256,EXTERNAL,LIVECHAT-TOKEN" {
 		t.Fatalf("CAP LS %q", ls.String())
 	}
 	c.send("NICK x_", "USER x 0 * :X", "CAP REQ :sasl")

@@ -52,7 +52,7 @@ func TestIRCClientRegistration(t *testing.T) {
 	c := dial(t, addr)
 	c.nick = "alice"
 	c.send("CAP LS 302", "NICK alice", "USER alice 0 * :Alice Liddell")
-	ls, _ := c.expect("CAP")
+	ls := c.capLS()
 	if ls.Param(1) != "LS" {
 		t.Fatalf("CAP reply %v, want LS", ls)
 	}
@@ -254,7 +254,7 @@ func TestShutdownSendsError(t *testing.T) {
 	a := connect(t, addr, "alice")
 	b := dial(t, addr) // not registered yet
 	b.send("CAP LS 302")
-	b.expect("CAP")
+	b.capLS()
 	go srv.Shutdown(t.Context())
 	for _, c := range []*client{a, b} {
 		m, _ := c.expect("ERROR")

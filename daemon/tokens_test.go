@@ -71,7 +71,7 @@ func TestLoginTokens(t *testing.T) {
 	// connection arrives with the account's nick.
 	c := dial(t, addr)
 	c.send("CAP LS 302")
-	if ls, _ := c.expect("CAP"); !strings.Contains(ls.String(), "sasl=PLAIN,SCRAM-SHA-256,EXTERNAL,LIVECHAT-TOKEN") {
+	if ls := c.capLS(); !strings.Contains(ls.String(), "sasl=PLAIN,SCRAM-SHA-256,EXTERNAL,LIVECHAT-TOKEN") {
 		t.Fatalf("CAP LS %q", ls.String())
 	}
 	c.send("NICK wendy_", "USER w 0 * :W", "CAP REQ :sasl", "AUTHENTICATE LIVECHAT-TOKEN")
