@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/livechat/livechat/daemon/cluster"
 	"github.com/livechat/livechat/protocol"
 	"github.com/livechat/livechat/rooms"
 )
@@ -26,10 +27,17 @@ type monitorRegistry struct {
 	watchers map[string]map[*Session]struct{}
 	// lists holds each watching session's nicks: folded to as typed.
 	lists map[*Session]map[string]string
+	// remote holds, in a cluster, the watched nicks that users of other
+	// nodes hold (folded to as spelled), so that their release is told.
+	remote map[string]string
 }
 
 func newMonitorRegistry() *monitorRegistry {
-	return &monitorRegistry{watchers: make(map[string]map[*Session]struct{}), lists: make(map[*Session]map[string]string)}
+	return &monitorRegistry{
+		watchers: make(map[string]map[*Session]struct{}),
+		lists:    make(map[*Session]map[string]string),
+		remote:   make(map[string]string),
+	}
 }
 
 // add puts nicks on s's list while it has fewer than limit entries, and
@@ -94,7 +102,46 @@ func (m *monitorRegistry) unwatchLocked(s *Session, folded string) {
 		delete(w, s)
 		if len(w) == 0 {
 			delete(m.watchers, folded)
+			delete(m.remote, folded)
 		}
+	}
+}
+
+// noteRemote records that a user of another node holds the watched nick.
+func (m *monitorRegistry) noteRemote(nick string) {
+	folded := protocol.FoldNick(nick)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.watchers[folded]) > 0 {
+		m.remote[folded] = nick
+	}
+}
+
+// nickClaimChanged turns the cluster's nick claims into MONITOR numerics
+// for users of other nodes: a claim by another node of a watched nick is
+// 730, the release of one known to be held there 731. This node's own
+// sessions announce themselves (registration, renames, gone).
+func (srv *Server) nickClaimChanged(folded string, h *cluster.Holder) {
+	m := srv.monitors
+	var code, text string
+	m.mu.Lock()
+	switch {
+	case h != nil && h.Node == srv.nicks.claims.Node():
+		delete(m.remote, folded)
+	case h != nil:
+		if len(m.watchers[folded]) > 0 {
+			m.remote[folded] = h.Nick
+			code, text = protocol.RPL_MONONLINE, h.Nick
+		}
+	default:
+		if nick, ok := m.remote[folded]; ok {
+			delete(m.remote, folded)
+			code, text = protocol.RPL_MONOFFLINE, nick
+		}
+	}
+	m.mu.Unlock()
+	if code != "" {
+		srv.monitorNotify(folded, code, text)
 	}
 }
 
@@ -210,6 +257,7 @@ func (srv *Server) onlineAs(nick string) (string, bool) {
 	if err != nil || !ok || h.Node == srv.nicks.claims.Node() {
 		return "", false
 	}
+	srv.monitors.noteRemote(h.Nick)
 	return h.Nick, true
 }
 

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/livechat/livechat/configs"
+	"github.com/livechat/livechat/internal/natstest"
 	"github.com/livechat/livechat/protocol"
 )
 
@@ -346,5 +347,49 @@ func TestBotMode(t *testing.T) {
 		t.Errorf("got %v", m)
 	} else if _, ok := m.Tag("bot"); ok {
 		t.Errorf("after -B: %q still carries the bot tag", m.String())
+	}
+}
+
+// In a cluster, MONITOR sees the users of other nodes through their nick
+// claims: as they come and go, and when asked.
+func TestMonitorAcrossNodes(t *testing.T) {
+	ns := natstest.RunServer(t, "")
+	_, addrA := clusterNode(t, ns.ClientURL(), "a")
+	_, addrB := clusterNode(t, ns.ClientURL(), "b")
+	alice := connect(t, addrA, "alice")
+	early := connect(t, addrB, "early")
+
+	alice.send("MONITOR + bob,early")
+	if on, off := alice.monList(protocol.RPL_MONONLINE), alice.monList(protocol.RPL_MONOFFLINE); on != "early" || off != "bob" {
+		t.Fatalf("MONITOR + bob,early with early on node b: 730 %q 731 %q", on, off)
+	}
+	bob := connect(t, addrB, "bob")
+	if got := alice.monList(protocol.RPL_MONONLINE); got != "bob" {
+		t.Errorf("bob connected to node b: 730 %q, want bob", got)
+	}
+	bob.send("NICK robert")
+	if got := alice.monList(protocol.RPL_MONOFFLINE); got != "bob" {
+		t.Errorf("bob renamed on node b: 731 %q, want bob", got)
+	}
+	early.send("QUIT")
+	if got := alice.monList(protocol.RPL_MONOFFLINE); got != "early" {
+		t.Errorf("early left node b: 731 %q, want early", got)
+	}
+
+	// A user of the watcher's own node is told of once, not again when
+	// its claim's release comes back from the bucket.
+	alice.send("MONITOR + carol")
+	alice.expect(protocol.RPL_MONOFFLINE)
+	carol := connect(t, addrA, "carol")
+	alice.expect(protocol.RPL_MONONLINE)
+	carol.send("QUIT")
+	alice.expect(protocol.RPL_MONOFFLINE)
+	// A rename on node b is a claim and a release in the bucket, after
+	// carol's: once alice has seen it, carol's release has passed too.
+	alice.send("MONITOR + robert2")
+	alice.expect(protocol.RPL_MONOFFLINE)
+	bob.send("NICK robert2")
+	if m, skipped := alice.expect(protocol.RPL_MONONLINE); m.Param(1) != "robert2" || len(skipped) != 0 {
+		t.Errorf("after carol left: %v then 730 %q, want only robert2's 730", commands(skipped), m.Param(1))
 	}
 }

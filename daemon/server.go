@@ -208,6 +208,15 @@ func New(cfg *configs.Config, opts Options) *Server {
 			}
 		}
 	}
+	if c := opts.Cluster; c != nil {
+		// MONITOR hears of the users of other nodes through their nick
+		// claims (see nickClaimChanged).
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() { <-s.stopBG; cancel() }()
+		if err := c.Claims.Watch(ctx, s.nickClaimChanged); err != nil {
+			s.log.Error().Err(err).Msg("cluster: MONITOR will not see users of other nodes come and go")
+		}
+	}
 	if err := s.rooms.Restore(); err != nil {
 		s.log.Error().Err(err).Msg("could not bring back the rooms with history; they return when someone joins")
 	}
