@@ -196,7 +196,9 @@ func handleMONITOR(s *Session, m *protocol.Message, _ []byte) error {
 			nicks = append(nicks, nick)
 		}
 		if sub == "-" {
-			reg.remove(s, nicks)
+			if len(nicks) > 0 { // nil would clear the list
+				reg.remove(s, nicks)
+			}
 			return nil
 		}
 		limit := s.srv.Config().Limits.Monitor
@@ -240,13 +242,12 @@ func (srv *Server) onlineAs(nick string) (string, bool) {
 	if t := srv.nicks.get(nick); t != nil && t.registered.Load() {
 		// A renamer keeps its old nick reserved for a moment: it is
 		// online under its new one only.
-		if t.mu.Lock(); protocol.FoldNick(t.nick) == protocol.FoldNick(nick) && t.user != "" {
-			who := t.nick + "!" + t.user + "@" + t.host
-			t.mu.Unlock()
-			return who, true
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		if protocol.FoldNick(t.nick) != protocol.FoldNick(nick) {
+			return "", false
 		}
-		t.mu.Unlock()
-		return "", false
+		return t.nick + "!" + t.user + "@" + t.host, true
 	}
 	if srv.nicks.claims == nil {
 		return "", false

@@ -81,6 +81,11 @@ func TestMonitorOnlineOfflineAndRenames(t *testing.T) {
 	}
 	alice.expect(protocol.RPL_MONONLINE) // she watches dave, herself now
 
+	alice.send("MONITOR - *!*@*", "MONITOR L") // a mask removes nothing
+	if got := alice.monList(protocol.RPL_MONLIST); got != "bob,dave" {
+		t.Errorf("MONITOR L after MONITOR - with a mask: 732 %q, want bob,dave", got)
+	}
+	alice.expect(protocol.RPL_ENDOFMONLIST)
 	alice.send("MONITOR C", "MONITOR L")
 	if m := alice.read(); m.Command != protocol.RPL_ENDOFMONLIST {
 		t.Errorf("MONITOR L after C: %v, want 733 alone", m)
