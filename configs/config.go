@@ -116,6 +116,9 @@ type Limits struct {
 	ConnRatePerIP  int           `mapstructure:"conn_rate_per_ip"` // new connections from one address per conn_rate_window (token bucket)
 	ConnRateWindow time.Duration `mapstructure:"conn_rate_window"` // the window conn_rate_per_ip refills over
 	Exempt         []string      `mapstructure:"exempt"`           // CIDRs or single addresses free of both per-address limits
+
+	Monitor int `mapstructure:"monitor"` // nicks one connection may MONITOR (ISUPPORT MONITOR=)
+	Whowas  int `mapstructure:"whowas"`  // entries in the WHOWAS ring of recent nicks; 0 keeps none
 }
 
 // History configures what rooms and private conversations remember: a

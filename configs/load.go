@@ -53,6 +53,8 @@ func Default() Config {
 			MaxConnsPerIP:       16,
 			ConnRatePerIP:       30,
 			ConnRateWindow:      10 * time.Second,
+			Monitor:             100,
+			Whowas:              1000,
 		},
 		History: History{
 			Size: 200, Replay: 20, MaxQuery: 100,

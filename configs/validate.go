@@ -109,6 +109,8 @@ func (c *Config) Validate() error {
 	if _, err := l.ExemptPrefixes(); err != nil {
 		p.add("limits.exempt", err.Error())
 	}
+	p.atLeast("limits.monitor", l.Monitor, 1)
+	p.atLeast("limits.whowas", l.Whowas, 0)
 
 	p.atLeast("history.size", c.History.Size, 0)
 	p.atLeast("history.replay", c.History.Replay, 0)

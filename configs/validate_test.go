@@ -48,6 +48,8 @@ func TestValidateRules(t *testing.T) {
 		{"limits.max_rooms", func(c *Config) { c.Limits.MaxRooms = 0 }},
 		{"limits.max_room_members", func(c *Config) { c.Limits.MaxRoomMembers = -1 }},
 		{"limits.max_joined_rooms", func(c *Config) { c.Limits.MaxJoinedRooms = 0 }},
+		{"limits.monitor", func(c *Config) { c.Limits.Monitor = 0 }},
+		{"limits.whowas", func(c *Config) { c.Limits.Whowas = -1 }},
 		{"limits.sendq_bytes", func(c *Config) { c.Limits.SendQBytes = 4095 }},
 		{"shutdown_timeout", func(c *Config) { c.ShutdownTimeout = 0 }},
 		{"limits.registration_timeout", func(c *Config) { c.Limits.RegistrationTimeout = 0 }},

@@ -40,6 +40,7 @@ const (
 	capNoImplicitNames
 	capPreAway
 	capSTS
+	capExtendedMonitor
 )
 
 // capability describes one capability the server offers.
@@ -70,6 +71,7 @@ var capabilities = []capability{
 	{name: "draft/read-marker", bit: capReadMarker},
 	{name: "echo-message", bit: capEchoMessage, feature: rooms.FeatEcho},
 	{name: "extended-join", bit: capExtendedJoin, feature: rooms.FeatExtendedJoin},
+	{name: "extended-monitor", bit: capExtendedMonitor},
 	{name: "invite-notify", bit: capInviteNotify, feature: rooms.FeatInviteNotify},
 	{name: "labeled-response", bit: capLabeledResponse},
 	{name: "message-tags", bit: capMessageTags, feature: rooms.FeatTags},

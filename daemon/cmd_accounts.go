@@ -231,7 +231,7 @@ func (s *Session) accountChanged(account string) {
 	if name == "" {
 		name = "*"
 	}
-	notify(s.updateRooms(rooms.MemberUpdate{Account: &account, Origin: s.identityOf(account)}), s.event("ACCOUNT", name), wantsCap(capAccountNotify))
+	notify(s.andWatchers(s.updateRooms(rooms.MemberUpdate{Account: &account, Origin: s.identityOf(account)})), s.event("ACCOUNT", name), wantsCap(capAccountNotify))
 }
 
 // adoptAccountNick switches to the account's name as nick. A connection

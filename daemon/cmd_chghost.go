@@ -81,7 +81,7 @@ func (s *Session) setHost(host string) {
 	s.mu.Lock()
 	s.host = host
 	s.mu.Unlock()
-	notify(s.updateRooms(rooms.MemberUpdate{Host: &host}), e, wantsCap(capChghost))
+	notify(s.andWatchers(s.updateRooms(rooms.MemberUpdate{Host: &host})), e, wantsCap(capChghost)) // extended-monitor: watchers too
 	if s.hasCap(capChghost) {
 		s.Send(e.Render(s.Features()))
 	}

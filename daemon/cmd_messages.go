@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"errors"
+	"slices"
 	"strings"
 
 	"github.com/livechat/livechat/protocol"
@@ -83,6 +84,10 @@ func (s *Session) deliver(target string, sp rooms.Speech) error {
 		if err := textError(sp.Command, target, sp.Text); err != nil {
 			return err
 		}
+	}
+	if s.bot.Load() {
+		// IRCv3 bot-mode: message-tags clients can tell a bot's lines.
+		sp.Tags = append(slices.Clip(sp.Tags), protocol.Tag{Key: "bot"})
 	}
 	toRoom := protocol.IsRoomName(target)
 	if !toRoom && s.srv.reservedNick(target) {

@@ -103,26 +103,52 @@ func (s *Session) roomMode(r *rooms.Room, changes []rooms.ModeChange) error {
 	return nil
 }
 
-// userMode handles MODE <nick>: only your own, and only +i (invisible).
+// userMode handles MODE <nick>: only your own, and only +i (invisible)
+// and +B (bot, IRCv3 bot-mode); +o comes with OPER.
 func (s *Session) userMode(target, change string) error {
 	if protocol.FoldNick(target) != protocol.FoldNick(s.Nick()) {
 		return numErr(protocol.ERR_USERSDONTMATCH, "Can't change or view modes for other users")
 	}
 	if change != "" {
-		if strings.Trim(change, "+-i") != "" {
+		if strings.Trim(change, "+-iB") != "" {
 			return numErr(protocol.ERR_UMODEUNKNOWNFLAG, "Unknown MODE flag")
 		}
-		add := !strings.HasPrefix(change, "-")
-		if s.invisible.Swap(add) != add {
-			flag := "-i"
-			if add {
-				flag = "+i"
+		// Only what changed is echoed, in one MODE: "+iB", "-i+B".
+		var applied strings.Builder
+		add, sign := true, byte(0)
+		for i := 0; i < len(change); i++ {
+			c := change[i]
+			switch c {
+			case '+', '-':
+				add = c == '+'
+				continue
 			}
-			s.Reply((&protocol.Message{Source: s.Nick(), Command: "MODE", Params: []string{s.Nick(), flag}}).AppendTo(nil))
+			flag := &s.invisible
+			if c == 'B' {
+				flag = &s.bot
+			}
+			if flag.Swap(add) == add {
+				continue
+			}
+			want := byte('-')
+			if add {
+				want = '+'
+			}
+			if sign != want {
+				sign = want
+				applied.WriteByte(sign)
+			}
+			applied.WriteByte(c)
+		}
+		if applied.Len() > 0 {
+			s.Reply((&protocol.Message{Source: s.Nick(), Command: "MODE", Params: []string{s.Nick(), applied.String()}}).AppendTo(nil))
 		}
 		return nil
 	}
 	modes := "+"
+	if s.bot.Load() {
+		modes += "B"
+	}
 	if s.invisible.Load() {
 		modes += "i"
 	}

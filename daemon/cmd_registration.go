@@ -135,12 +135,14 @@ func (s *Session) changeNick(nick string) {
 	e := s.event("NICK", nick)
 	e.ID, e.Origin = s.srv.ids.Next(), s.identity()
 	s.mu.Lock()
+	old := s.nick
 	s.nick = nick
 	s.mu.Unlock()
 	// Peers first: once the client sees its own NICK, everyone who shares
 	// a room with it has the change queued too.
 	notify(s.updateRooms(rooms.MemberUpdate{Nick: &nick, Event: e}), e, nil)
 	s.Reply(e.Render(s.Features()))
+	s.renamed(old)
 }
 
 // tryRegister completes registration once NICK and USER are in and CAP
@@ -208,6 +210,7 @@ func (s *Session) completeRegistration() {
 	s.pushReadDeadline(time.Now())
 	s.welcome()
 	s.identMu.Unlock()
+	s.monitorOnline()
 	if keptNick {
 		s.notice(keepNickNotice(account, s.Nick()))
 	}
@@ -227,7 +230,7 @@ func (s *Session) welcome() {
 	}
 	s.numeric(protocol.RPL_YOURHOST, "Your host is "+cfg.ServerName+", running version "+Version)
 	s.numeric(protocol.RPL_CREATED, "This server was created "+s.srv.created.UTC().Format("Mon Jan 2 2006 at 15:04:05 UTC"))
-	s.numeric(protocol.RPL_MYINFO, cfg.ServerName, Version, "i", "beiklmnotv")
+	s.numeric(protocol.RPL_MYINFO, cfg.ServerName, Version, "Bio", "beiklmnotv")
 	tokens := s.srv.isupport()
 	for len(tokens) > 0 {
 		n := min(len(tokens), 12)
@@ -247,6 +250,7 @@ func (srv *Server) isupport() []string {
 	return []string{
 		"ACCOUNTEXTBAN=a",
 		"AWAYLEN=" + strconv.Itoa(protocol.TopicLen),
+		"BOT=B",
 		"CASEMAPPING=ascii",
 		"CHANLIMIT=#:" + strconv.Itoa(cfg.Limits.MaxJoinedRooms),
 		"CHANMODES=" + rooms.ChanModes,
@@ -256,6 +260,7 @@ func (srv *Server) isupport() []string {
 		"EXCEPTS=e",
 		"EXTBAN=$,a",
 		"CHATHISTORY=" + strconv.Itoa(cfg.History.MaxQuery),
+		"MONITOR=" + strconv.Itoa(cfg.Limits.Monitor),
 		"MSGREFTYPES=msgid,timestamp",
 		"NETWORK=" + cfg.Network,
 		"NICKLEN=" + strconv.Itoa(protocol.NickLen),

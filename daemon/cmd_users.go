@@ -89,6 +89,9 @@ func handleWHOIS(s *Session, m *protocol.Message, _ []byte) error {
 	if w.Oper {
 		s.numeric(protocol.RPL_WHOISOPERATOR, nick, "is an IRC operator")
 	}
+	if w.Bot {
+		s.numeric(protocol.RPL_WHOISBOT, nick, "is a bot on "+cfg.Network)
+	}
 	if w.Away != nil {
 		s.numeric(protocol.RPL_AWAY, nick, *w.Away)
 	}
@@ -119,6 +122,7 @@ type whoisInfo struct {
 	CertFP                                          string  `json:",omitempty"`
 	Away                                            *string `json:",omitempty"`
 	Oper, Secure                                    bool
+	Bot                                             bool `json:",omitempty"`
 	Idle, Signon                                    int64
 	Rooms                                           []whoisRoom
 }
@@ -136,6 +140,7 @@ func (t *Session) whoisOf() whoisInfo {
 	t.mu.Unlock()
 	w.IP, w.Account, w.Server = t.ip, t.Account(), t.srv.Config().ServerName
 	w.Away, w.Oper, w.Secure, w.CertFP = t.away.Load(), t.oper.Load(), t.secure(), t.certFP()
+	w.Bot = t.bot.Load()
 	w.Idle, w.Signon = int64(time.Since(t.lastActive()).Seconds()), t.connected.Unix()
 	for _, r := range joined {
 		w.Rooms = append(w.Rooms, whoisRoom{Name: r.Name(), Secret: r.Secret(), Prefix: r.PrefixOf(t, true)})
@@ -202,7 +207,7 @@ func handleAWAY(s *Session, m *protocol.Message, _ []byte) error {
 	}
 	if msg == "" {
 		s.away.Store(nil)
-		notify(s.updateRooms(rooms.MemberUpdate{}), s.event("AWAY"), wantsCap(capAwayNotify))
+		notify(s.andWatchers(s.updateRooms(rooms.MemberUpdate{})), s.event("AWAY"), wantsCap(capAwayNotify))
 		s.numeric(protocol.RPL_UNAWAY, "You are no longer marked as being away")
 		return nil
 	}
@@ -211,7 +216,7 @@ func handleAWAY(s *Session, m *protocol.Message, _ []byte) error {
 	}
 	msg = s.fitKept(protocol.TruncateText(msg, protocol.TopicLen), "AWAY")
 	s.away.Store(&msg)
-	notify(s.updateRooms(rooms.MemberUpdate{}), s.event("AWAY", msg), wantsCap(capAwayNotify))
+	notify(s.andWatchers(s.updateRooms(rooms.MemberUpdate{})), s.event("AWAY", msg), wantsCap(capAwayNotify))
 	s.numeric(protocol.RPL_NOWAWAY, "You have been marked as being away")
 	return nil
 }
@@ -228,7 +233,7 @@ func handleSETNAME(s *Session, m *protocol.Message, _ []byte) error {
 	s.realname = name
 	s.mu.Unlock()
 	e := s.event("SETNAME", name)
-	notify(s.updateRooms(rooms.MemberUpdate{Realname: &name}), e, wantsCap(capSetname))
+	notify(s.andWatchers(s.updateRooms(rooms.MemberUpdate{Realname: &name})), e, wantsCap(capSetname))
 	if s.hasCap(capSetname) {
 		s.Reply(e.Render(s.Features()))
 	}
@@ -252,7 +257,7 @@ func handleMOTD(s *Session, _ *protocol.Message, _ []byte) error {
 
 // helpOrder lists the commands HELP shows, most useful first.
 var helpOrder = []string{
-	"JOIN", "MSG", "PART", "NICK", "TOPIC", "NAMES", "LIST", "WHO", "WHOIS", "AWAY",
+	"JOIN", "MSG", "PART", "NICK", "TOPIC", "NAMES", "LIST", "WHO", "WHOIS", "WHOWAS", "MONITOR", "AWAY",
 	"REGISTER", "LOGIN", "LOGOUT", "TOKEN", "CERTFP",
 	"OP", "DEOP", "VOICE", "DEVOICE", "KICK", "BAN", "UNBAN", "INVITE", "MODE", "ROOM",
 	"FORMAT", "MOTD", "HELP", "QUIT",

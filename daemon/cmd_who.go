@@ -54,8 +54,13 @@ func handleWHO(s *Session, m *protocol.Message, _ []byte) error {
 		if e.Client.Away() {
 			flags = "G"
 		}
-		if t, ok := e.Client.(*Session); ok && t.oper.Load() {
-			flags += "*"
+		if t, ok := e.Client.(*Session); ok {
+			if t.oper.Load() {
+				flags += "*"
+			}
+			if t.bot.Load() {
+				flags += "B"
+			}
 		}
 		flags += e.Prefix
 		if !whox {

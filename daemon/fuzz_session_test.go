@@ -92,7 +92,7 @@ func (p *argPicker) mode() string {
 func (p *argPicker) caps() string {
 	return p.pick("message-tags", "echo-message server-time", "batch labeled-response", "multi-prefix",
 		"userhost-in-names extended-join", "account-notify away-notify", "draft/chathistory batch",
-		"sasl", "-echo-message", "chghost setname invite-notify", "bogus",
+		"sasl", "-echo-message", "chghost setname invite-notify", "bogus", "extended-monitor away-notify",
 		"draft/message-redaction draft/read-marker draft/event-playback")
 }
 
@@ -142,6 +142,10 @@ var vocabulary = []func(p *argPicker) string{
 	func(p *argPicker) string { return "INVITE " + p.nick() + " " + p.room() },
 	func(p *argPicker) string {
 		return p.pick("HELP", "MOTD", "PING x", "PONG x", "WHOWAS n1", "ISON n0 n1", "OPER a b")
+	},
+	func(p *argPicker) string {
+		return p.pick("MONITOR + "+p.nick()+","+p.nick(), "MONITOR - "+p.nick(), "MONITOR "+p.pick("L", "S", "C", "x"),
+			"WHOWAS "+p.nick()+p.pick("", " 1", " -1"), "MODE "+p.nick()+p.pick(" +B", " -B+i", " +Bx"))
 	},
 }
 

@@ -32,7 +32,8 @@ const deadlineSlack = time.Second
 // The order is what observers rely on: the metrics count the disconnect
 // before the room hears the QUIT, and the rooms and the nick are free
 // before the client reads its ERROR, so a client that reconnects at once
-// gets its nick back.
+// gets its nick back. MONITOR watchers hear of it once the nick is free,
+// and WHOWAS knows it before the ERROR.
 func (s *Session) serve() {
 	reason := s.readLoop()
 	if r := s.closeReason(); r != "" {
@@ -47,6 +48,7 @@ func (s *Session) serve() {
 	s.srv.metrics.disconnected(s.transport, reason)
 	s.leaveAll(reason)
 	s.srv.nicks.release(s)
+	s.gone()
 	s.closeWith(reason)
 	s.log().Info().Str("nick", s.Nick()).Str("reason", reason).Msg("disconnected")
 	// Give the final ERROR its chance, but never wait on the client.

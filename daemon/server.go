@@ -64,6 +64,8 @@ type Server struct {
 	log        zerolog.Logger
 	rooms      *rooms.Registry
 	nicks      *nickRegistry
+	monitors   *monitorRegistry
+	whowas     *whowasRing
 	accounts   *accounts.Service
 	accountCfg accounts.Config
 	roomStore  RoomStore
@@ -96,6 +98,7 @@ func New(cfg *configs.Config, opts Options) *Server {
 	s := &Server{
 		log:       opts.Logger,
 		nicks:     newNickRegistry(),
+		monitors:  newMonitorRegistry(),
 		created:   time.Now(),
 		listeners: make(map[net.Listener]struct{}),
 		sessions:  make(map[*Session]struct{}),
@@ -114,6 +117,7 @@ func New(cfg *configs.Config, opts Options) *Server {
 	}
 	s.cfg.Store(cfg)
 	s.iplimit = newIPLimiter(s.Config)
+	s.whowas = &whowasRing{size: func() int { return s.Config().Limits.Whowas }}
 	if c := opts.Cluster; c != nil {
 		opts.Accounts, opts.Rooms, opts.History = c.Accounts, c.Rooms, c.History
 		s.nicks.claims = c.Claims
@@ -203,6 +207,15 @@ func New(cfg *configs.Config, opts Options) *Server {
 			if err := opts.Cluster.Link.Handle(name, fn); err != nil {
 				s.log.Error().Err(err).Str("query", name).Msg("cluster: this node will not answer other nodes' queries")
 			}
+		}
+	}
+	if c := opts.Cluster; c != nil {
+		// MONITOR hears of the users of other nodes through their nick
+		// claims (see nickClaimChanged).
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() { <-s.stopBG; cancel() }()
+		if err := c.Claims.Watch(ctx, s.nickClaimChanged); err != nil {
+			s.log.Error().Err(err).Msg("cluster: MONITOR will not see users of other nodes come and go")
 		}
 	}
 	if err := s.rooms.Restore(); err != nil {

@@ -74,6 +74,7 @@ type Session struct {
 	features  atomic.Uint32 // rooms.Features implied by caps; read by rooms on delivery
 	away      atomic.Pointer[string]
 	invisible atomic.Bool  // user mode +i
+	bot       atomic.Bool  // user mode +B: its messages carry the bot tag
 	oper      atomic.Bool  // user mode +o: logged in with OPER
 	activeAt  atomic.Int64 // unix nanos of the last line read, for WHOIS idle
 

@@ -133,3 +133,16 @@ const (
 
 // ERR_BANLISTFULL: <client> <channel> <char> :Channel list is full
 const ERR_BANLISTFULL = "478"
+
+// MONITOR (IRCv3), WHOWAS and bot mode (IRCv3 bot-mode).
+const (
+	RPL_WHOWASUSER    = "314" // <client> <nick> <username> <host> * :<realname>
+	RPL_WHOISBOT      = "335" // <client> <nick> :is a bot
+	RPL_ENDOFWHOWAS   = "369" // <client> <nick> :End of WHOWAS
+	ERR_WASNOSUCHNICK = "406" // <client> <nick> :There was no such nickname
+	RPL_MONONLINE     = "730" // <client> :<nick>!<user>@<host>[,...]
+	RPL_MONOFFLINE    = "731" // <client> :<nick>[,...]
+	RPL_MONLIST       = "732" // <client> :<nick>[,...]
+	RPL_ENDOFMONLIST  = "733" // <client> :End of MONITOR list
+	ERR_MONLISTFULL   = "734" // <client> <limit> <nicks> :Monitor list is full
+)

@@ -336,3 +336,35 @@ func (c *Claims) sweep(ctx context.Context, dead func(Holder) (bool, error)) (in
 
 // Node returns the name of this node.
 func (c *Claims) Node() string { return c.node.Name() }
+
+// Watch calls fn for every change to a claim, on any node, from now until
+// ctx is done: h is the new holder, or nil when the nick was freed (then
+// only its folded form is known). fn runs on one goroutine, in the order
+// of the changes, and must not block. A node's own changes come too.
+func (c *Claims) Watch(ctx context.Context, fn func(folded string, h *Holder)) error {
+	w, err := c.kv.WatchAll(ctx, jetstream.UpdatesOnly())
+	if err != nil {
+		return fmt.Errorf("cluster: watch nicks: %w", err)
+	}
+	go func() {
+		defer w.Stop()
+		for e := range w.Updates() { // closed when ctx is done
+			if e == nil {
+				continue
+			}
+			folded, err := hex.DecodeString(e.Key())
+			if err != nil {
+				continue
+			}
+			if e.Operation() != jetstream.KeyValuePut {
+				fn(string(folded), nil)
+				continue
+			}
+			var h Holder
+			if json.Unmarshal(e.Value(), &h) == nil {
+				fn(string(folded), &h)
+			}
+		}
+	}()
+	return nil
+}

@@ -575,6 +575,12 @@ func TestSyncAlways(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	// The Committed hook runs just after the commit wakes the Syncs, so
+	// the last one may still be on its way.
+	deadline := time.Now().Add(10 * time.Second)
+	for h.committed.Load() < workers*each && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
 	if n := h.committed.Load(); n != workers*each {
 		t.Errorf("committed %d events, want %d", n, workers*each)
 	}

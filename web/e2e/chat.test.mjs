@@ -258,6 +258,20 @@ try {
     if (!/noopener/.test(rel)) throw new Error(`link rel ${rel}`);
   });
 
+  await step('a bot (user mode +B) gets a bot badge beside its nick, in the message and the member list', async () => {
+    tcp.send(`MODE ${NICK_T} +B`);
+    await tcp.wait('the +B echo', (m) => m.command === 'MODE' && m.params[1] === '+B');
+    tcp.send(`PRIVMSG ${CHAN} :beep boop, I am a bot now`);
+    await seesMessage(A.page, 'I am a bot now', 'A');
+    const msg = A.page.locator(`.msg[data-nick="${NICK_T}"]`, { hasText: 'I am a bot now' });
+    await until('the bot badge on the message', async () => (await msg.locator('.tag-bot').count()) === 1);
+    await until('the bot badge in the member list', async () =>
+      (await A.page.locator('#member-list .member', { hasText: NICK_T }).locator('.tag-bot').count()) === 1);
+    if (await A.page.locator(`.msg[data-nick="${NICK_B}"] .tag-bot`).count()) throw new Error('a person has a bot badge');
+    tcp.send(`MODE ${NICK_T} -B`);
+    await tcp.wait('the -B echo', (m) => m.command === 'MODE' && m.params[1] === '-B');
+  });
+
   await step('typing shows on the other page and clears when the message lands', async () => {
     await B.page.locator('#input').click();
     await B.page.keyboard.type('On my way');

@@ -462,7 +462,7 @@ function askMarkers() {
 // ---------------------------------------------------------------- messages
 
 function makeMessage(fields) {
-  return Object.assign({ kind: 'msg', id: null, time: Date.now(), nick: '', account: null, text: '', self: false, pending: false, failed: false, mention: false, el: null }, fields);
+  return Object.assign({ kind: 'msg', id: null, time: Date.now(), nick: '', account: null, bot: false, text: '', self: false, pending: false, failed: false, mention: false, el: null }, fields);
 }
 
 function mentions(text) {
@@ -576,7 +576,7 @@ function renderItem(m, prev) {
     text.append(h('span', { class: 'msg-time', title: fullFmt.format(new Date(m.time)), text: timeFmt.format(new Date(m.time)) }));
     node = h('div', { class: `event ${m.cls || ''} is-${m.icon}` }, h('span', { class: 'event-icon' }, icon(m.icon)), text);
   } else {
-    const first = !(prev && groupable(prev) && groupable(m) && irc.fold(prev.nick) === irc.fold(m.nick) &&
+    const first = !(prev && groupable(prev) && groupable(m) && irc.fold(prev.nick) === irc.fold(m.nick) && prev.bot === m.bot &&
       m.time - prev.time < GROUP_GAP_MS && !prev.failed);
     const cls = ['msg', `is-${m.kind}`];
     if (first) cls.push('is-first');
@@ -596,6 +596,7 @@ function renderItem(m, prev) {
       node.append(avatar(m.nick));
       const head = h('div', { class: 'msg-head' }, nickSpan(m.nick, 'msg-nick'));
       if (m.account) head.append(h('span', { title: `Logged in as ${m.account}`, class: 'verified-wrap' }, icon('check', 'verified')));
+      if (m.bot) head.append(h('span', { class: 'tag-bot', title: `${m.nick} is a bot`, text: 'bot' }));
       head.append(timeEl);
       if (m.kind === 'notice') head.append(h('span', { class: 'tag-guest', text: 'notice' }));
       node.append(head);
@@ -709,6 +710,7 @@ function renderMembers() {
     h('span', { class: 'member-name' }, nickSpan(mem.nick)),
     mem.prefixes ? h('span', { class: 'sr-only', text: mem.prefixes[0] === '@' ? ', operator' : ', voiced' }) : null,
     mem.away ? h('span', { class: 'member-you', text: 'away' }) : null,
+    mem.bot ? h('span', { class: 'tag-bot', title: `${mem.nick} is a bot`, text: 'bot' }) : null,
     isMe(mem.nick) ? h('span', { class: 'member-you', text: 'you' }) : null);
     list.append(h('li', null, btn));
   }
@@ -1283,7 +1285,7 @@ function historyMessage(m) {
   if (action == null && text[0] === '\x01') return null;
   return makeMessage({
     kind: action != null ? 'action' : m.command === 'NOTICE' ? 'notice' : 'msg',
-    id: m.tags.msgid || null, time: serverTime(m), nick: m.nick || '', account: m.tags.account || null,
+    id: m.tags.msgid || null, time: serverTime(m), nick: m.nick || '', account: m.tags.account || null, bot: isBot(m),
     text: action != null ? action : text, self: isMe(m.nick), mention: !isMe(m.nick) && mentions(text),
   });
 }
@@ -1630,12 +1632,24 @@ function onMessage(m, kind) {
   }
   const msg = makeMessage({
     kind: action != null ? 'action' : kind === 'NOTICE' ? 'notice' : 'msg',
-    id: m.tags.msgid || null, time: serverTime(m), nick: m.nick, account: m.tags.account || null,
+    id: m.tags.msgid || null, time: serverTime(m), nick: m.nick, account: m.tags.account || null, bot: isBot(m),
     text: action != null ? action : text, self: me, mention: !me && mentions(text),
   });
+  markBot(b, m);
   addMessage(b, msg);
   if (msg.mention && document.hidden) notifyTitle();
   notifyMessage(b, msg);
+}
+// isBot: the sender is in bot mode (user mode +B); the server tags its
+// messages with "bot" (IRCv3 bot-mode).
+const isBot = (m) => m.tags.bot !== undefined;
+
+// markBot remembers that a room member is a bot, for the member list.
+function markBot(b, m) {
+  const mem = isBot(m) && b.type === 'room' ? b.members.get(irc.fold(m.nick)) : null;
+  if (!mem || mem.bot) return;
+  mem.bot = true;
+  if (S.active === b) renderMembers();
 }
 handlers.PRIVMSG = (m) => onMessage(m, 'PRIVMSG');
 handlers.NOTICE = (m) => onMessage(m, 'NOTICE');
