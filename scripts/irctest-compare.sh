@@ -138,6 +138,8 @@ fi
 [ -x "$RUNNER" ] || { echo "irctest-compare.sh: runner $RUNNER is missing (set IRCTEST_RUNNER)" >&2; exit 2; }
 rev=$(git -C "$here/.." rev-parse --verify --short "${LIVECHAT_REV:-HEAD}^{commit}" 2>/dev/null) || {
   echo "irctest-compare.sh: LIVECHAT_REV=${LIVECHAT_REV:-} is not a commit" >&2; exit 2; }
+# without LIVECHAT_REV, scripts/irctest.sh builds the work tree
+[ -z "${LIVECHAT_REV:-}" ] && ! git -C "$here/.." diff --quiet HEAD 2>/dev/null && rev="$rev + uncommitted changes"
 
 mods=()
 [ $# -gt 0 ] || set -- default extra
