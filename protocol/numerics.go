@@ -133,3 +133,13 @@ const (
 
 // ERR_BANLISTFULL: <client> <channel> <char> :Channel list is full
 const ERR_BANLISTFULL = "478"
+
+// Registered-only rooms, forwards and server bans.
+const (
+	RPL_STATSKLINE       = "216" // <client> <type> <mask> <set-ts> <expires-ts> :<reason> (livechat's form)
+	RPL_ENDOFSTATS       = "219" // <client> <letter> :End of /STATS report
+	ERR_YOUREBANNEDCREEP = "465" // <client> :You are banned from this server
+	ERR_LINKCHANNEL      = "470" // <client> <channel> <target> :Forwarding to another channel
+	ERR_NEEDREGGEDNICK   = "477" // <client> <channel> :You need to be identified to join
+	ERR_NOPRIVILEGES     = "481" // <client> :Permission Denied- You're not an IRC operator
+)
