@@ -346,5 +346,5 @@ func (srv *Server) reservedNick(name string) bool {
 }
 
 func reservedReason(name string) string {
-	return name + " is reserved for network services, which this server does not have"
+	return name + " is reserved for network services"
 }
