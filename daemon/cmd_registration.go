@@ -185,6 +185,9 @@ func (s *Session) completeRegistration() {
 		s.closeWith("Bad password")
 		return
 	}
+	if s.refuseIfBanned() {
+		return
+	}
 	account := s.Account()
 	keptNick := false
 	if account != "" {
