@@ -108,6 +108,10 @@ func (s *Session) checkForwards(room string, changes []rooms.ModeChange) []rooms
 				s.numeric(protocol.ERR_INVALIDMODEPARAM, room, "f", "*", "Invalid forward: a room name")
 				continue
 			}
+			if s.srv.rooms.Get(name) == nil {
+				s.numeric(protocol.ERR_INVALIDMODEPARAM, room, "f", name, "No such room: forward to a room that exists")
+				continue
+			}
 			if t := s.joinedRoom(name); !s.oper.Load() && (t == nil || !strings.Contains(t.PrefixOf(s, false), "@")) {
 				s.numeric(protocol.ERR_CHANOPRIVSNEEDED, name, "You must be an operator of "+name+" to forward to it")
 				continue

@@ -113,6 +113,11 @@ func TestForwardMode(t *testing.T) {
 	op := connect(t, addr, "fwdop")
 	op.join("#closed")
 	op.join("#lobby")
+	op.send("MODE #closed +f #nowhere")
+	if m := op.expectNumeric(protocol.ERR_INVALIDMODEPARAM); m.Param(3) != "#nowhere" {
+		t.Fatalf("%q", m.String())
+	}
+	connect(t, addr, "stranger").join("#elsewhere")
 	op.send("MODE #closed +f #elsewhere")
 	if m := op.expectNumeric(protocol.ERR_CHANOPRIVSNEEDED); m.Param(1) != "#elsewhere" {
 		t.Fatalf("%q", m.String())
