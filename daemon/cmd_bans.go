@@ -162,6 +162,11 @@ func banCommand(kind string) handler {
 		if dur > 0 {
 			b.Expires = now.Add(dur)
 		}
+		if _, self := bans.NewSet([]bans.Ban{b}).Match(s.banWho(), now); self {
+			// An operator locking themselves out (a nick from the same
+			// address, a range too wide) is a typo, not an intention.
+			return numErr(protocol.ERR_UNKNOWNERROR, kind+"LINE", "Not set: "+kind+"LINE "+mask+" would cover your own connection")
+		}
 		// In the set before the store, so that the cluster's echo of the
 		// put (banChanged) finds it known.
 		old, had := s.srv.bans.Get(b.Key())

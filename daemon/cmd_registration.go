@@ -230,7 +230,7 @@ func (s *Session) welcome() {
 	}
 	s.numeric(protocol.RPL_YOURHOST, "Your host is "+cfg.ServerName+", running version "+Version)
 	s.numeric(protocol.RPL_CREATED, "This server was created "+s.srv.created.UTC().Format("Mon Jan 2 2006 at 15:04:05 UTC"))
-	s.numeric(protocol.RPL_MYINFO, cfg.ServerName, Version, "i", "beiklmnotv")
+	s.numeric(protocol.RPL_MYINFO, cfg.ServerName, Version, "i", "CMRbefiklmnotv")
 	tokens := s.srv.isupport()
 	for len(tokens) > 0 {
 		n := min(len(tokens), 12)

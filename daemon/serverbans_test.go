@@ -76,9 +76,10 @@ func TestKLine(t *testing.T) {
 	back.register("back")
 	bystander.sync() // untouched throughout
 
-	op.send("KLINE *", "KLINE $a:*")
-	op.expectNumeric(protocol.ERR_UNKNOWNERROR)
-	op.expectNumeric(protocol.ERR_UNKNOWNERROR)
+	op.send("KLINE *", "KLINE $a:*", "KLINE boss", "DLINE 127.0.0.0/8")
+	for range 4 {
+		op.expectNumeric(protocol.ERR_UNKNOWNERROR)
+	}
 }
 
 // A KLINE on an account closes its connections, and any that logs in to it.
