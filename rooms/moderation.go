@@ -156,8 +156,23 @@ func (r *Room) applySetting(c Client, nick string, ch ModeChange) (string, bool)
 		}
 		m.limit = n
 		return ch.Arg, true
+	case 'f':
+		// The daemon checked the name and that the setter runs the target.
+		if !ch.Add {
+			if m.forward == "" {
+				return "", false
+			}
+			m.forward = ""
+			return "", true
+		}
+		if protocol.FoldRoom(ch.Arg) == r.folded || m.forward == ch.Arg {
+			return "", false
+		}
+		m.forward = ch.Arg
+		return ch.Arg, true
 	}
-	flag := map[byte]*bool{'i': &m.inviteOnly, 'm': &m.moderated, 'n': &m.noExternal, 's': &m.secret, 't': &m.topicLock}[ch.Mode]
+	flag := map[byte]*bool{'i': &m.inviteOnly, 'm': &m.moderated, 'n': &m.noExternal, 's': &m.secret, 't': &m.topicLock,
+		'C': &m.noCTCP, 'M': &m.regSpeak, 'R': &m.regJoin}[ch.Mode]
 	if *flag == ch.Add {
 		return "", false
 	}
