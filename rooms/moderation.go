@@ -100,7 +100,7 @@ func (r *Room) applyMode(c Client, nick string, actor *member, oper bool, ch Mod
 			r.numeric(c, nick, protocol.ERR_BANLISTFULL, r.name, string(ch.Mode), "The list is full ("+strconv.Itoa(maxListEntries)+" entries); remove some first")
 			return "", "", false
 		}
-		e, ok := editList(list, ListEntry{Mask: normalizeMask(ch.Arg), SetBy: actor.Nick, SetAt: r.opts.now(), ByOper: oper}, ch.Add)
+		e, ok := editList(list, ListEntry{Mask: protocol.CompleteMask(ch.Arg), SetBy: actor.Nick, SetAt: r.opts.now(), ByOper: oper}, ch.Add)
 		return e.Mask, e.shownMask(false), ok
 	}
 	arg, ok = r.applySetting(c, nick, ch)

@@ -164,25 +164,6 @@ func ParseModes(modestr string, args []string) (changes []ModeChange, unknown []
 	return changes, unknown
 }
 
-// normalizeMask completes a ban mask: "bob" -> "bob!*@*", "*@host" ->
-// "*!*@host"; "$a:account" extbans stay as they are.
-func normalizeMask(mask string) string {
-	if strings.HasPrefix(mask, "$a:") {
-		return mask
-	}
-	if !strings.Contains(mask, "!") {
-		if strings.Contains(mask, "@") {
-			mask = "*!" + mask
-		} else {
-			mask += "!*@*"
-		}
-	}
-	if !strings.Contains(mask, "@") {
-		mask += "@*"
-	}
-	return mask
-}
-
 // matches reports whether entry e covers member m: its account ($a:), the
 // prefix everyone sees, or, for a server operator's entry, the same with
 // its real address, so an operator who knows the address (or a range) can

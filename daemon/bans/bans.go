@@ -59,16 +59,7 @@ func NormalizeK(mask string) (string, error) {
 		}
 		return mask, nil
 	}
-	if !strings.Contains(mask, "!") {
-		if strings.Contains(mask, "@") {
-			mask = "*!" + mask
-		} else {
-			mask += "!*@*"
-		}
-	}
-	if !strings.Contains(mask, "@") {
-		mask += "@*"
-	}
+	mask = protocol.CompleteMask(mask)
 	if strings.Trim(mask, "*?!@") == "" {
 		return "", ErrBadMask
 	}
