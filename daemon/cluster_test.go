@@ -338,6 +338,13 @@ func TestClusterWhois(t *testing.T) {
 		t.Fatalf("got %v", m)
 	}
 	bob.expect(protocol.RPL_ENDOFWHOIS)
+	alice.send("AWAY :out")
+	alice.expect(protocol.RPL_NOWAWAY)
+	bob.send("WHO alice")
+	if m, _ := bob.expect(protocol.RPL_WHOREPLY); m.Param(5) != "alice" || m.Param(6) != "G" {
+		t.Fatalf("WHO alice from node b: %v", m)
+	}
+	bob.expect(protocol.RPL_ENDOFWHO)
 }
 
 // NATS goes away and comes back: users stay connected and are told; a

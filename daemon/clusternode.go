@@ -36,6 +36,7 @@ type ClusterNode struct {
 	Link     *cluster.Link
 	Accounts *jsstore.Accounts
 	Rooms    *jsstore.Rooms
+	Bans     *jsstore.Bans
 	History  *jshistory.Log
 	// CloakKey is the cluster's one host-cloak key, so that a user's
 	// cloak (and a ban on it) is the same on every node.
@@ -130,6 +131,9 @@ func JoinCluster(ctx context.Context, cfg *configs.Config, log zerolog.Logger) (
 		return fail(err)
 	}
 	if c.Rooms, err = jsstore.OpenRooms(ctx, js, so); err != nil {
+		return fail(err)
+	}
+	if c.Bans, err = jsstore.OpenBans(ctx, js, so); err != nil {
 		return fail(err)
 	}
 	if c.CloakKey, err = sharedCloakKey(ctx, js, cc.Replicas); err != nil {

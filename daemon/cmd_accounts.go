@@ -211,6 +211,9 @@ func (s *Session) loggedIn(account string) {
 	s.mu.Unlock()
 	server := s.srv.Config().ServerName
 	s.reply(protocol.Message{Source: server, Command: protocol.RPL_LOGGEDIN, Params: []string{s.Nick(), s.prefix(), account, "You are now logged in as " + account}})
+	if s.registered.Load() && s.refuseIfBanned() { // a KLINE on the account
+		return
+	}
 	if s.registered.Load() {
 		s.accountChanged(account)
 	}
@@ -346,5 +349,5 @@ func (srv *Server) reservedNick(name string) bool {
 }
 
 func reservedReason(name string) string {
-	return name + " is reserved for network services, which this server does not have"
+	return name + " is reserved for network services"
 }

@@ -12,9 +12,6 @@ import (
 // (see fitKept), so a later host change cannot push it past the line.
 const maxHostLen = 63
 
-// errNoPrivileges is ERR_NOPRIVILEGES (481).
-const errNoPrivileges = "481"
-
 func init() {
 	register(&command{name: "CHGHOST", run: handleCHGHOST, minParams: 2}) // for operators, like OPER: not in HELP
 }
@@ -25,7 +22,7 @@ func init() {
 // chghost capability see the change; the user is told with 396.
 func handleCHGHOST(s *Session, m *protocol.Message, _ []byte) error {
 	if !s.oper.Load() {
-		return numErr(errNoPrivileges, "Permission denied: CHGHOST is for server operators (OPER)")
+		return numErr(protocol.ERR_NOPRIVILEGES, "Permission denied: CHGHOST is for server operators (OPER)")
 	}
 	nick, host := m.Params[0], m.Params[1]
 	if !validHost(host) {

@@ -90,6 +90,12 @@ func (s *Session) deliver(target string, sp rooms.Speech) error {
 		sp.Tags = append(slices.Clip(sp.Tags), protocol.Tag{Key: "bot"})
 	}
 	toRoom := protocol.IsRoomName(target)
+	if svc := serviceFor(target); svc != nil && !toRoom {
+		if sp.Command == "PRIVMSG" { // a NOTICE is never answered
+			svc.serve(s, sp.Text)
+		}
+		return nil
+	}
 	if !toRoom && s.srv.reservedNick(target) {
 		// Nobody holds these names, so e.g. "IDENTIFY <password>" meant
 		// for NickServ reaches no one; say so rather than fall through

@@ -8,7 +8,7 @@ import (
 )
 
 func init() {
-	register(&command{name: "MODE", run: handleMODE, minParams: 1, help: "MODE <room> [+|-modes args] - show or change room modes (ops): i m n t k l b e o v"})
+	register(&command{name: "MODE", run: handleMODE, minParams: 1, help: "MODE <room> [+|-modes args] - show or change room modes (ops): i m n t k l b e o v, R (log in to join), M (log in to speak), C (no CTCP), f <room> (forward)"})
 	register(&command{name: "KICK", run: handleKICK, minParams: 2, help: "KICK <room> <nick> [reason] - remove someone from a room (ops)"})
 	register(&command{name: "INVITE", run: handleINVITE, minParams: 2, help: "INVITE <nick> <room> - invite someone (ops, when the room is +i)"})
 	register(&command{name: "BAN", run: handleBAN, minParams: 2, help: "BAN <room> <nick|mask> - ban someone (ops); a nick bans their address and account"})
@@ -49,7 +49,7 @@ func handleMODE(s *Session, m *protocol.Message, _ []byte) error {
 		for _, c := range unknown {
 			s.numeric(protocol.ERR_UNKNOWNMODE, string(c), "is an unknown mode char to me")
 		}
-		changes = s.dropUnknownNicks(changes)
+		changes = s.checkForwards(r.Name(), s.dropUnknownNicks(changes))
 		if len(changes) == 0 {
 			return nil
 		}
@@ -90,6 +90,33 @@ func (s *Session) dropUnknownNicks(changes []rooms.ModeChange) []rooms.ModeChang
 		if (ch.Mode == 'o' || ch.Mode == 'v') && s.srv.nicks.get(ch.Arg) == nil && !s.srv.nicks.elsewhere(ch.Arg) {
 			s.numeric(protocol.ERR_NOSUCHNICK, ch.Arg, "No such nick")
 			continue
+		}
+		kept = append(kept, ch)
+	}
+	return kept
+}
+
+// checkForwards keeps a +f only to a room the setter is an operator of
+// (any room, for a server operator), so that nobody can send the people
+// their room turns away into someone else's room.
+func (s *Session) checkForwards(room string, changes []rooms.ModeChange) []rooms.ModeChange {
+	kept := changes[:0]
+	for _, ch := range changes {
+		if ch.Mode == 'f' && ch.Add {
+			name, err := s.roomName(ch.Arg)
+			if err != nil {
+				s.numeric(protocol.ERR_INVALIDMODEPARAM, room, "f", "*", "Invalid forward: a room name")
+				continue
+			}
+			if s.srv.rooms.Get(name) == nil {
+				s.numeric(protocol.ERR_INVALIDMODEPARAM, room, "f", name, "No such room: forward to a room that exists")
+				continue
+			}
+			if t := s.joinedRoom(name); !s.oper.Load() && (t == nil || !strings.Contains(t.PrefixOf(s, false), "@")) {
+				s.numeric(protocol.ERR_CHANOPRIVSNEEDED, name, "You must be an operator of "+name+" to forward to it")
+				continue
+			}
+			ch.Arg = name
 		}
 		kept = append(kept, ch)
 	}

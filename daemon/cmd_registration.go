@@ -187,6 +187,9 @@ func (s *Session) completeRegistration() {
 		s.closeWith("Bad password")
 		return
 	}
+	if s.refuseIfBanned() {
+		return
+	}
 	account := s.Account()
 	keptNick := false
 	if account != "" {
@@ -230,7 +233,7 @@ func (s *Session) welcome() {
 	}
 	s.numeric(protocol.RPL_YOURHOST, "Your host is "+cfg.ServerName+", running version "+Version)
 	s.numeric(protocol.RPL_CREATED, "This server was created "+s.srv.created.UTC().Format("Mon Jan 2 2006 at 15:04:05 UTC"))
-	s.numeric(protocol.RPL_MYINFO, cfg.ServerName, Version, "Bio", "beiklmnotv")
+	s.numeric(protocol.RPL_MYINFO, cfg.ServerName, Version, "Bio", "CMRbefiklmnotv")
 	tokens := s.srv.isupport()
 	for len(tokens) > 0 {
 		n := min(len(tokens), 12)

@@ -129,6 +129,21 @@ func (s *Session) join(typed, key string) error {
 	if err != nil {
 		return err
 	}
+	err = s.joinRoom(name, key, true)
+	var fwd *rooms.ForwardError
+	if !errors.As(err, &fwd) {
+		return err
+	}
+	// One hop only: the target's own forward is not followed, so rooms
+	// cannot bounce a joiner around.
+	s.numeric(protocol.ERR_LINKCHANNEL, name, fwd.Target, "Forwarding to another room: "+joinRefusal(fwd.Err))
+	return s.joinRoom(fwd.Target, "", false)
+}
+
+// joinRoom joins the room called name (a valid display name). With follow,
+// a refusal with a forward (+f) is returned as the room's
+// *rooms.ForwardError for join to follow.
+func (s *Session) joinRoom(name, key string, follow bool) error {
 	folded := protocol.FoldRoom(name)
 	limit := s.srv.Config().Limits.MaxJoinedRooms
 	s.mu.Lock()
@@ -158,6 +173,8 @@ func (s *Session) join(typed, key string) error {
 	s.identMu.Unlock()
 	switch {
 	case err == nil:
+	case follow && errors.As(err, new(*rooms.ForwardError)):
+		return err
 	case errors.Is(err, rooms.ErrTooManyRooms):
 		s.srv.metrics.limitsHit.WithLabelValues("rooms").Inc()
 		return numErr(protocol.ERR_NOSUCHCHANNEL, name, "Cannot create the room: the server has too many rooms")
@@ -166,6 +183,8 @@ func (s *Session) join(typed, key string) error {
 		return numErr(protocol.ERR_CHANNELISFULL, name, "Cannot join the room: it is full (+l)")
 	case errors.Is(err, rooms.ErrBanned):
 		return numErr(protocol.ERR_BANNEDFROMCHAN, name, "Cannot join the room: you are banned (+b)")
+	case errors.Is(err, rooms.ErrRegOnly):
+		return numErr(protocol.ERR_NEEDREGGEDNICK, name, "Cannot join the room: "+joinRefusal(err))
 	case errors.Is(err, rooms.ErrInviteOnly):
 		return numErr(protocol.ERR_INVITEONLYCHAN, name, "Cannot join the room: it is invite-only (+i); ask an operator to INVITE you")
 	case errors.Is(err, rooms.ErrBadKey):
@@ -182,6 +201,20 @@ func (s *Session) join(typed, key string) error {
 		notify(dedupe([]*rooms.Room{r}, func(r *rooms.Room) []rooms.Client { return r.Update(s, rooms.MemberUpdate{}) }), s.event("AWAY", *away), wantsCap(capAwayNotify))
 	}
 	return nil
+}
+
+// joinRefusal says in words why a join of a room with a forward (+f) was
+// refused.
+func joinRefusal(err error) string {
+	switch {
+	case errors.Is(err, rooms.ErrRegOnly):
+		return "only logged-in users may join it (+R); REGISTER or LOGIN first"
+	case errors.Is(err, rooms.ErrInviteOnly):
+		return "it is invite-only (+i)"
+	case errors.Is(err, rooms.ErrRoomFull):
+		return "it is full (+l)"
+	}
+	return "you may not join it"
 }
 
 func handlePART(s *Session, m *protocol.Message, _ []byte) error {

@@ -261,6 +261,8 @@ var helpOrder = []string{
 	"REGISTER", "LOGIN", "LOGOUT", "TOKEN", "CERTFP",
 	"OP", "DEOP", "VOICE", "DEVOICE", "KICK", "BAN", "UNBAN", "INVITE", "MODE", "ROOM",
 	"FORMAT", "MOTD", "HELP", "QUIT",
+	"NICKSERV", "CHANSERV",
+	"KLINE", "UNKLINE", "DLINE", "UNDLINE", "STATS",
 }
 
 func handleHELP(s *Session, _ *protocol.Message, _ []byte) error {

@@ -44,6 +44,11 @@ func handleWHO(s *Session, m *protocol.Message, _ []byte) error {
 			entries = append(entries, rooms.WhoEntry{Client: t, Nick: t.nick, User: t.user, Host: t.host, Realname: t.realname, Account: t.account})
 			t.mu.Unlock()
 		}
+		var w whoisInfo
+		if len(entries) == 0 && !strings.ContainsAny(mask, "*?") && s.srv.cluster != nil && s.remoteWhois(mask, &w) {
+			// A user of another node, by exact nick (masks see this node's users only).
+			entries = append(entries, rooms.WhoEntry{Client: remotePeer{w}, Nick: w.Nick, User: w.User, Host: w.Host, Realname: w.Realname, Account: w.Account})
+		}
 	}
 	server := s.srv.Config().ServerName
 	for _, e := range entries {
@@ -54,11 +59,19 @@ func handleWHO(s *Session, m *protocol.Message, _ []byte) error {
 		if e.Client.Away() {
 			flags = "G"
 		}
-		if t, ok := e.Client.(*Session); ok {
+		switch t := e.Client.(type) {
+		case *Session:
 			if t.oper.Load() {
 				flags += "*"
 			}
 			if t.bot.Load() {
+				flags += "B"
+			}
+		case remotePeer:
+			if t.w.Oper {
+				flags += "*"
+			}
+			if t.w.Bot {
 				flags += "B"
 			}
 		}
@@ -183,3 +196,15 @@ func (srv *Server) matching(mask string, limit int) []*Session {
 	}
 	return out
 }
+
+// remotePeer is a user of another node as WHO shows it: from what that
+// node said for WHOIS. Nothing is ever sent to it.
+type remotePeer struct{ w whoisInfo }
+
+func (remotePeer) Send([]byte) bool         { return false }
+func (remotePeer) Queue([]byte) bool        { return false }
+func (remotePeer) Flush()                   {}
+func (remotePeer) Reply([]byte) bool        { return false }
+func (remotePeer) Features() rooms.Features { return 0 }
+func (p remotePeer) Away() bool             { return p.w.Away != nil }
+func (remotePeer) Removed(*rooms.Room)      {}

@@ -53,7 +53,7 @@ func newMetrics(reg *prometheus.Registry, srv *Server) *metrics {
 			Name: "livechat_disconnects_total", Help: "Client disconnections by reason.",
 		}, []string{"reason"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "livechat_connections_refused_total", Help: "Connections refused at accept (or at the WebSocket upgrade), by reason.",
+			Name: "livechat_connections_refused_total", Help: "Connections refused at accept (or at the WebSocket upgrade), by reason; dline and kline also count connections a server ban closed at registration, at login or when it was set.",
 		}, []string{"reason"}),
 		roomMessages: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "livechat_room_messages_total", Help: "Messages accepted by rooms.",

@@ -18,6 +18,7 @@ import (
 
 	"github.com/livechat/livechat/configs"
 	"github.com/livechat/livechat/daemon/accounts"
+	"github.com/livechat/livechat/daemon/bans"
 	"github.com/livechat/livechat/daemon/roomstore"
 	"github.com/livechat/livechat/rooms"
 )
@@ -42,6 +43,9 @@ type Options struct {
 	// History keeps room and private history (see OpenHistory); nil keeps
 	// it in memory. The server closes it on Shutdown, after the rooms.
 	History HistoryLog
+	// Bans keeps server bans, KLINE and DLINE (see OpenBanStore); nil
+	// keeps them in memory. In a cluster the cluster's bucket is used.
+	Bans bans.Store
 	// CloakKey keys host cloaks when cloak.secret is unset (see
 	// OpenCloakKey); nil means a random key for this process.
 	CloakKey []byte
@@ -69,6 +73,8 @@ type Server struct {
 	accounts   *accounts.Service
 	accountCfg accounts.Config
 	roomStore  RoomStore
+	bans       *bans.Set
+	banStore   bans.Store
 	metrics    *metrics
 	iplimit    *ipLimiter
 	registry   *prometheus.Registry
@@ -132,6 +138,7 @@ func New(cfg *configs.Config, opts Options) *Server {
 	if s.roomStore == nil {
 		s.roomStore = roomstore.NewMemory()
 	}
+	s.openBans(opts.Bans)
 	s.history = opts.History
 	if s.history == nil {
 		s.history = memHistory{rooms.NewMemLog(cfg.History.Size, cfg.Limits.MaxRooms+maxConversations)}
@@ -297,6 +304,12 @@ func (s *Server) accept(conn net.Conn, transport string) {
 		s.iplimit.refuse(conn, "Server is full, try again later")
 		return
 	}
+	if b, ok := s.dlined(conn.RemoteAddr()); ok {
+		s.mu.Unlock()
+		s.metrics.refused.WithLabelValues(refusedDLine).Inc()
+		s.iplimit.refuse(conn, banMessage(b))
+		return
+	}
 	ipKey, no := s.iplimit.acquire(conn.RemoteAddr())
 	if no.reason != "" {
 		s.mu.Unlock()
@@ -423,7 +436,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		if cerr := closeHistory(s.history); cerr != nil {
 			err = cerr
 		}
-		for _, c := range []interface{ Close() error }{s.accounts, s.roomStore} {
+		for _, c := range []interface{ Close() error }{s.accounts, s.roomStore, s.banStore} {
 			if cerr := c.Close(); cerr != nil && err == nil {
 				err = cerr
 			}
@@ -444,6 +457,15 @@ func OpenRoomStore(cfg *configs.Config) (RoomStore, error) {
 		return roomstore.NewMemory(), nil
 	}
 	return roomstore.Open(filepath.Join(cfg.DataDir, "rooms.db"))
+}
+
+// OpenBanStore opens the store of server bans next to the accounts: a
+// durable file under data_dir, or memory.
+func OpenBanStore(cfg *configs.Config) (bans.Store, error) {
+	if cfg.Accounts.Store == "memory" {
+		return bans.NewMemory(), nil
+	}
+	return bans.OpenFile(filepath.Join(cfg.DataDir, "bans.json"))
 }
 
 // accountConfig translates the accounts section of the config.

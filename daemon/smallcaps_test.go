@@ -281,7 +281,7 @@ func TestCHGHOST(t *testing.T) {
 	watcher.sync()
 
 	op.send("CHGHOST target staff.example")
-	op.expect(errNoPrivileges)
+	op.expect(protocol.ERR_NOPRIVILEGES)
 	op.send("OPER boss boss-pw")
 	op.expect(protocol.RPL_YOUREOPER)
 	op.send("CHGHOST target bad@host")

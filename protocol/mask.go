@@ -1,5 +1,7 @@
 package protocol
 
+import "strings"
+
 // MatchMask reports whether s matches pattern, where '*' matches any run
 // of bytes and '?' any one byte, comparing with the server's casemapping
 // (ASCII). It is used for ban masks and WHO masks.
@@ -33,4 +35,23 @@ func foldByte(c byte) byte {
 		return c + 'a' - 'A'
 	}
 	return c
+}
+
+// CompleteMask completes a ban mask: "bob" -> "bob!*@*", "*@host" ->
+// "*!*@host"; "$a:account" extbans stay as they are.
+func CompleteMask(mask string) string {
+	if strings.HasPrefix(mask, "$a:") {
+		return mask
+	}
+	if !strings.Contains(mask, "!") {
+		if strings.Contains(mask, "@") {
+			mask = "*!" + mask
+		} else {
+			mask += "!*@*"
+		}
+	}
+	if !strings.Contains(mask, "@") {
+		mask += "@*"
+	}
+	return mask
 }

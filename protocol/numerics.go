@@ -146,3 +146,13 @@ const (
 	RPL_ENDOFMONLIST  = "733" // <client> :End of MONITOR list
 	ERR_MONLISTFULL   = "734" // <client> <limit> <nicks> :Monitor list is full
 )
+
+// Registered-only rooms, forwards and server bans.
+const (
+	RPL_STATSKLINE       = "216" // <client> <type> <mask> <set-ts> <expires-ts> :<reason> (livechat's form)
+	RPL_ENDOFSTATS       = "219" // <client> <letter> :End of /STATS report
+	ERR_YOUREBANNEDCREEP = "465" // <client> :You are banned from this server
+	ERR_LINKCHANNEL      = "470" // <client> <channel> <target> :Forwarding to another channel
+	ERR_NEEDREGGEDNICK   = "477" // <client> <channel> :You need to be identified to join
+	ERR_NOPRIVILEGES     = "481" // <client> :Permission Denied- You're not an IRC operator
+)

@@ -11,15 +11,8 @@ func (r *Room) doJoin(m Member, key string) error {
 	folded := protocol.FoldNick(m.Nick)
 	_, invited := r.invites[folded]
 	if !owner {
-		switch {
-		case r.banned(mem) && !invited:
-			return ErrBanned
-		case r.modes.inviteOnly && !invited && !listed(r.modes.excepts, mem):
-			return ErrInviteOnly
-		case r.modes.key != "" && key != r.modes.key:
-			return ErrBadKey
-		case r.modes.limit > 0 && len(r.members) >= r.modes.limit:
-			return ErrRoomFull
+		if err := r.refuse(mem, key, invited); err != nil {
+			return err
 		}
 	}
 	if len(r.members) >= r.opts.MaxMembers {
@@ -51,6 +44,29 @@ func (r *Room) doJoin(m Member, key string) error {
 	}
 	r.replay(m.Client)
 	return nil
+}
+
+// refuse says why a joiner who is not the owner may not join, or nil.
+// Those refused by +i, +l or +R go to the +f room if there is one (as in
+// Solanum; not the banned, nor a wrong key, which is a typo to fix).
+func (r *Room) refuse(mem *member, key string, invited bool) error {
+	var err error
+	switch {
+	case r.banned(mem) && !invited:
+		return ErrBanned
+	case r.modes.inviteOnly && !invited && !listed(r.modes.excepts, mem):
+		err = ErrInviteOnly
+	case r.modes.key != "" && key != r.modes.key:
+		return ErrBadKey
+	case r.modes.limit > 0 && len(r.members) >= r.modes.limit:
+		err = ErrRoomFull
+	case r.modes.regJoin && mem.Account == "" && !invited && !listed(r.modes.excepts, mem):
+		err = ErrRegOnly
+	}
+	if err != nil && r.modes.forward != "" {
+		return &ForwardError{Err: err, Target: r.modes.forward}
+	}
+	return err
 }
 
 // doRejoin adds a member that was in the room when the room's previous home

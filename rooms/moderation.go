@@ -100,7 +100,7 @@ func (r *Room) applyMode(c Client, nick string, actor *member, oper bool, ch Mod
 			r.numeric(c, nick, protocol.ERR_BANLISTFULL, r.name, string(ch.Mode), "The list is full ("+strconv.Itoa(maxListEntries)+" entries); remove some first")
 			return "", "", false
 		}
-		e, ok := editList(list, ListEntry{Mask: normalizeMask(ch.Arg), SetBy: actor.Nick, SetAt: r.opts.now(), ByOper: oper}, ch.Add)
+		e, ok := editList(list, ListEntry{Mask: protocol.CompleteMask(ch.Arg), SetBy: actor.Nick, SetAt: r.opts.now(), ByOper: oper}, ch.Add)
 		return e.Mask, e.shownMask(false), ok
 	}
 	arg, ok = r.applySetting(c, nick, ch)
@@ -156,8 +156,23 @@ func (r *Room) applySetting(c Client, nick string, ch ModeChange) (string, bool)
 		}
 		m.limit = n
 		return ch.Arg, true
+	case 'f':
+		// The daemon checked the name and that the setter runs the target.
+		if !ch.Add {
+			if m.forward == "" {
+				return "", false
+			}
+			m.forward = ""
+			return "", true
+		}
+		if protocol.FoldRoom(ch.Arg) == r.folded || m.forward == ch.Arg {
+			return "", false
+		}
+		m.forward = ch.Arg
+		return ch.Arg, true
 	}
-	flag := map[byte]*bool{'i': &m.inviteOnly, 'm': &m.moderated, 'n': &m.noExternal, 's': &m.secret, 't': &m.topicLock}[ch.Mode]
+	flag := map[byte]*bool{'i': &m.inviteOnly, 'm': &m.moderated, 'n': &m.noExternal, 's': &m.secret, 't': &m.topicLock,
+		'C': &m.noCTCP, 'M': &m.regSpeak, 'R': &m.regJoin}[ch.Mode]
 	if *flag == ch.Add {
 		return "", false
 	}

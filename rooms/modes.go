@@ -66,19 +66,25 @@ type modes struct {
 	moderated  bool // +m: only voiced members and operators speak
 	inviteOnly bool // +i: only invited users join
 	secret     bool // +s: members and topic hidden from non-members (the daemon's LIST, NAMES, WHO, TOPIC, WHOIS)
+	regJoin    bool // +R: only logged-in users join
+	regSpeak   bool // +M: only logged-in users speak, unless voiced
+	noCTCP     bool // +C: no CTCP but ACTION
 	key        string
 	limit      int
+	forward    string // +f: the room joiners refused by +i, +l or +R go to instead
 	bans       []ListEntry
 	excepts    []ListEntry
 }
 
-// flags returns the mode letters set, in canonical order.
+// flags returns the mode letters set, in canonical order: that of the
+// arguments in modeArgs.
 func (m *modes) flags() string {
 	var b strings.Builder
 	for _, f := range []struct {
 		on bool
 		c  byte
-	}{{m.inviteOnly, 'i'}, {m.key != "", 'k'}, {m.limit > 0, 'l'}, {m.moderated, 'm'}, {m.noExternal, 'n'}, {m.secret, 's'}, {m.topicLock, 't'}} {
+	}{{m.forward != "", 'f'}, {m.inviteOnly, 'i'}, {m.key != "", 'k'}, {m.limit > 0, 'l'}, {m.moderated, 'm'}, {m.noExternal, 'n'}, {m.secret, 's'}, {m.topicLock, 't'},
+		{m.noCTCP, 'C'}, {m.regSpeak, 'M'}, {m.regJoin, 'R'}} {
 		if f.on {
 			b.WriteByte(f.c)
 		}
@@ -93,6 +99,9 @@ func (m *modes) setFlags(letters string) {
 	m.noExternal = strings.Contains(letters, "n")
 	m.topicLock = strings.Contains(letters, "t")
 	m.secret = strings.Contains(letters, "s")
+	m.noCTCP = strings.Contains(letters, "C")
+	m.regSpeak = strings.Contains(letters, "M")
+	m.regJoin = strings.Contains(letters, "R")
 }
 
 // ModeChange is one requested change of a room's modes.
@@ -104,7 +113,7 @@ type ModeChange struct {
 
 // ChanModes is the ISUPPORT CHANMODES value: list modes, modes with an
 // argument always, with an argument when set, and flags.
-const ChanModes = "be,k,l,imnst"
+const ChanModes = "be,k,fl,imnstCMR"
 
 // ParseModes splits a MODE request ("+o-v", "alice", "bob") into changes.
 // Mode letters rooms do not know are returned in unknown.
@@ -138,7 +147,7 @@ func ParseModes(modestr string, args []string) (changes []ModeChange, unknown []
 				continue
 			}
 			changes = append(changes, ModeChange{Add: add, Mode: c, Arg: arg})
-		case 'l':
+		case 'l', 'f':
 			if add {
 				if arg, ok := next(); ok {
 					changes = append(changes, ModeChange{Add: true, Mode: c, Arg: arg})
@@ -146,32 +155,13 @@ func ParseModes(modestr string, args []string) (changes []ModeChange, unknown []
 				continue
 			}
 			changes = append(changes, ModeChange{Add: false, Mode: c})
-		case 'i', 'm', 'n', 's', 't':
+		case 'i', 'm', 'n', 's', 't', 'C', 'M', 'R':
 			changes = append(changes, ModeChange{Add: add, Mode: c})
 		default:
 			unknown = append(unknown, c)
 		}
 	}
 	return changes, unknown
-}
-
-// normalizeMask completes a ban mask: "bob" -> "bob!*@*", "*@host" ->
-// "*!*@host"; "$a:account" extbans stay as they are.
-func normalizeMask(mask string) string {
-	if strings.HasPrefix(mask, "$a:") {
-		return mask
-	}
-	if !strings.Contains(mask, "!") {
-		if strings.Contains(mask, "@") {
-			mask = "*!" + mask
-		} else {
-			mask += "!*@*"
-		}
-	}
-	if !strings.Contains(mask, "@") {
-		mask += "@*"
-	}
-	return mask
 }
 
 // matches reports whether entry e covers member m: its account ($a:), the
@@ -205,6 +195,9 @@ func (r *Room) banned(m *member) bool {
 // modeArgs returns the mode string and arguments for 324.
 func (r *Room) modeArgs(showKey bool) []string {
 	out := []string{"+" + r.modes.flags()}
+	if r.modes.forward != "" {
+		out = append(out, r.modes.forward)
+	}
 	if r.modes.key != "" {
 		if showKey {
 			out = append(out, r.modes.key)

@@ -4,6 +4,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/livechat/livechat/protocol"
 )
 
 func TestParseModes(t *testing.T) {
@@ -17,13 +19,13 @@ func TestParseModes(t *testing.T) {
 			t.Fatalf("change %d: %v, want %v", i, changes[i], want[i])
 		}
 	}
-	if got := normalizeMask("bob"); got != "bob!*@*" {
+	if got := protocol.CompleteMask("bob"); got != "bob!*@*" {
 		t.Fatal(got)
 	}
-	if got := normalizeMask("*@host"); got != "*!*@host" {
+	if got := protocol.CompleteMask("*@host"); got != "*!*@host" {
 		t.Fatal(got)
 	}
-	if got := normalizeMask("$a:acct"); got != "$a:acct" {
+	if got := protocol.CompleteMask("$a:acct"); got != "$a:acct" {
 		t.Fatal(got)
 	}
 }

@@ -142,7 +142,7 @@ type wireWho struct {
 var errCodes = map[string]error{
 	"nosuchroom": ErrNoSuchRoom, "notmember": ErrNotMember, "already": ErrAlreadyMember,
 	"full": ErrRoomFull, "toomany": ErrTooManyRooms, "internal": ErrInternal,
-	"banned": ErrBanned, "invite": ErrInviteOnly, "key": ErrBadKey,
+	"banned": ErrBanned, "invite": ErrInviteOnly, "key": ErrBadKey, "regonly": ErrRegOnly,
 	"unknownmsg": ErrUnknownMessage, "forbidden": ErrRedactForbidden, "unavailable": ErrUnavailable,
 }
 
@@ -333,6 +333,9 @@ func (g *Registry) fromWire(r *Room, req request, a *answer) {
 	switch q := req.(type) {
 	case joinReq:
 		err := codeErr(a.Err)
+		if err != nil && a.Str != "" {
+			err = &ForwardError{Err: err, Target: a.Str}
+		}
 		if err == nil {
 			s.mu.Lock()
 			s.locals[q.m.Client] = q.m
@@ -507,7 +510,8 @@ func (g *Registry) fromRemote(r *Room, w *wire) (request, func() answer) {
 		}
 		done := make(chan error, 1)
 		return joinReq{m: w.Member.member(c), key: w.Key, silent: w.Flag, role: w.Role, done: done}, func() answer {
-			return answer{Err: errCode(await(r, done, ErrNoSuchRoom))}
+			err := await(r, done, ErrNoSuchRoom)
+			return answer{Err: errCode(err), Str: forwardTarget(err)}
 		}
 	case "PART":
 		done := make(chan error, 1)

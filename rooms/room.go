@@ -20,7 +20,26 @@ var (
 	ErrBanned        = errors.New("rooms: banned from the room")
 	ErrInviteOnly    = errors.New("rooms: the room is invite-only")
 	ErrBadKey        = errors.New("rooms: wrong room key")
+	ErrRegOnly       = errors.New("rooms: only logged-in users may join the room")
 )
+
+// ForwardError is a refused join's error when the room sends such joiners
+// to another room (+f); Err is why it refused.
+type ForwardError struct {
+	Err    error
+	Target string
+}
+
+func (e *ForwardError) Error() string { return e.Err.Error() + "; forwarded to " + e.Target }
+func (e *ForwardError) Unwrap() error { return e.Err }
+
+// forwardTarget returns where a refused join was forwarded, or "".
+func forwardTarget(err error) string {
+	if f, ok := err.(*ForwardError); ok {
+		return f.Target
+	}
+	return ""
+}
 
 // Client is a member's connection as a room sees it. All methods must be
 // safe for concurrent use and must never block.

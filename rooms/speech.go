@@ -1,6 +1,7 @@
 package rooms
 
 import (
+	"strings"
 	"time"
 
 	"github.com/livechat/livechat/protocol"
@@ -15,7 +16,11 @@ func (r *Room) doSay(c Client, s Speech) {
 		}
 		m = &member{Member: s.From, prefix: s.From.Nick + "!" + s.From.User + "@" + s.From.Host}
 	}
-	if why := r.muted(m); why != "" {
+	why := r.muted(m)
+	if why == "" && r.modes.noCTCP && isCTCP(s) {
+		why = "CTCP is not allowed here (+C)"
+	}
+	if why != "" {
 		r.numeric(c, m.Nick, protocol.ERR_CANNOTSENDTOCHAN, r.name, "Cannot send to room: "+why)
 		return
 	}
@@ -45,6 +50,8 @@ func (r *Room) muted(m *member) string {
 		return ""
 	case r.modes.moderated:
 		return "it is moderated (+m) and you have no voice"
+	case r.modes.regSpeak && m.Account == "":
+		return "only logged-in users may speak here (+M); log in or ask for voice"
 	case r.banned(m):
 		return "you are banned"
 	}
@@ -76,4 +83,10 @@ func (r *Room) doTopic(c Client, nick string, text *string) {
 	r.record(e)
 	r.broadcast(e, c, true, false)
 	r.persist()
+}
+
+// isCTCP reports whether s is a CTCP request or reply other than ACTION
+// (/me), which +C lets through.
+func isCTCP(s Speech) bool {
+	return s.Command != "TAGMSG" && strings.HasPrefix(s.Text, "\x01") && !strings.HasPrefix(s.Text, "\x01ACTION ")
 }

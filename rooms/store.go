@@ -13,6 +13,7 @@ type Saved struct {
 	Flags   string // argument-less modes, e.g. "nt"
 	Key     string
 	Limit   int
+	Forward string `json:",omitempty"` // +f's room
 	Bans    []ListEntry
 	Excepts []ListEntry
 }
@@ -35,7 +36,7 @@ func (r *Room) saved() Saved {
 	return Saved{
 		Name: r.name, Owner: r.owner, Created: r.created,
 		Topic: r.topic.text, TopicBy: r.topic.setBy, TopicAt: r.topic.setAt,
-		Flags: r.modes.flags(), Key: r.modes.key, Limit: r.modes.limit,
+		Flags: r.modes.flags(), Key: r.modes.key, Limit: r.modes.limit, Forward: r.modes.forward,
 		Bans: r.modes.bans, Excepts: r.modes.excepts,
 	}
 }
@@ -56,7 +57,7 @@ func (r *Room) restore(s Saved) {
 	}
 	r.modes.setFlags(s.Flags)
 	r.secretSnap.Store(r.modes.secret)
-	r.modes.key, r.modes.limit = s.Key, s.Limit
+	r.modes.key, r.modes.limit, r.modes.forward = s.Key, s.Limit, s.Forward
 	r.modes.bans, r.modes.excepts = s.Bans, s.Excepts
 }
 

@@ -217,7 +217,14 @@ func start(cfg *configs.Config, log zerolog.Logger, load func() (*configs.Config
 			roomStore.Close()
 			return nil, err
 		}
-		opts.Accounts, opts.Rooms, opts.History = accts, roomStore, history
+		banStore, err := daemon.OpenBanStore(cfg)
+		if err != nil {
+			accts.Close()
+			roomStore.Close()
+			history.Close()
+			return nil, err
+		}
+		opts.Accounts, opts.Rooms, opts.History, opts.Bans = accts, roomStore, history, banStore
 		d.srv = daemon.New(cfg, opts)
 		d.control = listenControl(cfg.DataDir, log, map[string]any{"accounts.db": accts, "rooms.db": roomStore, "history.db": history})
 	}

@@ -20,10 +20,13 @@ var _ accounts.CertFPStore = (*Accounts)(nil)
 //
 // KV has no transaction across keys, so the index is written first (its
 // create-if-absent makes a fingerprint one account's) and the list second.
-// A crash or a lost race between the two can leave an index entry whose
-// owner's list lacks the fingerprint, or whose owner is gone: such an
-// entry is stale, and is both ignored by CertFPOwner and taken over by
-// the next AddCertFP. A fingerprint counts only when both agree.
+// An entry whose owner is gone (or registered again) is stale, and the
+// next AddCertFP takes it over. An entry whose owner exists but whose
+// list lacks the fingerprint (the list not written yet, or a crash in
+// between) is still the owner's: taking it over would let two accounts
+// that race both end up with the fingerprint. CertFPOwner counts a
+// fingerprint only when both agree; its owner can add it again or drop
+// it.
 
 func certFPsKey(dataID string) string { return "c." + dataID }
 func certFPKey(fp string) string      { return "f." + fp }
@@ -45,31 +48,40 @@ func decodeCertFPs(v []byte) ([]string, error) {
 }
 
 // owner reads fp's index entry; found is false if there is none, and
-// live whether its owner still exists and lists fp.
+// live whether it belongs to an account that still exists (the same
+// registration). An entry is live before its account's list names fp:
+// the list is written second, and a claim racing the first would
+// otherwise find it stale and take it too. listed says whether the list
+// names fp (what a login by fingerprint requires).
 func (a *Accounts) owner(ctx context.Context, fp string) (o certFPOwner, rev uint64, found, live bool, err error) {
+	o, rev, found, live, _, err = a.ownerListed(ctx, fp)
+	return o, rev, found, live, err
+}
+
+func (a *Accounts) ownerListed(ctx context.Context, fp string) (o certFPOwner, rev uint64, found, live, listed bool, err error) {
 	val, rev, err := a.getData(ctx, certFPKey(fp))
 	if err != nil || val == nil {
-		return o, 0, false, false, err
+		return o, 0, false, false, false, err
 	}
 	if json.Unmarshal(val, &o) != nil {
-		return o, rev, true, false, nil // unreadable: stale
+		return o, rev, true, false, false, nil // unreadable: stale
 	}
 	rec, _, err := a.load(ctx, o.Account)
 	if errors.Is(err, accounts.ErrNotFound) || err == nil && rec.Data != o.Data {
-		return o, rev, true, false, nil
+		return o, rev, true, false, false, nil
 	}
 	if err != nil {
-		return o, rev, true, false, err
+		return o, rev, true, false, false, err
 	}
 	val, _, err = a.getData(ctx, certFPsKey(o.Data))
 	if err != nil {
-		return o, rev, true, false, err
+		return o, rev, true, true, false, err
 	}
 	l, err := decodeCertFPs(val)
 	if err != nil {
-		return o, rev, true, false, err
+		return o, rev, true, true, false, err
 	}
-	return o, rev, true, slices.Contains(l, fp), nil
+	return o, rev, true, true, slices.Contains(l, fp), nil
 }
 
 // AddCertFP claims fp's index entry for account, then adds fp to the
@@ -220,11 +232,11 @@ func (a *Accounts) CertFPOwner(ctx context.Context, fp string) (string, error) {
 		return "", err
 	}
 	defer cancel()
-	o, _, _, live, err := a.owner(ctx, fp)
+	o, _, _, _, listed, err := a.ownerListed(ctx, fp)
 	if err != nil {
 		return "", err
 	}
-	if !live {
+	if !listed {
 		return "", accounts.ErrNotFound
 	}
 	return o.Account, nil

@@ -1677,10 +1677,10 @@ function genericError(m) {
     case '404': case '401': case '411': case '412':
       failPending(b || S.active, text);
       return;
-    case '403': case '405': case '471': case '473': case '474': case '475': case '476': case '477': {
+    case '403': case '405': case '470': case '471': case '473': case '474': case '475': case '476': case '477': {
       if (subject) S.focusOnJoin.delete(irc.fold(subject));
       if (!S.active) renderChrome();
-      const why = { '471': 'it is full', '473': 'it is invite-only', '474': 'you are banned', '475': 'it needs a key (/join room key)' }[m.command];
+      const why = { '470': `it sends you to ${m.params[2]} (+f)`, '471': 'it is full', '473': 'it is invite-only', '474': 'you are banned', '475': 'it needs a key (/join room key)', '477': 'only logged-in users may join it (log in first)' }[m.command];
       if (b && b.type === 'room' && !b.joined) errorLine(`Could not join ${subject}: ${why || text}`, b);
       else if (b && b.pending.length) failPending(b, text);
       else if (S.active) errorLine(why ? `Could not join ${subject}: ${why}` : `${subject}: ${text}`);
