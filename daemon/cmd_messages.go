@@ -89,6 +89,11 @@ func (s *Session) deliver(target string, sp rooms.Speech) error {
 		// IRCv3 bot-mode: message-tags clients can tell a bot's lines.
 		sp.Tags = append(slices.Clip(sp.Tags), protocol.Tag{Key: "bot"})
 	}
+	if len(target) > 1 && (target[0] == '@' || target[0] == '+') && protocol.IsRoomName(target[1:]) {
+		// STATUSMSG: "@#room" reaches the room's operators, "+#room"
+		// its voiced members and operators.
+		sp.Status, target = target[0], target[1:]
+	}
 	toRoom := protocol.IsRoomName(target)
 	if svc := serviceFor(target); svc != nil && !toRoom {
 		if sp.Command == "PRIVMSG" { // a NOTICE is never answered

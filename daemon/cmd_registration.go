@@ -268,6 +268,7 @@ func (srv *Server) isupport() []string {
 		"NETWORK=" + cfg.Network,
 		"NICKLEN=" + strconv.Itoa(protocol.NickLen),
 		"PREFIX=(ov)@+",
+		"STATUSMSG=@+",
 		"TARGMAX=JOIN:,KICK:,LIST:,NAMES:,NOTICE:" + strconv.Itoa(maxTargets) + ",PART:,PRIVMSG:" + strconv.Itoa(maxTargets) + ",TAGMSG:1,WHOIS:1",
 		"TOPICLEN=" + strconv.Itoa(protocol.TopicLen),
 		"UTF8ONLY",

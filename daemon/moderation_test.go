@@ -260,3 +260,37 @@ func TestSecretRoom(t *testing.T) {
 	outsider.send("MODE #hideout +o nobody-here")
 	outsider.expectNumeric(protocol.ERR_NOSUCHNICK)
 }
+
+// STATUSMSG: "@#room" reaches the operators only, "+#room" the voiced
+// and the operators; neither is kept in history.
+func TestStatusMsg(t *testing.T) {
+	_, addr := testServer(t)
+	op := connectCaps(t, addr, "op", "echo-message")
+	op.join("#s")
+	voiced, plain := connect(t, addr, "voiced"), connect(t, addr, "plain")
+	voiced.join("#s")
+	plain.join("#s")
+	op.send("MODE #s +v voiced")
+	voiced.expect("MODE")
+	plain.expect("MODE")
+	plain.send("PRIVMSG @#s :to the ops", "PRIVMSG +#s :to the voiced", "PRIVMSG #s :to all")
+	if m, _ := op.expect("PRIVMSG"); m.Param(0) != "@#s" || m.Param(1) != "to the ops" {
+		t.Fatalf("op got %v", m)
+	}
+	if m, _ := op.expect("PRIVMSG"); m.Param(0) != "+#s" {
+		t.Fatalf("op got %v", m)
+	}
+	if m, _ := voiced.expect("PRIVMSG"); m.Param(0) != "+#s" || m.Param(1) != "to the voiced" {
+		t.Fatalf("voiced got %v", m)
+	}
+	if m, _ := voiced.expect("PRIVMSG"); m.Param(0) != "#s" {
+		t.Fatalf("voiced got %v", m)
+	}
+	op.send("PRIVMSG @#s :echoed")
+	if m, _ := op.expect("PRIVMSG"); m.Param(1) != "to all" {
+		t.Fatalf("op got %v", m)
+	}
+	if m, _ := op.expect("PRIVMSG"); m.Param(0) != "@#s" || m.Param(1) != "echoed" {
+		t.Fatalf("op's echo: %v", m)
+	}
+}

@@ -113,6 +113,7 @@ type wireUpdate struct {
 }
 
 type wireSpeech struct {
+	Status        byte `json:",omitempty"`
 	Command, Text string
 	Tags          []protocol.Tag
 	Lines         []Line `json:",omitempty"`
@@ -287,7 +288,7 @@ func (g *Registry) toWire(r *Room, req request) (w wire) {
 		w.Update = &wireUpdate{Nick: q.u.Nick, Account: q.u.Account, Realname: q.u.Realname, Host: q.u.Host, Event: q.u.Event, Origin: q.u.Origin}
 	case sayReq:
 		w.From = ref(q.c)
-		w.Speech = &wireSpeech{Command: q.s.Command, Text: q.s.Text, Tags: q.s.Tags, Lines: q.s.Lines, From: *q.s.From.wire()}
+		w.Speech = &wireSpeech{Status: q.s.Status, Command: q.s.Command, Text: q.s.Text, Tags: q.s.Tags, Lines: q.s.Lines, From: *q.s.From.wire()}
 		w.Flag = q.done != nil // the caller waits for its echo to be queued
 	case topicReq:
 		w.From, w.Nick, w.Text = ref(q.c), q.nick, q.text
@@ -537,7 +538,7 @@ func (g *Registry) fromRemote(r *Room, w *wire) (request, func() answer) {
 		if w.Speech == nil {
 			return nil, nil
 		}
-		s := Speech{Command: w.Speech.Command, Text: w.Speech.Text, Tags: w.Speech.Tags, Lines: w.Speech.Lines, From: w.Speech.From.member(c)}
+		s := Speech{Status: w.Speech.Status, Command: w.Speech.Command, Text: w.Speech.Text, Tags: w.Speech.Tags, Lines: w.Speech.Lines, From: w.Speech.From.member(c)}
 		if !w.Flag {
 			return sayReq{c: c, s: s}, func() answer { return answer{} } // in the mailbox: that is all the sender waits for
 		}

@@ -28,6 +28,10 @@ type Speech struct {
 	Tags    []protocol.Tag // client-only tags to relay
 	From    Member         // the speaker, for rooms that allow outside messages (-n)
 	Lines   []Line         // a draft/multiline message's lines; Text is then their JoinLines
+	// Status is '@' (operators) or '+' (voiced and operators) for a
+	// STATUSMSG ("PRIVMSG @#room"): only members with that role get it,
+	// and it stays out of history. 0 for everyone.
+	Status byte
 }
 
 type (

@@ -27,6 +27,10 @@ func (r *Room) doSay(c Client, s Speech) {
 	start := time.Now()
 	e := &Event{At: r.opts.now(), ID: r.opts.IDs.Next(), Source: m.prefix, Account: m.Account, Origin: m.Origin, Command: s.Command, Tags: s.Tags}
 	tagsOnly := s.Command == "TAGMSG"
+	if s.Status != 0 {
+		r.sayToRoles(c, e, s)
+		return
+	}
 	if tagsOnly {
 		e.Params = []string{r.name}
 		if e.KeepsTagmsg() {
@@ -39,6 +43,36 @@ func (r *Room) doSay(c Client, s Speech) {
 	}
 	n := r.broadcast(e, c, c.Features()&FeatEcho != 0, tagsOnly)
 	r.opts.Hooks.delivered(n, time.Since(start))
+}
+
+// sayToRoles relays a STATUSMSG to the members with the role it names
+// (and the sender's echo): "@#room" for operators, "+#room" for voiced
+// members and operators. It is no message to the room: not in history.
+func (r *Room) sayToRoles(c Client, e *Event, s Speech) {
+	want := roleOp
+	if s.Status == '+' {
+		want |= roleVoice
+	}
+	target := string(s.Status) + r.name
+	if s.Command == "TAGMSG" {
+		e.Params = []string{target}
+	} else {
+		e.Params, e.Lines = []string{target, s.Text}, s.Lines
+	}
+	rs := NewRenderings(e)
+	n := 0
+	for _, o := range r.members {
+		f := o.Client.Features()
+		if o.Client == c || o.role&want == 0 || s.Command == "TAGMSG" && f&FeatTags == 0 {
+			continue
+		}
+		o.Client.Queue(rs.For(f))
+		n++
+	}
+	r.dirty = r.dirty || n > 0
+	if f := c.Features(); f&FeatEcho != 0 && (s.Command != "TAGMSG" || f&FeatTags != 0) {
+		c.Reply(rs.For(f))
+	}
 }
 
 // muted says why m may not speak in the room, or "" if it may. What a
