@@ -341,16 +341,17 @@ func (g *Registry) fromWire(r *Room, req request, a *answer) {
 			s.mu.Lock()
 			s.locals[q.m.Client] = q.m
 			s.mu.Unlock()
+			g.keepStub(r) // a part racing this join may have dropped it
 		}
 		q.done <- err
 	case partReq:
 		err := codeErr(a.Err)
 		if err == nil {
-			s.forget(q.c)
+			g.forget(r, q.c)
 		}
 		q.done <- err
 	case leaveReq:
-		s.forget(q.c)
+		g.forget(r, q.c)
 		q.done <- leaveAnswer{peers: clients(a.Peers), muted: a.Bool}
 	case updateReq:
 		if q.u.Nick != nil || q.u.Host != nil {
@@ -384,10 +385,30 @@ func (g *Registry) fromWire(r *Room, req request, a *answer) {
 	}
 }
 
-func (s *stub) forget(c Client) {
+// keepStub puts a stub that has members back in the registry, unless
+// another stub of the room took its place.
+func (g *Registry) keepStub(r *Room) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.stubs == nil {
+		g.stubs = make(map[string]*Room)
+	}
+	if _, ok := g.stubs[r.folded]; !ok {
+		g.stubs[r.folded] = r
+	}
+}
+
+// forget takes c off the stub's members, and the stub off the registry
+// once none of this node's clients is in the room.
+func (g *Registry) forget(r *Room, c Client) {
+	s := r.remote
 	s.mu.Lock()
 	delete(s.locals, c)
+	empty := len(s.locals) == 0
 	s.mu.Unlock()
+	if empty {
+		g.dropStub(r)
+	}
 }
 
 // Removed tells the stub of the room folded that the home removed c (a
@@ -399,7 +420,7 @@ func (g *Registry) Removed(folded string, c Client) {
 	if r == nil {
 		return
 	}
-	r.remote.forget(c)
+	g.forget(r, c)
 	c.Removed(r)
 }
 
