@@ -643,3 +643,44 @@ func texts(ms []protocol.Message) []string {
 	}
 	return out
 }
+
+// Logging in takes the account's nick from a guest on another node, as
+// on one node; GHOST reaches one's own connection on another node.
+func TestClusterLoginTakesNickAcrossNodes(t *testing.T) {
+	ns := natstest.RunServer(t, "")
+	srvA, addrA := clusterNode(t, ns.ClientURL(), "a")
+	_, addrB := clusterNode(t, ns.ClientURL(), "b")
+	squatter := connect(t, addrB, "carl") // a guest holds the nick on node b...
+	// ...when the account comes to exist (made outside IRC, or racing the
+	// nick change), as in TestLoginEvictsGuestHoldingTheNick.
+	if _, err := srvA.accounts.Register(t.Context(), "carl", "carl-password", ""); err != nil {
+		t.Fatal(err)
+	}
+	me := connect(t, addrA, "visitor")
+	me.send("LOGIN carl carl-password")
+	if m, _ := me.expect("NICK"); m.Param(0) != "carl" {
+		t.Fatalf("after LOGIN: %v", m)
+	}
+	m, _ := squatter.expect("NICK")
+	if !strings.HasPrefix(m.Param(0), "guest-") {
+		t.Fatalf("the squatter on node b became %v", m)
+	}
+	// A second connection of the account, on node b, disconnects the
+	// first with GHOST.
+	second := connect(t, addrB, "phone")
+	second.send("LOGIN carl carl-password")
+	second.expect(protocol.RPL_LOGGEDIN)
+	second.send("PRIVMSG NickServ :GHOST carl")
+	for {
+		m, _ := second.expect("NOTICE")
+		if strings.HasPrefix(m.Source, "NickServ!") {
+			if !strings.Contains(m.Param(1), "disconnected") {
+				t.Fatalf("GHOST answered %v", m)
+			}
+			break
+		}
+	}
+	if m, _ := me.expect("ERROR"); !strings.Contains(m.Param(0), "GHOST") {
+		t.Fatalf("the first connection got %v", m)
+	}
+}

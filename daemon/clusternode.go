@@ -451,3 +451,59 @@ func (s *Server) remoteClient(nick string) (rooms.Client, string) {
 	}
 	return c.Link.Client(rooms.ClientRef{Node: h.Node, ID: id}), h.Nick
 }
+
+// remoteHolder returns who holds nick on another node of the cluster.
+func (s *Server) remoteHolder(nick string) (cluster.Holder, bool) {
+	c := s.cluster
+	if c == nil {
+		return cluster.Holder{}, false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), claimTimeout)
+	h, ok, err := c.Claims.Holder(ctx, nick)
+	cancel()
+	if err != nil || !ok || h.Node == c.Node.Name() {
+		return cluster.Holder{}, false
+	}
+	return h, true
+}
+
+// evictRequest asks a node to make one of its sessions a guest (its nick
+// is an account's that logged in elsewhere, or RECOVER), or with Close to
+// disconnect it (GHOST).
+type evictRequest struct {
+	Session string
+	Why     string
+	Close   bool
+}
+
+// evictRemote has h's node evict h's session and waits until it has.
+func (s *Server) evictRemote(h cluster.Holder, why string, close bool) error {
+	req, _ := json.Marshal(evictRequest{Session: h.Session, Why: why, Close: close})
+	b, err := s.cluster.Link.Query(h.Node, "evict", req)
+	if err != nil {
+		return err
+	}
+	if string(b) != "ok" {
+		return errors.New(string(b))
+	}
+	return nil
+}
+
+// answerEvict is the "evict" query.
+func (s *Server) answerEvict(req []byte) []byte {
+	var e evictRequest
+	if json.Unmarshal(req, &e) != nil {
+		return []byte("bad request")
+	}
+	id, _ := strconv.ParseUint(e.Session, 10, 64)
+	t, ok := s.Client(id).(*Session)
+	if !ok {
+		return []byte("ok") // gone meanwhile: the nick is free anyway
+	}
+	if e.Close {
+		t.closeWith(e.Why)
+	} else {
+		t.becomeGuest(e.Why)
+	}
+	return []byte("ok")
+}

@@ -266,8 +266,15 @@ func (s *Session) takeAccountNick(account string) (release func(), ok bool) {
 	if holder := s.srv.nicks.get(account); holder != nil && holder != s && protocol.FoldNick(holder.Account()) == protocol.FoldNick(account) {
 		return nil, false
 	}
-	if s.srv.nicks.elsewhere(account) {
-		return nil, false // the account's nick is in use on another node: the first keeps it
+	if h, ok := s.srv.remoteHolder(account); ok {
+		if protocol.FoldNick(h.Account) == protocol.FoldNick(account) {
+			return nil, false // another connection of the account, on another node: the first keeps it
+		}
+		// A guest or another account holds it on another node: that node
+		// renames its session, as this one would (see becomeGuest).
+		if err := s.srv.evictRemote(h, "The nick "+account+" belongs to an account that just logged in", false); err != nil {
+			return nil, false
+		}
 	}
 	evicted, release := s.srv.nicks.take(s, account)
 	if evicted != nil {

@@ -210,7 +210,7 @@ func New(cfg *configs.Config, opts Options) *Server {
 	})
 	if opts.Cluster != nil {
 		opts.Cluster.Link.SetLocal(s, s.rooms)
-		for name, fn := range map[string]func([]byte) []byte{"whois": s.answerWhois, "pm": s.answerPM} {
+		for name, fn := range map[string]func([]byte) []byte{"whois": s.answerWhois, "pm": s.answerPM, "evict": s.answerEvict} {
 			if err := opts.Cluster.Link.Handle(name, fn); err != nil {
 				s.log.Error().Err(err).Str("query", name).Msg("cluster: this node will not answer other nodes' queries")
 			}

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/livechat/livechat/daemon/cluster"
+
 	"github.com/livechat/livechat/daemon/accounts"
 	"github.com/livechat/livechat/protocol"
 )
@@ -180,8 +182,10 @@ func ghost(s *Session, svc *service, nick string, take bool) error {
 	if h != nil && !h.registered.Load() {
 		h = nil
 	}
-	if s.srv.nicks.elsewhere(nick) && h == nil {
-		return numErr(protocol.ERR_UNKNOWNERROR, "GHOST", nick+" is connected to another server of this network, which GHOST does not reach yet")
+	if h == nil {
+		if rh, ok := s.srv.remoteHolder(nick); ok {
+			return ghostRemote(s, svc, rh, nick, acct, ours, take)
+		}
 	}
 	if h == s {
 		return numErr(protocol.ERR_UNKNOWNERROR, "GHOST", nick+" is you")
@@ -200,6 +204,35 @@ func ghost(s *Session, svc *service, nick string, take bool) error {
 		return nil
 	default:
 		h.becomeGuest("Your nick was taken back by " + acct + " (RECOVER)")
+	}
+	if !ours {
+		svc.notice(s, nick+" is free")
+		return nil
+	}
+	s.adoptAccountNick(acct)
+	if protocol.FoldNick(s.Nick()) == protocol.FoldNick(acct) {
+		svc.notice(s, "You are "+s.Nick()+" again")
+	}
+	return nil
+}
+
+// ghostRemote is ghost for a nick held on another node of the cluster.
+func ghostRemote(s *Session, svc *service, h cluster.Holder, nick, acct string, ours, take bool) error {
+	mine := protocol.FoldNick(h.Account) == protocol.FoldNick(acct)
+	if !mine && !ours {
+		return numErr(protocol.ERR_UNKNOWNERROR, "GHOST", nick+" is neither your account's nick nor one of your connections")
+	}
+	closeIt := mine && !take
+	why := "Your nick was taken back by " + acct + " (RECOVER)"
+	if closeIt {
+		why = "Disconnected by GHOST from " + s.Nick()
+	}
+	if err := s.srv.evictRemote(h, why, closeIt); err != nil {
+		return numErr(protocol.ERR_UNKNOWNERROR, "GHOST", "The server holding "+nick+" did not answer; try again")
+	}
+	if closeIt {
+		svc.notice(s, nick+" is disconnected")
+		return nil
 	}
 	if !ours {
 		svc.notice(s, nick+" is free")
