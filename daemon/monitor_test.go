@@ -42,6 +42,7 @@ func TestMonitorOnlineOfflineAndRenames(t *testing.T) {
 	// A change of case is neither.
 	bob.send("NICK Carol")
 	bob.expect("NICK")
+	bob.sync() // the rename is done, not only announced
 	if got := alice.sync(); len(got) != 0 {
 		t.Errorf("NICK Carol (case only) sent the watcher %v, want nothing", commands(got))
 	}

@@ -272,10 +272,12 @@ func (g *Registry) takeOver(r *Room, ms []Member, roles []role) {
 	if lr == nil || lr.dormant() {
 		lr = g.newRoomLocked(r.name, r.folded)
 	}
+	// Counted as on their way before the lock goes, or the new actor,
+	// finding itself empty, would drop the room before they arrive.
+	lr.pending.Add(int32(len(ms)))
 	g.mu.Unlock()
 	for i, m := range ms {
 		done := make(chan error, 1)
-		lr.pending.Add(1)
 		if lr.send(joinReq{m: m, silent: true, role: roles[i], done: done}) {
 			await(lr, done, ErrNoSuchRoom)
 		} else {
