@@ -205,15 +205,7 @@ func ghost(s *Session, svc *service, nick string, take bool) error {
 	default:
 		h.becomeGuest("Your nick was taken back by " + acct + " (RECOVER)")
 	}
-	if !ours {
-		svc.notice(s, nick+" is free")
-		return nil
-	}
-	s.adoptAccountNick(acct)
-	if protocol.FoldNick(s.Nick()) == protocol.FoldNick(acct) {
-		svc.notice(s, "You are "+s.Nick()+" again")
-	}
-	return nil
+	return recovered(s, svc, nick, acct, ours)
 }
 
 // ghostRemote is ghost for a nick held on another node of the cluster.
@@ -234,6 +226,12 @@ func ghostRemote(s *Session, svc *service, h cluster.Holder, nick, acct string, 
 		svc.notice(s, nick+" is disconnected")
 		return nil
 	}
+	return recovered(s, svc, nick, acct, ours)
+}
+
+// recovered ends GHOST and RECOVER once nick's holder is gone or renamed:
+// the account's own nick comes back to s.
+func recovered(s *Session, svc *service, nick, acct string, ours bool) error {
 	if !ours {
 		svc.notice(s, nick+" is free")
 		return nil
