@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"strconv"
 	"strings"
 
@@ -72,6 +73,23 @@ func handleBATCH(s *Session, m *protocol.Message, _ []byte) error {
 		return s.sendMultiline(b)
 	}
 	return failErr("BATCH", "MULTILINE_INVALID", "BATCH +<ref> draft/multiline <target> opens a batch, BATCH -<ref> ends it")
+}
+
+// batchOwns reports, before the line is parsed, whether it carries the
+// open batch's reference in its tags (batch=<ref>): what the flood
+// control lets through free.
+func (s *Session) batchOwns(line []byte) bool {
+	b := s.ml
+	if b == nil || b.failed || len(line) == 0 || line[0] != '@' {
+		return false
+	}
+	tags, _, _ := bytes.Cut(line[1:], []byte(" "))
+	for tag := range bytes.SplitSeq(tags, []byte(";")) {
+		if v, ok := bytes.CutPrefix(tag, []byte("batch=")); ok {
+			return string(v) == b.ref
+		}
+	}
+	return false
 }
 
 // batchLine takes a line tagged with a batch reference, or any line while

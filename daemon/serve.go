@@ -153,9 +153,10 @@ func (s *Session) process(line []byte, err error) string {
 		s.pushReadDeadline(now)
 	}
 	s.activeAt.Store(now.UnixNano())
-	// Lines inside an open multiline batch are free: its limits bound
-	// them, and the batch pays with its BATCH lines.
-	if s.ml == nil || s.ml.failed {
+	// The lines of an open multiline batch are free: its limits bound
+	// them, and the batch pays with its BATCH lines. Only its own lines:
+	// anything else sent while a batch is open pays as usual.
+	if !s.batchOwns(line) {
 		if reason, ok := s.throttle(now); !ok {
 			return reason
 		}

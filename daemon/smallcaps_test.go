@@ -313,3 +313,34 @@ func TestCHGHOST(t *testing.T) {
 		t.Errorf("WHOIS: %q", m.String())
 	}
 }
+
+// An open batch frees only its own lines: a client cannot open one and
+// then flood untagged commands past the flood control.
+func TestOpenBatchFreesOnlyItsLines(t *testing.T) {
+	_, addr := testServer(t, func(c *configs.Config, _ *Options) {
+		c.Limits.FloodBurst, c.Limits.FloodRate, c.Limits.FloodMaxLag = 20, 1, time.Second
+	})
+	alice := connectCaps(t, addr, "alice", multilineCaps...)
+	alice.send("JOIN #r")
+	alice.expect("JOIN")
+	alice.send("BATCH +b draft/multiline #r")
+	for range 60 {
+		alice.send("PING flood")
+	}
+	alice.send("PING end")
+	for {
+		m, err := alice.tryRead()
+		if err != nil {
+			t.Fatal("the connection ended without an Excess flood ERROR:", err)
+		}
+		switch {
+		case m.Command == "PONG" && m.Param(1) == "end":
+			t.Fatal("61 untagged lines inside an open batch went through a burst of 20 unthrottled")
+		case m.Command == "ERROR":
+			if !strings.Contains(m.Param(0), "Excess flood") {
+				t.Fatalf("got %v", m)
+			}
+			return
+		}
+	}
+}
