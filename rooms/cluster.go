@@ -39,7 +39,13 @@ func (g *Registry) joinCluster(m Member, name, key string) (*Room, error) {
 			return nil, ErrUnavailable
 		}
 		if home == cl.Self() {
-			return g.joinLocal(m, name, key)
+			r, err := g.joinLocal(m, name, key)
+			if errors.Is(err, ErrTooManyRooms) {
+				// Not run here after all: give the claim back, or every
+				// refused room name would leave a key behind.
+				cl.Release(folded)
+			}
+			return r, err
 		}
 		r = g.stubFor(name, folded, home)
 		err = r.join(m, key)

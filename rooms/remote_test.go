@@ -227,3 +227,23 @@ func TestRoomMovesWhenHomeLost(t *testing.T) {
 		t.Fatalf("bob's prefix after the move: %q", p)
 	}
 }
+
+// A room refused for the room limit leaves no claim on its home behind.
+func TestTooManyRoomsGivesTheHomeBack(t *testing.T) {
+	fc := newFakeCluster()
+	a := fc.node(t, "a")
+	a.reg.SetLimits(1, 100)
+	alice := newFake()
+	a.add(alice)
+	if _, err := a.reg.Join(Member{Client: alice, Nick: "alice"}, "#one", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.reg.Join(Member{Client: alice, Nick: "alice"}, "#two", ""); err != ErrTooManyRooms {
+		t.Fatalf("second room: %v", err)
+	}
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	if h, ok := fc.homes["#two"]; ok {
+		t.Fatalf("#two is still claimed by %q", h)
+	}
+}
