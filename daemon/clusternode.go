@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -41,6 +42,8 @@ type ClusterNode struct {
 	// CloakKey is the cluster's one host-cloak key, so that a user's
 	// cloak (and a ban on it) is the same on every node.
 	CloakKey []byte
+
+	slowDrops atomic.Uint64 // frames dropped on arrival (NATS slow consumer)
 
 	mu        sync.Mutex
 	connected bool // NATS is connected
@@ -87,6 +90,11 @@ func JoinCluster(ctx context.Context, cfg *configs.Config, log zerolog.Logger) (
 			subj := ""
 			if sub != nil {
 				subj = sub.Subject
+			}
+			if errors.Is(err, nats.ErrSlowConsumer) {
+				// The frames this node could not take in time (past the
+				// link's pending bound) are gone: count them as lost.
+				c.slowDrops.Add(1)
 			}
 			log.Error().Err(err).Str("subject", subj).Msg("cluster: NATS error")
 		}),
@@ -371,8 +379,8 @@ func (c *ClusterNode) registerMetrics(reg prometheus.Registerer) {
 			Help: "Frames (room requests, answers, lines) this node published to other nodes."},
 			func() float64 { return float64(c.Link.Published.Load()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "livechat_cluster_frames_failed_total",
-			Help: "Frames NATS refused to take (connection closed or its buffer full): lines or requests lost."},
-			func() float64 { return float64(c.Link.Dropped.Load()) }),
+			Help: "Frames lost between nodes: refused by NATS on sending (connection closed or its buffer full), or dropped on arrival because this node fell too far behind (slow consumer)."},
+			func() float64 { return float64(c.Link.Dropped.Load() + c.slowDrops.Load()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "livechat_cluster_backlog_frames",
 			Help: "Frames other nodes sent this node that it has not handled yet (its lag)."},
 			func() float64 { return float64(c.Link.Backlog()) }),
