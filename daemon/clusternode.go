@@ -22,6 +22,7 @@ import (
 	"github.com/livechat/livechat/daemon/cluster"
 	"github.com/livechat/livechat/daemon/jshistory"
 	"github.com/livechat/livechat/daemon/jsstore"
+	"github.com/livechat/livechat/internal/jsopen"
 	"github.com/livechat/livechat/protocol"
 	"github.com/livechat/livechat/rooms"
 )
@@ -160,10 +161,7 @@ func JoinCluster(ctx context.Context, cfg *configs.Config, log zerolog.Logger) (
 // sharedCloakKey returns the cluster's cloak key, made by the first node
 // that asks (a KV create: of two first nodes, one makes it).
 func sharedCloakKey(ctx context.Context, js jetstream.JetStream, replicas int) ([]byte, error) {
-	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "LIVECHAT_SECRETS", Description: "livechat cluster-wide secrets", Replicas: replicas, Storage: jetstream.FileStorage})
-	if errors.Is(err, jetstream.ErrBucketExists) {
-		kv, err = js.KeyValue(ctx, "LIVECHAT_SECRETS")
-	}
+	kv, err := jsopen.Bucket(ctx, js, jetstream.KeyValueConfig{Bucket: "LIVECHAT_SECRETS", Description: "livechat cluster-wide secrets", Replicas: replicas, Storage: jetstream.FileStorage})
 	if err != nil {
 		return nil, fmt.Errorf("cluster: secrets bucket: %w", err)
 	}

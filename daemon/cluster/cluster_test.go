@@ -45,7 +45,7 @@ func startNodeR(t testing.TB, url, name string, ttl time.Duration, replicas int,
 	if before != nil {
 		before(node)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := node.Start(ctx); err != nil {
 		t.Fatal(err)

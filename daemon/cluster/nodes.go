@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/livechat/livechat/internal/jsopen"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -136,10 +137,7 @@ func newIncarnation() string {
 
 // openBucket creates a KV bucket or opens it if another node created it.
 func openBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
-	kv, err := js.CreateKeyValue(ctx, cfg)
-	if errors.Is(err, jetstream.ErrBucketExists) {
-		kv, err = js.KeyValue(ctx, cfg.Bucket)
-	}
+	kv, err := jsopen.Bucket(ctx, js, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: bucket %s: %w", cfg.Bucket, err)
 	}
@@ -171,12 +169,20 @@ func (n *Node) Start(ctx context.Context) error {
 		return fmt.Errorf("cluster: watch %s: %w", NodesBucket, err)
 	}
 	// Read the current leases before going on, so Alive is right on return.
-	for e := range w.Updates() {
-		if e == nil {
-			break
-		}
-		for _, call := range n.apply(e) {
-			call()
+	for caught := false; !caught; {
+		select {
+		case <-ctx.Done():
+			cancel()
+			w.Stop()
+			return fmt.Errorf("cluster: read %s: %w", NodesBucket, ctx.Err())
+		case e := <-w.Updates():
+			if e == nil {
+				caught = true
+				break
+			}
+			for _, call := range n.apply(e) {
+				call()
+			}
 		}
 	}
 	if err := n.acquire(ctx); err != nil {

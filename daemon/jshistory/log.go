@@ -30,6 +30,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/livechat/livechat/internal/eventrec"
+	"github.com/livechat/livechat/internal/jsopen"
 	"github.com/livechat/livechat/rooms"
 )
 
@@ -149,7 +150,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Log, error) {
 	if perSubject <= 0 {
 		perSubject = -1
 	}
-	hist, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	hist, err := jsopen.Stream(ctx, js, jetstream.StreamConfig{
 		Name:              cfg.Stream,
 		Description:       "livechat history: one subject pair per room or conversation",
 		Subjects:          []string{cfg.Subject + ".>"},
@@ -166,7 +167,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("jshistory: stream %s: %w", cfg.Stream, err)
 	}
-	idx, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	idx, err := jsopen.Stream(ctx, js, jetstream.StreamConfig{
 		Name:              cfg.IndexStream,
 		Description:       "livechat history: msgid to sequence in " + cfg.Stream,
 		Subjects:          []string{cfg.IndexSubject + ".>"},

@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/livechat/livechat/internal/jsopen"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -67,10 +68,7 @@ func openBucket(ctx context.Context, js jetstream.JetStream, o Options, name, de
 		Bucket: o.Prefix + "_" + name, Description: desc,
 		History: 1, Replicas: o.Replicas, Storage: o.Storage,
 	}
-	kv, err := js.CreateKeyValue(ctx, cfg)
-	if errors.Is(err, jetstream.ErrBucketExists) {
-		kv, err = js.KeyValue(ctx, cfg.Bucket)
-	}
+	kv, err := jsopen.Bucket(ctx, js, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("jsstore: bucket %s: %w", cfg.Bucket, err)
 	}
