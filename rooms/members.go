@@ -1,10 +1,18 @@
 package rooms
 
-import "github.com/livechat/livechat/protocol"
+import (
+	"slices"
+
+	"github.com/livechat/livechat/protocol"
+)
 
 func (r *Room) doJoin(m Member, key string) error {
 	if _, ok := r.index[m.Client]; ok {
 		return ErrAlreadyMember
+	}
+	if i, ok := r.index[m.Twin]; ok && m.Twin != nil {
+		r.attach(r.members[i], m)
+		return nil
 	}
 	mem := &member{Member: m, prefix: m.Nick + "!" + m.User + "@" + m.Host, joined: r.opts.now()}
 	owner := r.owner != "" && protocol.FoldNick(m.Account) == protocol.FoldNick(r.owner)
@@ -33,17 +41,58 @@ func (r *Room) doJoin(m Member, key string) error {
 	e.ExtParams = []string{r.name, accountOrStar(m.Account), m.Realname}
 	r.record(e)
 	r.broadcast(e, m.Client, true, false)
-	if m.AfterJoin != nil {
-		m.Client.Reply(m.AfterJoin)
+	r.showRoom(m.Client, m.Nick, m.AfterJoin)
+	return nil
+}
+
+// showRoom sends a joiner, after its JOIN, what it needs to show the
+// room: the read marker, the topic, the member list and the last messages.
+func (r *Room) showRoom(c Client, nick string, afterJoin []byte) {
+	if afterJoin != nil {
+		c.Reply(afterJoin)
 	}
 	if r.topic.text != "" {
-		r.sendTopic(m.Client, m.Nick)
+		r.sendTopic(c, nick)
 	}
-	if m.Client.Features()&FeatNoImplicitNames == 0 {
-		r.doNames(m.Client, m.Nick)
+	if c.Features()&FeatNoImplicitNames == 0 {
+		r.doNames(c, nick)
 	}
-	r.replay(m.Client)
-	return nil
+	r.replay(c)
+}
+
+// attach adds j's client to mem as another device of the same user: it
+// sees its JOIN (not recorded: nobody else sees one) and the room, and
+// from then on everything mem is sent.
+func (r *Room) attach(mem *member, j Member) {
+	mem.devices = append(mem.devices, j.Client)
+	r.index[j.Client] = r.index[mem.Client]
+	e := r.event(mem, "JOIN", r.name)
+	e.ExtParams = []string{r.name, accountOrStar(mem.Account), mem.Realname}
+	j.Client.Reply(e.Render(j.Client.Features()))
+	r.showRoom(j.Client, mem.Nick, j.AfterJoin)
+}
+
+// detach takes one device c off m, which has others: the user stays in
+// the room on them, so nobody hears of it.
+func (r *Room) detach(m *member, c Client) {
+	c.Flush()
+	delete(r.index, c)
+	if c == m.Client {
+		// Without a cluster only: mirrors know a member by its Client
+		// (the daemon attaches no devices when clustered).
+		m.Client = m.devices[0]
+		m.devices = m.devices[1:]
+		return
+	}
+	m.devices = slices.DeleteFunc(m.devices, func(d Client) bool { return d == c })
+}
+
+// all returns every connection m is served on.
+func (m *member) all() []Client {
+	if len(m.devices) == 0 {
+		return []Client{m.Client}
+	}
+	return append([]Client{m.Client}, m.devices...)
 }
 
 // refuse says why a joiner who is not the owner may not join, or nil.
@@ -146,15 +195,21 @@ func (r *Room) removeQuietly(c Client) *member {
 		return nil
 	}
 	m := r.members[i]
-	m.Client.Flush() // it leaves before the room's next flush
+	for _, d := range m.all() {
+		d.Flush() // it leaves before the room's next flush
+		delete(r.index, d)
+	}
 	last := len(r.members) - 1
 	if i != last {
-		r.members[i] = r.members[last]
-		r.index[r.members[i].Client] = i
+		moved := r.members[last]
+		r.members[i] = moved
+		r.index[moved.Client] = i
+		for _, d := range moved.devices {
+			r.index[d] = i
+		}
 	}
 	r.members[last] = nil
 	r.members = r.members[:last]
-	delete(r.index, c)
 	r.nMembers.Store(int32(len(r.members)))
 	r.memberRemoved(m)
 	return m
@@ -173,12 +228,21 @@ func (r *Room) doPart(c Client, reason string) error {
 	r.record(e)
 	r.broadcast(e, c, true, false)
 	r.remove(c)
+	for _, d := range m.all() {
+		if d != c {
+			d.Removed(r) // the user left from another device
+		}
+	}
 	return nil
 }
 
 func (r *Room) doLeave(c Client, quit *Event) leaveAnswer {
 	m := r.memberOf(c)
 	if m == nil {
+		return leaveAnswer{}
+	}
+	if len(m.devices) > 0 {
+		r.detach(m, c)
 		return leaveAnswer{}
 	}
 	muted := r.muted(m) != ""
@@ -227,6 +291,11 @@ func (r *Room) clients(except Client) []Client {
 	for _, m := range r.members {
 		if m.Client != except {
 			out = append(out, m.Client)
+		}
+		for _, d := range m.devices {
+			if d != except {
+				out = append(out, d)
+			}
 		}
 	}
 	return out

@@ -258,7 +258,9 @@ func (r *Room) doKick(c Client, nick, target, reason string) {
 	r.record(e)
 	r.broadcast(e, c, true, false)
 	r.remove(victim.Client)
-	victim.Client.Removed(r)
+	for _, d := range victim.all() {
+		d.Removed(r)
+	}
 }
 
 func (r *Room) doInvite(c Client, nick string, target Client, targetNick string) {
@@ -283,8 +285,10 @@ func (r *Room) doInvite(c Client, nick string, target Client, targetNick string)
 	target.Send(e.Render(target.Features()))
 	rs := NewRenderings(e)
 	for _, m := range r.members {
-		if m.Client != c && m.Client.Features()&FeatInviteNotify != 0 {
-			m.Client.Send(rs.For(m.Client.Features()))
+		for _, d := range m.all() {
+			if d != c && d.Features()&FeatInviteNotify != 0 {
+				d.Send(rs.For(d.Features()))
+			}
 		}
 	}
 }

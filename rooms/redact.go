@@ -90,14 +90,16 @@ func (q redactDropReq) run(r *Room) {
 	e := &Event{At: r.opts.now(), ID: r.opts.IDs.Next(), Source: q.source, Account: q.account, Command: "REDACT", Params: params}
 	rs := NewRenderings(e)
 	for _, o := range r.members {
-		f := o.Client.Features()
-		switch {
-		case f&FeatRedaction == 0:
-		case o.Client == q.c:
-			o.Client.Reply(rs.For(f))
-		default:
-			o.Client.Queue(rs.For(f))
-			r.dirty = true
+		for _, c := range o.all() {
+			f := c.Features()
+			switch {
+			case f&FeatRedaction == 0:
+			case c == q.c:
+				c.Reply(rs.For(f))
+			default:
+				c.Queue(rs.For(f))
+				r.dirty = true
+			}
 		}
 	}
 }

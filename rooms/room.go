@@ -83,6 +83,11 @@ type Member struct {
 	// AfterJoin is a line the joiner gets right after its JOIN, before the
 	// member list (draft/read-marker's MARKREAD); nil for none.
 	AfterJoin []byte
+	// Twin is another connection of the same user (one account on several
+	// devices), or nil. If Twin is in the room, the joiner becomes one
+	// more device of that membership: it is shown the room as a joiner
+	// is, and nobody else hears of it. Only for rooms run on this node.
+	Twin Client
 }
 
 // Info is a snapshot of a room for LIST; it is read without asking the actor.
@@ -100,6 +105,9 @@ type member struct {
 	prefix string // nick!user@host, the source of this member's lines
 	joined time.Time
 	role   role
+	// devices are the member's other connections besides Member.Client
+	// (multiclient): each gets what the member is sent, rendered for it.
+	devices []Client
 }
 
 type topic struct {
@@ -245,6 +253,9 @@ const maxBurst = 64
 func (r *Room) flush() {
 	for _, m := range r.members {
 		m.Client.Flush()
+		for _, d := range m.devices {
+			d.Flush()
+		}
 	}
 	r.dirty, r.burst = false, 0
 }
@@ -317,15 +328,10 @@ func (r *Room) broadcast(e *Event, actor Client, echo, tagsOnly bool) int {
 	rs := NewRenderings(e)
 	n := 0
 	for _, m := range r.members {
-		if m.Client == actor {
-			continue
+		n += queueTo(m.Client, actor, &rs, tagsOnly)
+		for _, d := range m.devices {
+			n += queueTo(d, actor, &rs, tagsOnly)
 		}
-		f := m.Client.Features()
-		if tagsOnly && f&FeatTags == 0 {
-			continue
-		}
-		m.Client.Queue(rs.For(f))
-		n++
 	}
 	r.dirty = r.dirty || n > 0
 	if echo && actor != nil {
@@ -334,6 +340,20 @@ func (r *Room) broadcast(e *Event, actor Client, echo, tagsOnly bool) int {
 		}
 	}
 	return n
+}
+
+// queueTo queues the rendering of an event for c and returns 1, or 0 when
+// c is the actor (echoed apart) or takes no tags and the event is tags only.
+func queueTo(c, actor Client, rs *Renderings, tagsOnly bool) int {
+	if c == actor {
+		return 0
+	}
+	f := c.Features()
+	if tagsOnly && f&FeatTags == 0 {
+		return 0
+	}
+	c.Queue(rs.For(f))
+	return 1
 }
 
 // event builds an event from member m.

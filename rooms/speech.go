@@ -62,12 +62,13 @@ func (r *Room) sayToRoles(c Client, e *Event, s Speech) {
 	rs := NewRenderings(e)
 	n := 0
 	for _, o := range r.members {
-		f := o.Client.Features()
-		if o.Client == c || o.role&want == 0 || s.Command == "TAGMSG" && f&FeatTags == 0 {
+		if o.role&want == 0 {
 			continue
 		}
-		o.Client.Queue(rs.For(f))
-		n++
+		n += queueTo(o.Client, c, &rs, s.Command == "TAGMSG")
+		for _, d := range o.devices {
+			n += queueTo(d, c, &rs, s.Command == "TAGMSG")
+		}
 	}
 	r.dirty = r.dirty || n > 0
 	if f := c.Features(); f&FeatEcho != 0 && (s.Command != "TAGMSG" || f&FeatTags != 0) {
