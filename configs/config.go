@@ -162,6 +162,7 @@ type Accounts struct {
 	ThrottleMaxDelay  time.Duration `mapstructure:"throttle_max_delay"`      // cap of the delay
 	TokenTTL          time.Duration `mapstructure:"token_ttl"`               // a login token lives this long after its last use
 	SCRAMIterations   int           `mapstructure:"scram_iterations"`        // PBKDF2 iterations of new SCRAM-SHA-256 keys
+	Multiclient       bool          `mapstructure:"multiclient"`             // connections logged in to one account share its nick and rooms; the default for accounts that did not choose (NickServ SET MULTICLIENT)
 }
 
 // Cloak hides clients' addresses from each other: everyone sees

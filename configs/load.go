@@ -83,6 +83,7 @@ func Default() Config {
 			ThrottleMaxDelay: 5 * time.Minute,
 			TokenTTL:         30 * 24 * time.Hour,
 			SCRAMIterations:  10000,
+			Multiclient:      true,
 		},
 		Cloak: Cloak{Enabled: true, Suffix: "livechat", IPv4Prefix: 32, IPv6Prefix: 64},
 	}

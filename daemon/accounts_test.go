@@ -28,7 +28,7 @@ func (c *client) expectFail(command, code string) protocol.Message {
 }
 
 func TestNetcatRegisterAndLogin(t *testing.T) {
-	_, addr := testServer(t)
+	_, addr := testServer(t, separateConnections)
 	a := dial(t, addr)
 	a.send("REGISTER wendy hunter2hunter2")
 	ok, _ := a.expect("REGISTER")
@@ -228,7 +228,7 @@ func TestSASLPlainBeforeRegistration(t *testing.T) {
 // registers keeps its own nick; the first connection, also logged in,
 // keeps the account's name (as with LOGIN).
 func TestSASLSecondConnectionOfAnAccount(t *testing.T) {
-	_, addr := testServer(t)
+	_, addr := testServer(t, separateConnections)
 	a := dial(t, addr)
 	a.send("REGISTER wendy correct-horse")
 	a.expect(protocol.RPL_LOGGEDIN)

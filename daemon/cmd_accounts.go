@@ -215,6 +215,10 @@ func (s *Session) loggedIn(account string) {
 		return
 	}
 	if s.registered.Load() {
+		if t := s.twinFor(account); t != nil {
+			s.becomeDevice(t)
+			return
+		}
 		s.accountChanged(account)
 	}
 }
@@ -241,8 +245,8 @@ func (s *Session) accountChanged(account string) {
 // using it without being logged in to it is renamed to a guest nick; one
 // logged in to the same account keeps it, and this one keeps its nick.
 func (s *Session) adoptAccountNick(account string) {
-	if s.Nick() == account {
-		return
+	if s.Nick() == account || s.twins() != nil {
+		return // a device has its user's nick
 	}
 	release, ok := s.takeAccountNick(account)
 	if !ok {
@@ -309,7 +313,8 @@ func (s *Session) becomeGuest(why string) {
 }
 
 func handleLOGOUT(s *Session, m *protocol.Message, _ []byte) error {
-	if len(m.Params) > 0 && strings.EqualFold(m.Params[0], "ALL") {
+	all := len(m.Params) > 0 && strings.EqualFold(m.Params[0], "ALL")
+	if all {
 		acct := s.Account()
 		if acct == "" {
 			return failErr("LOGOUT", "NOT_LOGGED_IN", "*", "You are not logged in")
@@ -320,6 +325,9 @@ func handleLOGOUT(s *Session, m *protocol.Message, _ []byte) error {
 			return failErr("LOGOUT", "TEMPORARILY_UNAVAILABLE", "ALL", "Could not revoke your login tokens; try again later (you are still logged in)")
 		}
 		s.notice("Revoked " + strconv.Itoa(tokens) + " login tokens and closed " + strconv.Itoa(conns) + " other connections")
+	}
+	if !all && s.twins() != nil { // after ALL they are on their way out
+		return failErr("LOGOUT", "SHARED_NICK", "*", "Your other devices share this nick and its rooms: disconnect this one instead (QUIT), or LOGOUT ALL to log out everywhere")
 	}
 	s.mu.Lock()
 	account := s.account

@@ -165,11 +165,20 @@ func (s *Session) sayToNick(nick string, sp rooms.Speech) error {
 			s.srv.historyFailed(err)
 		}
 	}
-	if sp.Command != "TAGMSG" || t.Features()&rooms.FeatTags != 0 {
-		t.Send(e.Render(t.Features()))
+	// The target on every device, and the sender's other devices, as
+	// echo-message clients see their own messages.
+	rs := rooms.NewRenderings(e)
+	to := t.withTwins()
+	if g := s.group.Load(); g == nil || g != t.group.Load() {
+		to = append(to, s.twins()...)
+	}
+	for _, d := range to {
+		if d != s && (sp.Command != "TAGMSG" || d.Features()&rooms.FeatTags != 0) {
+			d.Send(rs.For(d.Features()))
+		}
 	}
 	if f := s.Features(); f&rooms.FeatEcho != 0 && (sp.Command != "TAGMSG" || f&rooms.FeatTags != 0) {
-		s.Reply(e.Render(f))
+		s.Reply(rs.For(f))
 	}
 	if away := t.away.Load(); away != nil && sp.Command == "PRIVMSG" {
 		s.numeric(protocol.RPL_AWAY, t.Nick(), *away)

@@ -96,7 +96,7 @@ func handleNICK(s *Session, m *protocol.Message, _ []byte) error {
 		return numErr(protocol.ERR_BANNICKCHANGE, r, "Cannot change nickname while banned in "+r)
 	}
 	s.identMu.Lock()
-	release, ok := s.srv.nicks.rename(s, nick)
+	release, ok := s.srv.nicks.rename(s.nickHolder(), nick)
 	if !ok {
 		s.identMu.Unlock()
 		return numErr(protocol.ERR_NICKNAMEINUSE, nick, "Nickname is already in use")
@@ -134,13 +134,15 @@ func (s *Session) bannedInARoom() string {
 func (s *Session) changeNick(nick string) {
 	e := s.event("NICK", nick)
 	e.ID, e.Origin = s.srv.ids.Next(), s.identity()
-	s.mu.Lock()
-	old := s.nick
-	s.nick = nick
-	s.mu.Unlock()
+	old := s.Nick()
+	for _, t := range s.withTwins() { // the user's every device
+		t.mu.Lock()
+		t.nick = nick
+		t.mu.Unlock()
+	}
 	// Peers first: once the client sees its own NICK, everyone who shares
 	// a room with it has the change queued too.
-	notify(s.updateRooms(rooms.MemberUpdate{Nick: &nick, Event: e}), e, nil)
+	notify(s.addTwins(s.updateRooms(rooms.MemberUpdate{Nick: &nick, Event: e})), e, nil)
 	s.Reply(e.Render(s.Features()))
 	s.renamed(old)
 }
@@ -192,7 +194,15 @@ func (s *Session) completeRegistration() {
 	}
 	account := s.Account()
 	keptNick := false
+	var twin *Session
 	if account != "" {
+		twin = s.twinFor(account)
+	}
+	if twin != nil {
+		// Another device of a connected user: its nick, its rooms.
+		s.srv.nicks.release(s) // the nick the client asked for, never announced
+		s.joinDevices(twin)
+	} else if account != "" {
 		// Logged in with SASL before registering: the account's name is
 		// the nick, as for LOGIN.
 		if release, ok := s.takeAccountNick(account); ok {
@@ -213,6 +223,12 @@ func (s *Session) completeRegistration() {
 	s.pushReadDeadline(time.Now())
 	s.welcome()
 	s.identMu.Unlock()
+	if twin != nil {
+		s.joinTwinRooms(twin)
+		s.notice("You are connected on " + plural(len(s.twins()), "other device") + " as " + s.Nick() + "; you share its rooms (NickServ SET MULTICLIENT OFF to keep connections apart)")
+		s.log().Info().Str("nick", s.Nick()).Str("account", account).Msg("registered as another device")
+		return
+	}
 	s.monitorOnline()
 	if keptNick {
 		s.notice(keepNickNotice(account, s.Nick()))

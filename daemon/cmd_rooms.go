@@ -173,6 +173,7 @@ func (s *Session) joinRoom(name, key string, follow bool) error {
 	s.identMu.Unlock()
 	switch {
 	case err == nil:
+		s.twinsFollowJoin(r.Name())
 	case follow && errors.As(err, new(*rooms.ForwardError)):
 		return err
 	case errors.Is(err, rooms.ErrTooManyRooms):

@@ -206,7 +206,7 @@ func handleAWAY(s *Session, m *protocol.Message, _ []byte) error {
 		return nil
 	}
 	if msg == "" {
-		s.away.Store(nil)
+		s.setAway(nil)
 		notify(s.andWatchers(s.updateRooms(rooms.MemberUpdate{})), s.event("AWAY"), wantsCap(capAwayNotify))
 		s.numeric(protocol.RPL_UNAWAY, "You are no longer marked as being away")
 		return nil
@@ -215,7 +215,7 @@ func handleAWAY(s *Session, m *protocol.Message, _ []byte) error {
 		return err
 	}
 	msg = s.fitKept(protocol.TruncateText(msg, protocol.TopicLen), "AWAY")
-	s.away.Store(&msg)
+	s.setAway(&msg)
 	notify(s.andWatchers(s.updateRooms(rooms.MemberUpdate{})), s.event("AWAY", msg), wantsCap(capAwayNotify))
 	s.numeric(protocol.RPL_NOWAWAY, "You have been marked as being away")
 	return nil

@@ -241,3 +241,7 @@ func commands(ms []protocol.Message) []string {
 	}
 	return out
 }
+
+// separateConnections turns multiclient off: the tests that use it are
+// about two connections of one account that stay two users.
+func separateConnections(c *configs.Config, _ *Options) { c.Accounts.Multiclient = false }

@@ -35,7 +35,7 @@ func hasMarkread(lines []protocol.Message) bool {
 }
 
 func TestMarkReadSyncsAnAccountsClients(t *testing.T) {
-	_, addr := testServer(t)
+	_, addr := testServer(t, separateConnections)
 	laptop := accountClient(t, addr, "alice", "alice", true, "draft/read-marker")
 	phone := accountClient(t, addr, "alicephone", "alice", false, "draft/read-marker")
 	old := accountClient(t, addr, "aliceold", "alice", false) // no read-marker cap

@@ -14,31 +14,32 @@ import (
 // nick or address, so cardinality stays bounded. Counters on the chat path
 // are resolved once (no label lookup per line) and are lock-free.
 type metrics struct {
-	connections    *prometheus.GaugeVec
-	connectsTotal  *prometheus.CounterVec
-	disconnects    *prometheus.CounterVec
-	refused        *prometheus.CounterVec
-	commands       []prometheus.Counter  // by command.idx
-	commandSeconds []prometheus.Observer // by command.idx
-	commandTicks   []atomic.Uint32       // by command.idx: picks the commands timed
-	unknownCommand prometheus.Counter
-	roomMessages   prometheus.Counter
-	deliveries     prometheus.Counter
-	fanout         prometheus.Histogram
-	slowConsumers  prometheus.Counter
-	rooms          prometheus.Gauge
-	roomRestarts   prometheus.Counter
-	flood          *prometheus.CounterVec
-	tooLong        prometheus.Counter
-	invalidInput   prometheus.Counter
-	refusedInput   *prometheus.CounterVec // malformed lines, by reason (refusal* constants)
-	bytesRead      prometheus.Counter
-	bytesWritten   prometheus.Counter
-	limitsHit      *prometheus.CounterVec
-	logins         *prometheus.CounterVec
-	registrations  *prometheus.CounterVec
-	ipLimitAddrs   prometheus.GaugeFunc // per-IP limiter's table size, to watch its memory bound
-	history        *historyMetrics
+	connections     *prometheus.GaugeVec
+	connectsTotal   *prometheus.CounterVec
+	disconnects     *prometheus.CounterVec
+	refused         *prometheus.CounterVec
+	commands        []prometheus.Counter  // by command.idx
+	commandSeconds  []prometheus.Observer // by command.idx
+	commandTicks    []atomic.Uint32       // by command.idx: picks the commands timed
+	unknownCommand  prometheus.Counter
+	roomMessages    prometheus.Counter
+	deliveries      prometheus.Counter
+	fanout          prometheus.Histogram
+	slowConsumers   prometheus.Counter
+	devicesAttached prometheus.Counter
+	rooms           prometheus.Gauge
+	roomRestarts    prometheus.Counter
+	flood           *prometheus.CounterVec
+	tooLong         prometheus.Counter
+	invalidInput    prometheus.Counter
+	refusedInput    *prometheus.CounterVec // malformed lines, by reason (refusal* constants)
+	bytesRead       prometheus.Counter
+	bytesWritten    prometheus.Counter
+	limitsHit       *prometheus.CounterVec
+	logins          *prometheus.CounterVec
+	registrations   *prometheus.CounterVec
+	ipLimitAddrs    prometheus.GaugeFunc // per-IP limiter's table size, to watch its memory bound
+	history         *historyMetrics
 }
 
 func newMetrics(reg *prometheus.Registry, srv *Server) *metrics {
@@ -64,6 +65,9 @@ func newMetrics(reg *prometheus.Registry, srv *Server) *metrics {
 		fanout: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "livechat_fanout_seconds", Help: "Time from a message reaching its room to the last member enqueued.",
 			Buckets: prometheus.ExponentialBuckets(1e-6, 4, 10),
+		}),
+		devicesAttached: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "livechat_multiclient_attaches_total", Help: "Connections that logged in to an account already connected and joined it as another device (multiclient).",
 		}),
 		slowConsumers: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "livechat_slow_consumer_disconnects_total", Help: "Clients dropped because their send queue overflowed, or a long reply to them stalled for ping_timeout.",
@@ -136,7 +140,7 @@ func newMetrics(reg *prometheus.Registry, srv *Server) *metrics {
 	m.unknownCommand = commands.WithLabelValues("unknown")
 	reg.MustRegister(
 		m.connections, m.connectsTotal, m.disconnects, m.refused, commands, commandSeconds,
-		m.roomMessages, m.deliveries, m.fanout, m.slowConsumers, m.rooms, m.roomRestarts,
+		m.roomMessages, m.deliveries, m.fanout, m.slowConsumers, m.devicesAttached, m.rooms, m.roomRestarts,
 		m.flood, m.tooLong, m.invalidInput, m.refusedInput, m.bytesRead, m.bytesWritten,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "livechat_nicks", Help: "Nicks in use."},
 			func() float64 { return float64(srv.nicks.len()) }),

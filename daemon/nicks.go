@@ -208,6 +208,30 @@ func (n *nickRegistry) release(s *Session) {
 	}
 }
 
+// handOver passes the nick s holds, if any, to t, another device of the
+// same user (multiclient), as s disconnects. Not used in a cluster.
+func (n *nickRegistry) handOver(s, t *Session) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	folded, ok := n.bySession[s]
+	if !ok {
+		return
+	}
+	delete(n.bySession, s)
+	if n.nicks[folded] == s {
+		n.nicks[folded] = t
+		n.bySession[t] = folded
+	}
+}
+
+// holds reports whether s holds a nick in the registry.
+func (n *nickRegistry) holds(s *Session) bool {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	_, ok := n.bySession[s]
+	return ok
+}
+
 // elsewhere reports whether another node of the cluster holds nick.
 func (n *nickRegistry) elsewhere(nick string) bool {
 	if n.claims == nil {

@@ -150,7 +150,7 @@ func TestRedactInRoom(t *testing.T) {
 }
 
 func TestRedactLoggedOutCannotTakeAccountsMessages(t *testing.T) {
-	_, addr := testServer(t)
+	_, addr := testServer(t, separateConnections)
 	alice := accountClient(t, addr, "alice", "alice", true, redactCaps...)
 	alice.join("#r")
 	mallory := connectCaps(t, addr, "mallory", redactCaps...)

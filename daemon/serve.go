@@ -46,9 +46,13 @@ func (s *Session) serve() {
 		s.srv.metrics.tooLong.Inc()
 	}
 	s.srv.metrics.disconnected(s.transport, reason)
-	s.leaveAll(reason)
-	s.srv.nicks.release(s)
-	s.gone()
+	s.leaveAll(reason) // a device whose user stays connected leaves quietly
+	if s.leaveDevices() {
+		s.srv.monitors.remove(s, nil) // its own MONITOR list; the user is still online
+	} else {
+		s.srv.nicks.release(s)
+		s.gone()
+	}
 	s.closeWith(reason)
 	s.log().Info().Str("nick", s.Nick()).Str("reason", reason).Msg("disconnected")
 	// Give the final ERROR its chance, but never wait on the client.

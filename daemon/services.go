@@ -50,7 +50,7 @@ func init() {
 		"GHOST":    {1, "GHOST <nick> - disconnect your other connection using <nick>", nsGhost(false)},
 		"RECOVER":  {1, "RECOVER <nick> - take your account's nick back from whoever uses it", nsGhost(true)},
 		"INFO":     {0, "INFO [account] - when an account was registered, and whether it is online", nsInfo},
-		"SET":      {2, "SET PASSWORD <new password> - change your account's password", nsSet},
+		"SET":      {2, "SET PASSWORD <new password> - change your account's password; SET MULTICLIENT ON|OFF|DEFAULT - whether your connections share one nick and its rooms", nsSet},
 		"DROP":     {0, "DROP <account> - delete your account and log out everywhere (name it to confirm)", nsDrop},
 		"LOGOUT": {0, "LOGOUT - log out (LOGOUT)", func(s *Session, _ *service, _ []string) error {
 			return handleLOGOUT(s, &protocol.Message{Command: "LOGOUT"}, nil)
@@ -265,8 +265,9 @@ func nsInfo(s *Session, svc *service, args []string) error {
 }
 
 func nsSet(s *Session, svc *service, args []string) error {
-	if !strings.EqualFold(args[0], "PASSWORD") {
-		return numErr(protocol.ERR_UNKNOWNERROR, "SET", "Only SET PASSWORD <new password> is known")
+	what := strings.ToUpper(args[0])
+	if what != "PASSWORD" && what != "MULTICLIENT" {
+		return numErr(protocol.ERR_UNKNOWNERROR, "SET", "Only SET PASSWORD <new password> and SET MULTICLIENT ON|OFF|DEFAULT are known")
 	}
 	acct := s.Account()
 	if acct == "" {
@@ -274,6 +275,9 @@ func nsSet(s *Session, svc *service, args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), accountTimeout)
 	defer cancel()
+	if what == "MULTICLIENT" {
+		return nsSetMulticlient(ctx, s, svc, acct, args[1])
+	}
 	if err := s.srv.accounts.ChangePassword(ctx, acct, args[1], s.source()); err != nil {
 		_, reply := registerFailure(acct, err, s.srv.accountCfg.MinPasswordLen)
 		return reply
@@ -281,6 +285,37 @@ func nsSet(s *Session, svc *service, args []string) error {
 	s.log().Info().Str("account", acct).Msg("password changed")
 	svc.notice(s, "The password of "+acct+" is changed")
 	return nil
+}
+
+// nsSetMulticlient records whether the account's later connections join
+// its connected one as devices (see twinFor). Connections already joined
+// stay so until they disconnect.
+func nsSetMulticlient(ctx context.Context, s *Session, svc *service, acct, value string) error {
+	value = strings.ToLower(value)
+	switch value {
+	case "on", "off":
+	case "default":
+		value = ""
+	default:
+		return numErr(protocol.ERR_UNKNOWNERROR, "SET", "SET MULTICLIENT takes ON, OFF or DEFAULT")
+	}
+	if err := s.srv.accounts.SetMulticlient(ctx, acct, value); err != nil {
+		s.log().Error().Err(err).Str("account", acct).Msg("set multiclient failed")
+		return numErr(protocol.ERR_UNKNOWNERROR, "SET", "Could not save the setting; try again later")
+	}
+	state := "off"
+	if s.srv.multiclientFor(acct) {
+		state = "on"
+	}
+	svc.notice(s, "Multiclient for "+acct+" is now "+state+": "+multiclientMeaning(state == "on"))
+	return nil
+}
+
+func multiclientMeaning(on bool) string {
+	if on {
+		return "a connection that logs in to it joins your connected one, with the same nick and rooms"
+	}
+	return "a connection that logs in to it keeps a nick of its own"
 }
 
 // nsDrop deletes the session's account once the user names it: one stray

@@ -170,7 +170,7 @@ func TestNickServ(t *testing.T) {
 
 // RECOVER renames whoever holds the account's nick to a guest.
 func TestNickServRecover(t *testing.T) {
-	_, addr := testServer(t)
+	_, addr := testServer(t, separateConnections)
 	owner := connect(t, addr, "recov")
 	owner.send("REGISTER recov long-enough-pw", "LOGOUT")
 	owner.expect(protocol.RPL_LOGGEDOUT)

@@ -89,6 +89,9 @@ type Session struct {
 	guestMarkers map[string]time.Time
 
 	registered atomic.Bool // other sessions look before messaging or listing it
+	// group is the user's devices when one account is connected on
+	// several (multiclient); nil for a single connection.
+	group atomic.Pointer[devices]
 	// identMu orders the session's nick changes against its registration:
 	// its own NICK and welcome, and another session's eviction of it
 	// (becomeGuest). Without it an eviction racing the welcome could be

@@ -61,7 +61,8 @@ type record struct {
 	// SCRAM came later within version 1: older code drops it when it
 	// rewrites a record (a password change), which is what a password
 	// change must do anyway.
-	SCRAM string `json:"scram,omitempty"`
+	SCRAM       string `json:"scram,omitempty"`
+	Multiclient string `json:"multiclient,omitempty"` // as SCRAM: older code drops it on a password change
 }
 
 // fileStore is a Store in a bbolt file. bbolt serialises writers and fsyncs
@@ -206,6 +207,15 @@ func (s *fileStore) Get(ctx context.Context, name string) (Account, error) {
 }
 
 func (s *fileStore) SetPassword(ctx context.Context, name, hash, scram string) error {
+	return s.update(ctx, name, func(rec *record) { rec.Hash, rec.SCRAM = hash, scram })
+}
+
+func (s *fileStore) SetMulticlient(ctx context.Context, name, value string) error {
+	return s.update(ctx, name, func(rec *record) { rec.Multiclient = value })
+}
+
+// update changes the record of name in one transaction.
+func (s *fileStore) update(ctx context.Context, name string, change func(*record)) error {
 	if checkName(name) != nil {
 		return ErrNotFound
 	}
@@ -223,7 +233,7 @@ func (s *fileStore) SetPassword(ctx context.Context, name, hash, scram string) e
 		if err := json.Unmarshal(v, &rec); err != nil {
 			return err
 		}
-		rec.Hash, rec.SCRAM = hash, scram
+		change(&rec)
 		nv, err := json.Marshal(rec)
 		if err != nil {
 			return err

@@ -35,6 +35,12 @@ func (s *Service) ChangePassword(ctx context.Context, name, password, source str
 	return s.store.SetPassword(ctx, name, hash, scramKeys)
 }
 
+// SetMulticlient records whether the account's connections share its nick
+// and rooms: "on", "off", or "" for the server's default.
+func (s *Service) SetMulticlient(ctx context.Context, name, value string) error {
+	return s.store.SetMulticlient(ctx, name, value)
+}
+
 // Drop deletes the account name and what is kept for it (tokens,
 // certificate fingerprints, read markers). ErrNotFound if absent.
 func (s *Service) Drop(ctx context.Context, name string) error {

@@ -64,6 +64,14 @@ func (m *memStore) Get(ctx context.Context, name string) (Account, error) {
 }
 
 func (m *memStore) SetPassword(ctx context.Context, name, hash, scram string) error {
+	return m.update(ctx, name, func(a *Account) { a.Hash, a.SCRAM = hash, scram })
+}
+
+func (m *memStore) SetMulticlient(ctx context.Context, name, value string) error {
+	return m.update(ctx, name, func(a *Account) { a.Multiclient = value })
+}
+
+func (m *memStore) update(ctx context.Context, name string, change func(*Account)) error {
 	if err := checkName(name); err != nil {
 		return ErrNotFound
 	}
@@ -77,7 +85,7 @@ func (m *memStore) SetPassword(ctx context.Context, name, hash, scram string) er
 	if !ok {
 		return ErrNotFound
 	}
-	a.Hash, a.SCRAM = hash, scram
+	change(&a)
 	m.byKey[key] = a
 	return nil
 }

@@ -57,6 +57,9 @@ type Account struct {
 	// that has not logged in with its password since SCRAM came. Stores
 	// keep it as an opaque string; Service leaves it empty in results.
 	SCRAM string
+	// Multiclient is the account's own choice for several connections at
+	// once sharing its nick: "on", "off", or "" for the server's default.
+	Multiclient string
 }
 
 // Store persists accounts keyed by Fold(name).
@@ -77,6 +80,9 @@ type Store interface {
 	// come from one password, and keys left from an old password would
 	// still let it in. ErrNotFound if absent.
 	SetPassword(ctx context.Context, name, hash, scram string) error
+	// SetMulticlient records the account's multiclient choice ("on",
+	// "off" or ""). ErrNotFound if absent.
+	SetMulticlient(ctx context.Context, name, value string) error
 	// Delete removes name case-insensitively. ErrNotFound if absent.
 	Delete(ctx context.Context, name string) error
 	// Count returns the number of accounts.

@@ -72,6 +72,8 @@ type record struct {
 	Created time.Time `json:"created"`
 	Data    string    `json:"data"`
 	SCRAM   string    `json:"scram,omitempty"`
+	// Multiclient: the account's choice ("on", "off"), "" for the default.
+	Multiclient string `json:"multiclient,omitempty"`
 }
 
 // OpenAccounts opens the account buckets, creating them if needed, and
@@ -256,7 +258,7 @@ func (a *Accounts) Get(ctx context.Context, name string) (accounts.Account, erro
 	if err != nil {
 		return accounts.Account{}, err
 	}
-	return accounts.Account{Name: rec.Name, Hash: rec.Hash, Created: rec.Created, SCRAM: rec.SCRAM}, nil
+	return accounts.Account{Name: rec.Name, Hash: rec.Hash, Created: rec.Created, SCRAM: rec.SCRAM, Multiclient: rec.Multiclient}, nil
 }
 
 // List reads the whole bucket; it is for admin tools.
@@ -294,7 +296,7 @@ func (a *Accounts) List(ctx context.Context) ([]accounts.Account, error) {
 	})
 	out := make([]accounts.Account, 0, len(all))
 	for _, k := range all {
-		out = append(out, accounts.Account{Name: k.rec.Name, Hash: k.rec.Hash, Created: k.rec.Created, SCRAM: k.rec.SCRAM})
+		out = append(out, accounts.Account{Name: k.rec.Name, Hash: k.rec.Hash, Created: k.rec.Created, SCRAM: k.rec.SCRAM, Multiclient: k.rec.Multiclient})
 	}
 	return out, nil
 }
@@ -332,6 +334,16 @@ func readOnce(ctx context.Context, kv jetstream.KeyValue, fn func(jetstream.KeyV
 // SetPassword replaces the hash and SCRAM keys with a compare-and-set: a
 // concurrent Delete or SetPassword on another node is not undone.
 func (a *Accounts) SetPassword(ctx context.Context, name, hash, scram string) error {
+	return a.update(ctx, name, "set password", func(rec *record) { rec.Hash, rec.SCRAM = hash, scram })
+}
+
+// SetMulticlient records the account's multiclient choice, with the same
+// compare-and-set as SetPassword.
+func (a *Accounts) SetMulticlient(ctx context.Context, name, value string) error {
+	return a.update(ctx, name, "set multiclient", func(rec *record) { rec.Multiclient = value })
+}
+
+func (a *Accounts) update(ctx context.Context, name, what string, change func(*record)) error {
 	if !validName(name) {
 		return accounts.ErrNotFound
 	}
@@ -346,14 +358,14 @@ func (a *Accounts) SetPassword(ctx context.Context, name, hash, scram string) er
 		if err != nil {
 			return err
 		}
-		rec.Hash, rec.SCRAM = hash, scram
+		change(&rec)
 		val, err := json.Marshal(rec)
 		if err != nil {
 			return wrap("encode account", err)
 		}
 		_, err = a.accts.Update(ctx, k, val, rev)
 		if err != nil && !conflict(err) {
-			return wrap("set password", err)
+			return wrap(what, err)
 		}
 		return err
 	})

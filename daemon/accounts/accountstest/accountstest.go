@@ -158,6 +158,19 @@ func testContract(t *testing.T, suite Suite) {
 	if err := s.SetPassword(bg, "bob", "h", ""); !errors.Is(err, accounts.ErrNotFound) {
 		t.Fatalf("SetPassword(bob) = %v", err)
 	}
+	// The multiclient choice is kept, and a password change keeps it.
+	if err := s.SetMulticlient(bg, "ALICE", "off"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetPassword(bg, "alice", "h5", "s5"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Get(bg, "alice"); got.Multiclient != "off" || got.Hash != "h5" {
+		t.Fatalf("after SetMulticlient and SetPassword: %+v", got)
+	}
+	if err := s.SetMulticlient(bg, "bob", "on"); !errors.Is(err, accounts.ErrNotFound) {
+		t.Fatalf("SetMulticlient(bob) = %v", err)
+	}
 	// Non-ASCII letters are not folded: only ASCII is.
 	if err := s.Create(bg, accounts.Account{Name: "Ärger"}); err != nil {
 		t.Fatal(err)

@@ -1,0 +1,184 @@
+package daemon
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/livechat/livechat/protocol"
+)
+
+// saslDevice connects an IRC client that logs in to account with SASL
+// PLAIN before registering, as irssi, WeeChat and The Lounge do, with
+// caps, and reads up to the end of the MOTD.
+func saslDevice(t *testing.T, addr, nick, account string, caps ...string) *client {
+	t.Helper()
+	c := dial(t, addr)
+	c.nick = nick
+	c.send("CAP LS 302", "NICK "+nick, "USER "+nick+" 0 * :"+nick)
+	c.capLS()
+	c.send("CAP REQ :" + strings.Join(append([]string{"sasl"}, caps...), " "))
+	if ack, _ := c.expect("CAP"); ack.Param(1) != "ACK" {
+		t.Fatalf("CAP REQ: %q", ack.String())
+	}
+	c.send("AUTHENTICATE PLAIN")
+	c.expect("AUTHENTICATE")
+	c.send("AUTHENTICATE " + saslPlain(account, testPassword))
+	c.expect(protocol.RPL_SASLSUCCESS)
+	c.send("CAP END")
+	c.expectEndOfMOTD()
+	return c
+}
+
+// One account on a laptop and a phone: the phone gets the laptop's nick and
+// rooms, each device sees what the other sends, peers see one user, and
+// the user leaves only when the last device goes or one of them PARTs.
+func TestMulticlientDevicesShareNickAndRooms(t *testing.T) {
+	_, addr := testServer(t)
+	laptop := accountClient(t, addr, "alice", "alice", true, "echo-message")
+	laptop.join("#room")
+	bob := connect(t, addr, "bob")
+	bob.join("#room")
+	laptop.sync()
+
+	phone := saslDevice(t, addr, "alicephone", "alice")
+	m, _ := phone.expect("JOIN")
+	if m.Source != "alice" && !strings.HasPrefix(m.Source, "alice!") || m.Param(0) != "#room" {
+		t.Fatalf("phone: want alice's JOIN #room, got %q", m.String())
+	}
+	names, _ := phone.expect(protocol.RPL_NAMREPLY)
+	if got := names.Param(3); strings.Count(got, "alice") != 1 || !strings.Contains(got, "bob") {
+		t.Fatalf("phone's NAMES %q: want alice once and bob", got)
+	}
+	phone.expect(protocol.RPL_ENDOFNAMES)
+	for _, l := range bob.sync() {
+		if l.Command == "JOIN" || l.Command == "QUIT" {
+			t.Fatalf("bob heard of the second device: %q", l.String())
+		}
+	}
+
+	bob.send("PRIVMSG #room :hello alice")
+	for _, c := range []*client{laptop, phone} {
+		if m, _ := c.expect("PRIVMSG"); m.Param(1) != "hello alice" {
+			t.Fatalf("%s: %q", c.nick, m.String())
+		}
+	}
+	phone.send("PRIVMSG #room :from my phone")
+	for _, c := range []*client{laptop, bob} {
+		if m, _ := c.expect("PRIVMSG"); m.Param(1) != "from my phone" || !strings.HasPrefix(m.Source, "alice!") {
+			t.Fatalf("%s: %q", c.nick, m.String())
+		}
+	}
+	// Private messages reach every device, and one device's reply shows
+	// on the other as its own message would.
+	bob.send("PRIVMSG alice :psst")
+	for _, c := range []*client{laptop, phone} {
+		if m, _ := c.expect("PRIVMSG"); m.Param(0) != "alice" || m.Param(1) != "psst" {
+			t.Fatalf("%s: %q", c.nick, m.String())
+		}
+	}
+	laptop.send("PRIVMSG bob :hi from the laptop")
+	if m, _ := phone.expect("PRIVMSG"); m.Param(0) != "bob" || m.Param(1) != "hi from the laptop" || !strings.HasPrefix(m.Source, "alice!") {
+		t.Fatalf("phone: want the laptop's message to bob, got %q", m.String())
+	}
+	bob.expect("PRIVMSG")
+
+	// A nick change from one device renames the user everywhere, once.
+	phone.send("NICK alicia")
+	for _, c := range []*client{laptop, phone, bob} {
+		if m, _ := c.expect("NICK"); m.Param(0) != "alicia" {
+			t.Fatalf("%s: %q", c.nick, m.String())
+		}
+	}
+	bob.send("WHOIS alicia")
+	bob.expect(protocol.RPL_WHOISUSER)
+
+	// The laptop goes: nobody sees a QUIT, the nick stays with the phone.
+	laptop.send("QUIT :closing the lid")
+	laptop.expect("ERROR")
+	bob.send("PRIVMSG alicia :still there?")
+	if m, _ := phone.expect("PRIVMSG"); m.Param(1) != "still there?" {
+		t.Fatalf("phone: %q", m.String())
+	}
+	for _, l := range bob.sync() {
+		if l.Command == "QUIT" {
+			t.Fatalf("bob saw a device leave: %q", l.String())
+		}
+	}
+	other := connect(t, addr, "mallory")
+	other.send("NICK alicia")
+	if m, _ := other.expect(protocol.ERR_NICKNAMEINUSE); m.Param(1) != "alicia" {
+		t.Fatalf("the nick was freed with a device still on: %q", m.String())
+	}
+
+	// The last device PARTs, then quits: bob sees both, once.
+	phone.send("PART #room :bye")
+	if m, _ := bob.expect("PART"); !strings.HasPrefix(m.Source, "alicia!") {
+		t.Fatalf("bob: %q", m.String())
+	}
+	phone.send("QUIT")
+	phone.expect("ERROR")
+	other.sync()
+	other.send("NICK alicia")
+	if m, _ := other.expect("NICK"); m.Param(0) != "alicia" {
+		t.Fatalf("nick not free after the last device left: %q", m.String())
+	}
+}
+
+// A PART from one device takes the user out of the room on all of them,
+// a JOIN from one brings all of them in, and LOGOUT of one device is
+// refused with a reason.
+func TestMulticlientJoinAndPartFollowTheUser(t *testing.T) {
+	_, addr := testServer(t)
+	laptop := accountClient(t, addr, "carol", "carol", true)
+	phone := saslDevice(t, addr, "carolphone", "carol")
+	phone.sync()
+	laptop.sync()
+
+	laptop.send("JOIN #new")
+	laptop.expect(protocol.RPL_ENDOFNAMES)
+	if m, _ := phone.expect("JOIN"); m.Param(0) != "#new" {
+		t.Fatalf("phone: %q", m.String())
+	}
+	phone.expect(protocol.RPL_ENDOFNAMES)
+	phone.send("PART #new")
+	for _, c := range []*client{phone, laptop} {
+		if m, _ := c.expect("PART"); m.Param(0) != "#new" {
+			t.Fatalf("%s: %q", c.nick, m.String())
+		}
+	}
+	laptop.send("NAMES #new")
+	m, skipped := laptop.expect(protocol.RPL_ENDOFNAMES)
+	if m.Param(1) != "#new" {
+		t.Fatalf("laptop: %q", m.String())
+	}
+	for _, l := range skipped {
+		if l.Command == protocol.RPL_NAMREPLY {
+			t.Fatalf("laptop still sees #new's members after the PART: %q", l.String())
+		}
+	}
+	phone.send("LOGOUT")
+	if m, _ := phone.expect("FAIL"); m.Param(1) != "SHARED_NICK" {
+		t.Fatalf("LOGOUT of one device: %q", m.String())
+	}
+}
+
+// With NickServ SET MULTICLIENT OFF, the account's second connection
+// keeps a nick of its own, as with accounts.multiclient false.
+func TestMulticlientOffForAnAccount(t *testing.T) {
+	_, addr := testServer(t)
+	first := accountClient(t, addr, "dave", "dave", true)
+	first.send("PRIVMSG NickServ :SET MULTICLIENT OFF")
+	if m, _ := first.expect("NOTICE"); !strings.Contains(m.Param(1), "Multiclient for dave is now off") {
+		t.Fatalf("SET MULTICLIENT: %q", m.String())
+	}
+	second := saslDevice(t, addr, "davephone", "dave")
+	second.send("JOIN #x")
+	second.expect(protocol.RPL_ENDOFNAMES)
+	if got := first.sync(); len(got) != 0 {
+		t.Fatalf("the first connection got %q from a connection kept apart", got)
+	}
+	second.send("WHOIS davephone")
+	if m, _ := second.expect(protocol.RPL_WHOISUSER); m.Param(1) != "davephone" {
+		t.Fatalf("second connection's nick: %q", m.String())
+	}
+}
