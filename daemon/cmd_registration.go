@@ -135,11 +135,7 @@ func (s *Session) changeNick(nick string) {
 	e := s.event("NICK", nick)
 	e.ID, e.Origin = s.srv.ids.Next(), s.identity()
 	old := s.Nick()
-	for _, t := range s.withTwins() { // the user's every device
-		t.mu.Lock()
-		t.nick = nick
-		t.mu.Unlock()
-	}
+	s.setNick(nick)
 	// Peers first: once the client sees its own NICK, everyone who shares
 	// a room with it has the change queued too.
 	notify(s.addTwins(s.updateRooms(rooms.MemberUpdate{Nick: &nick, Event: e})), e, nil)
@@ -198,11 +194,10 @@ func (s *Session) completeRegistration() {
 	if account != "" {
 		twin = s.twinFor(account)
 	}
-	if twin != nil {
-		// Another device of a connected user: its nick, its rooms.
-		s.srv.nicks.release(s) // the nick the client asked for, never announced
-		s.joinDevices(twin)
-	} else if account != "" {
+	if twin != nil && !s.joinDevices(twin) { // another device of a connected user: its nick, its rooms
+		twin = nil
+	}
+	if twin == nil && account != "" {
 		// Logged in with SASL before registering: the account's name is
 		// the nick, as for LOGIN.
 		if release, ok := s.takeAccountNick(account); ok {

@@ -15,8 +15,9 @@ import (
 // its own capabilities and send queue; rooms know them as one member
 // (rooms.Member.Twin), the nick registry knows the first of them.
 type devices struct {
-	mu  sync.Mutex
-	all []*Session
+	mu   sync.Mutex
+	all  []*Session
+	done bool // the last device left: nobody joins it any more
 }
 
 // twins returns the session's other devices, or nil.
@@ -71,26 +72,54 @@ func (s *Session) twinFor(account string) *Session {
 	return nil
 }
 
-// joinDevices makes s one more device of t's user: s takes t's nick and
-// away message. The caller then shows s the welcome (if s is registering)
-// and joins it to t's rooms (joinTwinRooms).
-func (s *Session) joinDevices(t *Session) {
+// joinDevices makes s one more device of t's user: s gives up its own
+// nick and takes t's, and t's away message. It reports false, changing
+// nothing, when t has left meanwhile. The caller then shows s the welcome
+// (if s is registering) and joins it to t's rooms (joinTwinRooms).
+func (s *Session) joinDevices(t *Session) bool {
 	g := t.group.Load()
 	if g == nil {
 		g = &devices{all: []*Session{t}}
 		if !t.group.CompareAndSwap(nil, g) {
-			g = t.group.Load()
+			g = t.group.Load() // made by another device, or t is leaving
 		}
 	}
 	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.done || !slices.Contains(g.all, t) {
+		return false
+	}
+	s.srv.nicks.release(s)
 	g.all = append(g.all, s)
 	s.group.Store(g)
-	g.mu.Unlock()
+	// Under g.mu, as renames set every device's nick (setNick): s gets
+	// the name from before or after a rename racing this, never a stale one.
 	s.mu.Lock()
 	s.nick = t.Nick()
 	s.mu.Unlock()
 	s.away.Store(t.away.Load())
 	s.srv.metrics.devicesAttached.Inc()
+	return true
+}
+
+// setNick renames the user on every device.
+func (s *Session) setNick(nick string) {
+	set := func(t *Session) {
+		t.mu.Lock()
+		t.nick = nick
+		t.mu.Unlock()
+	}
+	g := s.group.Load()
+	if g == nil {
+		set(s)
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	set(s)
+	for _, t := range g.all {
+		set(t)
+	}
 }
 
 // joinTwinRooms joins s to every room t is in, as t's other device.
@@ -136,12 +165,17 @@ func (s *Session) twinsFollowJoin(name string) {
 func (s *Session) leaveDevices() bool {
 	g := s.group.Load()
 	if g == nil {
-		return false
+		// A connection joining s as a device from now on finds it gone.
+		if s.group.CompareAndSwap(nil, &devices{done: true}) {
+			return false
+		}
+		g = s.group.Load()
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.all = slices.DeleteFunc(g.all, func(t *Session) bool { return t == s })
 	if len(g.all) == 0 {
+		g.done = true
 		return false
 	}
 	// Under g.mu: a device leaving at the same time finds the nick
@@ -197,9 +231,13 @@ func (s *Session) becomeDevice(t *Session) {
 	oldPrefix, old := s.prefix(), s.Nick()
 	s.leaveAll("Joined their other connection as " + t.Nick())
 	s.identMu.Lock()
-	s.srv.nicks.release(s)
-	s.joinDevices(t)
+	joined := s.joinDevices(t)
 	s.identMu.Unlock()
+	if !joined {
+		s.accountChanged(s.Account()) // as an ordinary login, in no room now
+		s.adoptAccountNick(s.Account())
+		return
+	}
 	s.reply(protocol.Message{Source: oldPrefix, Command: "NICK", Params: []string{s.Nick()}})
 	s.srv.whowas.record(s, old)
 	s.srv.monitorNotify(old, protocol.RPL_MONOFFLINE, old)

@@ -182,3 +182,38 @@ func TestMulticlientOffForAnAccount(t *testing.T) {
 		t.Fatalf("second connection's nick: %q", m.String())
 	}
 }
+
+// A device joining while the user's only other connection quits either
+// joins it or becomes the user on its own; either way exactly one user
+// holds the nick afterwards, and a stranger cannot take it.
+func TestMulticlientJoinRacesLastDeviceLeaving(t *testing.T) {
+	_, addr := testServer(t)
+	accountClient(t, addr, "erin", "erin", true).send("QUIT")
+	for i := range 20 {
+		first := saslDevice(t, addr, "erin1", "erin")
+		first.join("#r")
+		done := make(chan *client)
+		go func() {
+			first.send("QUIT")
+			done <- nil
+		}()
+		second := saslDevice(t, addr, "erinphone", "erin")
+		<-done
+		second.send("WHOIS erin")
+		if m, _ := second.expect(protocol.RPL_WHOISUSER); m.Param(1) != "erin" {
+			t.Fatalf("round %d: erin is not online: %q", i, m.String())
+		}
+		stranger := connect(t, addr, "stranger")
+		stranger.send("NICK erin")
+		got := stranger.sync()
+		for _, l := range got {
+			if l.Command == "NICK" {
+				t.Fatalf("round %d: a stranger took erin while a device of erin is connected", i)
+			}
+		}
+		stranger.send("QUIT")
+		stranger.expect("ERROR")
+		second.send("QUIT")
+		second.expect("ERROR")
+	}
+}

@@ -10,7 +10,11 @@ func (r *Room) doJoin(m Member, key string) error {
 	if _, ok := r.index[m.Client]; ok {
 		return ErrAlreadyMember
 	}
-	if i, ok := r.index[m.Twin]; ok && m.Twin != nil {
+	if m.Twin != nil {
+		i, ok := r.index[m.Twin]
+		if !ok {
+			return ErrNotMember // the user left meanwhile: not a join of its own
+		}
 		r.attach(r.members[i], m)
 		return nil
 	}

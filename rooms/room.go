@@ -86,7 +86,8 @@ type Member struct {
 	// Twin is another connection of the same user (one account on several
 	// devices), or nil. If Twin is in the room, the joiner becomes one
 	// more device of that membership: it is shown the room as a joiner
-	// is, and nobody else hears of it. Only for rooms run on this node.
+	// is, and nobody else hears of it; if not, the join fails with
+	// ErrNotMember. Only for rooms run on this node.
 	Twin Client
 }
 
