@@ -229,11 +229,13 @@ func handleSETNAME(s *Session, m *protocol.Message, _ []byte) error {
 		return failErr("SETNAME", "INVALID_REALNAME", "Real names may not contain control characters")
 	}
 	name = s.fitRealname(protocol.TruncateText(name, protocol.TopicLen))
-	s.mu.Lock()
-	s.realname = name
-	s.mu.Unlock()
+	for _, t := range s.withTwins() { // one user on every device
+		t.mu.Lock()
+		t.realname = name
+		t.mu.Unlock()
+	}
 	e := s.event("SETNAME", name)
-	notify(s.andWatchers(s.updateRooms(rooms.MemberUpdate{Realname: &name})), e, wantsCap(capSetname))
+	notify(s.andWatchers(s.addTwins(s.updateRooms(rooms.MemberUpdate{Realname: &name}))), e, wantsCap(capSetname))
 	if s.hasCap(capSetname) {
 		s.Reply(e.Render(s.Features()))
 	}
