@@ -210,6 +210,14 @@ func (s *fileStore) SetPassword(ctx context.Context, name, hash, scram string) e
 	return s.update(ctx, name, func(rec *record) { rec.Hash, rec.SCRAM = hash, scram })
 }
 
+func (s *fileStore) Rehash(ctx context.Context, name, oldHash, hash, scram string) error {
+	return s.update(ctx, name, func(rec *record) {
+		if rec.Hash == oldHash {
+			rec.Hash, rec.SCRAM = hash, scram
+		}
+	})
+}
+
 func (s *fileStore) SetMulticlient(ctx context.Context, name, value string) error {
 	return s.update(ctx, name, func(rec *record) { rec.Multiclient = value })
 }

@@ -67,6 +67,14 @@ func (m *memStore) SetPassword(ctx context.Context, name, hash, scram string) er
 	return m.update(ctx, name, func(a *Account) { a.Hash, a.SCRAM = hash, scram })
 }
 
+func (m *memStore) Rehash(ctx context.Context, name, oldHash, hash, scram string) error {
+	return m.update(ctx, name, func(a *Account) {
+		if a.Hash == oldHash {
+			a.Hash, a.SCRAM = hash, scram
+		}
+	})
+}
+
 func (m *memStore) SetMulticlient(ctx context.Context, name, value string) error {
 	return m.update(ctx, name, func(a *Account) { a.Multiclient = value })
 }

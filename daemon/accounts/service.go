@@ -363,7 +363,7 @@ func (s *Service) Login(ctx context.Context, name, password, ip string) (Account
 		}
 		// Detached from ctx: the hash is already paid for, and a client
 		// that disconnects right after logging in should not waste it.
-		_ = s.store.SetPassword(context.WithoutCancel(ctx), key, hash, keys)
+		_ = s.store.Rehash(context.WithoutCancel(ctx), key, acct.Hash, hash, keys)
 	}
 	acct.Hash, acct.SCRAM = "", ""
 	return acct, nil

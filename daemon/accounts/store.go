@@ -80,6 +80,11 @@ type Store interface {
 	// come from one password, and keys left from an old password would
 	// still let it in. ErrNotFound if absent.
 	SetPassword(ctx context.Context, name, hash, scram string) error
+	// Rehash replaces the hash and SCRAM keys only if the stored hash is
+	// still oldHash: a login that upgrades them (new cost parameters, SCRAM
+	// keys for an old account) must not undo a password change that raced
+	// it. No change and nil otherwise; ErrNotFound if absent.
+	Rehash(ctx context.Context, name, oldHash, hash, scram string) error
 	// SetMulticlient records the account's multiclient choice ("on",
 	// "off" or ""). ErrNotFound if absent.
 	SetMulticlient(ctx context.Context, name, value string) error

@@ -337,6 +337,16 @@ func (a *Accounts) SetPassword(ctx context.Context, name, hash, scram string) er
 	return a.update(ctx, name, "set password", func(rec *record) { rec.Hash, rec.SCRAM = hash, scram })
 }
 
+// Rehash replaces the hash and SCRAM keys if the hash is still oldHash;
+// the compare-and-set on the revision makes the check and the write one.
+func (a *Accounts) Rehash(ctx context.Context, name, oldHash, hash, scram string) error {
+	return a.update(ctx, name, "rehash", func(rec *record) {
+		if rec.Hash == oldHash {
+			rec.Hash, rec.SCRAM = hash, scram
+		}
+	})
+}
+
 // SetMulticlient records the account's multiclient choice, with the same
 // compare-and-set as SetPassword.
 func (a *Accounts) SetMulticlient(ctx context.Context, name, value string) error {

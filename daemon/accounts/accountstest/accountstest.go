@@ -158,6 +158,20 @@ func testContract(t *testing.T, suite Suite) {
 	if err := s.SetPassword(bg, "bob", "h", ""); !errors.Is(err, accounts.ErrNotFound) {
 		t.Fatalf("SetPassword(bob) = %v", err)
 	}
+	// A rehash applies only over the hash it was computed from: a password
+	// changed meanwhile stays.
+	if err := s.Rehash(bg, "alice", "h4", "h4b", "s4b"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Get(bg, "alice"); got.Hash != "h4b" || got.SCRAM != "s4b" {
+		t.Fatalf("after Rehash: %+v", got)
+	}
+	if err := s.Rehash(bg, "alice", "h4", "stale", "stale"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Get(bg, "alice"); got.Hash != "h4b" {
+		t.Fatalf("a stale Rehash undid a newer password: %+v", got)
+	}
 	// The multiclient choice is kept, and a password change keeps it.
 	if err := s.SetMulticlient(bg, "ALICE", "off"); err != nil {
 		t.Fatal(err)
