@@ -168,12 +168,12 @@ func (s *Session) sayToNick(nick string, sp rooms.Speech) error {
 	// The target on every device, and the sender's other devices, as
 	// echo-message clients see their own messages.
 	rs := rooms.NewRenderings(e)
-	to := t.withTwins()
+	to := t.withTwins() // s too, when s writes to its own nick
 	if g := s.group.Load(); g == nil || g != t.group.Load() {
 		to = append(to, s.twins()...)
 	}
 	for _, d := range to {
-		if d != s && (sp.Command != "TAGMSG" || d.Features()&rooms.FeatTags != 0) {
+		if sp.Command != "TAGMSG" || d.Features()&rooms.FeatTags != 0 {
 			d.Send(rs.For(d.Features()))
 		}
 	}

@@ -217,3 +217,16 @@ func TestMulticlientJoinRacesLastDeviceLeaving(t *testing.T) {
 		second.expect("ERROR")
 	}
 }
+
+// A message to one's own nick arrives as a message (and once more as the
+// echo for echo-message), with or without other devices.
+func TestMessageToOwnNick(t *testing.T) {
+	_, addr := testServer(t)
+	c := connectCaps(t, addr, "narcissus", "echo-message")
+	c.send("PRIVMSG narcissus :note to self")
+	for i := range 2 {
+		if m, _ := c.expect("PRIVMSG"); m.Param(1) != "note to self" {
+			t.Fatalf("copy %d: %q", i, m.String())
+		}
+	}
+}
