@@ -326,7 +326,7 @@ func handleLOGOUT(s *Session, m *protocol.Message, _ []byte) error {
 		}
 		s.notice("Revoked " + strconv.Itoa(tokens) + " login tokens and closed " + strconv.Itoa(conns) + " other connections")
 	}
-	if !all && s.twins() != nil { // after ALL they are on their way out
+	if !all && s.liveTwins() { // after ALL (or DROP) they are on their way out
 		return failErr("LOGOUT", "SHARED_NICK", "*", "Your other devices share this nick and its rooms: disconnect this one instead (QUIT), or LOGOUT ALL to log out everywhere")
 	}
 	s.mu.Lock()

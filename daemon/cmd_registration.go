@@ -95,6 +95,15 @@ func handleNICK(s *Session, m *protocol.Message, _ []byte) error {
 	if r := s.bannedInARoom(); r != "" {
 		return numErr(protocol.ERR_BANNICKCHANGE, r, "Cannot change nickname while banned in "+r)
 	}
+	if !s.registered.Load() && s.asksForTwinNick(nick) {
+		// A device logged in by SASL asking for its user's nick: it
+		// gets it when it registers (completeRegistration).
+		s.mu.Lock()
+		s.nick = nick
+		s.mu.Unlock()
+		s.tryRegister()
+		return nil
+	}
 	s.identMu.Lock()
 	release, ok := s.srv.nicks.rename(s.nickHolder(), nick)
 	if !ok {
@@ -208,6 +217,15 @@ func (s *Session) completeRegistration() {
 		} else {
 			keptNick = true
 		}
+	}
+	if twin == nil && !s.srv.nicks.holds(s) {
+		// It asked for its user's nick as a device (asksForTwinNick) and
+		// the user left meanwhile without the nick becoming its own.
+		nick, release := s.srv.nicks.claimGuest(s)
+		release()
+		s.mu.Lock()
+		s.nick = nick
+		s.mu.Unlock()
 	}
 	if !s.strict {
 		s.setMode(modeTerminal, true) // before the welcome: it is worded for them

@@ -37,6 +37,17 @@ func (s *Session) twins() []*Session {
 	return out
 }
 
+// liveTwins reports whether the session has other devices that are not
+// closing.
+func (s *Session) liveTwins() bool {
+	for _, t := range s.twins() {
+		if t.closeReason() == "" {
+			return true
+		}
+	}
+	return false
+}
+
 // withTwins returns the session and its other devices.
 func (s *Session) withTwins() []*Session {
 	return append([]*Session{s}, s.twins()...)
@@ -70,6 +81,18 @@ func (s *Session) twinFor(account string) *Session {
 		}
 	}
 	return nil
+}
+
+// asksForTwinNick reports whether nick, asked for by a connection that
+// logged in by SASL before registering, is the nick of its account's
+// connected user, whom it will join as a device.
+func (s *Session) asksForTwinNick(nick string) bool {
+	account := s.Account()
+	if account == "" {
+		return false
+	}
+	h := s.srv.nicks.get(nick)
+	return h != nil && h != s && protocol.FoldNick(h.Account()) == protocol.FoldNick(account) && s.twinFor(account) != nil
 }
 
 // joinDevices makes s one more device of t's user: s gives up its own
