@@ -230,3 +230,16 @@ func TestMessageToOwnNick(t *testing.T) {
 		}
 	}
 }
+
+// A client that logs in by SASL and asks for the nick its other
+// connection holds (as every client configured with the account's nick
+// does) joins that connection instead of getting 433.
+func TestMulticlientDeviceAsksForItsNick(t *testing.T) {
+	_, addr := testServer(t)
+	first := accountClient(t, addr, "gina", "gina", true)
+	first.join("#g")
+	second := saslDevice(t, addr, "gina", "gina")
+	if m, _ := second.expect("JOIN"); m.Param(0) != "#g" || !strings.HasPrefix(m.Source, "gina!") {
+		t.Fatalf("second: %q", m.String())
+	}
+}
