@@ -238,7 +238,15 @@ func TestMulticlientDeviceAsksForItsNick(t *testing.T) {
 	_, addr := testServer(t)
 	first := accountClient(t, addr, "gina", "gina", true)
 	first.join("#g")
-	second := saslDevice(t, addr, "gina", "gina")
+	second := dial(t, addr)
+	second.send("CAP LS 302", "CAP REQ :sasl", "AUTHENTICATE PLAIN")
+	second.expect("AUTHENTICATE")
+	second.send("AUTHENTICATE " + saslPlain("gina", testPassword))
+	second.expect(protocol.RPL_SASLSUCCESS)
+	second.send("NICK gina", "USER gina 0 * :gina", "CAP END") // after SASL, as irctest's clients do
+	if m, _ := second.expect(protocol.RPL_WELCOME); m.Param(0) != "gina" {
+		t.Fatalf("second: %q", m.String())
+	}
 	if m, _ := second.expect("JOIN"); m.Param(0) != "#g" || !strings.HasPrefix(m.Source, "gina!") {
 		t.Fatalf("second: %q", m.String())
 	}
