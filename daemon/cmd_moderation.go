@@ -70,14 +70,12 @@ func handleMODE(s *Session, m *protocol.Message, _ []byte) error {
 func (s *Session) endHiddenLists(room string, changes []rooms.ModeChange) []rooms.ModeChange {
 	kept := changes[:0]
 	for _, ch := range changes {
-		switch {
-		case ch.Arg == "" && ch.Mode == 'b':
-			s.numeric(protocol.RPL_ENDOFBANLIST, room, "End of room ban list")
-		case ch.Arg == "" && ch.Mode == 'e':
-			s.numeric(protocol.RPL_ENDOFEXCEPTLIST, room, "End of room exception list")
-		default:
-			kept = append(kept, ch)
+		if ch.Arg == "" && (ch.Mode == 'b' || ch.Mode == 'e' || ch.Mode == 'I') {
+			_, end, text := rooms.ListNumerics(ch.Mode)
+			s.numeric(end, room, text)
+			continue
 		}
+		kept = append(kept, ch)
 	}
 	return kept
 }

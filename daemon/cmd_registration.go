@@ -262,7 +262,7 @@ func (s *Session) welcome() {
 	}
 	s.numeric(protocol.RPL_YOURHOST, "Your host is "+cfg.ServerName+", running version "+Version)
 	s.numeric(protocol.RPL_CREATED, "This server was created "+s.srv.created.UTC().Format("Mon Jan 2 2006 at 15:04:05 UTC"))
-	s.numeric(protocol.RPL_MYINFO, cfg.ServerName, Version, "Bio", "CMRbefiklmnotv")
+	s.numeric(protocol.RPL_MYINFO, cfg.ServerName, Version, "Bio", "CIMRbefiklmnotv")
 	tokens := s.srv.isupport()
 	for len(tokens) > 0 {
 		n := min(len(tokens), 12)
@@ -291,6 +291,7 @@ func (srv *Server) isupport() []string {
 		"ELIST=CMNTU",
 		"EXCEPTS=e",
 		"EXTBAN=$,a",
+		"INVEX=I",
 		"CHATHISTORY=" + strconv.Itoa(cfg.History.MaxQuery),
 		"MONITOR=" + strconv.Itoa(cfg.Limits.Monitor),
 		"MSGREFTYPES=msgid,timestamp",

@@ -74,7 +74,7 @@ func TestRegisteredOnlyModes(t *testing.T) {
 	for {
 		m := isupport.read()
 		if m.Command == protocol.RPL_ISUPPORT && strings.Contains(m.String(), "CHANMODES=") {
-			if !strings.Contains(m.String(), "CHANMODES="+"be,k,fl,imnstCMR") {
+			if !strings.Contains(m.String(), "CHANMODES="+"beI,k,fl,imnstCMR") {
 				t.Fatalf("%q", m.String())
 			}
 			break

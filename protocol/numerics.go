@@ -115,6 +115,8 @@ const (
 // Room moderation replies.
 const (
 	RPL_INVITING         = "341" // <client> <nick> <channel>
+	RPL_INVEXLIST        = "346" // <client> <channel> <mask> [<who> <set-ts>]
+	RPL_ENDOFINVEXLIST   = "347" // <client> <channel> :End of channel invite exception list
 	RPL_EXCEPTLIST       = "348" // <client> <channel> <mask> [<who> <set-ts>]
 	RPL_ENDOFEXCEPTLIST  = "349" // <client> <channel> :End of channel exception list
 	RPL_BANLIST          = "367" // <client> <channel> <mask> [<who> <set-ts>]

@@ -107,7 +107,7 @@ func (r *Room) refuse(mem *member, key string, invited bool) error {
 	switch {
 	case r.banned(mem) && !invited:
 		return ErrBanned
-	case r.modes.inviteOnly && !invited && !listed(r.modes.excepts, mem):
+	case r.modes.inviteOnly && !invited && !listed(r.modes.invex, mem) && !listed(r.modes.excepts, mem):
 		err = ErrInviteOnly
 	case r.modes.key != "" && key != r.modes.key:
 		return ErrBadKey

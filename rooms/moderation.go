@@ -53,7 +53,7 @@ func (r *Room) doMode(c Client, nick string, oper bool, changes []ModeChange) {
 	}
 	denied := false
 	for _, ch := range changes {
-		if (ch.Mode == 'b' || ch.Mode == 'e') && ch.Arg == "" {
+		if isList(ch.Mode) && ch.Arg == "" {
 			r.sendList(c, nick, ch.Mode, oper)
 			continue
 		}
@@ -91,11 +91,8 @@ func (r *Room) doMode(c Client, nick string, oper bool, changes []ModeChange) {
 // argument to show in the MODE line to the actor and to everyone else (they
 // differ for a server operator's hidden mask), or ok=false if nothing changed.
 func (r *Room) applyMode(c Client, nick string, actor *member, oper bool, ch ModeChange) (arg, shown string, ok bool) {
-	if ch.Mode == 'b' || ch.Mode == 'e' {
-		list := &r.modes.bans
-		if ch.Mode == 'e' {
-			list = &r.modes.excepts
-		}
+	if isList(ch.Mode) {
+		list := r.modes.list(ch.Mode)
 		if ch.Add && len(*list) >= maxListEntries {
 			r.numeric(c, nick, protocol.ERR_BANLISTFULL, r.name, string(ch.Mode), "The list is full ("+strconv.Itoa(maxListEntries)+" entries); remove some first")
 			return "", "", false
@@ -223,14 +220,37 @@ func editList(list *[]ListEntry, e ListEntry, add bool) (ListEntry, bool) {
 	return ListEntry{}, false
 }
 
+// isList reports whether mode is a list mode: bans, ban exceptions or
+// invite exceptions.
+func isList(mode byte) bool { return mode == 'b' || mode == 'e' || mode == 'I' }
+
+// list returns the list a list mode edits.
+func (m *modes) list(mode byte) *[]ListEntry {
+	switch mode {
+	case 'e':
+		return &m.excepts
+	case 'I':
+		return &m.invex
+	}
+	return &m.bans
+}
+
+// ListNumerics returns a list mode's item and end numerics and the end's text.
+func ListNumerics(mode byte) (item, end, text string) {
+	switch mode {
+	case 'e':
+		return protocol.RPL_EXCEPTLIST, protocol.RPL_ENDOFEXCEPTLIST, "End of room exception list"
+	case 'I':
+		return protocol.RPL_INVEXLIST, protocol.RPL_ENDOFINVEXLIST, "End of room invite exception list"
+	}
+	return protocol.RPL_BANLIST, protocol.RPL_ENDOFBANLIST, "End of room ban list"
+}
+
 // sendList lists bans or exceptions to c; oper says c is a server operator,
 // who alone sees server operators' masks (the others see hiddenMask).
 func (r *Room) sendList(c Client, nick string, mode byte, oper bool) {
-	list, item, end, text := r.modes.bans, protocol.RPL_BANLIST, protocol.RPL_ENDOFBANLIST, "End of room ban list"
-	if mode == 'e' {
-		list, item, end, text = r.modes.excepts, protocol.RPL_EXCEPTLIST, protocol.RPL_ENDOFEXCEPTLIST, "End of room exception list"
-	}
-	for _, e := range list {
+	item, end, text := ListNumerics(mode)
+	for _, e := range *r.modes.list(mode) {
 		r.numeric(c, nick, item, r.name, e.shownMask(oper), e.SetBy, strconv.FormatInt(e.SetAt.Unix(), 10))
 	}
 	r.numeric(c, nick, end, r.name, text)

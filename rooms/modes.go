@@ -74,6 +74,7 @@ type modes struct {
 	forward    string // +f: the room joiners refused by +i, +l or +R go to instead
 	bans       []ListEntry
 	excepts    []ListEntry
+	invex      []ListEntry // +I: may join while +i without an invitation
 }
 
 // flags returns the mode letters set, in canonical order: that of the
@@ -113,7 +114,7 @@ type ModeChange struct {
 
 // ChanModes is the ISUPPORT CHANMODES value: list modes, modes with an
 // argument always, with an argument when set, and flags.
-const ChanModes = "be,k,fl,imnstCMR"
+const ChanModes = "beI,k,fl,imnstCMR"
 
 // ParseModes splits a MODE request ("+o-v", "alice", "bob") into changes.
 // Mode letters rooms do not know are returned in unknown.
@@ -134,7 +135,7 @@ func ParseModes(modestr string, args []string) (changes []ModeChange, unknown []
 			add = true
 		case '-':
 			add = false
-		case 'b', 'e': // a list: an argument changes it, none lists it
+		case 'b', 'e', 'I': // a list: an argument changes it, none lists it
 			arg, _ := next()
 			changes = append(changes, ModeChange{Add: add, Mode: c, Arg: arg})
 		case 'o', 'v':

@@ -1,6 +1,7 @@
 package rooms
 
 import (
+	"errors"
 	"strconv"
 	"strings"
 	"testing"
@@ -42,5 +43,30 @@ func TestBanListFull(t *testing.T) {
 		if full != (i == maxListEntries) {
 			t.Fatalf("ban %d: %q", i, lines[0])
 		}
+	}
+}
+
+// +I lets a matching user into a +i room without an invitation, is listed
+// with 346/347, and does not lift a ban.
+func TestInviteExceptions(t *testing.T) {
+	g := testRegistry(t)
+	op := newFake()
+	r, _ := g.Join(mem(op, "op"), "#quiet", "")
+	modes := func(s string, args ...string) []ModeChange { c, _ := ParseModes(s, args); return c }
+	r.Mode(op, "op", false, modes("+iI", "friend"))
+	if _, err := g.Join(mem(newFake(), "stranger"), "#quiet", ""); !errors.Is(err, ErrInviteOnly) {
+		t.Fatalf("stranger joined a +i room: %v", err)
+	}
+	if _, err := g.Join(mem(newFake(), "friend"), "#quiet", ""); err != nil {
+		t.Fatalf("friend (+I) refused: %v", err)
+	}
+	op.reset()
+	r.Mode(op, "op", false, []ModeChange{{Mode: 'I'}})
+	if got := op.waitLines(t, 2); !strings.Contains(got[0], " 346 op #quiet friend!*@* op ") || !strings.Contains(got[1], " 347 op #quiet :") {
+		t.Fatalf("+I list: %q", got)
+	}
+	r.Mode(op, "op", false, modes("+bI", "pal", "pal"))
+	if _, err := g.Join(mem(newFake(), "pal"), "#quiet", ""); !errors.Is(err, ErrBanned) {
+		t.Fatalf("+I lifted a ban: %v", err)
 	}
 }

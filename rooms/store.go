@@ -16,6 +16,7 @@ type Saved struct {
 	Forward string `json:",omitempty"` // +f's room
 	Bans    []ListEntry
 	Excepts []ListEntry
+	Invex   []ListEntry `json:",omitempty"` // +I
 }
 
 // Store keeps claimed rooms, and with a history Log every room that has
@@ -37,7 +38,7 @@ func (r *Room) saved() Saved {
 		Name: r.name, Owner: r.owner, Created: r.created,
 		Topic: r.topic.text, TopicBy: r.topic.setBy, TopicAt: r.topic.setAt,
 		Flags: r.modes.flags(), Key: r.modes.key, Limit: r.modes.limit, Forward: r.modes.forward,
-		Bans: r.modes.bans, Excepts: r.modes.excepts,
+		Bans: r.modes.bans, Excepts: r.modes.excepts, Invex: r.modes.invex,
 	}
 }
 
@@ -58,7 +59,7 @@ func (r *Room) restore(s Saved) {
 	r.modes.setFlags(s.Flags)
 	r.secretSnap.Store(r.modes.secret)
 	r.modes.key, r.modes.limit, r.modes.forward = s.Key, s.Limit, s.Forward
-	r.modes.bans, r.modes.excepts = s.Bans, s.Excepts
+	r.modes.bans, r.modes.excepts, r.modes.invex = s.Bans, s.Excepts, s.Invex
 }
 
 // persist saves a claimed room after a change. A failure is reported

@@ -133,6 +133,7 @@ func (m *Memory) Save(folded string, s rooms.Saved) error {
 	// Copy the lists: the room keeps mutating its own.
 	s.Bans = append([]rooms.ListEntry(nil), s.Bans...)
 	s.Excepts = append([]rooms.ListEntry(nil), s.Excepts...)
+	s.Invex = append([]rooms.ListEntry(nil), s.Invex...)
 	m.rooms[folded] = s
 	return nil
 }
