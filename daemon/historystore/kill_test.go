@@ -7,6 +7,8 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,11 +16,13 @@ import (
 )
 
 // TestKill9 appends in a child process under load and kills it with
-// SIGKILL, several times over one file: every event the child appended
-// well before the kill (older than the sync interval plus a commit) is
-// there after each restart, in order, with its msgid and time, and the
-// events kept are a prefix of what was appended (nothing newer survives
-// something older).
+// SIGKILL, several times over one file: every event the child was told
+// is durable (a Sync returned after it was appended) is there after each
+// restart, in order, with its msgid and time, and the events kept are a
+// prefix of what was appended (nothing newer survives something older).
+// How long before the kill the oldest lost event was appended is logged:
+// it measures the interval sync's window, which a loaded machine widens,
+// so it is not asserted.
 func TestKill9(t *testing.T) {
 	if path := os.Getenv("HISTORYSTORE_KILL9_CHILD"); path != "" {
 		kill9Child(path)
@@ -41,14 +45,22 @@ func TestKill9(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		// The child reports every 100th event appended; note when each
-		// report arrived.
+		// The child reports every 100th event appended ("a <i>"), and
+		// from time to time the newest event a Sync made durable
+		// ("s <i>"); note when each report arrived.
 		reported := map[int]time.Time{}
+		durable := -1
 		sc := bufio.NewScanner(out)
 		deadline := time.Now().Add(400 * time.Millisecond)
 		for sc.Scan() && time.Now().Before(deadline) {
-			if i, err := strconv.Atoi(strings.TrimSpace(sc.Text())); err == nil {
+			kind, num, _ := strings.Cut(strings.TrimSpace(sc.Text()), " ")
+			i, err := strconv.Atoi(num)
+			switch {
+			case err != nil:
+			case kind == "a":
 				reported[i] = time.Now()
+			case kind == "s":
+				durable = max(durable, i)
 			}
 		}
 		killed := time.Now()
@@ -87,6 +99,9 @@ func TestKill9(t *testing.T) {
 		if newest != kept-1 {
 			t.Fatalf("round %d: %d events kept but the newest is %d: not a prefix", round, kept, newest)
 		}
+		if durable >= kept {
+			t.Fatalf("round %d: event %d was synced before the kill, but only %d events are kept", round, durable, kept)
+		}
 		// kept events are indexes [0, kept) if the prefix holds across
 		// targets too (the store commits in append order).
 		for i, at := range reported {
@@ -97,13 +112,10 @@ func TestKill9(t *testing.T) {
 			}
 		}
 		s.Close()
-		t.Logf("round %d: %d events kept, %d reported", round, kept, len(reported))
+		t.Logf("round %d: %d events kept, %d reported, synced up to %d", round, kept, len(reported), durable)
 		start = kept
 	}
-	t.Logf("the oldest lost event was reported %v before the kill", worst)
-	if worst > 200*time.Millisecond { // generous: a shared CI disk
-		t.Errorf("lost an event reported %v before the kill (sync interval %v)", worst, DefaultSyncInterval)
-	}
+	t.Logf("the oldest lost event was appended %v before the kill (sync interval %v)", worst, DefaultSyncInterval)
 }
 
 // kill9Child appends to ten targets as fast as it can, reporting every
@@ -115,14 +127,31 @@ func kill9Child(path string) {
 		os.Exit(1)
 	}
 	i, _ := strconv.Atoi(os.Getenv("HISTORYSTORE_KILL9_START"))
+	var mu sync.Mutex // one report line at a time
 	w := bufio.NewWriter(os.Stdout)
+	report := func(kind string, i int) {
+		mu.Lock()
+		fmt.Fprintln(w, kind, i)
+		w.Flush()
+		mu.Unlock()
+	}
+	var appended atomic.Int64
+	appended.Store(int64(i) - 1)
+	go func() {
+		for {
+			time.Sleep(20 * time.Millisecond)
+			if n := appended.Load(); n >= 0 && s.Sync() == nil {
+				report("s", int(n))
+			}
+		}
+	}()
 	for ; ; i++ {
 		id := fmt.Sprintf("k%08d", i)
 		name := fmt.Sprintf("#r%d", i%10)
 		s.Append(name, &rooms.Event{At: rooms.Now(), ID: id, Source: "n!u@h", Command: "PRIVMSG", Params: []string{name, "text " + id}})
+		appended.Store(int64(i))
 		if i%100 == 0 {
-			fmt.Fprintln(w, i)
-			w.Flush()
+			report("a", i)
 		}
 		if i%50 == 0 {
 			// About 30,000 events a second: load, not a flood beyond
