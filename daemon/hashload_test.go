@@ -175,7 +175,10 @@ func TestHashingFloodStarvesNobody(t *testing.T) {
 	mu.Unlock()
 	t.Logf("owner LOGIN %v; PING idle p50 %v p99 %v; under attack (%d pings) p50 %v p99 %v max %v",
 		loginTook, percentile(idle, .5), percentile(idle, .99), len(loaded), percentile(loaded, .5), percentile(loaded, .99), slices.Max(loaded))
-	if p99 := percentile(loaded, .99); p99 > 50*time.Millisecond {
-		t.Errorf("PING p99 %v under attack, want < 50ms", p99)
+	// Starvation, not speed: hashes starving the other goroutines hold
+	// PINGs for whole hash times (hundreds of ms each, queued); the speed
+	// figures are in the log line above and in docs/BENCHMARKS.md.
+	if p99 := percentile(loaded, .99); p99 > 500*time.Millisecond {
+		t.Errorf("PING p99 %v under attack, want < 500ms", p99)
 	}
 }
