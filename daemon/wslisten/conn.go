@@ -29,7 +29,8 @@ import (
 // stalls mid-message for the whole ping interval is gone anyway).
 //
 // Writing: Write splits what it is given into lines and sends each as a
-// message without its line ending, through the cork (cork.go).
+// message without its line ending, framed into the cork (cork.go) on the
+// server side and through the library on the client side.
 type conn struct {
 	ws      *websocket.Conn
 	cork    *corkConn // the socket under ws on the server side, else nil
@@ -91,6 +92,9 @@ func newConn(ws *websocket.Conn, cork *corkConn, sock net.Conn, meter *frameMete
 		c.msgType = websocket.MessageBinary
 	}
 	ws.SetReadLimit(int64(maxMessage))
+	if cork != nil {
+		cork.startFraming()
+	}
 	return c
 }
 
@@ -255,7 +259,13 @@ func (c *conn) writeLines(p []byte) (int, error) {
 			line = bytes.ToValidUTF8(line, []byte("\uFFFD"))
 		}
 		if len(line) > 0 {
-			if err := c.ws.Write(ctx, c.msgType, line); err != nil {
+			var err error
+			if c.cork != nil {
+				err = c.cork.appendFrame(byte(c.msgType), line)
+			} else {
+				err = c.ws.Write(ctx, c.msgType, line)
+			}
+			if err != nil {
 				return n, err
 			}
 		}
