@@ -70,6 +70,9 @@ type Session struct {
 	// (see writers.go); the session's own writer sends it first. Only
 	// the session's current writer touches it.
 	unsent []byte
+	// connPending says the same of output inside the connection
+	// (tryWriter).
+	connPending bool
 
 	caps atomic.Uint32 // capSet
 	// mode is how the session's output is shown (modeTerminal,
@@ -258,7 +261,7 @@ func (s *Session) Flush() {
 // connection allows it (writers.go), else by a goroutine of its own. The
 // caller set s.writing.
 func (s *Session) startWriter() {
-	if s.sharedConn() != nil {
+	if s.sharedCapable() {
 		writers.schedule(s)
 		return
 	}
@@ -345,20 +348,14 @@ func (s *Session) closeReason() string {
 // writes as possible, and exits when the queue is empty. It may wait on
 // the client, so it runs on a goroutine of the session's own.
 func (s *Session) writeLoop() {
-	if s.unsent != nil {
+	if s.unsent != nil || s.connPending {
 		s.outMu.Lock()
 		timeout := writeTimeout
 		if s.closing {
 			timeout = closeTimeout
 		}
 		s.outMu.Unlock()
-		s.conn.SetWriteDeadline(time.Now().Add(timeout))
-		_, err := s.conn.Write(s.unsent)
-		if err == nil {
-			s.srv.metrics.bytesWritten.Add(float64(len(s.unsent)))
-		}
-		s.unsent = nil
-		if err != nil {
+		if err := s.finishPending(timeout); err != nil {
 			s.outMu.Lock()
 			s.failWriteLocked(err)
 			s.outMu.Unlock()

@@ -1,23 +1,22 @@
 package daemon
 
 import (
-	"errors"
 	"net"
-	"os"
 	"runtime"
 	"sync"
-	"syscall"
 	"time"
+
+	"github.com/livechat/livechat/internal/nbwrite"
 )
 
 // Shared writers. At low rates a session's output is a line now and then,
 // and starting a goroutine to write each one cost more than the write
-// itself (docs/BENCHMARKS.md, "Delivery CPU"). Plain TCP sessions
-// therefore hand "I have output" to a small fixed set of writer
+// itself (docs/BENCHMARKS.md, "Delivery CPU"). Sessions on plain TCP
+// (WebSocket too) therefore hand "I have output" to a small fixed set of writer
 // goroutines, one per CPU, so one wake-up serves many sessions.
 //
 // A shared writer must never wait on one client: it writes without
-// blocking (a raw write on the non-blocking socket, no deadline), and a
+// blocking (nbwrite: what the socket takes now, no deadline), and a
 // session whose socket takes less than it was given keeps the rest and
 // goes back to a goroutine of its own (writeLoop), which waits for that
 // client alone. Only one writer works for a session at a time (the
@@ -60,8 +59,6 @@ func (p *writerPool) start() {
 }
 
 func (p *writerPool) run() {
-	var w sharedWriter
-	w.fn = w.write
 	var mine []*Session
 	for {
 		p.mu.Lock()
@@ -86,81 +83,81 @@ func (p *writerPool) run() {
 		}
 		p.mu.Unlock()
 		for i, s := range mine {
-			s.writeShared(&w)
+			s.writeShared()
 			mine[i] = nil
 		}
 	}
 }
 
-// sharedWriter is one writer goroutine's state for raw writes, kept so
-// that a write allocates no closure.
-type sharedWriter struct {
-	buf []byte
-	n   int
-	err error
-	fn  func(fd uintptr) bool
+// tryWriter is a connection other than plain TCP that can write without
+// waiting (a WebSocket over plain TCP: wslisten). TryWrite takes all of p;
+// when it reports false, some of it is still inside the connection and
+// FinishWrite, which may wait, must send it before anything else.
+type tryWriter interface {
+	CanTryWrite() bool
+	TryWrite(p []byte) (bool, error)
+	FinishWrite() error
 }
 
-func (w *sharedWriter) write(fd uintptr) bool {
-	for w.n < len(w.buf) {
-		n, err := syscall.Write(int(fd), w.buf[w.n:])
-		if n > 0 {
-			w.n += n
-		}
-		if err == syscall.EINTR {
-			continue
-		}
-		if err == syscall.EAGAIN {
-			return true // full: the rest goes to the session's own writer
-		}
-		if err != nil {
-			w.err = err
-			return true
-		}
-		if n == 0 {
-			w.err = syscall.EIO
-			return true
-		}
+// sharedCapable reports whether the shared writers can serve the
+// session's connection. TLS writes through a layer that may block, so a
+// TLS session keeps a writer goroutine of its own.
+func (s *Session) sharedCapable() bool {
+	switch c := s.conn.(type) {
+	case *net.TCPConn:
+		return true
+	case tryWriter:
+		return c.CanTryWrite()
 	}
-	return true
+	return false
 }
 
-// tryWrite writes as much of buf to c as the socket takes now, and
-// returns how much that was.
-func (w *sharedWriter) tryWrite(c *net.TCPConn, buf []byte) (int, error) {
-	rc, err := c.SyscallConn()
-	if err != nil {
-		return 0, err
-	}
-	w.buf, w.n, w.err = buf, 0, nil
-	if err := rc.Write(w.fn); err != nil {
-		if !errors.Is(err, os.ErrDeadlineExceeded) {
-			return 0, err
+// tryWrite writes buf without waiting. pending reports that some of it
+// could not go yet: the session's own writer must finish it
+// (finishPending) before writing anything else.
+func (s *Session) tryWrite(buf []byte) (pending bool, err error) {
+	switch c := s.conn.(type) {
+	case *net.TCPConn:
+		n, err := nbwrite.Write(c, buf)
+		if err == nil && n < len(buf) {
+			s.unsent = append(s.unsent[:0], buf[n:]...)
+			return true, nil
 		}
-		// The deadline a blocking write left behind has passed; a raw
-		// write checks it first. This one cannot block: clear it.
-		c.SetWriteDeadline(time.Time{})
-		if err := rc.Write(w.fn); err != nil {
-			return 0, err
-		}
+		return false, err
+	case tryWriter:
+		done, err := c.TryWrite(buf)
+		s.connPending = !done && err == nil
+		return s.connPending, err
 	}
-	n, err := w.n, w.err
-	w.buf, w.err = nil, nil
-	return n, err
+	panic("daemon: tryWrite on a connection the shared writers cannot serve")
 }
 
-// sharedConn returns the session's socket when the shared writers can
-// serve it: plain TCP. TLS and WebSocket connections write through layers
-// that block, so they keep a writer goroutine of their own.
-func (s *Session) sharedConn() *net.TCPConn {
-	c, _ := s.conn.(*net.TCPConn)
-	return c
+// finishPending sends what a shared writer left behind, waiting for the
+// client as long as timeout.
+func (s *Session) finishPending(timeout time.Duration) error {
+	if s.unsent == nil && !s.connPending {
+		return nil
+	}
+	s.conn.SetWriteDeadline(time.Now().Add(timeout))
+	var err error
+	if s.unsent != nil {
+		_, err = s.conn.Write(s.unsent)
+		if err == nil {
+			s.srv.metrics.bytesWritten.Add(float64(len(s.unsent)))
+		}
+		s.unsent = nil
+	}
+	if s.connPending {
+		err = s.conn.(tryWriter).FinishWrite()
+		s.connPending = false
+	}
+	return err
 }
 
 // writeShared writes what s has queued without blocking, on a shared
 // writer. s.writing is set and stays set until the queue is empty, so
 // nobody else writes for s meanwhile.
-func (s *Session) writeShared(w *sharedWriter) {
+func (s *Session) writeShared() {
 	s.outMu.Lock()
 	if len(s.out) == 0 || s.closed {
 		s.finishWritingLocked()
@@ -186,12 +183,10 @@ func (s *Session) writeShared(w *sharedWriter) {
 		bp = coalescePool.Get().(*[]byte)
 		buf = s.render((*bp)[:0], batch)
 	}
-	n, err := w.tryWrite(s.sharedConn(), buf)
+	pending, err := s.tryWrite(buf)
 	clear(batch)
-	if n == len(buf) {
-		s.srv.metrics.bytesWritten.Add(float64(total))
-	} else if n > 0 {
-		s.srv.metrics.bytesWritten.Add(float64(n))
+	if err == nil {
+		s.srv.metrics.bytesWritten.Add(float64(total - len(s.unsent)))
 	}
 	s.outMu.Lock()
 	s.spare = batch[:0]
@@ -206,11 +201,10 @@ func (s *Session) writeShared(w *sharedWriter) {
 			s.conn.Close()
 			s.outMu.Lock()
 		}
-	case n < len(buf):
-		// The client is behind: keep the rest for a goroutine that may
+	case pending:
+		// The client is behind: the rest goes to a goroutine that may
 		// wait for it. It counts against the send queue no more (as a
 		// batch taken by writeLoop does not).
-		s.unsent = append(s.unsent[:0], buf[n:]...)
 		s.outMu.Unlock()
 		putCoalesce(bp, buf)
 		go s.writeLoop()

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"fmt"
-	"net"
 	"runtime"
 	"strconv"
 	"strings"
@@ -17,14 +16,35 @@ import (
 // the client that reads; once the stalled ones read again they get every
 // line, in order.
 func TestSharedWritersNotHeldByStalledClients(t *testing.T) {
+	// Default socket buffers: a small receive buffer against the 64 KiB
+	// loopback MSS leaves the window shut for long after the client
+	// reads again (persist-timer backoff).
+	testStalledClients(t, func(t *testing.T, srv *Server, addr, nick string) *client {
+		return connect(t, addr, nick)
+	})
+}
+
+// The same with the stalled clients on WebSocket, whose output the shared
+// writers frame and write too.
+func TestSharedWritersNotHeldByStalledWebSockets(t *testing.T) {
+	var url string
+	testStalledClients(t, func(t *testing.T, srv *Server, addr, nick string) *client {
+		if url == "" {
+			url = wsListen(t, srv)
+		}
+		c := dialWS(t, url)
+		c.register(nick)
+		return c
+	})
+}
+
+func testStalledClients(t *testing.T, dialStuck func(t *testing.T, srv *Server, addr, nick string) *client) {
 	srv, addr := testServer(t, func(c *configs.Config, _ *Options) { c.Limits.SendQBytes = 8 << 20 })
 	talker := connect(t, addr, "talker")
 	reader := connect(t, addr, "reader")
 	var stuck []*client
 	for i := range 2*runtime.GOMAXPROCS(0) + 2 {
-		c := connect(t, addr, "stuck"+strconv.Itoa(i))
-		c.conn.(*net.TCPConn).SetReadBuffer(256 << 10) // fills sooner; far above the 64 KiB loopback MSS, or window updates stall
-		stuck = append(stuck, c)
+		stuck = append(stuck, dialStuck(t, srv, addr, "stuck"+strconv.Itoa(i)))
 	}
 	for _, c := range append([]*client{talker, reader}, stuck...) {
 		c.join("#busy")

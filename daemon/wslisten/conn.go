@@ -46,6 +46,7 @@ type conn struct {
 
 	wmu     sync.Mutex // serializes Write
 	partial []byte     // a line Write got without its "\n" yet
+	werr    error      // what TryWrite met, for FinishWrite to report
 
 	meter *frameMeter // counts the client's frames on the server side, else nil
 
@@ -238,6 +239,45 @@ func (c *conn) Write(p []byte) (int, error) {
 		err = ErrMessageTooBig
 	}
 	return n, err
+}
+
+// CanTryWrite reports whether TryWrite can serve the connection: a
+// server-side one over plain TCP.
+func (c *conn) CanTryWrite() bool { return c.cork != nil && c.cork.tcp() != nil }
+
+// TryWrite is Write without waiting: it frames all of p's lines and sends
+// what the socket takes now. When it reports false the rest stays in the
+// cork, ahead of anything the library writes meanwhile, and FinishWrite
+// must send it (it may wait) before the next write. A failure is also
+// left for FinishWrite to report, since finding out whether the client
+// sent a message over the limit may take a moment.
+func (c *conn) TryWrite(p []byte) (bool, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.cork.cork()
+	_, err := c.writeLines(p)
+	if err == nil {
+		var done bool
+		if done, err = c.cork.tryRelease(); err == nil {
+			return done, nil
+		}
+	}
+	c.werr = err
+	return false, nil
+}
+
+// FinishWrite sends what TryWrite left in the cork, or reports what it met.
+func (c *conn) FinishWrite() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	err := c.cork.release()
+	if c.werr != nil {
+		err, c.werr = c.werr, nil
+	}
+	if err != nil && errors.Is(err, net.ErrClosed) && c.endedTooBig() {
+		err = ErrMessageTooBig
+	}
+	return err
 }
 
 func (c *conn) writeLines(p []byte) (int, error) {

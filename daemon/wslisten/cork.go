@@ -4,6 +4,8 @@ import (
 	"crypto/tls"
 	"net"
 	"sync"
+
+	"github.com/livechat/livechat/internal/nbwrite"
 )
 
 // corkConn is the socket under a server-side WebSocket. The WebSocket
@@ -95,6 +97,45 @@ func (c *corkConn) appendFrame(typ byte, p []byte) error {
 	return nil
 }
 
+// tcp returns the plain TCP socket under the cork, or nil (TLS).
+func (c *corkConn) tcp() *net.TCPConn {
+	inner := c.Conn
+	if a, ok := inner.(*admittedConn); ok {
+		inner = a.Conn
+	}
+	t, _ := inner.(*net.TCPConn)
+	return t
+}
+
+// tryRelease is release without waiting: it writes what the socket takes
+// now and reports whether that was all. If not, the cork stays on with
+// the rest, and only release may take it off.
+func (c *corkConn) tryRelease() (bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.buf == nil {
+		c.corked = false
+		return true, nil
+	}
+	n, err := nbwrite.Write(c.tcp(), c.buf)
+	if err == nil && n < len(c.buf) {
+		c.buf = c.buf[:copy(c.buf, c.buf[n:])]
+		return false, nil
+	}
+	c.corked = false
+	c.putBuf()
+	return err == nil, err
+}
+
+// putBuf gives the cork buffer back.
+func (c *corkConn) putBuf() {
+	if cap(c.buf) <= maxCorkBuf {
+		b := c.buf[:0]
+		corkPool.Put(&b)
+	}
+	c.buf = nil
+}
+
 // release writes what collected while corked.
 func (c *corkConn) release() error {
 	c.mu.Lock()
@@ -104,11 +145,7 @@ func (c *corkConn) release() error {
 		return nil
 	}
 	_, err := c.Conn.Write(c.buf)
-	if cap(c.buf) <= maxCorkBuf {
-		b := c.buf[:0]
-		corkPool.Put(&b)
-	}
-	c.buf = nil
+	c.putBuf()
 	return err
 }
 
