@@ -90,12 +90,14 @@ func (p *writerPool) run() {
 }
 
 // tryWriter is a connection other than plain TCP that can write without
-// waiting (a WebSocket over plain TCP: wslisten). TryWrite takes all of p;
-// when it reports false, some of it is still inside the connection and
-// FinishWrite, which may wait, must send it before anything else.
+// waiting (a WebSocket over plain TCP: wslisten). TryWrite takes all of p
+// or, when something else holds the connection, none; when it took p but
+// is not done, some of it is still inside the connection and FinishWrite,
+// which may wait, must send it (or report the write's error) before
+// anything else.
 type tryWriter interface {
 	CanTryWrite() bool
-	TryWrite(p []byte) (bool, error)
+	TryWrite(p []byte) (taken, done bool)
 	FinishWrite() error
 }
 
@@ -125,9 +127,13 @@ func (s *Session) tryWrite(buf []byte) (pending bool, err error) {
 		}
 		return false, err
 	case tryWriter:
-		done, err := c.TryWrite(buf)
-		s.connPending = !done && err == nil
-		return s.connPending, err
+		taken, done := c.TryWrite(buf)
+		if !taken {
+			s.unsent = append(s.unsent[:0], buf...)
+			return true, nil
+		}
+		s.connPending = !done
+		return s.connPending, nil
 	}
 	panic("daemon: tryWrite on a connection the shared writers cannot serve")
 }
@@ -140,16 +146,16 @@ func (s *Session) finishPending(timeout time.Duration) error {
 	}
 	s.conn.SetWriteDeadline(time.Now().Add(timeout))
 	var err error
+	if s.connPending {
+		err = s.conn.(tryWriter).FinishWrite()
+		s.connPending = false
+	}
 	if s.unsent != nil {
 		_, err = s.conn.Write(s.unsent)
 		if err == nil {
 			s.srv.metrics.bytesWritten.Add(float64(len(s.unsent)))
 		}
 		s.unsent = nil
-	}
-	if s.connPending {
-		err = s.conn.(tryWriter).FinishWrite()
-		s.connPending = false
 	}
 	return err
 }
@@ -159,7 +165,7 @@ func (s *Session) finishPending(timeout time.Duration) error {
 // nobody else writes for s meanwhile.
 func (s *Session) writeShared() {
 	s.outMu.Lock()
-	if len(s.out) == 0 || s.closed {
+	if len(s.out) == 0 && !s.closing || s.closed {
 		s.finishWritingLocked()
 		return
 	}
@@ -197,9 +203,9 @@ func (s *Session) writeShared() {
 			if s.reason == "" {
 				s.reason = writeErrorReason(err)
 			}
-			s.outMu.Unlock()
-			s.conn.Close()
-			s.outMu.Lock()
+			// Not here: closing a WebSocket waits for the client's
+			// goodbye.
+			go s.conn.Close()
 		}
 	case pending:
 		// The client is behind: the rest goes to a goroutine that may

@@ -218,7 +218,7 @@ func (c *conn) endedTooBig() bool {
 }
 
 // Write sends each complete line in p as one message, all of them in one
-// write to the socket. A trailing partial line is kept until its end
+// write to the socket (framed into the cork, holding its lock). A trailing partial line is kept until its end
 // arrives. With the text subprotocol a line that is not valid UTF-8 (a
 // TCP client's Latin-1, say) has the bad bytes replaced, since a text
 // message must be UTF-8 and a browser drops the whole connection over one
@@ -226,11 +226,15 @@ func (c *conn) endedTooBig() bool {
 func (c *conn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if c.cork != nil {
-		c.cork.cork()
-	}
-	n, err := c.writeLines(p)
-	if c.cork != nil {
+	var n int
+	var err error
+	if c.cork == nil {
+		n, err = c.writeLines(p)
+	} else {
+		c.cork.mu.Lock()
+		c.cork.corked = true
+		n, err = c.writeLines(p)
+		c.cork.mu.Unlock()
 		if rerr := c.cork.release(); err == nil && rerr != nil {
 			n, err = 0, rerr
 		}
@@ -245,25 +249,32 @@ func (c *conn) Write(p []byte) (int, error) {
 // server-side one over plain TCP.
 func (c *conn) CanTryWrite() bool { return c.cork != nil && c.cork.tcp() != nil }
 
-// TryWrite is Write without waiting: it frames all of p's lines and sends
-// what the socket takes now. When it reports false the rest stays in the
-// cork, ahead of anything the library writes meanwhile, and FinishWrite
-// must send it (it may wait) before the next write. A failure is also
-// left for FinishWrite to report, since finding out whether the client
-// sent a message over the limit may take a moment.
-func (c *conn) TryWrite(p []byte) (bool, error) {
-	c.wmu.Lock()
+// TryWrite is Write without waiting. taken false says it wrote nothing,
+// as another write holds the connection (the library's pong to a client
+// that does not read, say): use Write. Otherwise it framed all of p's
+// lines and sent what the socket takes now; when done is false the rest
+// stays in the cork, ahead of anything the library writes meanwhile, and
+// FinishWrite must send it (it may wait) before the next write. A failure
+// is also left for FinishWrite to report, since finding out whether the
+// client sent a message over the limit may take a moment.
+func (c *conn) TryWrite(p []byte) (taken, done bool) {
+	if !c.wmu.TryLock() {
+		return false, false
+	}
 	defer c.wmu.Unlock()
-	c.cork.cork()
+	if !c.cork.mu.TryLock() {
+		return false, false
+	}
+	defer c.cork.mu.Unlock()
+	c.cork.corked = true
 	_, err := c.writeLines(p)
 	if err == nil {
-		var done bool
-		if done, err = c.cork.tryRelease(); err == nil {
-			return done, nil
+		if done, err = c.cork.tryReleaseLocked(); err == nil {
+			return true, done
 		}
 	}
 	c.werr = err
-	return false, nil
+	return true, false
 }
 
 // FinishWrite sends what TryWrite left in the cork, or reports what it met.

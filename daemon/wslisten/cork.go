@@ -55,12 +55,6 @@ func (c *corkConn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
-func (c *corkConn) cork() {
-	c.mu.Lock()
-	c.corked = true
-	c.mu.Unlock()
-}
-
 // opClose is the close frame's opcode (RFC 6455 5.2).
 const opClose = 0x8
 
@@ -74,10 +68,8 @@ func (c *corkConn) startFraming() {
 // appendFrame adds p as one unfragmented data message of type typ
 // (websocket.MessageText or MessageBinary, which are the opcodes) to
 // what the cork collects. A server's frames are not masked. It fails
-// once a close frame has gone out. Call it only while corked.
+// once a close frame has gone out. Call it corked, holding mu.
 func (c *corkConn) appendFrame(typ byte, p []byte) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.closeSent {
 		return net.ErrClosed
 	}
@@ -107,12 +99,10 @@ func (c *corkConn) tcp() *net.TCPConn {
 	return t
 }
 
-// tryRelease is release without waiting: it writes what the socket takes
-// now and reports whether that was all. If not, the cork stays on with
-// the rest, and only release may take it off.
-func (c *corkConn) tryRelease() (bool, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+// tryReleaseLocked is release without waiting, holding mu: it writes
+// what the socket takes now and reports whether that was all. If not, the
+// cork stays on with the rest, and only release may take it off.
+func (c *corkConn) tryReleaseLocked() (bool, error) {
 	if c.buf == nil {
 		c.corked = false
 		return true, nil

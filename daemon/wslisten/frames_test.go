@@ -85,8 +85,19 @@ func TestCorkFramesParse(t *testing.T) {
 		}
 	}
 	c := &corkConn{framing: true, corked: true}
-	c.Write([]byte{0x88, 0})
+	c.Write([]byte{0x88, 0}) // the library's close frame
 	if err := c.appendFrame(1, []byte("late")); err == nil {
 		t.Fatal("a data frame was framed after the close frame")
 	}
+}
+
+// TryWrite never waits for the cork: while another write holds it (the
+// library's pong to a client that stopped reading), it takes nothing.
+func TestTryWriteDoesNotWaitForTheCork(t *testing.T) {
+	c := &conn{cork: &corkConn{}, msgType: websocket.MessageText}
+	c.cork.mu.Lock()
+	if taken, _ := c.TryWrite([]byte("PING x\r\n")); taken {
+		t.Fatal("TryWrite took a line while the cork was held")
+	}
+	c.cork.mu.Unlock()
 }
