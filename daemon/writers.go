@@ -12,8 +12,9 @@ import (
 // Shared writers. At low rates a session's output is a line now and then,
 // and starting a goroutine to write each one cost more than the write
 // itself (docs/BENCHMARKS.md, "Delivery CPU"). Sessions on plain TCP
-// (WebSocket too) therefore hand "I have output" to a small fixed set of writer
-// goroutines, one per CPU, so one wake-up serves many sessions.
+// (WebSocket over it too) therefore hand "I have output" to a small fixed
+// set of writer goroutines, one per CPU, so one wake-up serves many
+// sessions.
 //
 // A shared writer must never wait on one client: it writes without
 // blocking (nbwrite: what the socket takes now, no deadline), and a
@@ -24,9 +25,9 @@ import (
 type writerPool struct {
 	mu      sync.Mutex
 	cond    sync.Cond
-	queue   []*Session // sessions with output, each at most once
-	next    []*Session // the other half of queue, reused
-	waiting int        // writers parked in cond.Wait
+	queue   []*Session // sessions with output, each at most once, from head on
+	head    int
+	waiting int // writers parked in cond.Wait
 }
 
 var (
@@ -44,7 +45,7 @@ func (p *writerPool) schedule(s *Session) {
 	writersOnce.Do(p.start)
 	p.mu.Lock()
 	p.queue = append(p.queue, s)
-	wake := p.waiting > 0 && len(p.queue) == 1
+	wake := p.waiting > 0 && len(p.queue)-p.head == 1
 	p.mu.Unlock()
 	if wake {
 		p.cond.Signal()
@@ -62,24 +63,27 @@ func (p *writerPool) run() {
 	var mine []*Session
 	for {
 		p.mu.Lock()
-		for len(p.queue) == 0 {
+		for p.head == len(p.queue) {
 			p.waiting++
 			p.cond.Wait()
 			p.waiting--
 		}
-		if len(p.queue) <= writerChunk {
-			mine = append(mine[:0], p.queue...)
-			clear(p.queue)
-			p.queue = p.queue[:0]
-		} else {
-			// The oldest chunk; the rest for the next writer.
-			mine = append(mine[:0], p.queue[:writerChunk]...)
-			p.next = append(p.next[:0], p.queue[writerChunk:]...)
-			clear(p.queue)
-			p.queue, p.next = p.next, p.queue[:0]
-			if p.waiting > 0 {
-				p.cond.Signal()
-			}
+		// The oldest chunk; what is left is for the next writer.
+		end := min(p.head+writerChunk, len(p.queue))
+		mine = append(mine[:0], p.queue[p.head:end]...)
+		clear(p.queue[p.head:end])
+		p.head = end
+		switch {
+		case p.head == len(p.queue):
+			p.queue, p.head = p.queue[:0], 0
+		case p.head > len(p.queue)/2:
+			// A queue never empty under load must not grow for ever.
+			n := copy(p.queue, p.queue[p.head:])
+			clear(p.queue[n:])
+			p.queue, p.head = p.queue[:n], 0
+		}
+		if p.head < len(p.queue) && p.waiting > 0 {
+			p.cond.Signal()
 		}
 		p.mu.Unlock()
 		for i, s := range mine {
