@@ -66,6 +66,13 @@ type Session struct {
 	labelBatch    string // the labeled-response batch opened early for a long reply, or ""
 	closed        bool
 	reason        string // why the session ended, for logs and the QUIT peers see
+	// unsent is what a shared writer could not write without waiting
+	// (see writers.go); the session's own writer sends it first. Only
+	// the session's current writer touches it.
+	unsent []byte
+	// connPending says the same of output inside the connection
+	// (tryWriter).
+	connPending bool
 
 	caps atomic.Uint32 // capSet
 	// mode is how the session's output is shown (modeTerminal,
@@ -249,8 +256,19 @@ func (s *Session) Flush() {
 	}
 	s.outMu.Unlock()
 	if start {
-		go s.writeLoop()
+		s.startWriter()
 	}
+}
+
+// startWriter has the output written, by a shared writer if the
+// connection allows it (writers.go), else by a goroutine of its own. The
+// caller set s.writing.
+func (s *Session) startWriter() {
+	if s.sharedCapable() {
+		writers.schedule(s)
+		return
+	}
+	go s.writeLoop()
 }
 
 func (s *Session) enqueue(line []byte, flush, reply bool) bool {
@@ -278,7 +296,7 @@ func (s *Session) enqueue(line []byte, flush, reply bool) bool {
 	}
 	s.outMu.Unlock()
 	if start {
-		go s.writeLoop()
+		s.startWriter()
 	}
 	return true
 }
@@ -330,22 +348,26 @@ func (s *Session) closeReason() string {
 }
 
 // writeLoop drains the queue, coalescing everything queued into as few
-// writes as possible, and exits when the queue is empty.
+// writes as possible, and exits when the queue is empty. It may wait on
+// the client, so it runs on a goroutine of the session's own.
 func (s *Session) writeLoop() {
+	if s.unsent != nil || s.connPending {
+		s.outMu.Lock()
+		timeout := writeTimeout
+		if s.closing {
+			timeout = closeTimeout
+		}
+		s.outMu.Unlock()
+		if err := s.finishPending(timeout); err != nil {
+			s.outMu.Lock()
+			s.failWriteLocked(err)
+			s.outMu.Unlock()
+		}
+	}
 	for {
 		s.outMu.Lock()
 		if len(s.out) == 0 || s.closed {
-			s.writing = false
-			s.releaseQueueLocked()
-			done := s.closing && !s.closed
-			if done {
-				s.closed = true
-			}
-			s.wakePacerLocked()
-			s.outMu.Unlock()
-			if done {
-				s.conn.Close()
-			}
+			s.finishWritingLocked()
 			return
 		}
 		batch, total := s.out, s.outBytes
@@ -362,17 +384,43 @@ func (s *Session) writeLoop() {
 		clear(batch)
 		s.outMu.Lock()
 		s.spare = batch[:0]
-		if err != nil && !s.closed {
-			s.closed, s.closing = true, true
-			if s.reason == "" {
-				s.reason = writeErrorReason(err)
-			}
-			s.outMu.Unlock()
-			s.conn.Close()
-			s.outMu.Lock()
+		if err != nil {
+			s.failWriteLocked(err)
 		}
 		s.outMu.Unlock()
 	}
+}
+
+// finishWritingLocked ends a writer's turn once the queue is empty or the
+// session closed, closing the connection if the session was closing. It
+// unlocks outMu.
+func (s *Session) finishWritingLocked() {
+	s.writing = false
+	s.releaseQueueLocked()
+	done := s.closing && !s.closed
+	if done {
+		s.closed = true
+	}
+	s.wakePacerLocked()
+	s.outMu.Unlock()
+	if done {
+		s.conn.Close()
+	}
+}
+
+// failWriteLocked ends the session after a failed write. It is called
+// with outMu held, and drops it while closing the connection.
+func (s *Session) failWriteLocked(err error) {
+	if s.closed {
+		return
+	}
+	s.closed, s.closing = true, true
+	if s.reason == "" {
+		s.reason = writeErrorReason(err)
+	}
+	s.outMu.Unlock()
+	s.conn.Close()
+	s.outMu.Lock()
 }
 
 // pace holds the command running for the session until the writer has
@@ -460,19 +508,10 @@ func (s *Session) writeBatch(batch [][]byte, total int, timeout time.Duration) e
 	var err error
 	switch mode := s.mode.Load(); {
 	case mode != 0:
-		// A person's lines are rewritten here, on the session's own
-		// writer, so the fan-out that queued them pays nothing.
-		r := s.renderer(mode)
 		bp := coalescePool.Get().(*[]byte)
-		buf := (*bp)[:0]
-		for _, line := range batch {
-			buf = r.appendLine(buf, line)
-		}
+		buf := s.render((*bp)[:0], batch)
 		_, err = s.conn.Write(buf)
-		if cap(buf) <= 4*coalesceSize {
-			*bp = buf[:0]
-			coalescePool.Put(bp)
-		}
+		putCoalesce(bp, buf)
 	case len(batch) == 1:
 		_, err = s.conn.Write(batch[0])
 	case total <= coalesceSize:
@@ -492,6 +531,23 @@ func (s *Session) writeBatch(batch [][]byte, total int, timeout time.Duration) e
 		s.srv.metrics.bytesWritten.Add(float64(total))
 	}
 	return err
+}
+
+// render appends the batch's lines to buf as the client is to see them.
+// A person's lines are rewritten here, on the session's writer, so the
+// fan-out that queued them pays nothing.
+func (s *Session) render(buf []byte, batch [][]byte) []byte {
+	if mode := s.mode.Load(); mode != 0 {
+		r := s.renderer(mode)
+		for _, line := range batch {
+			buf = r.appendLine(buf, line)
+		}
+		return buf
+	}
+	for _, line := range batch {
+		buf = append(buf, line...)
+	}
+	return buf
 }
 
 // reply encodes m and queues it as a reply to the session's command.

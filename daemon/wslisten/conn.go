@@ -29,7 +29,8 @@ import (
 // stalls mid-message for the whole ping interval is gone anyway).
 //
 // Writing: Write splits what it is given into lines and sends each as a
-// message without its line ending, through the cork (cork.go).
+// message without its line ending, framed into the cork (cork.go) on the
+// server side and through the library on the client side.
 type conn struct {
 	ws      *websocket.Conn
 	cork    *corkConn // the socket under ws on the server side, else nil
@@ -45,6 +46,7 @@ type conn struct {
 
 	wmu     sync.Mutex // serializes Write
 	partial []byte     // a line Write got without its "\n" yet
+	werr    error      // what TryWrite met, for FinishWrite to report
 
 	meter *frameMeter // counts the client's frames on the server side, else nil
 
@@ -91,6 +93,9 @@ func newConn(ws *websocket.Conn, cork *corkConn, sock net.Conn, meter *frameMete
 		c.msgType = websocket.MessageBinary
 	}
 	ws.SetReadLimit(int64(maxMessage))
+	if cork != nil {
+		cork.startFraming()
+	}
 	return c
 }
 
@@ -213,7 +218,7 @@ func (c *conn) endedTooBig() bool {
 }
 
 // Write sends each complete line in p as one message, all of them in one
-// write to the socket. A trailing partial line is kept until its end
+// write to the socket (framed into the cork, holding its lock). A trailing partial line is kept until its end
 // arrives. With the text subprotocol a line that is not valid UTF-8 (a
 // TCP client's Latin-1, say) has the bad bytes replaced, since a text
 // message must be UTF-8 and a browser drops the whole connection over one
@@ -221,11 +226,15 @@ func (c *conn) endedTooBig() bool {
 func (c *conn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if c.cork != nil {
-		c.cork.cork()
-	}
-	n, err := c.writeLines(p)
-	if c.cork != nil {
+	var n int
+	var err error
+	if c.cork == nil {
+		n, err = c.writeLines(p)
+	} else {
+		c.cork.mu.Lock()
+		c.cork.corked = true
+		n, err = c.writeLines(p)
+		c.cork.mu.Unlock()
 		if rerr := c.cork.release(); err == nil && rerr != nil {
 			n, err = 0, rerr
 		}
@@ -234,6 +243,52 @@ func (c *conn) Write(p []byte) (int, error) {
 		err = ErrMessageTooBig
 	}
 	return n, err
+}
+
+// CanTryWrite reports whether TryWrite can serve the connection: a
+// server-side one over plain TCP.
+func (c *conn) CanTryWrite() bool { return c.cork != nil && c.cork.tcp() != nil }
+
+// TryWrite is Write without waiting. taken false says it wrote nothing,
+// as another write holds the connection (the library's pong to a client
+// that does not read, say): use Write. Otherwise it framed all of p's
+// lines and sent what the socket takes now; when done is false the rest
+// stays in the cork, ahead of anything the library writes meanwhile, and
+// FinishWrite must send it (it may wait) before the next write. A failure
+// is also left for FinishWrite to report, since finding out whether the
+// client sent a message over the limit may take a moment.
+func (c *conn) TryWrite(p []byte) (taken, done bool) {
+	if !c.wmu.TryLock() {
+		return false, false
+	}
+	defer c.wmu.Unlock()
+	if !c.cork.mu.TryLock() {
+		return false, false
+	}
+	defer c.cork.mu.Unlock()
+	c.cork.corked = true
+	_, err := c.writeLines(p)
+	if err == nil {
+		if done, err = c.cork.tryReleaseLocked(); err == nil {
+			return true, done
+		}
+	}
+	c.werr = err
+	return true, false
+}
+
+// FinishWrite sends what TryWrite left in the cork, or reports what it met.
+func (c *conn) FinishWrite() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	err := c.cork.release()
+	if c.werr != nil {
+		err, c.werr = c.werr, nil
+	}
+	if err != nil && errors.Is(err, net.ErrClosed) && c.endedTooBig() {
+		err = ErrMessageTooBig
+	}
+	return err
 }
 
 func (c *conn) writeLines(p []byte) (int, error) {
@@ -255,7 +310,13 @@ func (c *conn) writeLines(p []byte) (int, error) {
 			line = bytes.ToValidUTF8(line, []byte("\uFFFD"))
 		}
 		if len(line) > 0 {
-			if err := c.ws.Write(ctx, c.msgType, line); err != nil {
+			var err error
+			if c.cork != nil {
+				err = c.cork.appendFrame(byte(c.msgType), line)
+			} else {
+				err = c.ws.Write(ctx, c.msgType, line)
+			}
+			if err != nil {
 				return n, err
 			}
 		}
