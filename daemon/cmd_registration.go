@@ -23,7 +23,7 @@ func handlePASS(s *Session, m *protocol.Message, _ []byte) error {
 	if s.registered.Load() {
 		return numErr(protocol.ERR_ALREADYREGISTERED, "You may not reregister")
 	}
-	s.pass = m.Params[0]
+	s.more().pass = m.Params[0]
 	return nil
 }
 
@@ -31,7 +31,7 @@ func handlePASS(s *Session, m *protocol.Message, _ []byte) error {
 // server has one. The comparison takes the same time for any wrong guess.
 func (s *Session) passwordOK() bool {
 	want := s.srv.Config().ServerPassword
-	return want == "" || subtle.ConstantTimeCompare([]byte(s.pass), []byte(want)) == 1
+	return want == "" || subtle.ConstantTimeCompare([]byte(s.more().pass), []byte(want)) == 1
 }
 
 func handleUSER(s *Session, m *protocol.Message, _ []byte) error {
@@ -209,7 +209,7 @@ func (s *Session) completeRegistration() {
 	}
 	s.identMu.Lock()
 	s.registered.Store(true)
-	s.deadlineSet = time.Time{} // the registration deadline is not an idle one
+	s.deadlineSet = 0 // the registration deadline is not an idle one
 	s.pushReadDeadline(time.Now())
 	s.welcome()
 	s.identMu.Unlock()
