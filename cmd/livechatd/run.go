@@ -38,6 +38,7 @@ func serve(cfg *configs.Config, log zerolog.Logger, load func() (*configs.Config
 	watchdogStop := make(chan struct{})
 	defer close(watchdogStop)
 	sd.watchdog(d.srv.Ready, watchdogStop)
+	go trimMemory(log, watchdogStop) // process-wide, so here and not in start
 	for sig := range sigs {
 		if sig == syscall.SIGHUP {
 			sd.reloading()
