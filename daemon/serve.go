@@ -310,15 +310,11 @@ func dropInvalidTags(m *protocol.Message) bool {
 // however many rooms it shares with the session.
 func (s *Session) leaveAll(reason string) {
 	s.mu.Lock()
-	joined := s.joined
-	s.joined = make(map[string]*rooms.Room)
+	rs := s.rooms()
+	s.joined = nil
 	s.mu.Unlock()
-	if len(joined) == 0 {
+	if len(rs) == 0 {
 		return
-	}
-	rs := make([]*rooms.Room, 0, len(joined))
-	for _, r := range joined {
-		rs = append(rs, r)
 	}
 	muted := false
 	quit := s.event("QUIT", reason)
