@@ -182,13 +182,24 @@ func remoteIP(conn net.Conn) string {
 	return host
 }
 
-// log returns a logger carrying the connection's id and address. It is
-// built per use rather than kept: logging is rare, and a kept zerolog
-// context holds a 500-byte buffer for every idle connection.
-func (s *Session) log() *zerolog.Logger {
-	l := s.srv.log.With().Uint64("conn", s.id).Str("remote", s.conn.RemoteAddr().String()).Logger()
-	return &l
+// log is the server's logger for events of this connection: they carry
+// its id and address. Nothing is built for an event that is not logged,
+// and no per-connection logger is kept or made: a zerolog child logger
+// (With) is a 500-byte buffer, made three times for every connection (the
+// connected, registered and disconnected lines), 12% of the bytes a
+// connect storm allocated.
+func (s *Session) log() sessionLog { return sessionLog{s} }
+
+type sessionLog struct{ s *Session }
+
+func (l sessionLog) with(e *zerolog.Event) *zerolog.Event {
+	return e.Uint64("conn", l.s.id).Stringer("remote", l.s.conn.RemoteAddr())
 }
+
+func (l sessionLog) Debug() *zerolog.Event { return l.with(l.s.srv.log.Debug()) }
+func (l sessionLog) Info() *zerolog.Event  { return l.with(l.s.srv.log.Info()) }
+func (l sessionLog) Warn() *zerolog.Event  { return l.with(l.s.srv.log.Warn()) }
+func (l sessionLog) Error() *zerolog.Event { return l.with(l.s.srv.log.Error()) }
 
 // Nick returns the session's current nick ("*" before it has one).
 // Safe from any goroutine.
