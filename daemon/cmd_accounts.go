@@ -66,9 +66,9 @@ func handleREGISTER(s *Session, m *protocol.Message, _ []byte) error {
 		s.srv.metrics.registrations.WithLabelValues("bad_name").Inc()
 		return failErr("REGISTER", "BAD_ACCOUNT_NAME", name, reservedReason(name))
 	}
-	if limit := s.srv.Config().Accounts.RegisterPerConn; limit > 0 && s.made >= limit {
+	if limit := s.srv.Config().Accounts.RegisterPerConn; limit > 0 && s.more().made >= limit {
 		s.srv.metrics.registrations.WithLabelValues("quota_connection").Inc()
-		return failErr("REGISTER", "RATE_LIMITED", name, "This connection has created "+strconv.Itoa(s.made)+" accounts, the most one may")
+		return failErr("REGISTER", "RATE_LIMITED", name, "This connection has created "+strconv.Itoa(s.more().made)+" accounts, the most one may")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), accountTimeout)
 	defer cancel()
@@ -81,7 +81,7 @@ func handleREGISTER(s *Session, m *protocol.Message, _ []byte) error {
 		}
 		return reply
 	}
-	s.made++
+	s.more().made++
 	s.srv.metrics.registrations.WithLabelValues("ok").Inc()
 	s.log().Info().Str("account", acct.Name).Msg("account registered")
 	s.reply(protocol.Message{Source: s.srv.Config().ServerName, Command: "REGISTER", Params: []string{"SUCCESS", acct.Name, "Account created"}})

@@ -114,7 +114,10 @@ func (s *Session) readMarker(account, key string) (time.Time, error) {
 	if account == "" {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		return s.guestMarkers[key], nil
+		if s.rare == nil {
+			return time.Time{}, nil
+		}
+		return s.rare.guestMarkers[key], nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), markerTimeout)
 	defer cancel()
@@ -165,24 +168,25 @@ const maxGuestMarkers = 1000
 // the marker in force. Beyond the bound the marker read longest ago goes,
 // as an account's do.
 func (s *Session) setGuestMarker(key string, at time.Time) time.Time {
+	r := s.more()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	old, ok := s.guestMarkers[key]
+	old, ok := r.guestMarkers[key]
 	if ok && !at.After(old) {
 		return old
 	}
-	if !ok && len(s.guestMarkers) >= maxGuestMarkers {
+	if !ok && len(r.guestMarkers) >= maxGuestMarkers {
 		oldestKey, oldest := "", time.Time{}
-		for k, v := range s.guestMarkers {
+		for k, v := range r.guestMarkers {
 			if oldestKey == "" || v.Before(oldest) {
 				oldestKey, oldest = k, v
 			}
 		}
-		delete(s.guestMarkers, oldestKey)
+		delete(r.guestMarkers, oldestKey)
 	}
-	if s.guestMarkers == nil {
-		s.guestMarkers = make(map[string]time.Time)
+	if r.guestMarkers == nil {
+		r.guestMarkers = make(map[string]time.Time)
 	}
-	s.guestMarkers[key] = at
+	r.guestMarkers[key] = at
 	return at
 }

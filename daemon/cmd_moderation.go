@@ -285,7 +285,5 @@ func (s *Session) Removed(r *rooms.Room) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	folded := protocol.FoldRoom(r.Name())
-	if s.joined[folded] == r {
-		delete(s.joined, folded)
-	}
+	s.joined.remove(folded, r)
 }

@@ -32,9 +32,9 @@ func handleOPER(s *Session, m *protocol.Message, _ []byte) error {
 		return numErr(protocol.ERR_PASSWDMISMATCH, loginMessage(err))
 	}
 	if !ok {
-		s.operFailures++
-		s.log().Warn().Str("operator", name).Int("failures", s.operFailures).Msg("OPER refused")
-		if s.operFailures >= maxOperFailures {
+		s.more().operFailures++
+		s.log().Warn().Str("operator", name).Int("failures", s.more().operFailures).Msg("OPER refused")
+		if s.more().operFailures >= maxOperFailures {
 			s.closeWith("Too many failed OPER attempts")
 		}
 		return numErr(protocol.ERR_PASSWDMISMATCH, "Password incorrect")

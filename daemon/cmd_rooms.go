@@ -21,8 +21,8 @@ func init() {
 // rooms returns the session's rooms. The caller holds s.mu.
 func (s *Session) rooms() []*rooms.Room {
 	out := make([]*rooms.Room, 0, len(s.joined))
-	for _, r := range s.joined {
-		out = append(out, r)
+	for _, e := range s.joined {
+		out = append(out, e.room)
 	}
 	return out
 }
@@ -38,7 +38,7 @@ func (s *Session) member() rooms.Member {
 func (s *Session) joinedRoom(name string) *rooms.Room {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.joined[protocol.FoldRoom(name)]
+	return s.joined.get(protocol.FoldRoom(name))
 }
 
 // seesInside reports whether the session may see who is in a room and its
@@ -147,7 +147,7 @@ func (s *Session) joinRoom(name, key string, follow bool) error {
 	folded := protocol.FoldRoom(name)
 	limit := s.srv.Config().Limits.MaxJoinedRooms
 	s.mu.Lock()
-	_, already := s.joined[folded]
+	already := s.joined.get(folded) != nil
 	count := len(s.joined)
 	s.mu.Unlock()
 	if already {
@@ -167,7 +167,7 @@ func (s *Session) joinRoom(name, key string, follow bool) error {
 	r, err := s.srv.rooms.Join(m, name, key)
 	if err == nil {
 		s.mu.Lock()
-		s.joined[folded] = r
+		s.joined.put(folded, r)
 		s.mu.Unlock()
 	}
 	s.identMu.Unlock()
@@ -238,8 +238,7 @@ func (s *Session) part(typed, reason string) error {
 	}
 	folded := protocol.FoldRoom(name)
 	s.mu.Lock()
-	r := s.joined[folded]
-	delete(s.joined, folded)
+	r := s.joined.remove(folded, nil)
 	s.mu.Unlock()
 	if r == nil {
 		if s.srv.rooms.Get(name) == nil {
@@ -255,7 +254,7 @@ func (s *Session) part(typed, reason string) error {
 func (s *Session) partAll() {
 	s.mu.Lock()
 	joined := s.rooms()
-	clear(s.joined)
+	s.joined = nil
 	s.mu.Unlock()
 	for _, r := range joined {
 		r.Part(s, "")

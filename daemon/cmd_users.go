@@ -141,7 +141,7 @@ func (t *Session) whoisOf() whoisInfo {
 	w.IP, w.Account, w.Server = t.ip, t.Account(), t.srv.Config().ServerName
 	w.Away, w.Oper, w.Secure, w.CertFP = t.away.Load(), t.oper.Load(), t.secure(), t.certFP()
 	w.Bot = t.bot.Load()
-	w.Idle, w.Signon = int64(time.Since(t.lastActive()).Seconds()), t.connected.Unix()
+	w.Idle, w.Signon = int64(time.Since(t.lastActive()).Seconds()), time.Unix(0, t.connected).Unix()
 	for _, r := range joined {
 		w.Rooms = append(w.Rooms, whoisRoom{Name: r.Name(), Secret: r.Secret(), Prefix: r.PrefixOf(t, true)})
 	}

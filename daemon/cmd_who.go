@@ -157,14 +157,14 @@ func orZero(s string) string {
 func (s *Session) sharesRoomWith(t *Session) bool {
 	s.mu.Lock()
 	mine := make(map[*rooms.Room]bool, len(s.joined))
-	for _, r := range s.joined {
-		mine[r] = true
+	for _, e := range s.joined {
+		mine[e.room] = true
 	}
 	s.mu.Unlock()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for _, r := range t.joined {
-		if mine[r] {
+	for _, e := range t.joined {
+		if mine[e.room] {
 			return true
 		}
 	}

@@ -15,8 +15,9 @@ const maxLabel = 64
 func (s *Session) Reply(line []byte) bool {
 	s.outMu.Lock()
 	if s.labeling {
-		s.captured = append(s.captured, line)
-		s.capturedBytes += len(line)
+		r := s.rare
+		r.captured = append(r.captured, line)
+		r.capturedBytes += len(line)
 		s.outMu.Unlock()
 		return true
 	}
@@ -40,17 +41,19 @@ func validLabel(label string) bool {
 
 // beginLabel starts collecting the replies to a labeled command.
 func (s *Session) beginLabel(label string) {
+	r := s.more()
 	s.outMu.Lock()
-	s.labeling, s.label, s.captured = true, label, s.captured[:0]
+	s.labeling, r.label, r.captured = true, label, r.captured[:0]
 	s.outMu.Unlock()
 }
 
 // endLabel sends the collected replies tied to the label: an ACK for none,
 // the label tag on a single line, or a labeled-response batch.
 func (s *Session) endLabel() {
+	r := s.rare // set by beginLabel
 	s.outMu.Lock()
-	lines, label, id := s.captured, s.label, s.labelBatch
-	s.labeling, s.captured, s.capturedBytes, s.labelBatch = false, nil, 0, ""
+	lines, label, id := r.captured, r.label, r.labelBatch
+	s.labeling, r.captured, r.capturedBytes, r.labelBatch = false, nil, 0, ""
 	s.outMu.Unlock()
 
 	switch {
@@ -73,17 +76,18 @@ func (s *Session) endLabel() {
 // bytes: a long reply streams (see pace) instead of piling up here.
 func (s *Session) spillLabel(limit int) {
 	s.outMu.Lock()
-	if !s.labeling || s.capturedBytes <= limit {
+	r := s.rare
+	if !s.labeling || r.capturedBytes <= limit {
 		s.outMu.Unlock()
 		return
 	}
-	lines, label, id := s.captured, s.label, s.labelBatch
-	s.captured, s.capturedBytes = nil, 0
+	lines, label, id := r.captured, r.label, r.labelBatch
+	r.captured, r.capturedBytes = nil, 0
 	s.outMu.Unlock()
 	if id == "" {
 		id = s.openLabelBatch(label)
 		s.outMu.Lock()
-		s.labelBatch = id
+		r.labelBatch = id
 		s.outMu.Unlock()
 	}
 	s.sendInBatch(lines, id)

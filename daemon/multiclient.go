@@ -169,7 +169,7 @@ func (s *Session) joinAsTwin(name string, t *Session) {
 		return
 	}
 	s.mu.Lock()
-	s.joined[protocol.FoldRoom(r.Name())] = r
+	s.joined.put(protocol.FoldRoom(r.Name()), r)
 	s.mu.Unlock()
 }
 

@@ -47,8 +47,8 @@ func handleBATCH(s *Session, m *protocol.Message, _ []byte) error {
 		if len(m.Params) < 3 || m.Params[1] != rooms.MultilineBatch || !s.hasCap(capMultiline) {
 			return failErr("BATCH", "MULTILINE_INVALID", "The only batch a client may send is draft/multiline, after CAP REQ draft/multiline")
 		}
-		if s.ml != nil {
-			s.ml = nil
+		if s.openBatch() != nil {
+			s.rare.ml = nil
 			return failErr("BATCH", "MULTILINE_INVALID", "A multiline batch is already open; both were dropped")
 		}
 		target := m.Params[2]
@@ -59,14 +59,14 @@ func handleBATCH(s *Session, m *protocol.Message, _ []byte) error {
 		if label, ok := m.Tag("label"); ok && s.hasCap(capLabeledResponse) && validLabel(label) {
 			b.label = label
 		}
-		s.ml = b
+		s.more().ml = b
 		return nil
 	case strings.HasPrefix(ref, "-") && len(ref) > 1:
-		b := s.ml
+		b := s.openBatch()
 		if b == nil || b.ref != ref[1:] {
 			return failErr("BATCH", "MULTILINE_INVALID", "No open batch "+ref[1:])
 		}
-		s.ml = nil
+		s.rare.ml = nil
 		if b.failed {
 			return nil
 		}
@@ -79,7 +79,7 @@ func handleBATCH(s *Session, m *protocol.Message, _ []byte) error {
 // open batch's reference in its tags (batch=<ref>): what the flood
 // control lets through free.
 func (s *Session) batchOwns(line []byte) bool {
-	b := s.ml
+	b := s.openBatch()
 	if b == nil || b.failed || len(line) == 0 || line[0] != '@' {
 		return false
 	}
@@ -98,7 +98,7 @@ func (s *Session) batchOwns(line []byte) bool {
 // the batch, as a client that mixes them up cannot be trusted with it.
 func (s *Session) batchLine(m *protocol.Message) bool {
 	ref, tagged := m.Tag("batch")
-	b := s.ml
+	b := s.openBatch()
 	if !tagged {
 		return false // PING and the like run as usual inside a batch
 	}

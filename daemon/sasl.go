@@ -42,20 +42,21 @@ const (
 // registration.
 func handleAUTHENTICATE(s *Session, m *protocol.Message, _ []byte) error {
 	arg := m.Params[0]
+	r := s.more()
 	if arg == "*" {
 		s.saslReset()
 		return numErr(protocol.ERR_SASLABORTED, "SASL authentication aborted")
 	}
-	if s.saslMech == "" {
+	if r.saslMech == "" {
 		if s.Account() != "" {
 			return numErr(protocol.ERR_SASLALREADY, "You have already authenticated")
 		}
 		switch mech := strings.ToUpper(arg); mech {
 		case "PLAIN", saslTokenMech, saslExternalMech:
-			s.saslMech = mech
+			r.saslMech = mech
 		case saslSCRAMMech:
-			s.saslMech = mech
-			s.saslSCRAM = s.srv.accounts.NewSCRAMLogin(s.source())
+			r.saslMech = mech
+			r.saslSCRAM = s.srv.accounts.NewSCRAMLogin(s.source())
 		default:
 			s.numeric(protocol.RPL_SASLMECHS, saslMechs, "are available SASL mechanisms")
 			return numErr(protocol.ERR_SASLFAIL, "SASL authentication failed: unknown mechanism")
@@ -67,18 +68,18 @@ func handleAUTHENTICATE(s *Session, m *protocol.Message, _ []byte) error {
 		s.saslReset()
 		return numErr(protocol.ERR_SASLTOOLONG, "SASL message too long")
 	}
-	if len(s.saslBuf)+len(arg) > saslMax {
+	if len(r.saslBuf)+len(arg) > saslMax {
 		s.saslReset()
 		return numErr(protocol.ERR_SASLFAIL, "SASL authentication failed: response too long")
 	}
 	if arg != "+" {
-		s.saslBuf = append(s.saslBuf, arg...)
+		r.saslBuf = append(r.saslBuf, arg...)
 	}
 	if len(arg) == saslChunk {
 		return nil // more to come
 	}
-	response, mech := s.saslBuf, s.saslMech
-	s.saslBuf = nil
+	response, mech := r.saslBuf, r.saslMech
+	r.saslBuf = nil
 	if mech == saslSCRAMMech {
 		return s.saslSCRAMStep(response) // several round trips; it resets when done
 	}
@@ -93,7 +94,8 @@ func handleAUTHENTICATE(s *Session, m *protocol.Message, _ []byte) error {
 }
 
 func (s *Session) saslReset() {
-	s.saslMech, s.saslBuf, s.saslSCRAM, s.saslDone = "", nil, nil, ""
+	r := s.more()
+	r.saslMech, r.saslBuf, r.saslSCRAM, r.saslDone = "", nil, nil, ""
 }
 
 // saslDecode decodes a whole response.
@@ -140,8 +142,9 @@ func (s *Session) saslPlain(encoded []byte) error {
 // client's empty acknowledgement of that with 903. (IRC SASL has no
 // "success with data", so server-final travels as a challenge.)
 func (s *Session) saslSCRAMStep(encoded []byte) error {
-	if s.saslDone != "" {
-		account := s.saslDone
+	r := s.more()
+	if r.saslDone != "" {
+		account := r.saslDone
 		s.saslReset()
 		s.saslSucceeded(account)
 		return nil
@@ -151,7 +154,7 @@ func (s *Session) saslSCRAMStep(encoded []byte) error {
 		s.saslReset()
 		return err
 	}
-	l := s.saslSCRAM
+	l := r.saslSCRAM
 	ctx, cancel := context.WithTimeout(context.Background(), accountTimeout)
 	defer cancel()
 	out, acct, err := l.Step(ctx, string(raw))
@@ -172,7 +175,7 @@ func (s *Session) saslSCRAMStep(encoded []byte) error {
 		return numErr(protocol.ERR_SASLFAIL, "SASL authentication failed: "+scramMessage(err))
 	}
 	if acct.Name != "" {
-		s.saslDone = acct.Name
+		r.saslDone = acct.Name
 	}
 	s.authenticateOut(out)
 	return nil

@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -68,11 +69,13 @@ func (s *Session) readLoop() string {
 	if c, ok := s.conn.(interface{ ChargeFrames(func() bool) }); ok {
 		c.ChargeFrames(s.chargeFrame)
 	}
-	s.conn.SetReadDeadline(s.connected.Add(s.srv.Config().Limits.RegistrationTimeout))
+	s.conn.SetReadDeadline(time.Unix(0, s.connected).Add(s.srv.Config().Limits.RegistrationTimeout))
 	for {
 		s.step.line, s.step.err = r.ReadLine()
+		s.step.done.Add(1)
 		s.srv.workers.submit(s)
-		if reason := <-s.step.done; reason != "" {
+		s.step.done.Wait()
+		if reason := s.step.reason; reason != "" {
 			return reason
 		}
 	}
@@ -80,20 +83,23 @@ func (s *Session) readLoop() string {
 
 // lineStep is the hand-off between a session's reader and the worker
 // that handles its line. The reader waits for done, so the worker owns
-// the session's reader-side state meanwhile.
+// the session's reader-side state meanwhile. A WaitGroup rather than a
+// channel: it lives inside the Session, where a channel was a 112-byte
+// allocation every connection kept.
 type lineStep struct {
-	line []byte
-	err  error
-	done chan string // the reason to stop, or "" to read on
+	line   []byte
+	err    error
+	reason string // the reason to stop, or "" to read on
+	done   sync.WaitGroup
 }
 
 // runStep handles the line in s.step. It runs on a worker goroutine.
 func (s *Session) runStep() {
-	reason := s.process(s.step.line, s.step.err)
+	s.step.reason = s.process(s.step.line, s.step.err)
 	// The line may live in a pooled buffer the reader has handed back;
 	// do not keep it alive while the connection idles.
 	s.step.line, s.step.err = nil, nil
-	s.step.done <- reason
+	s.step.done.Done()
 }
 
 // reasonMessageTooLong ends a WebSocket session whose client sent a
@@ -190,11 +196,11 @@ func (s *Session) pushReadDeadline(now time.Time) {
 	}
 	if s.deadlineOff {
 		s.deadlineOff = false
-		s.deadlineSet = time.Time{} // move it at once
+		s.deadlineSet = 0 // move it at once
 	}
 	interval := s.srv.Config().Limits.PingInterval
-	if now.Sub(s.deadlineSet) > min(deadlineSlack, interval/8) {
-		s.deadlineSet = now
+	if t := monoNanos(now); s.deadlineSet == 0 || time.Duration(t-s.deadlineSet) > min(deadlineSlack, interval/8) {
+		s.deadlineSet = t
 		s.conn.SetReadDeadline(now.Add(interval))
 	}
 }
@@ -220,7 +226,7 @@ func (s *Session) idle() string {
 	s.pingSent = true
 	s.Send([]byte("PING :" + cfg.ServerName + "\r\n"))
 	s.conn.SetReadDeadline(time.Now().Add(cfg.Limits.PingTimeout))
-	s.deadlineSet = time.Time{} // the next line must move it back at once
+	s.deadlineSet = 0 // the next line must move it back at once
 	return ""
 }
 
@@ -308,15 +314,11 @@ func dropInvalidTags(m *protocol.Message) bool {
 // however many rooms it shares with the session.
 func (s *Session) leaveAll(reason string) {
 	s.mu.Lock()
-	joined := s.joined
-	s.joined = make(map[string]*rooms.Room)
+	rs := s.rooms()
+	s.joined = nil
 	s.mu.Unlock()
-	if len(joined) == 0 {
+	if len(rs) == 0 {
 		return
-	}
-	rs := make([]*rooms.Room, 0, len(joined))
-	for _, r := range joined {
-		rs = append(rs, r)
 	}
 	muted := false
 	quit := s.event("QUIT", reason)

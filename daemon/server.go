@@ -262,6 +262,7 @@ func (s *Server) Serve(l net.Listener, transport string) error {
 		s.mu.Unlock()
 	}()
 
+	_, keptAlive := l.(keepAliveListener)
 	var backoff time.Duration
 	for {
 		conn, err := l.Accept()
@@ -279,6 +280,9 @@ func (s *Server) Serve(l net.Listener, transport string) error {
 			return err
 		}
 		backoff = 0
+		if !keptAlive {
+			keepAlive(conn)
+		}
 		s.accept(conn, transport)
 	}
 }
@@ -318,7 +322,6 @@ func (s *Server) accept(conn net.Conn, transport string) {
 		s.iplimit.refuse(conn, no.message)
 		return
 	}
-	keepAlive(conn)
 	sess := newSession(s, conn, transport, s.nextID.Add(1))
 	s.sessions[sess] = struct{}{}
 	s.byID[sess.id] = sess
@@ -378,6 +381,10 @@ const (
 	keepAliveInterval = 15 * time.Second
 	keepAliveCount    = 4
 )
+
+// keepAliveListener marks a listener from ListenTCP: Serve does not set
+// keepalive on its connections again.
+type keepAliveListener struct{ *net.TCPListener }
 
 // keepAlive turns on TCP keepalive for a TCP or TLS client connection.
 // WebSocket connections belong to the HTTP server, which sets its own.

@@ -126,20 +126,34 @@ func (s *Session) tryWrite(buf []byte) (pending bool, err error) {
 	case *net.TCPConn:
 		n, err := nbwrite.Write(c, buf)
 		if err == nil && n < len(buf) {
-			s.unsent = append(s.unsent[:0], buf[n:]...)
+			s.keepUnsent(buf[n:])
 			return true, nil
 		}
 		return false, err
 	case tryWriter:
 		taken, done := c.TryWrite(buf)
 		if !taken {
-			s.unsent = append(s.unsent[:0], buf...)
+			s.keepUnsent(buf)
 			return true, nil
 		}
 		s.connPending = !done
 		return s.connPending, nil
 	}
 	panic("daemon: tryWrite on a connection the shared writers cannot serve")
+}
+
+// keepUnsent copies what a shared writer could not write for the
+// session's own writer.
+func (s *Session) keepUnsent(b []byte) {
+	u := append([]byte(nil), b...)
+	s.unsent = &u
+}
+
+func (s *Session) unsentLen() int {
+	if s.unsent == nil {
+		return 0
+	}
+	return len(*s.unsent)
 }
 
 // finishPending sends what a shared writer left behind, waiting for the
@@ -155,9 +169,9 @@ func (s *Session) finishPending(timeout time.Duration) error {
 		s.connPending = false
 	}
 	if s.unsent != nil {
-		_, err = s.conn.Write(s.unsent)
+		_, err = s.conn.Write(*s.unsent)
 		if err == nil {
-			s.srv.metrics.bytesWritten.Add(float64(len(s.unsent)))
+			s.srv.metrics.bytesWritten.Add(float64(len(*s.unsent)))
 		}
 		s.unsent = nil
 	}
@@ -196,7 +210,7 @@ func (s *Session) writeShared() {
 	pending, err := s.tryWrite(buf)
 	clear(batch)
 	if err == nil {
-		s.srv.metrics.bytesWritten.Add(float64(total - len(s.unsent)))
+		s.srv.metrics.bytesWritten.Add(float64(total - s.unsentLen()))
 	}
 	s.outMu.Lock()
 	s.spare = batch[:0]

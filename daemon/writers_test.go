@@ -117,7 +117,7 @@ func testStalledClients(t *testing.T, dialStuck func(t *testing.T, srv *Server, 
 				srv.mu.Lock()
 				for s := range srv.sessions {
 					s.outMu.Lock()
-					t.Logf("%s writing=%v out=%d bytes=%d unsent=%d closing=%v", s.Nick(), s.writing, len(s.out), s.outBytes, len(s.unsent), s.closing)
+					t.Logf("%s writing=%v out=%d bytes=%d unsent=%d closing=%v", s.Nick(), s.writing, len(s.out), s.outBytes, s.unsentLen(), s.closing)
 					s.outMu.Unlock()
 				}
 				srv.mu.Unlock()

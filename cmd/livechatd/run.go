@@ -38,6 +38,7 @@ func serve(cfg *configs.Config, log zerolog.Logger, load func() (*configs.Config
 	watchdogStop := make(chan struct{})
 	defer close(watchdogStop)
 	sd.watchdog(d.srv.Ready, watchdogStop)
+	go trimMemory(log, watchdogStop) // process-wide, so here and not in start
 	for sig := range sigs {
 		if sig == syscall.SIGHUP {
 			sd.reloading()
@@ -119,7 +120,11 @@ func start(cfg *configs.Config, log zerolog.Logger, load func() (*configs.Config
 		}
 	}()
 	listen := func(key, addr string) (net.Listener, error) {
-		l, err := net.Listen("tcp", addr)
+		bind := func(addr string) (net.Listener, error) { return net.Listen("tcp", addr) }
+		if key == "listen.tcp" || key == "listen.tls" {
+			bind = daemon.ListenTCP // IRC clients: TCP keepalive set once, on the listening socket
+		}
+		l, err := bind(addr)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", key, err)
 		}
