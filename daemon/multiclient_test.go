@@ -251,3 +251,51 @@ func TestMulticlientDeviceAsksForItsNick(t *testing.T) {
 		t.Fatalf("second: %q", m.String())
 	}
 }
+
+// The web page beside an IRC client: a browser that logs in joins the
+// IRC client's user, gets its rooms, and the two see each other's lines;
+// closing the tab leaves the IRC client in the room.
+func TestMulticlientBrowserBesideIRCClient(t *testing.T) {
+	srv, addr := testServer(t)
+	url := wsListen(t, srv)
+	irc := accountClient(t, addr, "hana", "hana", true, "echo-message")
+	irc.join("#room")
+	bob := connect(t, addr, "bob")
+	bob.join("#room")
+	irc.sync()
+
+	web := dialWS(t, url)
+	web.send("LOGIN hana " + testPassword)
+	if m, _ := web.expect("JOIN"); m.Param(0) != "#room" || !strings.HasPrefix(m.Source, "hana!") {
+		t.Fatalf("browser: %q", m.String())
+	}
+	web.nick = "hana"
+	web.expect(protocol.RPL_ENDOFNAMES)
+
+	web.send("PRIVMSG #room :typed in the browser")
+	for _, c := range []*client{irc, bob} {
+		if m, _ := c.expect("PRIVMSG"); m.Param(1) != "typed in the browser" || !strings.HasPrefix(m.Source, "hana!") {
+			t.Fatalf("%s: %q", c.nick, m.String())
+		}
+	}
+	if m, _ := web.expect("PRIVMSG"); m.Param(1) != "typed in the browser" {
+		t.Fatalf("browser's own line (a person's session echoes): %q", m.String())
+	}
+	irc.send("PRIVMSG #room :typed in irssi")
+	if m, _ := web.expect("PRIVMSG"); m.Param(1) != "typed in irssi" {
+		t.Fatalf("browser: %q", m.String())
+	}
+	bob.expect("PRIVMSG")
+
+	web.send("QUIT")
+	web.expect("ERROR")
+	bob.send("NAMES #room")
+	if m, _ := bob.expect(protocol.RPL_NAMREPLY); !strings.Contains(m.Param(3), "hana") {
+		t.Fatalf("hana left with the browser: %q", m.String())
+	}
+	for _, l := range bob.sync() {
+		if l.Command == "QUIT" {
+			t.Fatalf("bob saw a device leave: %q", l.String())
+		}
+	}
+}
