@@ -205,8 +205,8 @@ func (s *Session) source() string {
 // name the session's nick, taking it from a guest if need be. Before
 // registration completes (SASL), completeRegistration does the same.
 func (s *Session) loggedIn(account string) {
+	s.setAccount(account)
 	s.mu.Lock()
-	s.account = account
 	s.guest = false
 	s.mu.Unlock()
 	server := s.srv.Config().ServerName
@@ -329,10 +329,7 @@ func handleLOGOUT(s *Session, m *protocol.Message, _ []byte) error {
 	if !all && s.liveTwins() { // after ALL (or DROP) they are on their way out
 		return failErr("LOGOUT", "SHARED_NICK", "*", "Your other devices share this nick and its rooms: disconnect this one instead (QUIT), or LOGOUT ALL to log out everywhere")
 	}
-	s.mu.Lock()
-	account := s.account
-	s.account = ""
-	s.mu.Unlock()
+	account := s.setAccount("")
 	if account == "" {
 		return failErr("LOGOUT", "NOT_LOGGED_IN", "*", "You are not logged in")
 	}

@@ -2,6 +2,8 @@ package daemon
 
 import (
 	"errors"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/livechat/livechat/protocol"
@@ -186,24 +188,72 @@ func aroundID(id string) rooms.Query {
 }
 
 // sessionsOf lists the registered sessions of the given identities (see
-// identity): every connection of an account, or the one connection of a
-// guest. It walks all sessions, which is fine for what calls it: a
-// redaction or a read marker, not every message.
+// identity), each once: every connection of an account, or the one
+// connection of a guest.
 func (srv *Server) sessionsOf(identities ...string) []*Session {
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
 	var out []*Session
-	for t := range srv.sessions {
-		if !t.registered.Load() {
+	add := func(t *Session) {
+		if t.registered.Load() && !slices.Contains(out, t) {
+			out = append(out, t)
+		}
+	}
+	for _, id := range identities {
+		if folded, ok := strings.CutPrefix(id, "a:"); ok {
+			for t := range srv.byAccount[folded] {
+				add(t)
+			}
 			continue
 		}
-		id := t.identity()
-		for _, want := range identities {
-			if id == want {
-				out = append(out, t)
-				break
-			}
+		// A guest: "c:<ids prefix>.<connection id>".
+		n, err := strconv.ParseUint(id[strings.LastIndexByte(id, '.')+1:], 10, 64)
+		if t := srv.byID[n]; err == nil && t != nil && t.identity() == id {
+			add(t)
 		}
 	}
 	return out
+}
+
+// accountSessions lists the sessions logged in to account.
+func (srv *Server) accountSessions(account string) []*Session {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	set := srv.byAccount[protocol.FoldNick(account)]
+	out := make([]*Session, 0, len(set))
+	for t := range set {
+		out = append(out, t)
+	}
+	return out
+}
+
+// indexAccountLocked moves s from old's sessions to account's ("": none).
+// Call it with srv.mu held.
+func (srv *Server) indexAccountLocked(s *Session, old, account string) {
+	if old != "" {
+		folded := protocol.FoldNick(old)
+		delete(srv.byAccount[folded], s)
+		if len(srv.byAccount[folded]) == 0 {
+			delete(srv.byAccount, folded)
+		}
+	}
+	if account != "" {
+		folded := protocol.FoldNick(account)
+		if srv.byAccount[folded] == nil {
+			srv.byAccount[folded] = make(map[*Session]struct{})
+		}
+		srv.byAccount[folded][s] = struct{}{}
+	}
+}
+
+// setAccount records the session's account ("": logged out) and returns
+// the one it had.
+func (s *Session) setAccount(account string) (old string) {
+	s.srv.mu.Lock()
+	defer s.srv.mu.Unlock()
+	s.mu.Lock()
+	old, s.account = s.account, account
+	s.mu.Unlock()
+	s.srv.indexAccountLocked(s, old, account)
+	return old
 }

@@ -193,15 +193,12 @@ func (s *Session) logoutEverywhere(account string) (tokens, conns int, err error
 	if err != nil && !errors.Is(err, accounts.ErrNoTokens) {
 		return 0, 0, err
 	}
-	folded := protocol.FoldNick(account)
-	s.srv.mu.Lock()
 	var others []*Session
-	for t := range s.srv.sessions {
-		if t != s && protocol.FoldNick(t.Account()) == folded {
+	for _, t := range s.srv.accountSessions(account) {
+		if t != s {
 			others = append(others, t)
 		}
 	}
-	s.srv.mu.Unlock()
 	for _, t := range others {
 		t.closeWith("Logged out everywhere from another connection")
 	}

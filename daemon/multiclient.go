@@ -69,14 +69,16 @@ func (s *Session) addTwins(peers []rooms.Client) []rooms.Client {
 // none, or multiclient is off for the server or the account, or the
 // server is clustered (devices on several nodes are not built yet).
 func (s *Session) twinFor(account string) *Session {
-	if s.srv.cluster != nil || !s.srv.multiclientFor(account) {
+	if s.srv.cluster != nil {
 		return nil
 	}
-	folded := protocol.FoldNick(account)
-	s.srv.mu.Lock()
-	defer s.srv.mu.Unlock()
-	for t := range s.srv.sessions {
-		if t != s && t.registered.Load() && protocol.FoldNick(t.Account()) == folded && t.closeReason() == "" {
+	for _, t := range s.srv.accountSessions(account) {
+		if t != s && t.registered.Load() && t.closeReason() == "" {
+			// The account's setting is a store read: only once there
+			// is someone to join.
+			if !s.srv.multiclientFor(account) {
+				return nil
+			}
 			return t
 		}
 	}

@@ -95,6 +95,10 @@ type Server struct {
 	listeners map[net.Listener]struct{}
 	sessions  map[*Session]struct{}
 	byID      map[uint64]*Session // the same sessions, by connection id
+	// byAccount holds the logged-in sessions by folded account name, so
+	// that finding an account's connections (devices, read markers,
+	// redaction, LOGOUT ALL) does not walk every session.
+	byAccount map[string]map[*Session]struct{}
 	draining  bool
 	sessWG    sync.WaitGroup
 }
@@ -109,6 +113,7 @@ func New(cfg *configs.Config, opts Options) *Server {
 		listeners: make(map[net.Listener]struct{}),
 		sessions:  make(map[*Session]struct{}),
 		byID:      make(map[uint64]*Session),
+		byAccount: make(map[string]map[*Session]struct{}),
 		cluster:   opts.Cluster,
 		workers:   newWorkerPool(workerIdle),
 		ids:       rooms.NewIDs(),
@@ -338,6 +343,7 @@ func (s *Server) accept(conn net.Conn, transport string) {
 		s.mu.Lock()
 		delete(s.sessions, sess)
 		delete(s.byID, sess.id)
+		s.indexAccountLocked(sess, sess.Account(), "")
 		s.mu.Unlock()
 		if s.cluster != nil {
 			s.cluster.Link.Gone(sess.id)
