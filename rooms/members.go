@@ -91,12 +91,14 @@ func (r *Room) detach(m *member, c Client) {
 	m.devices = slices.DeleteFunc(m.devices, func(d Client) bool { return d == c })
 }
 
-// all returns every connection m is served on.
-func (m *member) all() []Client {
-	if len(m.devices) == 0 {
-		return []Client{m.Client}
+// device returns the i-th connection m is served on, Member.Client first;
+// there are 1+len(m.devices). Loops over every member's devices use it
+// rather than a slice of them, which would be an allocation per member.
+func (m *member) device(i int) Client {
+	if i == 0 {
+		return m.Client
 	}
-	return append([]Client{m.Client}, m.devices...)
+	return m.devices[i-1]
 }
 
 // refuse says why a joiner who is not the owner may not join, or nil.
@@ -199,7 +201,8 @@ func (r *Room) removeQuietly(c Client) *member {
 		return nil
 	}
 	m := r.members[i]
-	for _, d := range m.all() {
+	for i := range 1 + len(m.devices) {
+		d := m.device(i)
 		d.Flush() // it leaves before the room's next flush
 		delete(r.index, d)
 	}
@@ -232,7 +235,8 @@ func (r *Room) doPart(c Client, reason string) error {
 	r.record(e)
 	r.broadcast(e, c, true, false)
 	r.remove(c)
-	for _, d := range m.all() {
+	for i := range 1 + len(m.devices) {
+		d := m.device(i)
 		if d != c {
 			d.Removed(r) // the user left from another device
 		}

@@ -278,7 +278,8 @@ func (r *Room) doKick(c Client, nick, target, reason string) {
 	r.record(e)
 	r.broadcast(e, c, true, false)
 	r.remove(victim.Client)
-	for _, d := range victim.all() {
+	for i := range 1 + len(victim.devices) {
+		d := victim.device(i)
 		d.Removed(r)
 	}
 }
@@ -305,7 +306,8 @@ func (r *Room) doInvite(c Client, nick string, target Client, targetNick string)
 	target.Send(e.Render(target.Features()))
 	rs := NewRenderings(e)
 	for _, m := range r.members {
-		for _, d := range m.all() {
+		for i := range 1 + len(m.devices) {
+			d := m.device(i)
 			if d != c && d.Features()&FeatInviteNotify != 0 {
 				d.Send(rs.For(d.Features()))
 			}

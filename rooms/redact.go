@@ -90,7 +90,8 @@ func (q redactDropReq) run(r *Room) {
 	e := &Event{At: r.opts.now(), ID: r.opts.IDs.Next(), Source: q.source, Account: q.account, Command: "REDACT", Params: params}
 	rs := NewRenderings(e)
 	for _, o := range r.members {
-		for _, c := range o.all() {
+		for i := range 1 + len(o.devices) {
+			c := o.device(i)
 			f := c.Features()
 			switch {
 			case f&FeatRedaction == 0:
