@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+
+	"github.com/livechat/livechat/internal/durable"
 )
 
 // Store keeps bans across restarts. Implementations are safe for
@@ -124,22 +126,12 @@ func (f *File) writeLocked() error {
 		err = os.Rename(tmp.Name(), f.path)
 	}
 	if err == nil {
-		err = syncDir(filepath.Dir(f.path))
+		err = durable.SyncDir(filepath.Dir(f.path))
 	}
 	if err != nil {
 		return fmt.Errorf("bans: write %s: %w", f.path, err)
 	}
 	return nil
-}
-
-// syncDir makes a rename in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // Close does nothing: every change is on disk already.

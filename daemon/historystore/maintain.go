@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/livechat/livechat/internal/durable"
 	"github.com/livechat/livechat/internal/eventrec"
 )
 
@@ -176,7 +177,7 @@ func (s *Store) Scrub() error {
 	}
 	db.close()
 	s.diskBytes.Store(dst.size())
-	if err := syncDir(filepath.Dir(s.path)); err != nil {
+	if err := durable.SyncDir(filepath.Dir(s.path)); err != nil {
 		s.failed("scrub", err)
 	}
 	s.mu.Lock()
@@ -186,15 +187,6 @@ func (s *Store) Scrub() error {
 	}
 	s.mu.Unlock()
 	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // retain deletes what retention no longer keeps.
