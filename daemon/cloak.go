@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/livechat/livechat/configs"
+	"github.com/livechat/livechat/internal/durable"
 )
 
 // cloakKeyFile is the generated cloak key's name under data_dir.
@@ -140,10 +141,5 @@ func createFileOnce(path string, data []byte) error {
 	if err := os.Link(tmp.Name(), path); err != nil {
 		return err
 	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return durable.SyncDir(dir)
 }
