@@ -119,6 +119,9 @@ type Limits struct {
 
 	Monitor int `mapstructure:"monitor"` // nicks one connection may MONITOR (ISUPPORT MONITOR=)
 	Whowas  int `mapstructure:"whowas"`  // entries in the WHOWAS ring of recent nicks; 0 keeps none
+	// DevicesPerAccount bounds the connections one user shares (multiclient);
+	// one beyond it keeps a nick of its own.
+	DevicesPerAccount int `mapstructure:"devices_per_account"`
 }
 
 // History configures what rooms and private conversations remember: a

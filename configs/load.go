@@ -55,6 +55,7 @@ func Default() Config {
 			ConnRateWindow:      10 * time.Second,
 			Monitor:             100,
 			Whowas:              1000,
+			DevicesPerAccount:   10,
 		},
 		History: History{
 			Size: 200, Replay: 20, MaxQuery: 100,

@@ -111,6 +111,7 @@ func (c *Config) Validate() error {
 	}
 	p.atLeast("limits.monitor", l.Monitor, 1)
 	p.atLeast("limits.whowas", l.Whowas, 0)
+	p.atLeast("limits.devices_per_account", l.DevicesPerAccount, 1)
 
 	p.atLeast("history.size", c.History.Size, 0)
 	p.atLeast("history.replay", c.History.Replay, 0)

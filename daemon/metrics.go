@@ -98,7 +98,7 @@ func newMetrics(reg *prometheus.Registry, srv *Server) *metrics {
 		}),
 	}
 	m.limitsHit = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "livechat_limits_hit_total", Help: "Joins refused by a room limit: joined_rooms (per connection), room_members, rooms (server).",
+		Name: "livechat_limits_hit_total", Help: "Requests refused by a limit: joins by joined_rooms (per connection), room_members, rooms (server); MONITOR additions by monitor; logins beyond devices (devices_per_account, which keep a nick of their own).",
 	}, []string{"limit"})
 	for _, l := range []string{"joined_rooms", "room_members", "rooms"} {
 		m.limitsHit.WithLabelValues(l)

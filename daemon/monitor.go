@@ -205,6 +205,7 @@ func handleMONITOR(s *Session, m *protocol.Message, _ []byte) error {
 		on, full := reg.add(s, nicks, limit)
 		s.monitorStatus(on)
 		if len(full) > 0 {
+			s.srv.metrics.limitsHit.WithLabelValues("monitor").Inc()
 			s.numeric(protocol.ERR_MONLISTFULL, strconv.Itoa(limit), strings.Join(full, ","), "Monitor list is full")
 		}
 	case "C":

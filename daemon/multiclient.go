@@ -66,7 +66,8 @@ func (s *Session) addTwins(peers []rooms.Client) []rooms.Client {
 
 // twinFor returns a registered connection logged in to account that s,
 // logging in to it, should join as one more device; nil when there is
-// none, or multiclient is off for the server or the account, or the
+// none, or multiclient is off for the server or the account, or the user
+// has limits.devices_per_account devices already (s is told), or the
 // server is clustered (devices on several nodes are not built yet).
 func (s *Session) twinFor(account string) *Session {
 	if s.srv.cluster != nil {
@@ -77,6 +78,11 @@ func (s *Session) twinFor(account string) *Session {
 			// The account's setting is a store read: only once there
 			// is someone to join.
 			if !s.srv.multiclientFor(account) {
+				return nil
+			}
+			if n, limit := len(t.withTwins()), s.srv.Config().Limits.DevicesPerAccount; n >= limit {
+				s.srv.metrics.limitsHit.WithLabelValues("devices").Inc()
+				s.notice("Your account is connected on " + plural(n, "device") + " already (limit " + strconv.Itoa(limit) + "); this connection keeps a nick of its own")
 				return nil
 			}
 			return t
@@ -113,6 +119,9 @@ func (s *Session) joinDevices(t *Session) bool {
 	defer g.mu.Unlock()
 	if g.done || !slices.Contains(g.all, t) {
 		return false
+	}
+	if len(g.all) >= s.srv.Config().Limits.DevicesPerAccount {
+		return false // filled since twinFor looked
 	}
 	s.srv.nicks.release(s)
 	g.all = append(g.all, s)

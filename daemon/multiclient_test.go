@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/livechat/livechat/configs"
 	"github.com/livechat/livechat/protocol"
 )
 
@@ -297,5 +298,29 @@ func TestMulticlientBrowserBesideIRCClient(t *testing.T) {
 		if l.Command == "QUIT" {
 			t.Fatalf("bob saw a device leave: %q", l.String())
 		}
+	}
+}
+
+// Beyond limits.devices_per_account a login keeps a nick of its own, is
+// told why, and the limit is counted.
+func TestMulticlientDeviceLimit(t *testing.T) {
+	srv, addr := testServer(t, func(c *configs.Config, _ *Options) { c.Limits.DevicesPerAccount = 2 })
+	accountClient(t, addr, "ivy", "ivy", true)
+	saslDevice(t, addr, "ivy2", "ivy")
+	third := dial(t, addr)
+	third.nick = "ivy3"
+	third.send("CAP LS 302", "NICK ivy3", "USER ivy3 0 * :ivy3", "CAP REQ :sasl", "AUTHENTICATE PLAIN")
+	third.expect("AUTHENTICATE")
+	third.send("AUTHENTICATE "+saslPlain("ivy", testPassword), "CAP END")
+	m, _ := third.expect("NOTICE")
+	for !strings.Contains(m.Param(1), "limit 2") {
+		m, _ = third.expect("NOTICE")
+	}
+	third.send("WHOIS ivy3")
+	if w, _ := third.expect(protocol.RPL_WHOISUSER); w.Param(1) != "ivy3" {
+		t.Fatalf("the third connection's nick: %q", w.String())
+	}
+	if got := sample(t, scrape(t, srv), `livechat_limits_hit_total{limit="devices"}`); got != 1 {
+		t.Fatalf(`livechat_limits_hit_total{limit="devices"} = %v, want 1`, got)
 	}
 }
