@@ -168,8 +168,12 @@ func (s *Session) sayToNick(nick string, sp rooms.Speech) error {
 	// The target on every device, and the sender's other devices, as
 	// echo-message clients see their own messages.
 	rs := rooms.NewRenderings(e)
-	to := t.withTwins() // s too, when s writes to its own nick
-	if g := s.group.Load(); g == nil || g != t.group.Load() {
+	var one [4]*Session
+	to := append(one[:0], t) // s too, when s writes to its own nick
+	if t.group.Load() != nil {
+		to = t.withTwins()
+	}
+	if g := s.group.Load(); g != nil && g != t.group.Load() {
 		to = append(to, s.twins()...)
 	}
 	for _, d := range to {
