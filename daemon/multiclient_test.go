@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -322,5 +323,54 @@ func TestMulticlientDeviceLimit(t *testing.T) {
 	}
 	if got := sample(t, scrape(t, srv), `livechat_limits_hit_total{limit="devices"}`); got != 1 {
 		t.Fatalf(`livechat_limits_hit_total{limit="devices"} = %v, want 1`, got)
+	}
+}
+
+// A device that stops reading is cut as a slow consumer; the user stays,
+// nobody sees a QUIT, and the device that reads gets every line.
+func TestMulticlientSlowDeviceIsCutAlone(t *testing.T) {
+	srv, addr := testServer(t, func(c *configs.Config, _ *Options) {
+		c.Limits.SendQBytes = 64 << 10 // the reading device takes a round (8 KB) at a time
+		c.Limits.FloodBurst = 1_000_000
+	})
+	laptop := accountClient(t, addr, "kim", "kim", true)
+	laptop.join("#room")
+	bob := connect(t, addr, "bob")
+	bob.join("#room")
+	laptop.expect("JOIN")
+
+	slow := dialSmallWindow(t, addr)
+	slow.send("CAP LS 302", "NICK kimslow", "USER k 0 * :k", "CAP REQ :sasl", "AUTHENTICATE PLAIN")
+	slow.expect("AUTHENTICATE")
+	slow.send("AUTHENTICATE "+saslPlain("kim", testPassword), "CAP END")
+	slow.expect(protocol.RPL_ENDOFNAMES) // joined #room as kim's device; it reads no more
+
+	// The kernel takes a few MB into the socket before the queue fills.
+	text := strings.Repeat("x", 400)
+	for round := 0; testCounter(t, srv, "livechat_slow_consumer_disconnects_total") == 0; round++ {
+		if round == 2000 {
+			t.Fatal("the device that stopped reading was never cut")
+		}
+		for i := range 20 {
+			bob.send(fmt.Sprintf("PRIVMSG #room :%d.%d %s", round, i, text))
+		}
+		for i := range 20 {
+			if m, _ := laptop.expect("PRIVMSG"); !strings.HasPrefix(m.Param(1), fmt.Sprintf("%d.%d ", round, i)) {
+				t.Fatalf("laptop got %q", m.Param(1))
+			}
+		}
+	}
+	bob.send("NAMES #room")
+	if m, _ := bob.expect(protocol.RPL_NAMREPLY); !strings.Contains(m.Param(3), "kim") {
+		t.Fatalf("kim left with the slow device: %q", m.String())
+	}
+	for _, l := range bob.sync() {
+		if l.Command == "QUIT" {
+			t.Fatalf("bob saw a QUIT: %q", l.String())
+		}
+	}
+	bob.send("PRIVMSG #room :still here?")
+	if m, _ := laptop.expect("PRIVMSG"); m.Param(1) != "still here?" {
+		t.Fatalf("laptop: %q", m.String())
 	}
 }
