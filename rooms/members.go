@@ -18,7 +18,7 @@ func (r *Room) doJoin(m Member, key string) error {
 		r.attach(r.members[i], m)
 		return nil
 	}
-	mem := &member{Member: m, prefix: m.Nick + "!" + m.User + "@" + m.Host, joined: r.opts.now()}
+	mem := newMember(m)
 	owner := r.owner != "" && protocol.FoldNick(m.Account) == protocol.FoldNick(r.owner)
 	folded := protocol.FoldNick(m.Nick)
 	_, invited := r.invites[folded]
@@ -41,8 +41,10 @@ func (r *Room) doJoin(m Member, key string) error {
 	r.nMembers.Store(int32(len(r.members)))
 	r.memberAdded(mem)
 
-	e := r.event(mem, "JOIN", r.name)
-	e.ExtParams = []string{r.name, accountOrStar(m.Account), m.Realname}
+	// One array for both forms: the room keeps this event in its history.
+	ext := []string{r.name, accountOrStar(m.Account), m.Realname}
+	e := r.event(mem, "JOIN", ext[:1:1]...)
+	e.ExtParams = ext
 	r.record(e)
 	r.broadcast(e, m.Client, true, false)
 	r.showRoom(m.Client, m.Nick, m.AfterJoin)
@@ -135,7 +137,8 @@ func (r *Room) doRejoin(m Member, had role) error {
 	if len(r.members) >= r.opts.MaxMembers {
 		return ErrRoomFull
 	}
-	mem := &member{Member: m, prefix: m.Nick + "!" + m.User + "@" + m.Host, joined: r.opts.now(), role: had}
+	mem := newMember(m)
+	mem.role = had
 	if r.owner != "" && protocol.FoldNick(m.Account) == protocol.FoldNick(r.owner) {
 		mem.role |= roleOp
 	}

@@ -101,14 +101,28 @@ type Info struct {
 	Secret  bool // +s: list it only to its members
 }
 
+// member is a Member in the room: who it is, without what only its JOIN
+// needs (AfterJoin, Twin), since a room of 10,000 keeps 10,000 of them.
 type member struct {
-	Member
-	prefix string // nick!user@host, the source of this member's lines
-	joined time.Time
-	role   role
+	Client   Client
+	Nick     string
+	User     string
+	Host     string
+	IP       string
+	Realname string
+	Account  string
+	Origin   string
+	prefix   string // nick!user@host, the source of this member's lines
+	role     role
 	// devices are the member's other connections besides Member.Client
 	// (multiclient): each gets what the member is sent, rendered for it.
 	devices []Client
+}
+
+func newMember(m Member) *member {
+	return &member{Client: m.Client, Nick: m.Nick, User: m.User, Host: m.Host, IP: m.IP,
+		Realname: m.Realname, Account: m.Account, Origin: m.Origin,
+		prefix: m.Nick + "!" + m.User + "@" + m.Host}
 }
 
 type topic struct {

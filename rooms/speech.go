@@ -14,7 +14,7 @@ func (r *Room) doSay(c Client, s Speech) {
 			r.numeric(c, s.From.Nick, protocol.ERR_CANNOTSENDTOCHAN, r.name, "Cannot send to room: you are not in it (JOIN "+r.name+" first)")
 			return
 		}
-		m = &member{Member: s.From, prefix: s.From.Nick + "!" + s.From.User + "@" + s.From.Host}
+		m = newMember(s.From)
 	}
 	why := r.muted(m)
 	if why == "" && r.modes.noCTCP && isCTCP(s) {
