@@ -36,6 +36,7 @@ type conn struct {
 	ws      *websocket.Conn // the library's, on the client side only
 	cork    *corkConn       // the socket, on the server side only
 	sock    net.Conn        // the socket, for read deadlines
+	rsock   net.Conn        // the socket under sock's wrappers, for reading (server side)
 	msgType websocket.MessageType
 	remote  net.Addr
 	local   net.Addr
@@ -104,7 +105,7 @@ var messagePool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return 
 // reads its frames itself from cork; early is what the client sent right
 // behind its upgrade request.
 func newServerConn(cork *corkConn, early []byte, subprotocol string, remote, local net.Addr, maxMessage int) *conn {
-	c := &conn{cork: cork, sock: cork, early: early, remote: remote, local: local, maxMessage: maxMessage,
+	c := &conn{cork: cork, sock: cork, rsock: cork.inner(), early: early, remote: remote, local: local, maxMessage: maxMessage,
 		msgType: websocket.MessageText, op: noFrame}
 	if subprotocol == BinarySubprotocol {
 		c.msgType = websocket.MessageBinary
@@ -126,20 +127,22 @@ func newClientConn(ws *websocket.Conn, sock net.Conn, remote, local net.Addr) *c
 // Read returns the client's messages as lines.
 func (c *conn) Read(p []byte) (int, error) {
 	c.rmu.Lock()
-	defer c.rmu.Unlock()
 	if len(c.pending) == 0 {
-		var err error
-		switch {
-		case c.ws != nil:
-			err = c.readMessage()
-		case c.rerr != nil:
-			err = c.rerr
-		default:
-			if err = c.readFrames(false); err != nil {
+		if c.waiting() {
+			// Wait for the client right here, in the socket's own Read,
+			// not a few calls further down in read.go: an idle
+			// connection's reader then parks on the smallest goroutine
+			// stack (2 KiB), as a TCP session's does.
+			n, err := c.rsock.Read(c.small[:])
+			c.in0, c.in1 = 0, uint8(n)
+			if n == 0 && err != nil {
 				err = c.readError(err)
+				c.rmu.Unlock()
+				return 0, err
 			}
 		}
-		if err != nil {
+		if err := c.nextMessage(); err != nil {
+			c.rmu.Unlock()
 			return 0, err
 		}
 	}
@@ -150,7 +153,28 @@ func (c *conn) Read(p []byte) (int, error) {
 		messagePool.Put(c.pbuf)
 		c.pending, c.pbuf = nil, nil
 	}
+	c.rmu.Unlock()
 	return n, nil
+}
+
+// waiting reports whether the server side is between messages with
+// nothing read: what is next is the socket's.
+func (c *conn) waiting() bool {
+	return c.ws == nil && c.rerr == nil && c.op == noFrame && c.msgOp == 0 && c.in0 == c.in1 && c.early == nil
+}
+
+// nextMessage takes in the next message as pending.
+func (c *conn) nextMessage() error {
+	switch {
+	case c.ws != nil:
+		return c.readMessage()
+	case c.rerr != nil:
+		return c.rerr
+	}
+	if err := c.readFrames(false); err != nil {
+		return c.readError(err)
+	}
+	return nil
 }
 
 // readMessage takes in the next message as pending on the client side,

@@ -86,13 +86,18 @@ func (c *corkConn) writeControl(op byte, p []byte) error {
 	return err
 }
 
+// inner is the socket under the cork and admittedConn: the *net.TCPConn
+// or *tls.Conn.
+func (c *corkConn) inner() net.Conn {
+	if a, ok := c.Conn.(*admittedConn); ok {
+		return a.Conn
+	}
+	return c.Conn
+}
+
 // tcp returns the plain TCP socket under the cork, or nil (TLS).
 func (c *corkConn) tcp() *net.TCPConn {
-	inner := c.Conn
-	if a, ok := inner.(*admittedConn); ok {
-		inner = a.Conn
-	}
-	t, _ := inner.(*net.TCPConn)
+	t, _ := c.inner().(*net.TCPConn)
 	return t
 }
 
@@ -139,10 +144,6 @@ func (c *corkConn) release() error {
 // isTLS reports whether the socket is this listener's TLS. (net/http
 // cannot tell: it looks for a *tls.Conn, and sees the corkConn.)
 func (c *corkConn) isTLS() bool {
-	inner := c.Conn
-	if a, ok := inner.(*admittedConn); ok {
-		inner = a.Conn
-	}
-	_, ok := inner.(*tls.Conn)
+	_, ok := c.inner().(*tls.Conn)
 	return ok
 }

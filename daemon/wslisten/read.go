@@ -337,7 +337,7 @@ func (c *conn) read(p []byte) (int, error) {
 		return n, nil
 	}
 	for range maxEmptyReads {
-		if n, err := c.sock.Read(p); n > 0 || err != nil {
+		if n, err := c.rsock.Read(p); n > 0 || err != nil {
 			return n, err
 		}
 	}
