@@ -449,6 +449,10 @@ func (c *conn) closeHandshake(bye closeFrame) {
 	if c.op != brokenFrame {
 		c.readFrames(true)
 	}
+	if c.rerr == nil {
+		c.rerr = net.ErrClosed // the socket is closed next
+	}
+	c.dropMessage()
 }
 
 // Secure reports whether the client's connection is encrypted up to us:

@@ -177,11 +177,8 @@ func (c *conn) readPayload(drain bool) error {
 		if drain {
 			return c.fill()
 		}
-		b := c.message()
+		b := c.room(c.left)
 		n := len(b)
-		if cap(b)-n < c.left {
-			b = append(b[:cap(b)], make([]byte, n+c.left-cap(b))...)[:n]
-		}
 		k, err := c.read(b[n : n+c.left])
 		c.key = mask(b[n:n+k], c.key)
 		*c.msg = b[:n+k]
@@ -196,8 +193,22 @@ func (c *conn) readPayload(drain bool) error {
 		return nil
 	}
 	c.key = mask(p, c.key)
-	*c.msg = append(c.message(), p...)
+	*c.msg = append(c.room(k), p...)
 	return nil
+}
+
+// room returns the message buffer with room for n more bytes. It grows
+// to the longest message and its line ending at most, which readHeader
+// made sure is enough, so a message never takes more than that.
+func (c *conn) room(n int) []byte {
+	b := c.message()
+	if cap(b)-len(b) >= n {
+		return b
+	}
+	nb := make([]byte, len(b), min(max(2*cap(b), len(b)+n), c.maxMessage+2))
+	copy(nb, b)
+	*c.msg = nb
+	return nb
 }
 
 // message is the buffer the message in progress collects in, taken from
@@ -236,7 +247,7 @@ const maxPooledMessage = 1024
 // finishMessage checks the message just in and, if it is fine, makes it
 // pending, with "\r\n" appended.
 func (c *conn) finishMessage(text bool) error {
-	b := trimLineEnding(c.message())
+	b := trimLineEnding(c.room(2)) // room for the "\r\n"
 	if err := checkMessage(text, b); err != nil {
 		c.dropMessage()
 		if err == ErrInvalidUTF8 {
