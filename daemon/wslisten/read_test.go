@@ -45,10 +45,10 @@ func clientFrameLen(b0 byte, length uint64, payload string) []byte {
 }
 
 const (
-	fin    = 0x80
-	rsv1   = 0x40
-	rsv2   = 0x20
-	rsv3   = 0x10
+	fin     = 0x80
+	rsv1    = 0x40
+	rsv2    = 0x20
+	rsv3    = 0x10
 	fText   = fin | opText
 	fBinary = fin | opBinary
 	fPing   = fin | opPing
