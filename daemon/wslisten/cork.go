@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/livechat/livechat/internal/nbwrite"
 )
@@ -65,7 +66,10 @@ func appendFrame(b []byte, op byte, p []byte) []byte {
 // writeControl sends a control frame: into the cork if corked, behind the
 // lines a write left there for its release to send, else at once,
 // between two of the daemon's writes. Nothing goes out after a close
-// frame (net.ErrClosed).
+// frame (net.ErrClosed). A write that the client does not take within
+// controlWriteTimeout closes the socket: it holds the session's reader
+// (pongs to a client that sends pings and never reads), which no read
+// deadline can free, and the daemon's write deadlines are the writer's.
 func (c *corkConn) writeControl(op byte, p []byte) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -82,9 +86,14 @@ func (c *corkConn) writeControl(op byte, p []byte) error {
 		c.buf = appendFrame(c.buf, op, p)
 		return nil
 	}
+	t := time.AfterFunc(controlWriteTimeout, func() { c.Conn.Close() })
 	_, err := c.Conn.Write(appendFrame(make([]byte, 0, 2+len(p)), op, p))
+	t.Stop()
 	return err
 }
+
+// controlWriteTimeout bounds writeControl, as the library's 5 seconds did.
+var controlWriteTimeout = 5 * time.Second
 
 // inner is the socket under the cork and admittedConn: the *net.TCPConn
 // or *tls.Conn.

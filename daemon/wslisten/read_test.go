@@ -333,6 +333,37 @@ func TestCloseAnsweredDuringRead(t *testing.T) {
 	}
 }
 
+// A client that sends pings and never reads cannot hold the reader in a
+// pong's write: the socket is closed, and Read returns.
+func TestPongToAClientThatDoesNotRead(t *testing.T) {
+	defer func(d time.Duration) { controlWriteTimeout = d }(controlWriteTimeout)
+	controlWriteTimeout = 100 * time.Millisecond
+	p := newFramePair(t, DefaultMaxMessage)
+	readErr := make(chan error, 1)
+	go func() {
+		for {
+			if _, err := p.read(); err != nil {
+				readErr <- err
+				return
+			}
+		}
+	}()
+	pings := bytes.Repeat(clientFrame(fPing, strings.Repeat("p", maxControlPayload)), 1000)
+	for range 10000 { // bounded: the socket buffers fill long before
+		if _, err := p.cli.Write(pings); err != nil {
+			break
+		}
+	}
+	select {
+	case err := <-readErr:
+		if err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Errorf("Read: %v", err)
+		}
+	case <-time.After(waitFor):
+		t.Fatal("the reader is stuck in a pong's write")
+	}
+}
+
 // Every frame but the end of a data message is charged to flood control;
 // once the charge refuses, Read fails for good and Close says 1008.
 func TestReadChargesFrames(t *testing.T) {
