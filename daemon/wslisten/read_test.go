@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -520,3 +521,32 @@ func (s *scriptConn) Write(p []byte) (int, error)        { return s.out.Write(p)
 func (s *scriptConn) Close() error                       { return nil }
 func (s *scriptConn) SetReadDeadline(time.Time) error    { return nil }
 func (s *scriptConn) SetWriteDeadline(t time.Time) error { return nil }
+
+// An idle server-side reader waits in the socket's own Read, called
+// straight from conn.Read: the shallowest stack, which keeps an idle
+// connection's reader goroutine at the 2 KiB minimum (a session's
+// reader sits a few calls above; see read.go).
+func TestIdleReaderParksInTheSocketRead(t *testing.T) {
+	p := newFramePair(t, DefaultMaxMessage)
+	p.send(clientFrame(fText, "NICK a"))
+	p.expectLine("NICK a")
+	go p.read()
+	buf := make([]byte, 1<<20)
+	for deadline := time.Now().Add(waitFor); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		stacks := string(buf[:runtime.Stack(buf, true)])
+		for _, g := range strings.Split(stacks, "\n\n") {
+			i := strings.Index(g, "wslisten.(*conn).Read(")
+			if i < 0 {
+				continue
+			}
+			// In a trace the callee comes first: the frame right above
+			// conn.Read must be the socket's.
+			callees := strings.Split(g[:strings.LastIndex(g[:i], "\n")], "\n") // function, file, function, file...
+			if len(callees) < 2 || !strings.HasPrefix(callees[len(callees)-2], "net.(*conn).Read(") {
+				t.Fatalf("the idle reader waits below conn.Read in:\n%s", g)
+			}
+			return
+		}
+	}
+	t.Fatal("no reader waiting")
+}
