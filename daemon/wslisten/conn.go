@@ -83,7 +83,8 @@ type closeFrame struct {
 // limit; the connection has been closed with status 1009 (message too big).
 var ErrMessageTooBig = errors.New("WebSocket message longer than the longest legal line")
 
-// errStalled ends a connection whose read deadline passed mid-message.
+// errStalled ends a dialled connection whose read deadline passed
+// mid-message (the library cannot go on from there).
 var errStalled = errors.New("WebSocket message stalled past the read deadline")
 
 // ErrLineBreak is what Read returns for a message with a line break inside
