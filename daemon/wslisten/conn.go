@@ -102,6 +102,18 @@ var ErrInvalidUTF8 = errors.New("WebSocket text message is not valid UTF-8")
 // message comes in or the session takes it in, so an idle one holds none.
 var messagePool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
+// putMessage gives a message buffer back. One grown for a long tagged
+// line is left to the garbage collector, so the pool does not hoard them.
+func putMessage(b *[]byte) {
+	if cap(*b) <= maxPooledMessage {
+		*b = (*b)[:0]
+		messagePool.Put(b)
+	}
+}
+
+// maxPooledMessage is the largest message buffer the pool takes back.
+const maxPooledMessage = 1024
+
 // newServerConn makes the server side of an upgraded connection, which
 // reads its frames itself from cork; early is what the client sent right
 // behind its upgrade request.
@@ -150,8 +162,7 @@ func (c *conn) Read(p []byte) (int, error) {
 	n := copy(p, c.pending)
 	c.pending = c.pending[n:]
 	if len(c.pending) == 0 {
-		*c.pbuf = (*c.pbuf)[:0]
-		messagePool.Put(c.pbuf)
+		putMessage(c.pbuf)
 		c.pending, c.pbuf = nil, nil
 	}
 	c.rmu.Unlock()
@@ -200,8 +211,8 @@ func (c *conn) readMessage() error {
 			break
 		}
 		if err != nil {
-			*bp = b[:0]
-			messagePool.Put(bp)
+			*bp = b
+			putMessage(bp)
 			return c.readFailed(err, true)
 		}
 	}
@@ -210,8 +221,8 @@ func (c *conn) readMessage() error {
 		if err == ErrInvalidUTF8 {
 			c.goodbye.Store(&closeFrame{websocket.StatusInvalidFramePayloadData, "Invalid UTF-8 in a text message"})
 		}
-		*bp = b[:0]
-		messagePool.Put(bp)
+		*bp = b
+		putMessage(bp)
 		return err
 	}
 	b = append(b, '\r', '\n')
@@ -442,12 +453,17 @@ func (c *conn) Close() error {
 // closeHandshake sends the server's close frame, unless one went out
 // already, and reads until the client's: in a Read under way, which
 // holds rmu and finds it, or here once rmu is free, throwing away the
-// messages that come first.
+// messages that come first. A stream that cannot be followed is read
+// until the client closes it.
 func (c *conn) closeHandshake(bye closeFrame) {
 	c.cork.writeControl(opClose, closePayload(bye.code, bye.reason))
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
-	if c.op != brokenFrame {
+	switch c.op {
+	case closedFrame:
+	case brokenFrame:
+		c.discard()
+	default:
 		c.readFrames(true)
 	}
 	if c.rerr == nil {

@@ -37,7 +37,15 @@ const (
 	// brokenFrame is conn.op once the stream cannot be followed any more
 	// (a refused header whose payload was never read).
 	brokenFrame = 0xfe
+	// closedFrame is conn.op once the client's close frame is in:
+	// nothing follows it.
+	closedFrame = 0xfd
 )
+
+// maxSkip is the longest payload of an oversized message that Close's
+// wait for the client's close frame reads past; after a longer one the
+// stream is given up.
+const maxSkip = 1 << 30
 
 // maxControlPayload is the longest payload of a control frame (RFC 6455
 // 5.5).
@@ -72,8 +80,11 @@ func (c *conn) readFrames(drain bool) error {
 				return err
 			}
 		}
-		if c.op == brokenFrame {
+		switch c.op {
+		case brokenFrame:
 			return errProtocol
+		case closedFrame:
+			return io.EOF
 		}
 		if c.op >= opClose {
 			if int(c.in1-c.in0) < c.left {
@@ -148,17 +159,27 @@ func (c *conn) readHeader(drain bool) error {
 	default:
 		return c.fail(websocket.StatusProtocolError, "Unknown opcode")
 	}
-	if op < opClose && !drain && length > uint64(c.maxMessage-c.msgLen()) {
+	tooBig := op < opClose && !drain && length > uint64(c.maxMessage-c.msgLen())
+	if tooBig {
 		// The whole message is refused before any of it is read; so is a
 		// length beyond 2^63, which RFC 6455 forbids.
 		c.tooBig.Store(true) // first: a writer that finds the close frame sent asks
-		c.fail(websocket.StatusMessageTooBig, "Message longer than the longest legal line")
-		return ErrMessageTooBig
+		if length > maxSkip {
+			c.fail(websocket.StatusMessageTooBig, "Message longer than the longest legal line")
+			return ErrMessageTooBig
+		}
+		c.cork.writeControl(opClose, closePayload(websocket.StatusMessageTooBig, "Message longer than the longest legal line"))
+		// The frame is still followed, for Close to skip its payload and
+		// find the client's answer: closing the socket on the unread
+		// payload would reset the connection under our close frame.
 	}
 	c.fin, c.op, c.left = fin, op, int(length)
 	c.key = binary.LittleEndian.Uint32(h[hl-4 : hl])
 	if op == opText || op == opBinary {
 		c.msgOp = op
+	}
+	if tooBig {
+		return ErrMessageTooBig
 	}
 	// Flood control counts every frame but the one that ends a data
 	// message: that one becomes a line, which the session counts.
@@ -228,21 +249,13 @@ func (c *conn) msgLen() int {
 	return len(*c.msg)
 }
 
-// dropMessage gives the message buffer back. One grown for a long tagged
-// line is left to the garbage collector.
+// dropMessage gives the message buffer back.
 func (c *conn) dropMessage() {
-	if c.msg == nil {
-		return
+	if c.msg != nil {
+		putMessage(c.msg)
+		c.msg = nil
 	}
-	if cap(*c.msg) <= maxPooledMessage {
-		*c.msg = (*c.msg)[:0]
-		messagePool.Put(c.msg)
-	}
-	c.msg = nil
 }
-
-// maxPooledMessage is the largest message buffer the pool takes back.
-const maxPooledMessage = 1024
 
 // finishMessage checks the message just in and, if it is fine, makes it
 // pending, with "\r\n" appended.
@@ -289,7 +302,7 @@ func (c *conn) control(op byte, p []byte, drain bool) error {
 	// Echo the status (RFC 6455 5.5.1); after a close frame of our own
 	// this sends nothing.
 	c.cork.writeControl(opClose, closePayload(code, ""))
-	c.op = brokenFrame // nothing follows a close frame
+	c.op = closedFrame
 	return io.EOF
 }
 
@@ -322,6 +335,18 @@ func closePayload(code websocket.StatusCode, reason string) []byte {
 	p := make([]byte, 2, 2+len(reason))
 	binary.BigEndian.PutUint16(p, uint16(code))
 	return append(p, reason...)
+}
+
+// discard takes in whatever the client sends until the socket fails (the
+// client closed it, or Close did), for a stream that can no longer be
+// followed: closing the socket on unread bytes would reset the connection
+// under the close frame just sent.
+func (c *conn) discard() {
+	for {
+		if _, err := c.read(c.small[:]); err != nil {
+			return
+		}
+	}
 }
 
 // fill reads more of the socket into the small array, after what it

@@ -267,6 +267,27 @@ func TestReadMessageTooBig(t *testing.T) {
 	}
 }
 
+// After refusing an oversized message, Close reads past its payload to
+// the client's close frame, and closes the socket on nothing unread: the
+// client gets the 1009 whole, not a reset.
+func TestCloseAfterAnOversizedMessage(t *testing.T) {
+	defer func(w time.Duration) { closeWait = w }(closeWait)
+	closeWait = waitFor
+	p := newFramePair(t, 600)
+	p.send(clientFrame(fText, strings.Repeat("x", 5000)))
+	p.expectError(ErrMessageTooBig)
+	p.expectClose(websocket.StatusMessageTooBig)
+	p.send(clientFrame(fClose, closeFrameOf(1009, "")))
+	start := time.Now()
+	p.srv.Close()
+	if el := time.Since(start); el > waitFor/2 {
+		t.Errorf("Close took %v: it did not find the client's close frame", el)
+	}
+	if _, err := p.r.ReadByte(); err != io.EOF {
+		t.Errorf("after the handshake the client read %v, want the socket closed cleanly", err)
+	}
+}
+
 // A text message must be UTF-8: 1007 at Close, and ErrInvalidUTF8 for
 // good. A binary one may carry anything.
 func TestReadInvalidUTF8(t *testing.T) {
