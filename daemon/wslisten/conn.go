@@ -21,38 +21,53 @@ import (
 // connection costs no goroutine of its own), and hands it out with
 // "\r\n" appended. A message is delivered whole or not at all, so one
 // over the limit never reaches the session in part. Read deadlines are set
-// on the socket, not passed as a context: the library closes the
-// connection when a read's context ends, while a socket deadline only
-// fails the read, as net.Conn promises and the daemon's PING logic needs.
-// One exception: a deadline that passes in the middle of a message leaves
-// the library unable to go on, so that read fails for good (a client that
-// stalls mid-message for the whole ping interval is gone anyway).
+// on the socket, not passed as a context, and only fail the read, as
+// net.Conn promises and the daemon's PING logic needs. On the server side
+// the frames are read here (read.go), so a deadline may pass anywhere, in
+// the middle of a message too, and the next Read goes on from there; on
+// the client side the library reads them, and a deadline passing in the
+// middle of a message leaves it unable to go on, so that read fails for
+// good.
 //
 // Writing: Write splits what it is given into lines and sends each as a
 // message without its line ending, framed into the cork (cork.go) on the
 // server side and through the library on the client side.
 type conn struct {
-	ws      *websocket.Conn
-	cork    *corkConn // the socket under ws on the server side, else nil
-	sock    net.Conn  // the socket under ws, for read deadlines
+	ws      *websocket.Conn // the library's, on the client side only
+	cork    *corkConn       // the socket, on the server side only
+	sock    net.Conn        // the socket, for read deadlines
+	rsock   net.Conn        // the socket under sock's wrappers, for reading (server side)
 	msgType websocket.MessageType
 	remote  net.Addr
 	local   net.Addr
 	secure  bool // see Secure
 
-	rmu     sync.Mutex // serializes Read
+	rmu     sync.Mutex // serializes Read, and Close's wait for the client's close frame
 	pending []byte     // the rest of the line being handed out
 	pbuf    *[]byte    // the pooled buffer pending lives in
+
+	// The server side's reading (read.go), guarded by rmu.
+	early      []byte      // what the client sent right behind its upgrade request, read first
+	rerr       error       // what ended reading for good
+	charge     func() bool // flood control per frame (ChargeFrames), or nil
+	msg        *[]byte     // the pooled buffer the message in progress collects in
+	maxMessage int
+	left       int    // payload bytes of the current frame still to come
+	key        uint32 // its mask key, turned for the next byte
+	op         byte   // its opcode, or noFrame, or brokenFrame
+	msgOp      byte   // opText or opBinary while a message is in progress, else 0
+	fin        bool   // the current frame ends its message
+	in0, in1   uint8  // small[in0:in1] is read but not yet taken in
+	small      [smallReadSize]byte
 
 	wmu     sync.Mutex // serializes Write
 	partial []byte     // a line Write got without its "\n" yet
 	werr    error      // what TryWrite met, for FinishWrite to report
 
-	meter *frameMeter // counts the client's frames on the server side, else nil
-
 	closeOnce sync.Once
-	endOnce   sync.Once
-	ended     chan struct{}              // closed when Read has failed for good
+	closing   atomic.Bool                // Close is under way: charge no frames
+	endOnce   sync.Once                  // client side
+	ended     chan struct{}              // client side: closed when Read has failed for good
 	tooBig    atomic.Bool                // the client sent a message over the limit
 	goodbye   atomic.Pointer[closeFrame] // what Close says, if not 1000
 }
@@ -68,7 +83,8 @@ type closeFrame struct {
 // limit; the connection has been closed with status 1009 (message too big).
 var ErrMessageTooBig = errors.New("WebSocket message longer than the longest legal line")
 
-// errStalled ends a connection whose read deadline passed mid-message.
+// errStalled ends a dialled connection whose read deadline passed
+// mid-message (the library cannot go on from there).
 var errStalled = errors.New("WebSocket message stalled past the read deadline")
 
 // ErrLineBreak is what Read returns for a message with a line break inside
@@ -82,47 +98,99 @@ var ErrLineBreak = errors.New("WebSocket message holds more than one line")
 // payload data), as RFC 6455 asks. Binary messages may carry any bytes.
 var ErrInvalidUTF8 = errors.New("WebSocket text message is not valid UTF-8")
 
-// Message buffers are pooled: a connection holds one only while the
-// session takes a message in, so an idle one holds none.
+// Message buffers are pooled: a connection holds one only while a
+// message comes in or the session takes it in, so an idle one holds none.
 var messagePool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
-func newConn(ws *websocket.Conn, cork *corkConn, sock net.Conn, meter *frameMeter, remote, local net.Addr, maxMessage int) *conn {
-	c := &conn{ws: ws, cork: cork, sock: sock, meter: meter, remote: remote, local: local, msgType: websocket.MessageText,
+// putMessage gives a message buffer back. One grown for a long tagged
+// line is left to the garbage collector, so the pool does not hoard them.
+func putMessage(b *[]byte) {
+	if cap(*b) <= maxPooledMessage {
+		*b = (*b)[:0]
+		messagePool.Put(b)
+	}
+}
+
+// maxPooledMessage is the largest message buffer the pool takes back.
+const maxPooledMessage = 1024
+
+// newServerConn makes the server side of an upgraded connection, which
+// reads its frames itself from cork; early is what the client sent right
+// behind its upgrade request.
+func newServerConn(cork *corkConn, early []byte, subprotocol string, remote, local net.Addr, maxMessage int) *conn {
+	c := &conn{cork: cork, sock: cork, rsock: cork.inner(), early: early, remote: remote, local: local, maxMessage: maxMessage,
+		msgType: websocket.MessageText, op: noFrame}
+	if subprotocol == BinarySubprotocol {
+		c.msgType = websocket.MessageBinary
+	}
+	return c
+}
+
+// newClientConn makes the client side of a connection, over the library.
+func newClientConn(ws *websocket.Conn, sock net.Conn, remote, local net.Addr) *conn {
+	c := &conn{ws: ws, sock: sock, remote: remote, local: local, msgType: websocket.MessageText,
 		ended: make(chan struct{})}
 	if ws.Subprotocol() == BinarySubprotocol {
 		c.msgType = websocket.MessageBinary
 	}
-	ws.SetReadLimit(int64(maxMessage))
-	if cork != nil {
-		cork.startFraming()
-	}
+	ws.SetReadLimit(DefaultMaxMessage)
 	return c
 }
 
 // Read returns the client's messages as lines.
 func (c *conn) Read(p []byte) (int, error) {
 	c.rmu.Lock()
-	defer c.rmu.Unlock()
 	if len(c.pending) == 0 {
-		if err := c.readMessage(); err != nil {
+		if c.waiting() {
+			// Wait for the client right here, in the socket's own Read,
+			// not a few calls further down in read.go: an idle
+			// connection's reader then parks on the smallest goroutine
+			// stack (2 KiB), as a TCP session's does.
+			n, err := c.rsock.Read(c.small[:])
+			c.in0, c.in1 = 0, uint8(n)
+			if n == 0 && err != nil {
+				err = c.readError(err)
+				c.rmu.Unlock()
+				return 0, err
+			}
+		}
+		if err := c.nextMessage(); err != nil {
+			c.rmu.Unlock()
 			return 0, err
 		}
 	}
 	n := copy(p, c.pending)
 	c.pending = c.pending[n:]
 	if len(c.pending) == 0 {
-		*c.pbuf = (*c.pbuf)[:0]
-		messagePool.Put(c.pbuf)
+		putMessage(c.pbuf)
 		c.pending, c.pbuf = nil, nil
 	}
+	c.rmu.Unlock()
 	return n, nil
 }
 
-// readMessage takes in the next message as pending. Either message type is
-// accepted, whatever the subprotocol: being strict would only break
-// clients. The specification forbids line endings in a message; a client
-// that ends its message with one anyway (some libraries append it) gets it
-// tolerated, not doubled, but a line break inside is refused (ErrLineBreak).
+// waiting reports whether the server side is between messages with
+// nothing read: what is next is the socket's.
+func (c *conn) waiting() bool {
+	return c.ws == nil && c.rerr == nil && c.op == noFrame && c.msgOp == 0 && c.in0 == c.in1 && c.early == nil
+}
+
+// nextMessage takes in the next message as pending.
+func (c *conn) nextMessage() error {
+	switch {
+	case c.ws != nil:
+		return c.readMessage()
+	case c.rerr != nil:
+		return c.rerr
+	}
+	if err := c.readFrames(false); err != nil {
+		return c.readError(err)
+	}
+	return nil
+}
+
+// readMessage takes in the next message as pending on the client side,
+// through the library.
 func (c *conn) readMessage() error {
 	if f := c.goodbye.Load(); f != nil && f.code == websocket.StatusInvalidFramePayloadData {
 		return ErrInvalidUTF8 // for good: the next message might not start at a character
@@ -143,28 +211,39 @@ func (c *conn) readMessage() error {
 			break
 		}
 		if err != nil {
-			*bp = b[:0]
-			messagePool.Put(bp)
+			*bp = b
+			putMessage(bp)
 			return c.readFailed(err, true)
 		}
 	}
 	b = trimLineEnding(b)
-	var bad error
-	switch {
-	case typ == websocket.MessageText && !utf8.Valid(b):
-		c.goodbye.Store(&closeFrame{websocket.StatusInvalidFramePayloadData, "Invalid UTF-8 in a text message"})
-		bad = ErrInvalidUTF8
-	case bytes.ContainsAny(b, "\r\n"):
-		bad = ErrLineBreak
-	}
-	if bad != nil {
-		*bp = b[:0]
-		messagePool.Put(bp)
-		return bad
+	if err := checkMessage(typ == websocket.MessageText, b); err != nil {
+		if err == ErrInvalidUTF8 {
+			c.goodbye.Store(&closeFrame{websocket.StatusInvalidFramePayloadData, "Invalid UTF-8 in a text message"})
+		}
+		*bp = b
+		putMessage(bp)
+		return err
 	}
 	b = append(b, '\r', '\n')
 	*bp = b
 	c.pending, c.pbuf = b, bp
+	return nil
+}
+
+// checkMessage checks a message, its line ending trimmed. Either message
+// type is accepted, whatever the subprotocol: being strict would only
+// break clients. A text message must be UTF-8. The specification forbids
+// line endings in a message; a client that ends its message with one
+// anyway (some libraries append it) gets it tolerated, not doubled, but a
+// line break inside is refused (ErrLineBreak).
+func checkMessage(text bool, b []byte) error {
+	switch {
+	case text && !utf8.Valid(b):
+		return ErrInvalidUTF8
+	case bytes.ContainsAny(b, "\r\n"):
+		return ErrLineBreak
+	}
 	return nil
 }
 
@@ -174,14 +253,13 @@ func trimLineEnding(b []byte) []byte {
 	return bytes.TrimSuffix(b, []byte("\r"))
 }
 
-// readFailed translates the library's read error. Only a deadline passing
-// between messages leaves the connection usable; anything else ends it.
+// readFailed translates the library's read error (client side). Only a
+// deadline passing between messages leaves the connection usable;
+// anything else ends it.
 func (c *conn) readFailed(err error, midMessage bool) error {
 	switch {
 	case errors.Is(err, os.ErrDeadlineExceeded) && !midMessage:
 		return err
-	case errors.Is(err, ErrExcessFlood):
-		err = ErrExcessFlood // Close says so (frames.go)
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		err = errStalled
 		c.ws.CloseNow()
@@ -201,13 +279,17 @@ func (c *conn) readFailed(err error, midMessage bool) error {
 }
 
 // endedTooBig reports whether the connection ended because the client
-// sent a message over the limit; it is asked once a write has failed. The
-// library answers such a message with its close frame before the Read that
-// found it returns, so the session's writer can fail on the closed
-// connection before Read has recorded why: wait for that Read, which is
-// returning already. The wait is bounded in case the failure was something
-// else and nobody is reading.
+// sent a message over the limit; it is asked once a write has failed. On
+// the server side that is recorded before the close frame goes out. On
+// the client side the library answers such a message with its close frame
+// before the Read that found it returns, so a writer can fail on the
+// closed connection before Read has recorded why: wait for that Read,
+// which is returning already. The wait is bounded in case the failure was
+// something else and nobody is reading.
 func (c *conn) endedTooBig() bool {
+	if c.ws == nil {
+		return c.tooBig.Load()
+	}
 	t := time.NewTimer(closeWait)
 	defer t.Stop()
 	select {
@@ -335,13 +417,11 @@ var closeWait = time.Second
 // client's answer, for at most closeWait: long enough that a shutdown,
 // which waits for its sessions, has really said goodbye to every client
 // that still listens, and short enough that one that stopped reading does
-// not hold it up; that one has its socket closed. Either way a Read in
-// progress returns.
+// not hold it up. Then the socket is closed, and a Read in progress
+// returns.
 func (c *conn) Close() error {
 	c.closeOnce.Do(func() {
-		if c.meter != nil {
-			c.meter.closing.Store(true)
-		}
+		c.closing.Store(true)
 		bye := closeFrame{code: websocket.StatusNormalClosure}
 		if f := c.goodbye.Load(); f != nil {
 			bye = *f
@@ -349,20 +429,47 @@ func (c *conn) Close() error {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			c.ws.Close(bye.code, bye.reason)
+			if c.ws != nil {
+				c.ws.Close(bye.code, bye.reason)
+				return
+			}
+			c.closeHandshake(bye)
 		}()
 		t := time.NewTimer(closeWait)
 		select {
 		case <-done:
 		case <-t.C:
-			// Not ws.CloseNow: with a Close under way it only waits.
-			if c.sock != nil {
-				c.sock.Close()
-			}
 		}
 		t.Stop()
+		// On the client side, not ws.CloseNow: with a Close under way it
+		// only waits.
+		if c.sock != nil {
+			c.sock.Close()
+		}
 	})
 	return nil
+}
+
+// closeHandshake sends the server's close frame, unless one went out
+// already, and reads until the client's: in a Read under way, which
+// holds rmu and finds it, or here once rmu is free, throwing away the
+// messages that come first. A stream that cannot be followed is read
+// until the client closes it.
+func (c *conn) closeHandshake(bye closeFrame) {
+	c.cork.writeControl(opClose, closePayload(bye.code, bye.reason))
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	switch c.op {
+	case closedFrame:
+	case brokenFrame:
+		c.discard()
+	default:
+		c.readFrames(true)
+	}
+	if c.rerr == nil {
+		c.rerr = net.ErrClosed // the socket is closed next
+	}
+	c.dropMessage()
 }
 
 // Secure reports whether the client's connection is encrypted up to us:

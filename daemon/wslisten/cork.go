@@ -4,32 +4,26 @@ import (
 	"crypto/tls"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/livechat/livechat/internal/nbwrite"
 )
 
-// corkConn is the socket under a server-side WebSocket. The WebSocket
-// library flushes every message with its own write; while corked those
-// writes collect here, and release sends them in one. So a burst of lines
-// that the daemon coalesced into one write stays one write syscall (one
-// TLS record run) instead of one per line: half the CPU per delivered
-// line in a busy room (docs/BENCHMARKS.md).
-//
-// The daemon's messages do not go through the library at all: appendFrame
-// frames them into the cork buffer itself. The library's per-message
-// locking and buffering were a fifth of WebSocket fan-out CPU
-// (docs/BENCHMARKS.md, "Delivery CPU"). The library still writes its
-// control frames (pongs, close) through Write.
+// corkConn is the socket under a server-side WebSocket. While corked,
+// the frames of the daemon's lines collect in its buffer (appendFrame),
+// and release sends them in one write: a burst of lines that the daemon
+// coalesced into one write stays one write syscall (one TLS record run)
+// instead of one per line, half the CPU per delivered line in a busy room
+// (docs/BENCHMARKS.md). Framing here rather than through the WebSocket
+// library also saves its per-message locking and buffering, a fifth of
+// WebSocket fan-out CPU ("Delivery CPU"). The reader's pongs and the
+// close frames go through writeControl, in order with the lines.
 type corkConn struct {
 	net.Conn
-	mu     sync.Mutex // orders our writes with the library's own (pongs, close)
-	corked bool
-	buf    []byte
-	// framing is set once the upgrade is done: from then on every Write
-	// of the library is one whole control frame, and closeSent records
-	// a close frame going by, after which no data frame may follow.
-	framing   bool
-	closeSent bool
+	mu        sync.Mutex // orders the daemon's writes with the reader's (pongs, close)
+	corked    bool
+	buf       []byte
+	closeSent bool // no frame may follow a close frame
 }
 
 // Cork buffers are pooled: a connection holds one only while it writes,
@@ -38,32 +32,6 @@ type corkConn struct {
 var corkPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
 const maxCorkBuf = 64 << 10
-
-func (c *corkConn) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.framing && len(p) > 0 && p[0]&0x0f == opClose {
-		c.closeSent = true
-	}
-	if c.corked {
-		if c.buf == nil {
-			c.buf = *corkPool.Get().(*[]byte)
-		}
-		c.buf = append(c.buf, p...)
-		return len(p), nil
-	}
-	return c.Conn.Write(p)
-}
-
-// opClose is the close frame's opcode (RFC 6455 5.2).
-const opClose = 0x8
-
-// startFraming is called once the upgrade is done (see framing).
-func (c *corkConn) startFraming() {
-	c.mu.Lock()
-	c.framing = true
-	c.mu.Unlock()
-}
 
 // appendFrame adds p as one unfragmented data message of type typ
 // (websocket.MessageText or MessageBinary, which are the opcodes) to
@@ -76,7 +44,14 @@ func (c *corkConn) appendFrame(typ byte, p []byte) error {
 	if c.buf == nil {
 		c.buf = *corkPool.Get().(*[]byte)
 	}
-	b := append(c.buf, 0x80|typ) // FIN
+	c.buf = appendFrame(c.buf, typ, p)
+	return nil
+}
+
+// appendFrame appends p to b as one final, unmasked frame (a server's)
+// with opcode op.
+func appendFrame(b []byte, op byte, p []byte) []byte {
+	b = append(b, 0x80|op) // FIN
 	switch n := len(p); {
 	case n < 126:
 		b = append(b, byte(n))
@@ -85,17 +60,53 @@ func (c *corkConn) appendFrame(typ byte, p []byte) error {
 	default:
 		b = append(b, 127, byte(n>>56), byte(n>>48), byte(n>>40), byte(n>>32), byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
 	}
-	c.buf = append(b, p...)
-	return nil
+	return append(b, p...)
+}
+
+// writeControl sends a control frame: into the cork if corked, behind the
+// lines a write left there for its release to send, else at once,
+// between two of the daemon's writes. Nothing goes out after a close
+// frame (net.ErrClosed). A write that the client does not take within
+// controlWriteTimeout closes the socket: it holds the session's reader
+// (pongs to a client that sends pings and never reads), which no read
+// deadline can free, and the daemon's write deadlines are the writer's.
+func (c *corkConn) writeControl(op byte, p []byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closeSent {
+		return net.ErrClosed
+	}
+	if op == opClose {
+		c.closeSent = true
+	}
+	if c.corked {
+		if c.buf == nil {
+			c.buf = *corkPool.Get().(*[]byte)
+		}
+		c.buf = appendFrame(c.buf, op, p)
+		return nil
+	}
+	t := time.AfterFunc(controlWriteTimeout, func() { c.Conn.Close() })
+	_, err := c.Conn.Write(appendFrame(make([]byte, 0, 2+len(p)), op, p))
+	t.Stop()
+	return err
+}
+
+// controlWriteTimeout bounds writeControl, as the library's 5 seconds did.
+var controlWriteTimeout = 5 * time.Second
+
+// inner is the socket under the cork and admittedConn: the *net.TCPConn
+// or *tls.Conn.
+func (c *corkConn) inner() net.Conn {
+	if a, ok := c.Conn.(*admittedConn); ok {
+		return a.Conn
+	}
+	return c.Conn
 }
 
 // tcp returns the plain TCP socket under the cork, or nil (TLS).
 func (c *corkConn) tcp() *net.TCPConn {
-	inner := c.Conn
-	if a, ok := inner.(*admittedConn); ok {
-		inner = a.Conn
-	}
-	t, _ := inner.(*net.TCPConn)
+	t, _ := c.inner().(*net.TCPConn)
 	return t
 }
 
@@ -142,10 +153,6 @@ func (c *corkConn) release() error {
 // isTLS reports whether the socket is this listener's TLS. (net/http
 // cannot tell: it looks for a *tls.Conn, and sees the corkConn.)
 func (c *corkConn) isTLS() bool {
-	inner := c.Conn
-	if a, ok := inner.(*admittedConn); ok {
-		inner = a.Conn
-	}
-	_, ok := inner.(*tls.Conn)
+	_, ok := c.inner().(*tls.Conn)
 	return ok
 }

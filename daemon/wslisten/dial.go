@@ -52,7 +52,7 @@ func Dial(ctx context.Context, url string, opts *websocket.DialOptions) (net.Con
 	if err != nil {
 		return nil, err
 	}
-	return newConn(ws, nil, sock, nil, urlAddr(url), urlAddr(""), DefaultMaxMessage), nil
+	return newClientConn(ws, sock, urlAddr(url), urlAddr("")), nil
 }
 
 // urlAddr names the far end of a dialled WebSocket by its URL.

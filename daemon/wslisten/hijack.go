@@ -3,55 +3,50 @@ package wslisten
 import (
 	"bufio"
 	"bytes"
-	"io"
 	"net"
 	"net/http"
 )
 
-// socketBufSize is the read and write buffer a WebSocket keeps for its
-// whole life. net/http hands over its 4 KiB ones at the upgrade; an idle
-// chat connection reads a few dozen bytes at a time, and writes go
-// through the cork anyway, so 512 bytes each save 7 KiB per connection.
-const socketBufSize = 512
-
 // hijacker is the ResponseWriter the WebSocket library upgrades through.
-// Its Hijack keeps the corkConn under the connection for the Listener,
-// puts a frameMeter on the socket's read side, and swaps net/http's
-// buffers for socketBufSize ones.
+// The library only does the handshake: its Hijack keeps the corkConn
+// under the connection and the bytes the client sent right behind its
+// request for the Listener, which reads the frames itself (read.go), and
+// hands the library a socket it cannot use, with the smallest buffers.
+// net/http's 4 KiB buffers are dropped with it.
 type hijacker struct {
 	http.ResponseWriter
-	cork  *corkConn   // set by Hijack
-	meter *frameMeter // set by Hijack
+	cork  *corkConn // set by Hijack
+	early []byte    // set by Hijack: the client's first frames, if they came with its request
 }
 
 func (w *hijacker) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// Hijack hands the library a socket whose every byte the meter sees, the
-// ones the client sent right after its request included: those sit in
-// net/http's buffer, and are moved in front of the socket's. The reader
-// given back holds nothing yet, so the library, which reads on past what
-// is buffered straight from the socket it gets, reads all through the
-// meter.
 func (w *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
 	if err != nil {
 		return nil, nil, err
 	}
-	w.cork, _ = conn.(*corkConn) // always, as corkListener accepted it
-	early, _ := brw.Reader.Peek(brw.Reader.Buffered())
-	w.meter = &frameMeter{r: io.MultiReader(bytes.NewReader(bytes.Clone(early)), conn)}
-	metered := meteredConn{Conn: conn, meter: w.meter}
-	bw := brw.Writer
-	if bw.Buffered() == 0 {
-		bw = bufio.NewWriterSize(conn, socketBufSize)
+	if brw.Writer.Buffered() > 0 { // the 101 response, if net/http has not sent it
+		if err := brw.Writer.Flush(); err != nil {
+			conn.Close()
+			return nil, nil, err
+		}
 	}
-	return metered, bufio.NewReadWriter(bufio.NewReaderSize(metered, socketBufSize), bw), nil
+	w.cork, _ = conn.(*corkConn) // always, as socketListener accepted it
+	if n := brw.Reader.Buffered(); n > 0 {
+		b, _ := brw.Reader.Peek(n)
+		w.early = bytes.Clone(b)
+	}
+	var lib handshakeConn
+	lib.Conn = conn
+	return lib, bufio.NewReadWriter(bufio.NewReaderSize(lib, 16), bufio.NewWriterSize(lib, 16)), nil
 }
 
-// meteredConn is a socket read through its frameMeter.
-type meteredConn struct {
-	net.Conn
-	meter *frameMeter
-}
+// handshakeConn is the socket as the library sees it once it has
+// upgraded: dead to it. The library's Conn is dropped, and its finalizer
+// would close the socket under the connection.
+type handshakeConn struct{ net.Conn }
 
-func (c meteredConn) Read(p []byte) (int, error) { return c.meter.Read(p) }
+func (handshakeConn) Read([]byte) (int, error)  { return 0, net.ErrClosed }
+func (handshakeConn) Write([]byte) (int, error) { return 0, net.ErrClosed }
+func (handshakeConn) Close() error              { return nil }

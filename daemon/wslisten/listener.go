@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -231,15 +232,19 @@ func (l *Listener) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		l.opts.Log.Debug().Err(err).Str("remote", r.RemoteAddr).Str("reason", RefusedHandshake).Msg("WebSocket upgrade refused")
 		return
 	}
+	// From here on the connection is ours alone (hijack.go).
+	subprotocol := ws.Subprotocol()
+	runtime.SetFinalizer(ws, nil) // it would only close a handshakeConn
 	if a, ok := hj.cork.Conn.(*admittedConn); ok {
 		a.uncount()
 	}
-	c := newConn(ws, hj.cork, hj.cork, hj.meter, l.clientAddr(r), l.raw.Addr(), l.opts.MaxMessage)
+	c := newServerConn(hj.cork, hj.early, subprotocol, l.clientAddr(r), l.raw.Addr(), l.opts.MaxMessage)
 	c.secure = secure
 	select {
 	case l.conns <- c:
 	case <-l.done:
-		ws.Close(websocket.StatusGoingAway, "server shutting down")
+		c.goodbye.Store(&closeFrame{websocket.StatusGoingAway, "server shutting down"})
+		c.Close()
 	}
 }
 
