@@ -57,11 +57,14 @@ func (s *Store) commit() error {
 	}
 	if s.journaling && s.journaled >= s.opts.MaxPending {
 		// A scrub is copying and its journal is full: wait for it,
-		// appends stay pending (within their own bound).
+		// appends stay pending (within their own bound); try again in
+		// an interval.
+		s.due = time.Now().Add(s.opts.SyncInterval)
 		s.mu.Unlock()
 		return nil
 	}
 	if len(s.pending) == 0 && len(s.ops) == 0 {
+		s.due = time.Time{}
 		if s.durableGen < s.gen {
 			s.durableGen = s.gen // everything since was dropped or redacted
 			s.notify()
@@ -91,6 +94,9 @@ func (s *Store) commit() error {
 	}
 	s.takenGen = gen
 	more := len(s.pending) > 0
+	if !more && len(s.ops) == 0 {
+		s.due = time.Time{} // what is appended from now on starts its own interval
+	}
 	s.mu.Unlock()
 	if more {
 		defer nudge(s.urgent)
@@ -112,6 +118,9 @@ func (s *Store) commit() error {
 	if err != nil {
 		s.pending = append(batch, s.pending...)
 		s.ops = append(ops, s.ops...)
+		if s.due.IsZero() {
+			s.due = time.Now() // overdue: the writer retries after its backoff
+		}
 		s.takenGen = s.durableGen
 		s.trimPending()
 		s.failing = err
@@ -131,6 +140,9 @@ func (s *Store) commit() error {
 		// Sync promises the deletion too: not durable until it is done.
 		s.durableGen = res.requeue[0].gen - 1
 		s.ops = append(res.requeue, s.ops...)
+		if s.due.IsZero() {
+			s.due = time.Now() // the nudge below commits the rest at once
+		}
 	}
 	for t, d := range res.deltas {
 		n := 0

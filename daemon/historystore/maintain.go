@@ -17,8 +17,14 @@ import (
 // group commits.
 func (s *Store) maintain() {
 	defer s.wg.Done()
-	tick := time.NewTicker(s.opts.RetentionInterval)
-	defer tick.Stop()
+	// Without retention there is nothing to run: no ticker, so an idle
+	// daemon does not wake for it.
+	var retain <-chan time.Time
+	if s.opts.MaxAge > 0 || s.opts.MaxPerTarget > 0 || s.opts.MaxBytes > 0 {
+		tick := time.NewTicker(s.opts.RetentionInterval)
+		defer tick.Stop()
+		retain = tick.C
+	}
 	for {
 		s.mu.Lock()
 		at := s.scrubAt
@@ -35,10 +41,8 @@ func (s *Store) maintain() {
 				timer.Stop()
 			}
 			return
-		case <-tick.C:
-			if s.opts.MaxAge > 0 || s.opts.MaxPerTarget > 0 || s.opts.MaxBytes > 0 {
-				s.retain(time.Now())
-			}
+		case <-retain:
+			s.retain(time.Now())
 		case <-scrub:
 			if err := s.Scrub(); errors.Is(err, errClosed) {
 				return

@@ -176,20 +176,26 @@ type Store struct {
 	// durableGen: everything up to here is committed.
 	durableGen uint64
 	committed  chan struct{} // closed and replaced after each commit attempt
-	failing    error         // the last commit's error, nil once one succeeds
-	closed     bool
-	scrubAt    time.Time // zero: no scrub due
+	// due is when the oldest queued append or deletion must be committed
+	// (queued + SyncInterval), zero while nothing waits: the writer sleeps
+	// without a timer when idle instead of waking every interval.
+	due     time.Time
+	failing error // the last commit's error, nil once one succeeds
+	closed  bool
+	scrubAt time.Time // zero: no scrub due
 
 	dropped    atomic.Uint64
 	dropSeen   uint64 // dropped already reported, writer only
 	stored     atomic.Int64
 	diskBytes  atomic.Int64
 	urgent     chan struct{}
+	queued     chan struct{} // due was set: the writer arms its timer
 	maintWake  chan struct{}
 	stop       chan struct{}
 	wg         sync.WaitGroup
 	closeErr   error
 	retentions atomic.Uint64 // retention runs completed, for tests
+	wakes      atomic.Uint64 // times the writer woke, for tests
 
 	// While a scrub copies the file, commits are also kept in journal, to
 	// be written again to the copy. journaled counts their events.
@@ -280,6 +286,7 @@ func newStore(path string, opts Options) *Store {
 		targets:   make(map[string]*target),
 		committed: make(chan struct{}),
 		urgent:    make(chan struct{}, 1),
+		queued:    make(chan struct{}, 1),
 		maintWake: make(chan struct{}, 1),
 		stop:      make(chan struct{}),
 	}
@@ -320,9 +327,23 @@ func (s *Store) Append(name string, e *rooms.Event) {
 	s.pending = append(s.pending, en)
 	s.trimPending()
 	n := len(s.pending)
+	first := s.due.IsZero()
+	if first {
+		s.due = time.Now().Add(s.opts.SyncInterval)
+	}
 	s.mu.Unlock()
 	if s.opts.SyncAlways || n >= commitEarly {
 		nudge(s.urgent)
+	} else if first {
+		nudge(s.queued)
+	}
+}
+
+// queuedLocked starts the interval for a deletion queued with mu held.
+func (s *Store) queuedLocked() {
+	if s.due.IsZero() {
+		s.due = time.Now().Add(s.opts.SyncInterval)
+		nudge(s.queued)
 	}
 }
 
@@ -442,29 +463,47 @@ func (s *Store) notify() {
 	s.committed = make(chan struct{})
 }
 
-// writer commits the queue every SyncInterval (or at once when urged),
-// and reopens the file while it is unavailable.
+// writer commits the queue SyncInterval after the first append or
+// deletion that waits (or at once when urged), and reopens the file while
+// it is unavailable. With nothing queued it sleeps without a timer.
 func (s *Store) writer() {
 	defer s.wg.Done()
-	tick := time.NewTicker(s.opts.SyncInterval)
-	defer tick.Stop()
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
 	var retryAt time.Time
 	var backoff time.Duration
 	for {
+		s.mu.Lock()
+		wake, open := s.due, s.open
+		s.mu.Unlock()
+		switch {
+		case !retryAt.IsZero():
+			wake = retryAt // failing: nothing is tried before then
+		case !open:
+			wake = time.Now()
+		}
+		var fire <-chan time.Time
+		if !wake.IsZero() {
+			timer.Reset(time.Until(wake))
+			fire = timer.C
+		}
 		select {
 		case <-s.stop:
 			s.final()
 			return
-		case <-tick.C:
+		case <-fire:
 		case <-s.urgent:
+		case <-s.queued:
+			timer.Stop()
+			continue // arm the timer for the new due
 		}
+		s.wakes.Add(1)
+		timer.Stop()
 		now := time.Now()
 		if now.Before(retryAt) {
 			continue
 		}
-		s.mu.Lock()
-		open := s.open
-		s.mu.Unlock()
 		if !open {
 			if err := s.attach(); err != nil {
 				s.failed("open", err)

@@ -1028,3 +1028,36 @@ func TestStaleScrubCopyRemoved(t *testing.T) {
 		t.Fatalf("the stale copy is still there: %v", err)
 	}
 }
+
+// TestIdleWriterSleeps: an append is committed within the interval without
+// a Sync, and so is a deletion; with nothing queued the writer does not
+// wake at all (it used to tick every SyncInterval).
+func TestIdleWriterSleeps(t *testing.T) {
+	committed := make(chan int, 16)
+	s := open(t, tempPath(t), Options{SyncInterval: time.Millisecond, Hooks: Hooks{
+		Committed: func(events int, _ int64, _ time.Duration) { committed <- events },
+	}})
+	s.Append("#r", chat(0, "#r"))
+	select {
+	case n := <-committed:
+		if n != 1 {
+			t.Fatalf("committed %d events, want 1", n)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("an append was not committed without a Sync")
+	}
+	if err := s.Delete("#r"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the deletion committed", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.durableGen == s.gen && len(s.ops) == 0
+	})
+	woke := s.wakes.Load()
+	// Observing that nothing happens needs a wait: 50 intervals.
+	time.Sleep(50 * time.Millisecond)
+	if n := s.wakes.Load() - woke; n != 0 {
+		t.Errorf("the idle writer woke %d times in 50 intervals", n)
+	}
+}
