@@ -84,7 +84,7 @@ func (s *Store) ScrubDue() bool {
 // deletion; the admin commands call it before they exit.
 func (s *Store) Scrub() error {
 	// Commit the deletions queued so far, so that they are scrubbed too.
-	if err := s.Sync(); err != nil {
+	if err := s.syncFile(); err != nil {
 		return err
 	}
 	// Deletions outside the writer (retention, Forget) are not journaled:
@@ -168,6 +168,13 @@ func (s *Store) Scrub() error {
 			// The copy is open already: renamed over the file it stays
 			// valid, and the old file is read no more.
 			s.db = dst
+			if s.wal != nil {
+				// Past its records the log holds those of earlier
+				// rounds, which may include deleted text.
+				if terr := s.wal.f.Truncate(s.wal.off); terr != nil {
+					s.failed("scrub", terr)
+				}
+			}
 		}
 		s.dbMu.Unlock()
 	}

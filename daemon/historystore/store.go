@@ -5,12 +5,13 @@
 //
 // Append never touches the disk: it gives the event its place (a per-target
 // sequence number) and queues it. One writer goroutine commits the queue
-// as a group every SyncInterval, in one transaction and one fsync, so a
-// kill -9 loses at most the last interval while thousands of messages a
-// second cost a hundred commits. Sync commits at once and shares that
-// commit with every caller waiting at the time (history.sync: always).
-// Queries read the file and merge the queue, so they see every event
-// appended before them.
+// as a group SyncInterval after its first event, with one write and one
+// fdatasync of a log (wal.go), so a kill -9 loses at most the last
+// interval while thousands of messages a second cost a hundred commits;
+// the logged events go into the file in bulk about once a second. Sync
+// commits at once and shares that commit with every caller waiting at the
+// time (history.sync: always). Queries read the file and merge the queue,
+// so they see every event appended before them.
 //
 // # Layout
 //
@@ -55,6 +56,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -179,10 +182,17 @@ type Store struct {
 	// due is when the oldest queued append or deletion must be committed
 	// (queued + SyncInterval), zero while nothing waits: the writer sleeps
 	// without a timer when idle instead of waking every interval.
-	due     time.Time
-	failing error // the last commit's error, nil once one succeeds
-	closed  bool
-	scrubAt time.Time // zero: no scrub due
+	due time.Time
+	// The log (see wal.go): entries up to walGen are in it or in the
+	// file, those up to ckptGen in the file; ckptDue is when the logged
+	// ones must go into the file, ckptWanted asks for that at once.
+	walGen     uint64
+	ckptGen    uint64
+	ckptDue    time.Time
+	ckptWanted bool
+	failing    error // the last commit's error, nil once one succeeds
+	closed     bool
+	scrubAt    time.Time // zero: no scrub due
 
 	dropped    atomic.Uint64
 	dropSeen   uint64 // dropped already reported, writer only
@@ -192,6 +202,7 @@ type Store struct {
 	queued     chan struct{} // due was set: the writer arms its timer
 	maintWake  chan struct{}
 	stop       chan struct{}
+	wal        *walLog // nil while the file is not open or the log failed; under wmu
 	wg         sync.WaitGroup
 	closeErr   error
 	retentions atomic.Uint64 // retention runs completed, for tests
@@ -236,7 +247,8 @@ type entry struct {
 	seq  uint64
 	gen  uint64
 	e    *rooms.Event
-	dead bool // only set while pending (gen > takenGen), under mu
+	dead bool   // only set while pending (gen > takenGen), under mu
+	lsn  uint64 // its record in the log, 0 if none; the writer's
 }
 
 type opKind uint8
@@ -365,13 +377,22 @@ func (s *Store) target(name string) *target {
 	return t
 }
 
-// trimPending drops the oldest pending events beyond the bound. Called
-// with mu held.
+// trimPending drops the oldest pending events beyond the bound. Those in
+// the log are durable and stay (a checkpoint writes them; at most about
+// commitEarly of them wait). Called with mu held.
 func (s *Store) trimPending() {
-	for len(s.pending) > s.opts.MaxPending {
-		en := s.pending[0]
-		s.pending[0] = nil
-		s.pending = s.pending[1:]
+	if len(s.pending) <= s.opts.MaxPending {
+		return
+	}
+	logged := sort.Search(len(s.pending), func(i int) bool { return s.pending[i].gen > s.walGen })
+	for len(s.pending)-logged > s.opts.MaxPending {
+		en := s.pending[logged]
+		if logged == 0 {
+			s.pending[0] = nil
+			s.pending = s.pending[1:]
+		} else {
+			s.pending = slices.Delete(s.pending, logged, logged+1)
+		}
 		if !en.dead {
 			en.dead, en.e = true, nil
 			s.dropped.Add(1)
@@ -404,7 +425,13 @@ func (s *Store) DiskBytes() int64 { return s.diskBytes.Load() }
 // a commit at once. Callers arriving while a commit runs share the next.
 // It fails with rooms.ErrHistoryUnavailable at once while the store cannot
 // write, and after SyncTimeout when the disk hangs.
-func (s *Store) Sync() error {
+func (s *Store) Sync() error { return s.sync(false) }
+
+// syncFile is Sync into the file itself (a checkpoint), not only the log:
+// for what reads the file alone (Stats, Export, Backup, Forget, Scrub).
+func (s *Store) syncFile() error { return s.sync(true) }
+
+func (s *Store) sync(file bool) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -412,10 +439,13 @@ func (s *Store) Sync() error {
 	}
 	want := s.gen
 	var timeout <-chan time.Time
-	for s.durableGen < want {
+	for s.durableGen < want || file && s.ckptGen < want {
 		if err := s.unavailable(); err != nil {
 			s.mu.Unlock()
 			return err
+		}
+		if file {
+			s.ckptWanted = true
 		}
 		ch := s.committed
 		s.mu.Unlock()
@@ -476,6 +506,9 @@ func (s *Store) writer() {
 	for {
 		s.mu.Lock()
 		wake, open := s.due, s.open
+		if !s.ckptDue.IsZero() && (wake.IsZero() || s.ckptDue.Before(wake)) {
+			wake = s.ckptDue
+		}
 		s.mu.Unlock()
 		switch {
 		case !retryAt.IsZero():
@@ -585,6 +618,12 @@ func (s *Store) Close() error {
 	s.open = false
 	s.notify()
 	s.mu.Unlock()
+	s.wmu.Lock()
+	if s.wal != nil {
+		s.wal.f.Close()
+		s.wal = nil
+	}
+	s.wmu.Unlock()
 	s.dbMu.Lock()
 	defer s.dbMu.Unlock()
 	if s.db != nil {
@@ -703,6 +742,25 @@ func (s *Store) attach() error {
 	if err == nil && !current {
 		err = eng.update(migrate)
 	}
+	// The log: on the first open, what it holds beyond the file goes into
+	// the file. Reopened after a failure, the log and memory go on as
+	// they were (memory holds everything logged that the file lacks).
+	s.wmu.Lock()
+	wal := s.wal
+	s.wmu.Unlock()
+	var newWAL *walLog
+	if err == nil && wal == nil {
+		var from uint64
+		if err = eng.view(func(r reader) (err error) { from, err = walFrom(r); return err }); err == nil {
+			var recs []walRecord
+			if newWAL, recs, err = openWAL(s.path+walSuffix, from); err == nil {
+				if err = replayWAL(eng, recs); err != nil {
+					newWAL.f.Close()
+					newWAL = nil
+				}
+			}
+		}
+	}
 	if err == nil {
 		err = eng.view(func(r reader) error {
 			scrub = r.get(spaceMeta, keyScrub) != nil
@@ -719,17 +777,28 @@ func (s *Store) attach() error {
 	}
 	if err != nil {
 		eng.close()
+		if newWAL != nil {
+			newWAL.f.Close()
+		}
 		return fmt.Errorf("historystore: open %s: %w", s.path, err)
 	}
 	size := eng.size()
 
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	s.dbMu.Lock()
 	defer s.dbMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		eng.close()
+		if newWAL != nil {
+			newWAL.f.Close()
+		}
 		return errClosed
+	}
+	if newWAL != nil {
+		s.wal = newWAL
 	}
 	var stored int64
 	next := uint32(1)

@@ -423,9 +423,8 @@ func TestResilientCorruptPages(t *testing.T) {
 	for i := range 2000 {
 		s.Append(fmt.Sprintf("#r%d", i%10), chat(i, "#r"))
 	}
-	s.Sync()
-	used := s.DiskBytes() // the file is longer: bbolt preallocates
 	s.Close()
+	used := s.DiskBytes() // the file is longer: bbolt preallocates
 	good, _ := os.ReadFile(path)
 	const page = 4096
 	outcomes := map[string]int{}
@@ -673,13 +672,19 @@ func TestRetentionMaxBytes(t *testing.T) {
 }
 
 // fileHas reports whether the store's file holds text.
+// fileHas reports whether text is in the store's files on the disk: the
+// file or its log.
 func fileHas(t *testing.T, path, text string) bool {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return bytes.Contains(data, []byte(text))
+	wal, err := os.ReadFile(path + walSuffix)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	return bytes.Contains(data, []byte(text)) || bytes.Contains(wal, []byte(text))
 }
 
 // TestScrub: redacted, deleted and forgotten text leaves the file within
