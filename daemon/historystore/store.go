@@ -751,10 +751,20 @@ func (s *Store) attach() error {
 	var newWAL *walLog
 	if err == nil && wal == nil {
 		var from uint64
-		if err = eng.view(func(r reader) (err error) { from, err = walFrom(r); return err }); err == nil {
+		var has bool
+		if err = eng.view(func(r reader) (err error) { from, has, err = walFrom(r); return err }); err == nil {
 			var recs []walRecord
 			if newWAL, recs, err = openWAL(s.path+walSuffix, from); err == nil {
-				if err = replayWAL(eng, recs); err != nil {
+				if has {
+					err = replayWAL(eng, recs)
+				} else {
+					// A log left beside a new file (the old one was
+					// removed) is not its history: mark it as held.
+					err = eng.update(func(w writer) error {
+						return w.put(spaceMeta, keyWAL, binary.BigEndian.AppendUint64(nil, newWAL.lsn))
+					})
+				}
+				if err != nil {
 					newWAL.f.Close()
 					newWAL = nil
 				}

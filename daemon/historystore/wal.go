@@ -233,14 +233,16 @@ func replayWAL(eng engine, recs []walRecord) error {
 	return nil
 }
 
-// walFrom reads the lsn of the newest logged record the file holds.
-func walFrom(r reader) (uint64, error) {
+// walFrom reads the lsn of the newest logged record the file holds; has
+// is false for a file that never had a log (new, or from a livechatd
+// before it), whose log, if one is there, is not its own.
+func walFrom(r reader) (lsn uint64, has bool, err error) {
 	v := r.get(spaceMeta, keyWAL)
 	if v == nil {
-		return 0, nil
+		return 0, false, nil
 	}
 	if len(v) != 8 {
-		return 0, errors.New("historystore: corrupt log position")
+		return 0, false, errors.New("historystore: corrupt log position")
 	}
-	return binary.BigEndian.Uint64(v), nil
+	return binary.BigEndian.Uint64(v), true, nil
 }

@@ -168,3 +168,34 @@ func TestLogTorn(t *testing.T) {
 		t.Errorf("after a torn record: %v", got)
 	}
 }
+
+// TestLogOfAnotherFile: a log left beside a new file (the file was
+// removed to start afresh) does not bring its events into it.
+func TestLogOfAnotherFile(t *testing.T) {
+	defer func(d time.Duration) { checkpointInterval = d }(checkpointInterval)
+	checkpointInterval = time.Hour
+
+	s := open(t, tempPath(t), Options{})
+	for i := range 5 {
+		s.Append("#a", chat(i, "#a"))
+	}
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	path := crashCopy(t, s)
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	c := open(t, path, Options{})
+	if got := ids(t, c, "#a"); len(got) != 0 {
+		t.Fatalf("a new file holds %v", got)
+	}
+	c.Append("#a", chat(10, "#a"))
+	if err := c.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	d := open(t, crashCopy(t, c), Options{})
+	if got := ids(t, d, "#a"); len(got) != 1 || got[0] != "id000010" {
+		t.Errorf("after a crash: %v", got)
+	}
+}
