@@ -17,10 +17,10 @@ import (
 // 10 ms costs about half a millisecond of CPU whatever it carries: it
 // rewrites every page on the path to each target's newest events (12 to 40
 // pages) and syncs twice. Appending those events to a log and syncing it
-// once costs a tenth of that. So the group commit every SyncInterval goes
-// to the log, and the events go into the file in bulk (a checkpoint) every
-// checkpointInterval, at maxBatch events, before any deletion, and at
-// Close; a kill -9 loses what it lost before, and the next open writes
+// once costs a seventh of that (BenchmarkCommitSmall). So the group
+// commit every SyncInterval goes to the log, and the events go into the
+// file in bulk (a checkpoint) every checkpointInterval, at maxBatch
+// events, before any deletion, and at Close; a kill -9 loses what it lost before, and the next open writes
 // what the log holds beyond the file into the file.
 //
 // The log is <path>.wal, a sequence of records from offset 0:
