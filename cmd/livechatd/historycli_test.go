@@ -92,15 +92,19 @@ func historyRun(t *testing.T, dir string, args ...string) (int, string, string) 
 	return code, out.String(), errOut.String()
 }
 
-// historyFile returns the bytes of history.db, as a disk thief would see
-// them.
+// historyFile returns the bytes of history.db and its write-ahead log, as
+// a disk thief would see them.
 func historyFile(t *testing.T, dir string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(dir, "history.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return b
+	log, err := os.ReadFile(filepath.Join(dir, "history.db.wal"))
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	return append(b, log...)
 }
 
 // exportedLine is a line of `history export`.

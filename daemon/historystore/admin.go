@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"time"
 
@@ -26,7 +27,7 @@ type TargetStats struct {
 // Stats describes every target with events in the file, by name, once
 // everything appended is committed.
 func (s *Store) Stats() ([]TargetStats, error) {
-	if err := s.Sync(); err != nil {
+	if err := s.syncFile(); err != nil {
 		return nil, err
 	}
 	s.dbMu.RLock()
@@ -80,7 +81,7 @@ type ExportedEvent struct {
 // everything appended is committed, and returns how many it wrote. It
 // reads in bounded transactions, so the daemon's commits go on meanwhile.
 func (s *Store) Export(name string, w io.Writer) (int, error) {
-	if err := s.Sync(); err != nil {
+	if err := s.syncFile(); err != nil {
 		return 0, err
 	}
 	bw := bufio.NewWriter(w)
@@ -167,7 +168,7 @@ func (s *Store) Forget(account string) (int, error) {
 	if account == "" {
 		return 0, errors.New("historystore: forget: no account")
 	}
-	if err := s.Sync(); err != nil {
+	if err := s.syncFile(); err != nil {
 		return 0, err
 	}
 	folded := accounts.Fold(account)
@@ -176,9 +177,18 @@ func (s *Store) Forget(account string) (int, error) {
 		return string(org) == origin || len(acc) == len(folded) && accounts.Fold(string(acc)) == folded
 	}
 	s.mu.Lock()
-	for _, en := range s.pending { // appended since the Sync
-		if !en.dead && (en.e.Origin == origin || accounts.Fold(en.e.Account) == folded) {
-			en.dead = true
+	for _, en := range s.pending { // appended since the sync
+		if en.dead || en.e.Origin != origin && accounts.Fold(en.e.Account) != folded {
+			continue
+		}
+		if en.gen > s.takenGen {
+			en.dead = true // never written
+		} else {
+			// In the log already: deleted from the file right after it
+			// is written there, so the log is not its last copy.
+			t := en.t
+			t.mem = slices.DeleteFunc(t.mem, func(m *entry) bool { return m == en })
+			s.hideLocked(t, en.seq)
 		}
 	}
 	s.mu.Unlock()

@@ -12,7 +12,7 @@ import (
 // before Backup was called is in the copy. A scrub cannot swap the file
 // while the snapshot is being written.
 func (s *Store) Backup(fn func(size int64, snap io.WriterTo) error) error {
-	if err := s.Sync(); err != nil {
+	if err := s.syncFile(); err != nil {
 		return err
 	}
 	s.dbMu.RLock()

@@ -3,6 +3,8 @@ package historystore
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
+	"sort"
 	"time"
 
 	"github.com/livechat/livechat/internal/eventrec"
@@ -25,12 +27,14 @@ type delta struct {
 }
 
 type commitResult struct {
-	events  int
-	bytes   int64
-	deltas  map[*target]*delta
-	stored  int64 // the change in StoredBytes
-	requeue []op  // deletions cut short by deleteChunk
-	scrub   bool  // text was deleted: a scrub must follow
+	events      int
+	logged      int // of events, those the log made durable before
+	loggedBytes int64
+	bytes       int64
+	deltas      map[*target]*delta
+	stored      int64 // the change in StoredBytes
+	requeue     []op  // deletions cut short by deleteChunk
+	scrub       bool  // text was deleted: a scrub must follow
 }
 
 func (r *commitResult) delta(t *target) *delta {
@@ -42,9 +46,11 @@ func (r *commitResult) delta(t *target) *delta {
 	return d
 }
 
-// commit writes the queue in one transaction. The queue is taken as a
-// whole: appends made meanwhile wait for the next commit, and a failed
-// commit puts it back in front.
+// commit makes the queue durable: by appending it to the log (flushWAL),
+// or by writing it into the file in one transaction (a checkpoint) when
+// one is due. A checkpoint takes the queue as a whole: appends made
+// meanwhile wait for the next commit, and a failed commit puts it back in
+// front.
 func (s *Store) commit() error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
@@ -57,17 +63,26 @@ func (s *Store) commit() error {
 	}
 	if s.journaling && s.journaled >= s.opts.MaxPending {
 		// A scrub is copying and its journal is full: wait for it,
-		// appends stay pending (within their own bound).
+		// appends stay pending (within their own bound); try again in
+		// an interval.
+		s.due = time.Now().Add(s.opts.SyncInterval)
 		s.mu.Unlock()
 		return nil
 	}
 	if len(s.pending) == 0 && len(s.ops) == 0 {
-		if s.durableGen < s.gen {
+		s.due, s.ckptDue, s.ckptWanted = time.Time{}, time.Time{}, false
+		if s.durableGen < s.gen || s.ckptGen < s.gen {
 			s.durableGen = s.gen // everything since was dropped or redacted
+			s.ckptGen = s.gen
 			s.notify()
 		}
 		s.mu.Unlock()
 		return nil
+	}
+	if s.wal != nil && len(s.ops) == 0 && !s.ckptWanted && !s.closed &&
+		len(s.pending) < commitEarly && s.wal.off < walMaxBytes &&
+		(s.ckptDue.IsZero() || time.Now().Before(s.ckptDue)) {
+		return s.flushWAL()
 	}
 	// Take at most maxBatch events, and the deletions queued before the
 	// first event left behind: a deletion must follow what it deletes.
@@ -89,8 +104,12 @@ func (s *Store) commit() error {
 	if len(s.ops) == 0 {
 		s.ops = nil
 	}
-	s.takenGen = gen
+	s.takenGen = max(s.takenGen, gen) // the log may hold more
 	more := len(s.pending) > 0
+	if !more && len(s.ops) == 0 {
+		s.due = time.Time{} // what is appended from now on starts its own interval
+		s.ckptWanted = false
+	}
 	s.mu.Unlock()
 	if more {
 		defer nudge(s.urgent)
@@ -112,6 +131,9 @@ func (s *Store) commit() error {
 	if err != nil {
 		s.pending = append(batch, s.pending...)
 		s.ops = append(ops, s.ops...)
+		if s.due.IsZero() {
+			s.due = time.Now() // overdue: the writer retries after its backoff
+		}
 		s.takenGen = s.durableGen
 		s.trimPending()
 		s.failing = err
@@ -125,12 +147,23 @@ func (s *Store) commit() error {
 		s.journaled += len(batch)
 	}
 	s.failing = nil
-	s.durableGen = gen
-	s.stored.Add(res.stored)
+	s.durableGen = max(s.durableGen, gen)
+	s.ckptGen = gen
+	s.walGen = max(s.walGen, gen)
+	if gen >= s.walGen && s.wal != nil {
+		// The file holds everything logged: the log starts over.
+		s.wal.reset()
+		s.ckptDue = time.Time{}
+	}
+	s.stored.Add(res.stored - res.loggedBytes)
 	if len(res.requeue) > 0 {
 		// Sync promises the deletion too: not durable until it is done.
 		s.durableGen = res.requeue[0].gen - 1
+		s.ckptGen = s.durableGen
 		s.ops = append(res.requeue, s.ops...)
+		if s.due.IsZero() {
+			s.due = time.Now() // the nudge below commits the rest at once
+		}
 	}
 	for t, d := range res.deltas {
 		n := 0
@@ -158,8 +191,70 @@ func (s *Store) commit() error {
 	if len(res.requeue) > 0 {
 		nudge(s.urgent)
 	}
-	if s.opts.Hooks.Committed != nil && res.events > 0 {
-		s.opts.Hooks.Committed(res.events, res.bytes, took)
+	// What the log made durable was reported then.
+	if n := res.events - res.logged; s.opts.Hooks.Committed != nil && n > 0 {
+		s.opts.Hooks.Committed(n, res.bytes, took)
+	}
+	return nil
+}
+
+// flushWAL appends what was queued since the last flush to the log and
+// syncs it. Called with wmu, dbMu (read) and mu held; returns with mu
+// released.
+func (s *Store) flushWAL() error {
+	i := sort.Search(len(s.pending), func(i int) bool { return s.pending[i].gen > s.walGen })
+	items := make([]walItem, 0, len(s.pending)-i)
+	for _, en := range s.pending[i:] {
+		if !en.dead {
+			items = append(items, walItem{en, en.e})
+		}
+	}
+	gen := s.gen
+	// From here on a redaction of these goes through a deletion op,
+	// which forces a checkpoint: the log is never the only copy of
+	// something deleted.
+	s.takenGen = max(s.takenGen, gen)
+	s.due = time.Time{}
+	s.mu.Unlock()
+
+	start := time.Now()
+	var stored int64
+	var err error
+	if s.commitFault != nil {
+		err = s.commitFault()
+	}
+	if err == nil && len(items) > 0 {
+		stored, err = s.wal.write(items)
+	}
+	took := time.Since(start)
+
+	s.mu.Lock()
+	if err != nil {
+		// Like a failed commit: the events stay queued, Sync fails
+		// until a commit succeeds, and the retry goes to the file (a
+		// checkpoint), which restarts the log.
+		s.takenGen = s.durableGen
+		s.failing = err
+		s.ckptWanted = true
+		if s.due.IsZero() {
+			s.due = time.Now()
+		}
+		s.notify()
+		s.mu.Unlock()
+		s.failed("commit", fmt.Errorf("historystore: the log: %w", err))
+		return err
+	}
+	s.failing = nil
+	s.stored.Add(stored)
+	s.walGen = max(s.walGen, gen)
+	s.durableGen = max(s.durableGen, gen)
+	if s.ckptDue.IsZero() {
+		s.ckptDue = time.Now().Add(checkpointInterval)
+	}
+	s.notify()
+	s.mu.Unlock()
+	if s.opts.Hooks.Committed != nil && len(items) > 0 {
+		s.opts.Hooks.Committed(len(items), stored, took)
 	}
 	return nil
 }
@@ -171,12 +266,15 @@ func (s *Store) write(w writer, batch []*entry, ops []op, res *commitResult) err
 	// them all (a grown buffer leaves the earlier slices valid).
 	buf := make([]byte, 0, 256*len(batch)+64)
 	var stored int64
+	var lsn uint64
 	for _, en := range batch {
 		d := res.delta(en.t)
 		d.maxSeq = max(d.maxSeq, en.seq)
+		lsn = max(lsn, en.lsn)
 		if en.dead {
 			continue
 		}
+		logged := en.lsn > 0
 		tid := en.t.tid
 		start := len(buf)
 		buf = putEvKey(buf, tid, en.seq)
@@ -204,6 +302,10 @@ func (s *Store) write(w writer, batch []*entry, ops []op, res *commitResult) err
 		d.bytes += n
 		res.events++
 		res.bytes += n
+		if logged {
+			res.logged++
+			res.loggedBytes += n // StoredBytes counted them when logged
+		}
 	}
 	stored += res.bytes
 	for _, o := range ops {
@@ -248,6 +350,11 @@ func (s *Store) write(w writer, batch []*entry, ops []op, res *commitResult) err
 	}
 	if res.scrub {
 		if err := w.put(spaceMeta, keyScrub, []byte{1}); err != nil {
+			return err
+		}
+	}
+	if lsn > 0 {
+		if err := w.put(spaceMeta, keyWAL, binary.BigEndian.AppendUint64(nil, lsn)); err != nil {
 			return err
 		}
 	}

@@ -17,8 +17,14 @@ import (
 // group commits.
 func (s *Store) maintain() {
 	defer s.wg.Done()
-	tick := time.NewTicker(s.opts.RetentionInterval)
-	defer tick.Stop()
+	// Without retention there is nothing to run: no ticker, so an idle
+	// daemon does not wake for it.
+	var retain <-chan time.Time
+	if s.opts.MaxAge > 0 || s.opts.MaxPerTarget > 0 || s.opts.MaxBytes > 0 {
+		tick := time.NewTicker(s.opts.RetentionInterval)
+		defer tick.Stop()
+		retain = tick.C
+	}
 	for {
 		s.mu.Lock()
 		at := s.scrubAt
@@ -35,10 +41,8 @@ func (s *Store) maintain() {
 				timer.Stop()
 			}
 			return
-		case <-tick.C:
-			if s.opts.MaxAge > 0 || s.opts.MaxPerTarget > 0 || s.opts.MaxBytes > 0 {
-				s.retain(time.Now())
-			}
+		case <-retain:
+			s.retain(time.Now())
 		case <-scrub:
 			if err := s.Scrub(); errors.Is(err, errClosed) {
 				return
@@ -80,7 +84,7 @@ func (s *Store) ScrubDue() bool {
 // deletion; the admin commands call it before they exit.
 func (s *Store) Scrub() error {
 	// Commit the deletions queued so far, so that they are scrubbed too.
-	if err := s.Sync(); err != nil {
+	if err := s.syncFile(); err != nil {
 		return err
 	}
 	// Deletions outside the writer (retention, Forget) are not journaled:
@@ -164,6 +168,13 @@ func (s *Store) Scrub() error {
 			// The copy is open already: renamed over the file it stays
 			// valid, and the old file is read no more.
 			s.db = dst
+			if s.wal != nil {
+				// Past its records the log holds those of earlier
+				// rounds, which may include deleted text.
+				if terr := s.wal.f.Truncate(s.wal.off); terr != nil {
+					s.failed("scrub", terr)
+				}
+			}
 		}
 		s.dbMu.Unlock()
 	}

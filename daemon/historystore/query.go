@@ -439,6 +439,7 @@ func (s *Store) hideLocked(t *target, seq uint64) {
 	t.hide[seq] = struct{}{}
 	s.gen++
 	s.ops = append(s.ops, op{kind: opRedact, t: t, seq: seq, gen: s.gen})
+	s.queuedLocked()
 }
 
 // Delete forgets every event of target: at once for queries, from the file
@@ -463,5 +464,6 @@ func (s *Store) Delete(name string) error {
 	t.hideBelow, t.hide = t.next, nil
 	s.gen++
 	s.ops = append(s.ops, op{kind: opDeleteBelow, t: t, seq: t.next, gen: s.gen})
+	s.queuedLocked()
 	return nil
 }

@@ -423,9 +423,8 @@ func TestResilientCorruptPages(t *testing.T) {
 	for i := range 2000 {
 		s.Append(fmt.Sprintf("#r%d", i%10), chat(i, "#r"))
 	}
-	s.Sync()
-	used := s.DiskBytes() // the file is longer: bbolt preallocates
 	s.Close()
+	used := s.DiskBytes() // the file is longer: bbolt preallocates
 	good, _ := os.ReadFile(path)
 	const page = 4096
 	outcomes := map[string]int{}
@@ -673,13 +672,19 @@ func TestRetentionMaxBytes(t *testing.T) {
 }
 
 // fileHas reports whether the store's file holds text.
+// fileHas reports whether text is in the store's files on the disk: the
+// file or its log.
 func fileHas(t *testing.T, path, text string) bool {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return bytes.Contains(data, []byte(text))
+	wal, err := os.ReadFile(path + walSuffix)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	return bytes.Contains(data, []byte(text)) || bytes.Contains(wal, []byte(text))
 }
 
 // TestScrub: redacted, deleted and forgotten text leaves the file within
@@ -1026,5 +1031,38 @@ func TestStaleScrubCopyRemoved(t *testing.T) {
 	defer s.Close()
 	if _, err := os.Stat(path + ".scrub"); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("the stale copy is still there: %v", err)
+	}
+}
+
+// TestIdleWriterSleeps: an append is committed within the interval without
+// a Sync, and so is a deletion; with nothing queued the writer does not
+// wake at all (it used to tick every SyncInterval).
+func TestIdleWriterSleeps(t *testing.T) {
+	committed := make(chan int, 16)
+	s := open(t, tempPath(t), Options{SyncInterval: time.Millisecond, Hooks: Hooks{
+		Committed: func(events int, _ int64, _ time.Duration) { committed <- events },
+	}})
+	s.Append("#r", chat(0, "#r"))
+	select {
+	case n := <-committed:
+		if n != 1 {
+			t.Fatalf("committed %d events, want 1", n)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("an append was not committed without a Sync")
+	}
+	if err := s.Delete("#r"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the deletion committed", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.durableGen == s.gen && len(s.ops) == 0
+	})
+	woke := s.wakes.Load()
+	// Observing that nothing happens needs a wait: 50 intervals.
+	time.Sleep(50 * time.Millisecond)
+	if n := s.wakes.Load() - woke; n != 0 {
+		t.Errorf("the idle writer woke %d times in 50 intervals", n)
 	}
 }
