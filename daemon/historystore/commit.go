@@ -79,7 +79,7 @@ func (s *Store) commit() error {
 		s.mu.Unlock()
 		return nil
 	}
-	if s.wal != nil && len(s.ops) == 0 && !s.ckptWanted && !s.closed &&
+	if s.wal != nil && s.opsLoggable() && !s.ckptWanted && !s.closed &&
 		len(s.pending) < commitEarly && s.wal.off < walMaxBytes &&
 		(s.ckptDue.IsZero() || time.Now().Before(s.ckptDue)) {
 		return s.flushWAL()
@@ -203,16 +203,24 @@ func (s *Store) commit() error {
 // released.
 func (s *Store) flushWAL() error {
 	i := sort.Search(len(s.pending), func(i int) bool { return s.pending[i].gen > s.walGen })
-	items := make([]walItem, 0, len(s.pending)-i)
+	j := sort.Search(len(s.ops), func(j int) bool { return s.ops[j].gen > s.walGen })
+	items := make([]walItem, 0, len(s.pending)-i+len(s.ops)-j)
 	for _, en := range s.pending[i:] {
 		if !en.dead {
-			items = append(items, walItem{en, en.e})
+			items = append(items, walItem{en: en, e: en.e})
 		}
 	}
+	// Deletions after the events: replay orders them by sequence, not by
+	// place in the log (a deletion removes what came before it, and what
+	// a target gets after it is numbered above it).
+	opsAt := len(items)
+	for _, o := range s.ops[j:] {
+		items = append(items, walItem{name: o.t.name, below: o.seq})
+	}
 	gen := s.gen
-	// From here on a redaction of these goes through a deletion op,
+	// From here on a redaction of these goes through an opRedact,
 	// which forces a checkpoint: the log is never the only copy of
-	// something deleted.
+	// redacted text.
 	s.takenGen = max(s.takenGen, gen)
 	s.due = time.Time{}
 	s.mu.Unlock()
@@ -246,6 +254,9 @@ func (s *Store) flushWAL() error {
 	}
 	s.failing = nil
 	s.stored.Add(stored)
+	for k, it := range items[opsAt:] {
+		s.ops[j+k].lsn = it.lsn // only the writer (wmu) takes ops off the front
+	}
 	s.walGen = max(s.walGen, gen)
 	s.durableGen = max(s.durableGen, gen)
 	if s.ckptDue.IsZero() {
@@ -253,10 +264,21 @@ func (s *Store) flushWAL() error {
 	}
 	s.notify()
 	s.mu.Unlock()
-	if s.opts.Hooks.Committed != nil && len(items) > 0 {
-		s.opts.Hooks.Committed(len(items), stored, took)
+	if s.opts.Hooks.Committed != nil && opsAt > 0 {
+		s.opts.Hooks.Committed(opsAt, stored, took)
 	}
 	return nil
+}
+
+// opsLoggable reports whether every queued deletion may wait in the log
+// (op.logged); any other forces a checkpoint. Called with mu held.
+func (s *Store) opsLoggable() bool {
+	for i := range s.ops {
+		if !s.ops[i].logged() {
+			return false
+		}
+	}
+	return true
 }
 
 // write puts a batch and applies the queued deletions after it, so a
@@ -309,6 +331,7 @@ func (s *Store) write(w writer, batch []*entry, ops []op, res *commitResult) err
 	}
 	stored += res.bytes
 	for _, o := range ops {
+		lsn = max(lsn, o.lsn)
 		d := res.delta(o.t)
 		switch o.kind {
 		case opRedact:
@@ -323,22 +346,18 @@ func (s *Store) write(w writer, batch []*entry, ops []op, res *commitResult) err
 				res.scrub = true
 			}
 		case opDeleteBelow:
-			keys := collectKeys(w, o.t.tid, 0, o.seq, deleteChunk+1)
-			more := len(keys) > deleteChunk
+			n, b, more, err := deleteBelow(w, o.t.tid, o.seq, deleteChunk)
+			if err != nil {
+				return err
+			}
 			if more {
-				keys = keys[:deleteChunk]
+				o.partial = true
 				res.requeue = append(res.requeue, o)
 			}
-			for _, k := range keys {
-				n, err := deleteEvent(w, o.t.tid, keySeq(k))
-				if err != nil {
-					return err
-				}
-				d.events--
-				d.bytes -= n
-				stored -= n
-			}
-			if len(keys) > 0 {
+			d.events -= n
+			d.bytes -= b
+			stored -= b
+			if n > 0 {
 				res.scrub = true
 			}
 		}
@@ -398,6 +417,25 @@ func deleteEvent(w writer, tid uint32, seq uint64) (int64, error) {
 		}
 	}
 	return n, w.del(spaceEvents, k)
+}
+
+// deleteBelow deletes up to limit of tid's events numbered below seq,
+// oldest first, and returns how many events and bytes went and whether
+// some are left.
+func deleteBelow(w writer, tid uint32, seq uint64, limit int) (events, bytes int64, more bool, err error) {
+	keys := collectKeys(w, tid, 0, seq, limit+1)
+	if more = len(keys) > limit; more {
+		keys = keys[:limit]
+	}
+	for _, k := range keys {
+		n, err := deleteEvent(w, tid, keySeq(k))
+		if err != nil {
+			return events, bytes, more, err
+		}
+		events++
+		bytes += n
+	}
+	return events, bytes, more, nil
 }
 
 // collectKeys copies up to limit keys of tid's events with sequence in

@@ -267,7 +267,19 @@ type op struct {
 	t    *target
 	seq  uint64
 	gen  uint64
+	lsn  uint64 // its record in the log, 0 if none (see logged)
+	// partial: a checkpoint did part of it (deleteChunk) and the log
+	// that held it may have started over: only the file can finish it.
+	partial bool
 }
+
+// logged reports whether o may wait in the log for the next checkpoint.
+// A deletion of a whole run of a target (opDeleteBelow: a room that held
+// only joins and parts, forgotten when it empties) may: replaying it
+// drops the run from the log and from the file alike. A redaction may
+// not: the text it removes must not stay on disk, in the log, for the
+// checkpoint interval.
+func (o *op) logged() bool { return o.kind == opDeleteBelow && !o.partial }
 
 // Open opens (creating if needed) the store at path, failing when it cannot:
 // for the admin commands. A file held by a running daemon fails fast with

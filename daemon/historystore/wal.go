@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math"
 	"os"
 	"time"
 
@@ -26,6 +27,11 @@ import (
 // The log is <path>.wal, a sequence of records from offset 0:
 //
 //	length(4) crc32c(4) | lsn(8) seq(8) len(name)(2) name event-record
+//
+// A record without an event record is a deletion: every event of name
+// numbered below seq is gone (Store.Delete). It may wait in the log like
+// an event, since replaying it removes that run from the log's records
+// and from the file alike.
 //
 // lsn numbers the records one by one. The file's meta space holds the lsn
 // of the newest record it contains ("wal"): opening replays the records
@@ -62,14 +68,18 @@ type walRecord struct {
 	lsn  uint64
 	seq  uint64
 	name string
-	val  []byte // the event record, as the file stores it
+	val  []byte // the event record, as the file stores it; empty for a deletion
 }
 
-// walItem is an event to log: e is taken under mu, since trimPending may
-// clear en.e while the writer encodes.
+// walItem is an event to log (en), or a deletion of name's events below
+// below. e is taken under mu, since trimPending may clear en.e while the
+// writer encodes. write sets lsn.
 type walItem struct {
-	en *entry
-	e  *rooms.Event
+	en    *entry
+	e     *rooms.Event
+	name  string
+	below uint64
+	lsn   uint64
 }
 
 // write appends the items' records and syncs the log, numbering each
@@ -80,17 +90,23 @@ func (w *walLog) write(items []walItem) (stored int64, err error) {
 	lsn := w.lsn
 	for _, it := range items {
 		lsn++
+		name, seq := it.name, it.below
+		if it.en != nil {
+			name, seq = it.en.t.name, it.en.seq
+		}
 		start := len(b)
 		b = append(b, make([]byte, walHeaderLen)...)
 		b = binary.BigEndian.AppendUint64(b, lsn)
-		b = binary.BigEndian.AppendUint64(b, it.en.seq)
-		b = binary.BigEndian.AppendUint16(b, uint16(len(it.en.t.name)))
-		b = append(b, it.en.t.name...)
-		rec := len(b)
-		b = eventrec.Append(b, it.e)
-		stored += evKeyLen + int64(len(b)-rec)
-		if id := it.e.ID; id != "" {
-			stored += 4 + int64(len(id)) + seqLen
+		b = binary.BigEndian.AppendUint64(b, seq)
+		b = binary.BigEndian.AppendUint16(b, uint16(len(name)))
+		b = append(b, name...)
+		if it.en != nil {
+			rec := len(b)
+			b = eventrec.Append(b, it.e)
+			stored += evKeyLen + int64(len(b)-rec)
+			if id := it.e.ID; id != "" {
+				stored += 4 + int64(len(id)) + seqLen
+			}
 		}
 		payload := b[start+walHeaderLen:]
 		binary.BigEndian.PutUint32(b[start:], uint32(len(payload)))
@@ -106,8 +122,11 @@ func (w *walLog) write(items []walItem) (stored int64, err error) {
 		return 0, err
 	}
 	w.off += int64(len(b))
-	for i, it := range items {
-		it.en.lsn = w.lsn + uint64(i) + 1
+	for i := range items {
+		items[i].lsn = w.lsn + uint64(i) + 1
+		if en := items[i].en; en != nil {
+			en.lsn = items[i].lsn
+		}
 	}
 	w.lsn = lsn
 	return stored, nil
@@ -159,12 +178,22 @@ func openWAL(path string, from uint64) (*walLog, []walRecord, error) {
 // replayWAL writes the logged records into the file, in transactions of
 // at most maxBatch, skipping any the file holds already.
 func replayWAL(eng engine, recs []walRecord) error {
+	// A deletion removes the events numbered below it, wherever they are
+	// in the log: what a target got after it is numbered above.
+	below := map[string]uint64{}
+	for _, r := range recs {
+		if len(r.val) == 0 {
+			below[r.name] = max(below[r.name], r.seq)
+		}
+	}
 	for len(recs) > 0 {
 		chunk := recs[:min(len(recs), maxBatch)]
 		recs = recs[len(chunk):]
 		err := eng.update(func(w writer) error {
+			scrub := false
 			type tgt struct {
 				tid           uint32
+				known         bool // the file has a record of it
 				last          uint64
 				events, bytes int64
 			}
@@ -179,7 +208,7 @@ func replayWAL(eng engine, recs []walRecord) error {
 						if err != nil {
 							return err
 						}
-						t.tid = rec.tid
+						t.tid, t.known = rec.tid, true
 					} else {
 						if nextTid == 0 {
 							nextTid = 1
@@ -196,7 +225,21 @@ func replayWAL(eng engine, recs []walRecord) error {
 					t.last = lastSeq(w, t.tid)
 					targets[r.name] = t
 				}
-				if r.seq <= t.last {
+				if len(r.val) == 0 {
+					if t.known {
+						n, b, _, err := deleteBelow(w, t.tid, r.seq, math.MaxInt-1)
+						if err != nil {
+							return err
+						}
+						t.events -= n
+						t.bytes -= b
+						if n > 0 {
+							scrub = true
+						}
+					}
+					continue
+				}
+				if r.seq <= t.last || r.seq < below[r.name] {
 					continue
 				}
 				t.last = r.seq
@@ -221,6 +264,12 @@ func replayWAL(eng engine, recs []walRecord) error {
 			}
 			for name, t := range targets {
 				if err := addToRecord(w, name, t.tid, t.events, t.bytes); err != nil {
+					return err
+				}
+			}
+			if scrub {
+				// Deleted events are in free pages until a scrub.
+				if err := w.put(spaceMeta, keyScrub, []byte{1}); err != nil {
 					return err
 				}
 			}

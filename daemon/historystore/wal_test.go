@@ -80,7 +80,7 @@ func TestLogReplay(t *testing.T) {
 	if err := s.Delete("#gone"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Sync(); err != nil { // the deletions force a checkpoint
+	if err := s.Sync(); err != nil { // the redaction forces a checkpoint
 		t.Fatal(err)
 	}
 	// Over the start of the round that holds the redacted event.
@@ -197,5 +197,86 @@ func TestLogOfAnotherFile(t *testing.T) {
 	d := open(t, crashCopy(t, c), Options{})
 	if got := ids(t, d, "#a"); len(got) != 1 || got[0] != "id000010" {
 		t.Errorf("after a crash: %v", got)
+	}
+}
+
+// TestLogDeleteWaitsInTheLog: deleting a target's events (a room of joins
+// and parts forgotten when it empties) waits in the log like an append,
+// without a checkpoint, and a crash before the checkpoint loses neither
+// the deletion nor what the target got after it, in the log or already in
+// the file.
+func TestLogDeleteWaitsInTheLog(t *testing.T) {
+	defer func(d time.Duration) { checkpointInterval = d }(checkpointInterval)
+	checkpointInterval = time.Hour // checkpoints only when forced
+
+	s := open(t, tempPath(t), Options{})
+	for i := range 10 {
+		s.Append("#r", chat(i, "#r")) // in the file
+	}
+	if err := s.syncFile(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 10; i < 15; i++ {
+		s.Append("#r", chat(i, "#r")) // only in the log
+	}
+	for i := range 4 {
+		s.Append("#k", chat(100+i, "#k"))
+	}
+	for i := range 3 {
+		s.Append("#n", chat(200+i, "#n")) // a target only the log knows
+	}
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	before := s.ckptGen
+	s.mu.Unlock()
+	if err := s.Delete("#r"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete("#n"); err != nil {
+		t.Fatal(err)
+	}
+	for i := 15; i < 18; i++ {
+		s.Append("#r", chat(i, "#r")) // after the deletion
+	}
+	s.Append("#n", chat(203, "#n"))
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	after, logged := s.ckptGen, s.walGen
+	s.mu.Unlock()
+	if after != before || logged <= after {
+		t.Fatalf("the deletion was checkpointed (file gen %d -> %d, log %d): it should wait in the log", before, after, logged)
+	}
+	want := []string{"id000015", "id000016", "id000017"}
+	if got := ids(t, s, "#r"); !equalStrings(got, want) {
+		t.Fatalf("#r before the checkpoint: %v", got)
+	}
+
+	c := open(t, crashCopy(t, s), Options{})
+	if got := ids(t, c, "#r"); !equalStrings(got, want) {
+		t.Errorf("#r after the crash: %v, want %v", got, want)
+	}
+	if got := ids(t, c, "#k"); len(got) != 4 {
+		t.Errorf("#k after the crash: %v", got)
+	}
+	if got := ids(t, c, "#n"); !equalStrings(got, []string{"id000203"}) {
+		t.Errorf("#n after the crash: %v", got)
+	}
+	if err := s.syncFile(); err != nil { // the live store's checkpoint
+		t.Fatal(err)
+	}
+	if got := ids(t, s, "#r"); !equalStrings(got, want) {
+		t.Errorf("#r after the checkpoint: %v", got)
+	}
+	if c.StoredBytes() != s.StoredBytes() {
+		t.Errorf("StoredBytes %d after the crash's replay, %d after the checkpoint", c.StoredBytes(), s.StoredBytes())
+	}
+	// The replay is in the file: a second crash changes nothing.
+	c2 := open(t, crashCopy(t, c), Options{})
+	if got := ids(t, c2, "#r"); !equalStrings(got, want) {
+		t.Errorf("#r after a second crash: %v", got)
 	}
 }
