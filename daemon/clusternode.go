@@ -165,17 +165,29 @@ func sharedCloakKey(ctx context.Context, js jetstream.JetStream, replicas int) (
 	if err != nil {
 		return nil, fmt.Errorf("cluster: secrets bucket: %w", err)
 	}
+	// Retried like the bucket: a Create whose answer was lost may have
+	// been applied, and then the Get reads this key back.
 	key := randomCloakKey()
-	if _, err := kv.Create(ctx, "cloak_key", key); err == nil {
+	err = jsopen.Retry(ctx, func(ctx context.Context) error {
+		_, err := kv.Create(ctx, "cloak_key", key)
+		return err
+	})
+	if err == nil {
 		return key, nil
 	} else if !errors.Is(err, jetstream.ErrKeyExists) {
 		return nil, fmt.Errorf("cluster: cloak key: %w", err)
 	}
-	e, err := kv.Get(ctx, "cloak_key")
+	err = jsopen.Retry(ctx, func(ctx context.Context) error {
+		e, err := kv.Get(ctx, "cloak_key")
+		if err == nil {
+			key = e.Value()
+		}
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("cluster: cloak key: %w", err)
 	}
-	return e.Value(), nil
+	return key, nil
 }
 
 // watchLease tells OnChange callbacks when the node's lease lapses or

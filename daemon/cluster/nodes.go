@@ -6,6 +6,7 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -344,6 +345,12 @@ func (n *Node) watch(ctx context.Context, w jetstream.KeyWatcher) {
 	}
 }
 
+func (n *Node) takeLease(inc string, rev uint64, sent time.Time) {
+	n.mu.Lock()
+	n.inc, n.rev, n.okUntil = inc, rev, sent.Add(n.ttl)
+	n.mu.Unlock()
+}
+
 // acquire takes the lease under a new incarnation. If the key is held, it
 // waits for it to expire; if it is refreshed meanwhile, a live process has
 // the name and acquire returns ErrNameInUse.
@@ -353,18 +360,29 @@ func (n *Node) acquire(ctx context.Context) error {
 	deadline := time.Now().Add(n.ttl * 3 / 2)
 	var seen uint64
 	for {
+		// The first attempt's time: a retried Create whose lost answer
+		// was applied holds the lease from then.
 		sent := time.Now()
-		rev, err := n.kv.Create(ctx, n.name, val, jetstream.KeyTTL(n.ttl))
+		var rev uint64
+		err := jsopen.Retry(ctx, func(ctx context.Context) error {
+			var err error
+			rev, err = n.kv.Create(ctx, n.name, val, jetstream.KeyTTL(n.ttl))
+			return err
+		})
 		if err == nil {
-			n.mu.Lock()
-			n.inc, n.rev, n.okUntil = inc, rev, sent.Add(n.ttl)
-			n.mu.Unlock()
+			n.takeLease(inc, rev, sent)
 			return nil
 		}
 		if !errors.Is(err, jetstream.ErrKeyExists) {
 			return fmt.Errorf("cluster: lease %s: %w", n.name, err)
 		}
 		e, gerr := n.kv.Get(ctx, n.name)
+		if gerr == nil && bytes.Equal(e.Value(), val) {
+			// Ours: an attempt whose answer was lost (a stream leader
+			// changing) created it.
+			n.takeLease(inc, e.Revision(), sent)
+			return nil
+		}
 		if gerr == nil {
 			if seen != 0 && e.Revision() != seen {
 				return fmt.Errorf("%w: %s", ErrNameInUse, n.name)
