@@ -558,6 +558,7 @@ func (s *Session) writeBatch(batch [][]byte, total int, timeout time.Duration) e
 		bp := coalescePool.Get().(*[]byte)
 		buf := s.render((*bp)[:0], batch)
 		_, err = s.conn.Write(buf)
+		total = len(buf) // counted as rendered, as the shared writers do
 		putCoalesce(bp, buf)
 	case len(batch) == 1:
 		_, err = s.conn.Write(batch[0])

@@ -195,7 +195,7 @@ func (s *Session) writeShared() {
 		go s.writeLoop()
 		return
 	}
-	batch, total := s.out, s.outBytes
+	batch := s.out
 	s.out, s.spare = s.spare, nil
 	s.outBytes, s.replyBytes = 0, 0
 	s.wakePacerLocked()
@@ -210,7 +210,9 @@ func (s *Session) writeShared() {
 	pending, err := s.tryWrite(buf)
 	clear(batch)
 	if err == nil {
-		s.srv.metrics.bytesWritten.Add(float64(total - s.unsentLen()))
+		// What went out as rendered: a person's line may render longer
+		// than it was queued, and a counter must never be given less.
+		s.srv.metrics.bytesWritten.Add(float64(len(buf) - s.unsentLen()))
 	}
 	s.outMu.Lock()
 	s.spare = batch[:0]
