@@ -34,7 +34,11 @@ type commitResult struct {
 	deltas      map[*target]*delta
 	stored      int64 // the change in StoredBytes
 	requeue     []op  // deletions cut short by deleteChunk
-	scrub       bool  // text was deleted: a scrub must follow
+	// keepLog is the log record of the oldest logged deletion the
+	// transaction left half done, or 0: the file must not claim that
+	// record, nor the log start over, until the deletion is finished.
+	keepLog uint64
+	scrub   bool // text was deleted: a scrub must follow
 }
 
 func (r *commitResult) delta(t *target) *delta {
@@ -150,7 +154,7 @@ func (s *Store) commit() error {
 	s.durableGen = max(s.durableGen, gen)
 	s.ckptGen = gen
 	s.walGen = max(s.walGen, gen)
-	if gen >= s.walGen && s.wal != nil {
+	if gen >= s.walGen && s.wal != nil && res.keepLog == 0 {
 		// The file holds everything logged: the log starts over.
 		s.wal.reset()
 		s.ckptDue = time.Time{}
@@ -193,7 +197,7 @@ func (s *Store) commit() error {
 	}
 	// What the log made durable was reported then.
 	if n := res.events - res.logged; s.opts.Hooks.Committed != nil && n > 0 {
-		s.opts.Hooks.Committed(n, res.bytes, took)
+		s.opts.Hooks.Committed(n, res.bytes-res.loggedBytes, took)
 	}
 	return nil
 }
@@ -353,6 +357,9 @@ func (s *Store) write(w writer, batch []*entry, ops []op, res *commitResult) err
 			if more {
 				o.partial = true
 				res.requeue = append(res.requeue, o)
+				if o.lsn > 0 && (res.keepLog == 0 || o.lsn < res.keepLog) {
+					res.keepLog = o.lsn
+				}
 			}
 			d.events -= n
 			d.bytes -= b
@@ -371,6 +378,9 @@ func (s *Store) write(w writer, batch []*entry, ops []op, res *commitResult) err
 		if err := w.put(spaceMeta, keyScrub, []byte{1}); err != nil {
 			return err
 		}
+	}
+	if res.keepLog > 0 {
+		lsn = min(lsn, res.keepLog-1) // replayed again: deleting twice is harmless
 	}
 	if lsn > 0 {
 		if err := w.put(spaceMeta, keyWAL, binary.BigEndian.AppendUint64(nil, lsn)); err != nil {

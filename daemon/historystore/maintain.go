@@ -171,7 +171,11 @@ func (s *Store) Scrub() error {
 			if s.wal != nil {
 				// Past its records the log holds those of earlier
 				// rounds, which may include deleted text.
-				if terr := s.wal.f.Truncate(s.wal.off); terr != nil {
+				terr := s.wal.f.Truncate(s.wal.off)
+				if terr == nil {
+					terr = fdatasync(s.wal.f) // or the tail comes back on a power loss
+				}
+				if terr != nil {
 					s.failed("scrub", terr)
 				}
 			}

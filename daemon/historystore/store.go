@@ -206,7 +206,7 @@ type Store struct {
 	queued     chan struct{} // due was set: the writer arms its timer
 	maintWake  chan struct{}
 	stop       chan struct{}
-	wal        *walLog // nil while the file is not open or the log failed; under wmu
+	wal        *walLog // the log, from the first open to Close; under wmu
 	wg         sync.WaitGroup
 	closeErr   error
 	retentions atomic.Uint64 // retention runs completed, for tests

@@ -8,8 +8,10 @@ import (
 	"io"
 	"math"
 	"os"
+	"path/filepath"
 	"time"
 
+	"github.com/livechat/livechat/internal/durable"
 	"github.com/livechat/livechat/internal/eventrec"
 	"github.com/livechat/livechat/rooms"
 )
@@ -21,7 +23,8 @@ import (
 // once costs a seventh of that (BenchmarkCommitSmall). So the group
 // commit every SyncInterval goes to the log, and the events go into the
 // file in bulk (a checkpoint) every checkpointInterval, at maxBatch
-// events, before any deletion, and at Close; a kill -9 loses what it lost before, and the next open writes
+// events, when the log reaches walMaxBytes, before a redaction, and at
+// Close; a kill -9 loses what it lost before, and the next open writes
 // what the log holds beyond the file into the file.
 //
 // The log is <path>.wal, a sequence of records from offset 0:
@@ -141,6 +144,11 @@ func (w *walLog) reset() { w.off = 0 }
 func openWAL(path string, from uint64) (*walLog, []walRecord, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
+		return nil, nil, err
+	}
+	// A log just created must survive a power loss as a name too.
+	if err := durable.SyncDir(filepath.Dir(path)); err != nil {
+		f.Close()
 		return nil, nil, err
 	}
 	data, err := io.ReadAll(f)

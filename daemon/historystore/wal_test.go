@@ -4,6 +4,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -278,5 +280,47 @@ func TestLogDeleteWaitsInTheLog(t *testing.T) {
 	c2 := open(t, crashCopy(t, c), Options{})
 	if got := ids(t, c2, "#r"); !equalStrings(got, want) {
 		t.Errorf("#r after a second crash: %v", got)
+	}
+}
+
+// TestLogDeleteSplitByCheckpoint: a logged deletion longer than one
+// checkpoint deletes (deleteChunk) stays in the log until it is done, so
+// a crash between its chunks does not bring back what Sync confirmed
+// deleted.
+func TestLogDeleteSplitByCheckpoint(t *testing.T) {
+	defer func(d time.Duration) { checkpointInterval = d }(checkpointInterval)
+	checkpointInterval = time.Hour
+
+	s := open(t, tempPath(t), Options{})
+	for i := range deleteChunk + 500 {
+		s.Append("#r", chat(i, "#r"))
+	}
+	if err := s.syncFile(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete("#r"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Sync(); err != nil { // in the log only
+		t.Fatal(err)
+	}
+	var commits atomic.Int32
+	s.wmu.Lock()
+	s.commitFault = func() error { // one checkpoint, then the disk goes
+		if commits.Add(1) > 1 {
+			return syscall.EIO
+		}
+		return nil
+	}
+	s.wmu.Unlock()
+	s.mu.Lock()
+	s.ckptWanted, s.due = true, time.Now()
+	s.mu.Unlock()
+	nudge(s.urgent)
+	eventually(t, "a checkpoint and a failed second one", func() bool { return commits.Load() >= 2 })
+
+	c := open(t, crashCopy(t, s), Options{})
+	if got := ids(t, c, "#r"); len(got) != 0 {
+		t.Errorf("%d events of #r came back after a crash between the deletion's chunks", len(got))
 	}
 }
