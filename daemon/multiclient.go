@@ -172,6 +172,9 @@ func (s *Session) joinTwinRooms(t *Session) {
 func (s *Session) joinAsTwin(name string, t *Session) {
 	s.identMu.Lock()
 	defer s.identMu.Unlock()
+	if s.left {
+		return // s is disconnecting: it would stay in the room for good
+	}
 	m := s.member()
 	m.Twin = t
 	m.AfterJoin = s.joinMarkerLine(name)

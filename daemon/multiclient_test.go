@@ -374,3 +374,39 @@ func TestMulticlientSlowDeviceIsCutAlone(t *testing.T) {
 		t.Fatalf("laptop: %q", m.String())
 	}
 }
+
+// A device that disconnects while its twin's JOIN is bringing it into a
+// room is not left there: once the last device goes, the room hears the
+// QUIT and lists nobody of that user (found in review: 3 of 40 rounds
+// left a closed session in the room for good).
+func TestMulticlientJoinRacesDeviceLeaving(t *testing.T) {
+	_, addr := testServer(t)
+	accountClient(t, addr, "fay", "fay", true).send("QUIT")
+	for i := range 20 {
+		room := fmt.Sprintf("#race%d", i)
+		watcher := connect(t, addr, fmt.Sprintf("w%d", i))
+		watcher.join(room)
+		a := saslDevice(t, addr, "faya", "fay")
+		b := saslDevice(t, addr, "fayb", "fay")
+		done := make(chan struct{})
+		go func() { defer close(done); b.send("QUIT") }()
+		a.send("JOIN " + room)
+		a.expect(protocol.RPL_ENDOFNAMES)
+		<-done
+		b.expect("ERROR")
+		a.send("QUIT")
+		a.expect("ERROR")
+		for {
+			m, _ := watcher.expect("QUIT")
+			if strings.HasPrefix(m.Source, "fay!") {
+				break
+			}
+		}
+		watcher.send("NAMES " + room)
+		if m, _ := watcher.expect(protocol.RPL_NAMREPLY); strings.Contains(m.Param(3), "fay") {
+			t.Fatalf("round %d: fay is still in %s after every device left: %q", i, room, m.String())
+		}
+		watcher.send("QUIT")
+		watcher.expect("ERROR")
+	}
+}

@@ -47,6 +47,13 @@ func (s *Session) serve() {
 		s.srv.metrics.tooLong.Inc()
 	}
 	s.srv.metrics.disconnected(s.transport, reason)
+	// Another device's JOIN may be joining s to its room (joinAsTwin,
+	// under identMu): it finishes first and leaveAll leaves that room
+	// too, or it comes after and finds s gone, instead of leaving a
+	// closed session in the room for good.
+	s.identMu.Lock()
+	s.left = true
+	s.identMu.Unlock()
 	s.leaveAll(reason) // a device whose user stays connected leaves quietly
 	if s.leaveDevices() {
 		s.srv.monitors.remove(s, nil) // its own MONITOR list; the user is still online

@@ -115,6 +115,7 @@ type Session struct {
 	strict      bool // an IRC client (sent CAP or USER): no terminal conveniences
 	pingSent    bool
 	deadlineOff bool // no idle deadline: a person is never PINGed (see pings)
+	left        bool // disconnecting: no other device joins it to a room; under identMu
 
 	// rare is the state few connections ever use, allocated on first use
 	// (see more) so that an idle connection does not carry it.
