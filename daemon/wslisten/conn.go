@@ -459,12 +459,20 @@ func (c *conn) closeHandshake(bye closeFrame) {
 	c.cork.writeControl(opClose, closePayload(bye.code, bye.reason))
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
+	// The wait has its own deadline: a read deadline that already passed
+	// (a ping timeout closes the session) would end it at once. Close
+	// shuts the socket at closeWait anyway.
+	if c.sock != nil {
+		c.sock.SetReadDeadline(time.Now().Add(closeWait))
+	}
 	switch c.op {
 	case closedFrame:
 	case brokenFrame:
 		c.discard()
 	default:
-		c.readFrames(true)
+		if c.readFrames(true) == errProtocol {
+			c.discard() // unread bytes would turn our close into a reset
+		}
 	}
 	if c.rerr == nil {
 		c.rerr = net.ErrClosed // the socket is closed next

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/livechat/livechat/internal/nbwrite"
@@ -24,6 +25,20 @@ type corkConn struct {
 	corked    bool
 	buf       []byte
 	closeSent bool // no frame may follow a close frame
+	// deadline is the daemon's write deadline (unix nanos, 0 for none),
+	// which writeControl puts back after its own.
+	deadline atomic.Int64
+}
+
+// SetWriteDeadline sets the daemon's write deadline on the socket. Not
+// under mu: the daemon uses it to cut short a write in flight.
+func (c *corkConn) SetWriteDeadline(t time.Time) error {
+	var n int64
+	if !t.IsZero() {
+		n = t.UnixNano()
+	}
+	c.deadline.Store(n)
+	return c.Conn.SetWriteDeadline(t)
 }
 
 // Cork buffers are pooled: a connection holds one only while it writes,
@@ -86,9 +101,19 @@ func (c *corkConn) writeControl(op byte, p []byte) error {
 		c.buf = appendFrame(c.buf, op, p)
 		return nil
 	}
+	// Its own deadline: the one the daemon's last write left on the
+	// socket may have passed long ago, and would fail the frame at once
+	// (and, on TLS, every write after it). The timer bounds it even if the
+	// daemon clears the deadline meanwhile.
 	t := time.AfterFunc(controlWriteTimeout, func() { c.Conn.Close() })
+	c.Conn.SetWriteDeadline(time.Now().Add(controlWriteTimeout))
 	_, err := c.Conn.Write(appendFrame(make([]byte, 0, 2+len(p)), op, p))
 	t.Stop()
+	var restore time.Time
+	if n := c.deadline.Load(); n != 0 {
+		restore = time.Unix(0, n)
+	}
+	c.Conn.SetWriteDeadline(restore)
 	return err
 }
 

@@ -159,6 +159,9 @@ func (c *conn) readHeader(drain bool) error {
 	default:
 		return c.fail(websocket.StatusProtocolError, "Unknown opcode")
 	}
+	if drain && length > maxSkip {
+		return c.fail(websocket.StatusProtocolError, "Frame too long to skip") // and beyond 2^63, forbidden
+	}
 	tooBig := op < opClose && !drain && length > uint64(c.maxMessage-c.msgLen())
 	if tooBig {
 		// The whole message is refused before any of it is read; so is a

@@ -191,6 +191,22 @@ func TestReadJoinsFragmentsAroundControlFrames(t *testing.T) {
 	p.expectLine(strings.Repeat("z", 70000))
 }
 
+// A ping is answered even when the daemon's last write deadline has long
+// passed (it sets one per write and leaves it): the pong has its own.
+func TestPongAfterAStaleWriteDeadline(t *testing.T) {
+	p := newFramePair(t, DefaultMaxMessage)
+	p.srv.SetWriteDeadline(time.Now().Add(-time.Minute))
+	p.send(clientFrame(fPing, "late"), clientFrame(fText, "PING :x"))
+	p.expectLine("PING :x")
+	if b0, payload := p.serverFrame(); b0 != fPong || string(payload) != "late" {
+		t.Fatalf("answer to a ping after a stale deadline: %#x %q, want a pong", b0, payload)
+	}
+	// The daemon's deadline is back in force after the pong.
+	if _, err := p.srv.Write([]byte("PONG :x\r\n")); err == nil {
+		t.Error("a write after the pong ignored the daemon's past deadline")
+	}
+}
+
 // What RFC 6455 forbids a client closes the connection with 1002, and
 // reading fails for good.
 func TestReadRefusesProtocolViolations(t *testing.T) {
