@@ -459,16 +459,26 @@ func (s *Session) finishWritingLocked() {
 // failWriteLocked ends the session after a failed write. It is called
 // with outMu held, and drops it while closing the connection.
 func (s *Session) failWriteLocked(err error) {
-	if s.closed {
+	if !s.writeFailedLocked(err) {
 		return
+	}
+	s.outMu.Unlock()
+	s.conn.Close()
+	s.outMu.Lock()
+}
+
+// writeFailedLocked marks the session closed by a failed write, with
+// outMu held, and reports whether the caller is the one to close the
+// connection (false: it was closed already).
+func (s *Session) writeFailedLocked(err error) bool {
+	if s.closed {
+		return false
 	}
 	s.closed, s.closing = true, true
 	if s.reason == "" {
 		s.reason = writeErrorReason(err)
 	}
-	s.outMu.Unlock()
-	s.conn.Close()
-	s.outMu.Lock()
+	return true
 }
 
 // pace holds the command running for the session until the writer has

@@ -218,13 +218,9 @@ func (s *Session) writeShared() {
 	s.spare = batch[:0]
 	switch {
 	case err != nil:
-		if !s.closed {
-			s.closed, s.closing = true, true
-			if s.reason == "" {
-				s.reason = writeErrorReason(err)
-			}
-			// Not here: closing a WebSocket waits for the client's
-			// goodbye.
+		if s.writeFailedLocked(err) {
+			// Not on a shared writer: closing a WebSocket waits for the
+			// client's goodbye.
 			go s.conn.Close()
 		}
 	case pending:
