@@ -25,12 +25,15 @@ import (
 // was live after the last collection, it collects and returns the free
 // memory to the operating system at once (debug.FreeOSMemory). A busy
 // daemon is never trimmed, its collections come by themselves; a quiet one
-// is trimmed once per burst, since nothing regrows the excess until the
-// next burst. The cost is two collections per burst (see below why two).
+// is trimmed once per burst. The cost is two collections a trim (see
+// below why two). A daemon allocating just under quietAllocs regrows the
+// excess slowly and would be trimmed every few seconds: trimGap keeps
+// trims that far apart, a bound on their CPU whatever the load.
 const (
 	trimInterval = 500 * time.Millisecond
 	quietAllocs  = 512 << 10 // bytes allocated in one trimInterval
 	trimMin      = 8 << 20
+	trimGap      = 30 * time.Second
 )
 
 // trimMemory runs until stop is closed.
@@ -44,6 +47,7 @@ func trimMemory(log zerolog.Logger, stop <-chan struct{}) {
 	t := time.NewTicker(trimInterval)
 	defer t.Stop()
 	var lastAllocs uint64
+	var lastTrim time.Time
 	for {
 		select {
 		case <-stop:
@@ -58,10 +62,11 @@ func trimMemory(log zerolog.Logger, stop <-chan struct{}) {
 		resident := samples[2].Value.Uint64() + samples[3].Value.Uint64()
 		quiet := allocs-lastAllocs < quietAllocs
 		lastAllocs = allocs
-		if !quiet || resident < live+max(trimMin, live/4) {
+		if !quiet || resident < live+max(trimMin, live/4) || time.Since(lastTrim) < trimGap {
 			continue
 		}
 		start := time.Now()
+		lastTrim = start
 		// Two collections: the first only moves what sync.Pools hold
 		// (the writers' 16 KiB coalescing buffers among them, hundreds
 		// after a burst) to their victim caches; the second frees them.
