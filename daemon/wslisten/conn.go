@@ -332,10 +332,10 @@ func (c *conn) Write(p []byte) (int, error) {
 func (c *conn) CanTryWrite() bool { return c.cork != nil && c.cork.tcp() != nil }
 
 // TryWrite is Write without waiting. taken false says it wrote nothing,
-// as another write holds the connection (the library's pong to a client
+// as another write holds the connection (the reader's pong to a client
 // that does not read, say): use Write. Otherwise it framed all of p's
 // lines and sent what the socket takes now; when done is false the rest
-// stays in the cork, ahead of anything the library writes meanwhile, and
+// stays in the cork, ahead of any pong or close frame sent meanwhile, and
 // FinishWrite must send it (it may wait) before the next write. A failure
 // is also left for FinishWrite to report, since finding out whether the
 // client sent a message over the limit may take a moment.
