@@ -58,7 +58,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -401,24 +400,38 @@ func (s *Store) trimPending() {
 		return
 	}
 	logged := sort.Search(len(s.pending), func(i int) bool { return s.pending[i].gen > s.walGen })
-	for len(s.pending)-logged > s.opts.MaxPending {
-		en := s.pending[logged]
-		if logged == 0 {
-			s.pending[0] = nil
-			s.pending = s.pending[1:]
-		} else {
-			s.pending = slices.Delete(s.pending, logged, logged+1)
-		}
+	k := len(s.pending) - logged - s.opts.MaxPending
+	if k <= 0 {
+		return
+	}
+	// Drop pending[logged:logged+k] in one move of the short logged
+	// prefix (at most about commitEarly), not of the long tail: this
+	// runs on every Append while the disk is away.
+	touched := map[*target]bool{}
+	for _, en := range s.pending[logged : logged+k] {
 		if !en.dead {
 			en.dead, en.e = true, nil
 			s.dropped.Add(1)
 		}
-		// While the disk is away nothing prunes t.mem: drop the dead
-		// from its front here, or it grows for as long as the outage.
-		t := en.t
-		for len(t.mem) > 0 && t.mem[0].dead {
-			t.mem[0] = nil
-			t.mem = t.mem[1:]
+		touched[en.t] = true
+	}
+	copy(s.pending[k:logged+k], s.pending[:logged])
+	clear(s.pending[:k])
+	s.pending = s.pending[k:]
+	// While the disk is away nothing prunes t.mem either: drop the dead
+	// run that follows its logged prefix, or it grows for as long as the
+	// outage.
+	for t := range touched {
+		i := sort.Search(len(t.mem), func(i int) bool { return t.mem[i].gen > s.walGen })
+		j := i
+		for j < len(t.mem) && t.mem[j].dead {
+			j++
+		}
+		if j > i {
+			n := j - i
+			copy(t.mem[n:j], t.mem[:i])
+			clear(t.mem[:n])
+			t.mem = t.mem[n:]
 		}
 	}
 }

@@ -324,3 +324,36 @@ func TestLogDeleteSplitByCheckpoint(t *testing.T) {
 		t.Errorf("%d events of #r came back after a crash between the deletion's chunks", len(got))
 	}
 }
+
+// TestBoundWithLoggedEventsWhileTheDiskIsAway: while commits fail, the
+// memory bound holds with events in the log waiting for their checkpoint
+// (they stay; the oldest others go), in the pending queue and in the
+// target's own list alike.
+func TestBoundWithLoggedEventsWhileTheDiskIsAway(t *testing.T) {
+	defer func(d time.Duration) { checkpointInterval = d }(checkpointInterval)
+	checkpointInterval = time.Hour
+
+	s := open(t, tempPath(t), Options{MaxPending: 100})
+	for i := range 10 {
+		s.Append("#r", chat(i, "#r"))
+	}
+	if err := s.Sync(); err != nil { // in the log, waiting for a checkpoint
+		t.Fatal(err)
+	}
+	s.wmu.Lock()
+	s.commitFault = func() error { return syscall.ENOSPC }
+	s.wmu.Unlock()
+	for i := 10; i < 5000; i++ {
+		s.Append("#r", chat(i, "#r"))
+	}
+	s.mu.Lock()
+	pending, mem := len(s.pending), len(s.targets["#r"].mem)
+	s.mu.Unlock()
+	if pending > 110 || mem > 110 {
+		t.Fatalf("%d pending and %d in the target's list, want at most the 10 logged and the bound of 100", pending, mem)
+	}
+	got := ids(t, s, "#r")
+	if len(got) < 10 || got[0] != "id000000" || got[len(got)-1] != "id004999" {
+		t.Fatalf("kept %d events, from %v to %v: want the logged ones and the newest", len(got), got[:1], got[len(got)-1:])
+	}
+}
