@@ -107,7 +107,7 @@ func handleNICK(s *Session, m *protocol.Message, _ []byte) error {
 		return nil
 	}
 	s.identMu.Lock()
-	release, ok := s.srv.nicks.rename(s.nickHolder(), nick)
+	release, ok := s.renameUser(nick)
 	if !ok {
 		s.identMu.Unlock()
 		return numErr(protocol.ERR_NICKNAMEINUSE, nick, "Nickname is already in use")

@@ -242,15 +242,23 @@ func (srv *Server) multiclientFor(account string) bool {
 	return srv.Config().Accounts.Multiclient
 }
 
-// nickHolder returns the device of s's user that holds its nick in the
-// registry: s itself unless s joined another device.
-func (s *Session) nickHolder() *Session {
-	for _, t := range s.withTwins() {
-		if s.srv.nicks.holds(t) {
-			return t
+// renameUser renames s's user in the nick registry, on the device that
+// holds the nick: s itself unless s joined another device. Under the
+// group's lock, as a leaving device hands the nick over (leaveDevices):
+// the holder cannot go between being found and being renamed.
+func (s *Session) renameUser(nick string) (release func(), ok bool) {
+	holder := s
+	if g := s.group.Load(); g != nil {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		for _, t := range g.all {
+			if s.srv.nicks.holds(t) {
+				holder = t
+				break
+			}
 		}
 	}
-	return s
+	return s.srv.nicks.rename(holder, nick)
 }
 
 func plural(n int, noun string) string {
