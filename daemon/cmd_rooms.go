@@ -161,9 +161,14 @@ func (s *Session) joinRoom(name, key string, follow bool) error {
 	// login) waits until the room is in s.joined, so the rename reaches it;
 	// otherwise the room could keep the old nick for good.
 	marker := s.joinMarkerLine(name) // a store read: before identMu
+	var devices []rooms.Client
+	for _, t := range s.twins() {
+		devices = append(devices, t)
+	}
 	s.identMu.Lock()
 	m := s.member()
 	m.AfterJoin = marker
+	m.Devices = devices
 	r, err := s.srv.rooms.Join(m, name, key)
 	if err == nil {
 		s.mu.Lock()

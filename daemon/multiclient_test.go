@@ -410,3 +410,40 @@ func TestMulticlientJoinRacesDeviceLeaving(t *testing.T) {
 		watcher.expect("ERROR")
 	}
 }
+
+// Two devices of one user JOINing the same room at once (two clients with
+// autojoin reconnecting together) make one member: the room hears one
+// JOIN and lists the nick once (found in review: 2 of 30 rooms listed it
+// twice).
+func TestMulticlientDevicesJoinAtOnce(t *testing.T) {
+	_, addr := testServer(t)
+	accountClient(t, addr, "gus", "gus", true).send("QUIT")
+	a := saslDevice(t, addr, "gusa", "gus")
+	b := saslDevice(t, addr, "gusb", "gus")
+	for i := range 20 {
+		room := fmt.Sprintf("#both%d", i)
+		watcher := connect(t, addr, fmt.Sprintf("v%d", i))
+		watcher.join(room)
+		a.send("JOIN " + room)
+		b.send("JOIN " + room)
+		a.expect(protocol.RPL_ENDOFNAMES)
+		b.expect(protocol.RPL_ENDOFNAMES)
+		watcher.send("NAMES " + room)
+		m, before := watcher.expect(protocol.RPL_NAMREPLY)
+		if strings.Count(m.Param(3), "gus") != 1 {
+			t.Fatalf("round %d: NAMES %q, want gus once", i, m.Param(3))
+		}
+		joins := 0
+		for _, l := range before {
+			if l.Command == "JOIN" && strings.HasPrefix(l.Source, "gus!") {
+				joins++
+			}
+		}
+		if joins != 1 {
+			t.Fatalf("round %d: the room heard %d JOINs of gus, want 1", i, joins)
+		}
+		watcher.expect(protocol.RPL_ENDOFNAMES)
+		watcher.send("QUIT")
+		watcher.expect("ERROR")
+	}
+}

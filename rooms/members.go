@@ -18,6 +18,12 @@ func (r *Room) doJoin(m Member, key string) error {
 		r.attach(r.members[i], m)
 		return nil
 	}
+	for _, d := range m.Devices {
+		if i, ok := r.index[d]; ok {
+			r.attach(r.members[i], m) // two devices' JOINs crossed: one member
+			return nil
+		}
+	}
 	mem := newMember(m)
 	owner := r.owner != "" && protocol.FoldNick(m.Account) == protocol.FoldNick(r.owner)
 	folded := protocol.FoldNick(m.Nick)

@@ -89,6 +89,11 @@ type Member struct {
 	// is, and nobody else hears of it; if not, the join fails with
 	// ErrNotMember. Only for rooms run on this node.
 	Twin Client
+	// Devices are the joiner's other connections, for its own JOIN: if
+	// one of them is in the room (its JOIN got there first), the joiner
+	// becomes another device of that membership, as with Twin; if none
+	// is, it joins as anyone does.
+	Devices []Client
 }
 
 // Info is a snapshot of a room for LIST; it is read without asking the actor.
