@@ -38,7 +38,8 @@ type commitResult struct {
 	// transaction left half done, or 0: the file must not claim that
 	// record, nor the log start over, until the deletion is finished.
 	keepLog uint64
-	scrub   bool // text was deleted: a scrub must follow
+	walLSN  uint64 // the log's newest record, when the batch is the whole queue
+	scrub   bool   // text was deleted: a scrub must follow
 }
 
 func (r *commitResult) delta(t *target) *delta {
@@ -121,6 +122,11 @@ func (s *Store) commit() error {
 
 	start := time.Now()
 	res := commitResult{deltas: make(map[*target]*delta)}
+	if s.wal != nil && !more {
+		// The whole queue goes into the file, so the file holds every
+		// record the log may hold, a failed write's included.
+		res.walLSN = s.wal.lsn
+	}
 	err := s.db.update(func(w writer) error {
 		if s.commitFault != nil {
 			if err := s.commitFault(); err != nil {
@@ -244,8 +250,9 @@ func (s *Store) flushWAL() error {
 	if err != nil {
 		// Like a failed commit: the events stay queued, Sync fails
 		// until a commit succeeds, and the retry goes to the file (a
-		// checkpoint), which restarts the log.
-		s.takenGen = s.durableGen
+		// checkpoint), which restarts the log. Unlike one, the records
+		// may be on disk: takenGen stays, so a redaction meanwhile goes
+		// through an opRedact and that checkpoint.
 		s.failing = err
 		s.ckptWanted = true
 		if s.due.IsZero() {
@@ -379,6 +386,7 @@ func (s *Store) write(w writer, batch []*entry, ops []op, res *commitResult) err
 			return err
 		}
 	}
+	lsn = max(lsn, res.walLSN)
 	if res.keepLog > 0 {
 		lsn = min(lsn, res.keepLog-1) // replayed again: deleting twice is harmless
 	}

@@ -118,10 +118,16 @@ func (w *walLog) write(items []walItem) (stored int64, err error) {
 	if cap(b) <= 1<<20 {
 		w.buf = b
 	}
+	// A failed write or sync may still leave the records in the file:
+	// their numbers are used up either way, so that the checkpoint that
+	// must follow claims them (Store.commit) and no replay brings back
+	// what was redacted since.
 	if _, err := w.f.WriteAt(b, w.off); err != nil {
+		w.lsn = lsn
 		return 0, err
 	}
 	if err := fdatasync(w.f); err != nil {
+		w.lsn = lsn
 		return 0, err
 	}
 	w.off += int64(len(b))
